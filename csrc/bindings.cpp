@@ -1,0 +1,485 @@
+// pylstm._core: the Python face of the C++ sequence kernels.
+// Each binding only checks its arguments, allocates the outputs as NumPy arrays, releases the GIL and calls the
+// kernel. Errors name the argument as pylstm.functional names it, with what was expected and what came.
+// Arrays are never converted: a wrong dtype, shape or layout is an error, not a silent copy.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "primitives/parallel.h"
+#include "sequence/gru.h"
+#include "sequence/lstm.h"
+#include "sequence/rnn.h"
+
+namespace py = pybind11;
+
+namespace pylstm {
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& shape) {
+  std::string s = "(";
+  for (size_t k = 0; k < shape.size(); ++k) s += (k ? ", " : "") + std::to_string(shape[k]);
+  return s + (shape.size() == 1 ? ",)" : ")");
+}
+
+std::vector<int64_t> shape_of(const py::array& a) { return std::vector<int64_t>(a.shape(), a.shape() + a.ndim()); }
+
+std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
+
+// Equal dtypes (same type and byte order), not the same dtype object: numpy may hand out distinct but equivalent
+// descriptor objects (e.g. with metadata), which must not be rejected as "expected float32, got float32".
+bool same_dtype(const py::dtype& a, const py::dtype& b) {
+  return py::detail::npy_api::get().PyArray_EquivTypes_(a.ptr(), b.ptr());
+}
+
+// An absent optional array (None): a null handle, so that cptr/mptr give nullptr. (A default-constructed py::array
+// is not null but a real empty float64 array, whose data pointer the kernels would read as a bias or dh_n.)
+py::array absent() { return py::reinterpret_steal<py::array>(py::handle()); }
+
+// Checks arguments against one another and remembers the byte ranges of the inputs, so that no output may overlap
+// an input (that would be a silent wrong answer).
+class ArgChecker {
+ public:
+  // The first array sets the dtype every other array must have.
+  explicit ArgChecker(const char* cell) : cell_(cell) {}
+
+  // weight_hh (G*H, H): sets the dtype and H.
+  py::array weight_hh(const py::object& obj, int64_t gates) {
+    py::array a = ndarray(obj, "weight_hh");
+    if (!same_dtype(a.dtype(), py::dtype::of<float>()) && !same_dtype(a.dtype(), py::dtype::of<double>()))
+      throw py::type_error("weight_hh: expected dtype float32 or float64, got " + dtype_str(a));
+    dtype_ = a.dtype();
+    if (a.ndim() != 2 || a.shape(0) != gates * a.shape(1))
+      throw py::value_error("weight_hh: expected shape (" + std::to_string(gates) + "*H, H) for " + cell_ +
+                            ", got " + shape_str(shape_of(a)));
+    hidden_ = a.shape(1);
+    layout(a, "weight_hh");
+    add_input(a);
+    return a;
+  }
+
+  // weight_ih (G*H, I): sets I.
+  py::array weight_ih(const py::object& obj, int64_t gates) {
+    py::array a = ndarray(obj, "weight_ih");
+    dtype(a, "weight_ih");
+    if (a.ndim() != 2 || a.shape(0) != gates * hidden_)
+      throw py::value_error("weight_ih: expected shape (" + std::to_string(gates * hidden_) +
+                            ", I) (G*H rows, H = weight_hh.shape[1] = " + std::to_string(hidden_) + "), got " +
+                            shape_str(shape_of(a)));
+    input_ = a.shape(1);
+    layout(a, "weight_ih");
+    add_input(a);
+    return a;
+  }
+
+  // x (T, B, I): sets T and B.
+  py::array x(const py::object& obj, const char* name = "x") {
+    py::array a = ndarray(obj, name);
+    dtype(a, name);
+    if (a.ndim() != 3 || a.shape(2) != input_)
+      throw py::value_error(std::string(name) + ": expected shape (T, B, " + std::to_string(input_) +
+                            ") (input size from weight_ih.shape[1]), got " + shape_str(shape_of(a)));
+    steps_ = a.shape(0);
+    batch_ = a.shape(1);
+    layout(a, name);
+    add_input(a);
+    return a;
+  }
+
+  // An input of a fixed shape.
+  py::array input(const py::object& obj, const char* name, const std::vector<int64_t>& shape) {
+    py::array a = ndarray(obj, name);
+    dtype(a, name);
+    if (shape_of(a) != shape)
+      throw py::value_error(std::string(name) + ": expected shape " + shape_str(shape) + ", got " +
+                            shape_str(shape_of(a)));
+    layout(a, name);
+    add_input(a);
+    return a;
+  }
+
+  // An optional input: None gives a null array.
+  py::array optional_input(const py::object& obj, const char* name, const std::vector<int64_t>& shape) {
+    return obj.is_none() ? absent() : input(obj, name, shape);
+  }
+
+  // The bias pair: both arrays of shape (G*H,) or both None.
+  std::pair<py::array, py::array> biases(const py::object& b_ih, const py::object& b_hh, int64_t gates,
+                                         const char* ih_name = "bias_ih", const char* hh_name = "bias_hh") {
+    if (b_ih.is_none() != b_hh.is_none())
+      throw py::value_error(std::string(ih_name) + ", " + hh_name + ": expected both arrays or both None, got " +
+                            (b_ih.is_none() ? "None and an array" : "an array and None"));
+    return {optional_input(b_ih, ih_name, {gates * hidden_}), optional_input(b_hh, hh_name, {gates * hidden_})};
+  }
+
+  // An array the kernel adds into (a gradient accumulator): also writeable and disjoint from every input and every
+  // other output.
+  py::array accumulator(const py::object& obj, const char* name, const std::vector<int64_t>& shape) {
+    py::array a = ndarray(obj, name);
+    dtype(a, name);
+    if (shape_of(a) != shape)
+      throw py::value_error(std::string(name) + ": expected shape " + shape_str(shape) + ", got " +
+                            shape_str(shape_of(a)));
+    layout(a, name);
+    if (!a.writeable()) throw py::value_error(std::string(name) + ": expected a writeable array, got a read-only one");
+    const auto r = range(a);
+    for (const auto& [other, other_name] : outputs_)
+      if (overlap(r, other))
+        throw py::value_error(std::string(name) + ": must not share memory with " + other_name);
+    for (const auto& in : inputs_)
+      if (overlap(r, in))
+        throw py::value_error(std::string(name) + ": must not share memory with an input array of this call");
+    outputs_.push_back({r, name});
+    return a;
+  }
+
+  py::array optional_accumulator(const py::object& obj, const char* name, const std::vector<int64_t>& shape) {
+    return obj.is_none() ? absent() : accumulator(obj, name, shape);
+  }
+
+  // A new output array of this call's dtype.
+  template <typename T>
+  py::array_t<T> output(const std::vector<int64_t>& shape) const {
+    return py::array_t<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+  }
+
+  bool is_double() const { return same_dtype(dtype_, py::dtype::of<double>()); }
+  SeqShape shape() const { return {steps_, batch_, input_, hidden_}; }
+  int64_t T() const { return steps_; }
+  int64_t B() const { return batch_; }
+  int64_t I() const { return input_; }
+  int64_t H() const { return hidden_; }
+
+ private:
+  using Range = std::pair<uintptr_t, uintptr_t>;
+
+  static py::array ndarray(const py::object& obj, const char* name) {
+    if (!py::isinstance<py::array>(obj))
+      throw py::type_error(std::string(name) + ": expected a numpy.ndarray, got " +
+                           py::str(py::type::of(obj).attr("__name__")).cast<std::string>());
+    return py::reinterpret_borrow<py::array>(obj);
+  }
+
+  void dtype(const py::array& a, const char* name) const {
+    if (!same_dtype(a.dtype(), dtype_))
+      throw py::type_error(std::string(name) + ": expected dtype " + py::str(dtype_).cast<std::string>() +
+                           " (the dtype of weight_hh), got " + dtype_str(a));
+  }
+
+  static void layout(const py::array& a, const char* name) {
+    const int flags = a.flags();
+    if (!(flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_))
+      throw py::value_error(std::string(name) +
+                            ": expected a C-contiguous array, got a strided view (use numpy.ascontiguousarray)");
+    if (!(flags & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
+      throw py::value_error(std::string(name) + ": expected an array aligned to its element size, got a misaligned one");
+  }
+
+  static Range range(const py::array& a) {
+    const auto begin = reinterpret_cast<uintptr_t>(a.data());
+    return {begin, begin + static_cast<uintptr_t>(a.nbytes())};
+  }
+  static bool overlap(const Range& a, const Range& b) {
+    return a.first < b.second && b.first < a.second && a.first != a.second && b.first != b.second;
+  }
+  void add_input(const py::array& a) { inputs_.push_back(range(a)); }
+
+  std::string cell_;
+  py::dtype dtype_ = py::dtype::of<float>();
+  int64_t steps_ = 0, batch_ = 0, input_ = 0, hidden_ = 0;
+  std::vector<Range> inputs_;
+  std::vector<std::pair<Range, std::string>> outputs_;
+};
+
+template <typename T>
+const T* cptr(const py::array& a) {
+  return a ? static_cast<const T*>(a.data()) : nullptr;
+}
+template <typename T>
+T* mptr(const py::array& a) {
+  return a ? static_cast<T*>(const_cast<void*>(a.data())) : nullptr;
+}
+
+Nonlinearity parse_nonlinearity(const std::string& name) {
+  if (name == "tanh") return Nonlinearity::kTanh;
+  if (name == "relu") return Nonlinearity::kRelu;
+  throw py::value_error("nonlinearity: expected 'tanh' or 'relu', got '" + name + "'");
+}
+
+// ---------------------------------------------------------------------------------------------------------------- LSTM
+
+template <typename T>
+py::tuple lstm_forward_t(ArgChecker& a, const py::array& x, const py::array& h0, const py::array& c0,
+                         const py::array& w_ih, const py::array& w_hh, const py::array& b_ih, const py::array& b_hh,
+                         bool training) {
+  const int64_t T_ = a.T(), B = a.B(), H = a.H();
+  auto out = a.output<T>({T_, B, H});
+  auto h_n = a.output<T>({B, H});
+  auto c_n = a.output<T>({B, H});
+  py::object gates = py::none(), cells = py::none();
+  T *gp = nullptr, *cp = nullptr;
+  if (training) {
+    auto g = a.output<T>({T_, B, 4 * H});
+    auto c = a.output<T>({T_, B, H});
+    gp = g.mutable_data();
+    cp = c.mutable_data();
+    gates = g;
+    cells = c;
+  }
+  {
+    py::gil_scoped_release release;
+    lstm_forward<T>(a.shape(), cptr<T>(x), cptr<T>(h0), cptr<T>(c0), cptr<T>(w_ih), cptr<T>(w_hh), cptr<T>(b_ih),
+                    cptr<T>(b_hh), out.mutable_data(), h_n.mutable_data(), c_n.mutable_data(), gp, cp);
+  }
+  return py::make_tuple(out, h_n, c_n, gates, cells);
+}
+
+py::tuple lstm_forward_py(const py::object& x, const py::object& h0, const py::object& c0,
+                          const py::object& weight_ih, const py::object& weight_hh, const py::object& bias_ih,
+                          const py::object& bias_hh, bool training) {
+  ArgChecker a("an LSTM");
+  auto w_hh = a.weight_hh(weight_hh, 4);
+  auto w_ih = a.weight_ih(weight_ih, 4);
+  auto xa = a.x(x);
+  auto h0a = a.input(h0, "h0", {a.B(), a.H()});
+  auto c0a = a.input(c0, "c0", {a.B(), a.H()});
+  auto [b_ih, b_hh] = a.biases(bias_ih, bias_hh, 4);
+  return a.is_double() ? lstm_forward_t<double>(a, xa, h0a, c0a, w_ih, w_hh, b_ih, b_hh, training)
+                       : lstm_forward_t<float>(a, xa, h0a, c0a, w_ih, w_hh, b_ih, b_hh, training);
+}
+
+template <typename T>
+py::tuple lstm_backward_t(ArgChecker& a, const py::array& x, const py::array& h0, const py::array& c0,
+                          const py::array& w_ih, const py::array& w_hh, const py::array& out, const py::array& gates,
+                          const py::array& cells, const py::array& dout, const py::array& dh_n,
+                          const py::array& dc_n, const py::array& dw_ih, const py::array& dw_hh,
+                          const py::array& db_ih, const py::array& db_hh) {
+  auto dx = a.output<T>({a.T(), a.B(), a.I()});
+  auto dh0 = a.output<T>({a.B(), a.H()});
+  auto dc0 = a.output<T>({a.B(), a.H()});
+  {
+    py::gil_scoped_release release;
+    lstm_backward<T>(a.shape(), cptr<T>(x), cptr<T>(h0), cptr<T>(c0), cptr<T>(w_ih), cptr<T>(w_hh), cptr<T>(out),
+                     cptr<T>(gates), cptr<T>(cells), cptr<T>(dout), cptr<T>(dh_n), cptr<T>(dc_n), dx.mutable_data(),
+                     dh0.mutable_data(), dc0.mutable_data(), mptr<T>(dw_ih), mptr<T>(dw_hh), mptr<T>(db_ih),
+                     mptr<T>(db_hh));
+  }
+  return py::make_tuple(dx, dh0, dc0);
+}
+
+py::tuple lstm_backward_py(const py::object& x, const py::object& h0, const py::object& c0,
+                           const py::object& weight_ih, const py::object& weight_hh, const py::object& out,
+                           const py::object& gates, const py::object& cells, const py::object& dout,
+                           const py::object& dh_n, const py::object& dc_n, const py::object& dweight_ih,
+                           const py::object& dweight_hh, const py::object& dbias_ih, const py::object& dbias_hh) {
+  ArgChecker a("an LSTM");
+  auto w_hh = a.weight_hh(weight_hh, 4);
+  auto w_ih = a.weight_ih(weight_ih, 4);
+  auto xa = a.x(x);
+  const int64_t T_ = a.T(), B = a.B(), I = a.I(), H = a.H();
+  auto h0a = a.input(h0, "h0", {B, H});
+  auto c0a = a.input(c0, "c0", {B, H});
+  auto outa = a.input(out, "out", {T_, B, H});
+  auto ga = a.input(gates, "gates", {T_, B, 4 * H});
+  auto ca = a.input(cells, "cells", {T_, B, H});
+  auto douta = a.input(dout, "dout", {T_, B, H});
+  auto dhna = a.optional_input(dh_n, "dh_n", {B, H});
+  auto dcna = a.optional_input(dc_n, "dc_n", {B, H});
+  auto dw_ih = a.accumulator(dweight_ih, "dweight_ih", {4 * H, I});
+  auto dw_hh = a.accumulator(dweight_hh, "dweight_hh", {4 * H, H});
+  if (dbias_ih.is_none() != dbias_hh.is_none())
+    throw py::value_error("dbias_ih, dbias_hh: expected both arrays or both None");
+  auto db_ih = a.optional_accumulator(dbias_ih, "dbias_ih", {4 * H});
+  auto db_hh = a.optional_accumulator(dbias_hh, "dbias_hh", {4 * H});
+  return a.is_double() ? lstm_backward_t<double>(a, xa, h0a, c0a, w_ih, w_hh, outa, ga, ca, douta, dhna, dcna, dw_ih,
+                                                 dw_hh, db_ih, db_hh)
+                       : lstm_backward_t<float>(a, xa, h0a, c0a, w_ih, w_hh, outa, ga, ca, douta, dhna, dcna, dw_ih,
+                                                dw_hh, db_ih, db_hh);
+}
+
+// ----------------------------------------------------------------------------------------------------------------- GRU
+
+template <typename T>
+py::tuple gru_forward_t(ArgChecker& a, bool reset_after, const py::array& x, const py::array& h0,
+                        const py::array& w_ih, const py::array& w_hh, const py::array& b_ih, const py::array& b_hh,
+                        bool training) {
+  const int64_t T_ = a.T(), B = a.B(), H = a.H();
+  auto out = a.output<T>({T_, B, H});
+  auto h_n = a.output<T>({B, H});
+  py::object gates = py::none();
+  T* gp = nullptr;
+  if (training) {
+    auto g = a.output<T>({T_, B, gru_saved_width(H, reset_after)});
+    gp = g.mutable_data();
+    gates = g;
+  }
+  {
+    py::gil_scoped_release release;
+    gru_forward<T>(a.shape(), reset_after, cptr<T>(x), cptr<T>(h0), cptr<T>(w_ih), cptr<T>(w_hh), cptr<T>(b_ih),
+                   cptr<T>(b_hh), out.mutable_data(), h_n.mutable_data(), gp);
+  }
+  return py::make_tuple(out, h_n, gates);
+}
+
+py::tuple gru_forward_py(const py::object& x, const py::object& h0, const py::object& weight_ih,
+                         const py::object& weight_hh, const py::object& bias_ih, const py::object& bias_hh,
+                         bool reset_after, bool training) {
+  ArgChecker a("a GRU");
+  auto w_hh = a.weight_hh(weight_hh, 3);
+  auto w_ih = a.weight_ih(weight_ih, 3);
+  auto xa = a.x(x);
+  auto h0a = a.input(h0, "h0", {a.B(), a.H()});
+  auto [b_ih, b_hh] = a.biases(bias_ih, bias_hh, 3);
+  return a.is_double() ? gru_forward_t<double>(a, reset_after, xa, h0a, w_ih, w_hh, b_ih, b_hh, training)
+                       : gru_forward_t<float>(a, reset_after, xa, h0a, w_ih, w_hh, b_ih, b_hh, training);
+}
+
+template <typename T>
+py::tuple gru_backward_t(ArgChecker& a, bool reset_after, const py::array& x, const py::array& h0,
+                         const py::array& w_ih, const py::array& w_hh, const py::array& out, const py::array& gates,
+                         const py::array& dout, const py::array& dh_n, const py::array& dw_ih,
+                         const py::array& dw_hh, const py::array& db_ih, const py::array& db_hh) {
+  auto dx = a.output<T>({a.T(), a.B(), a.I()});
+  auto dh0 = a.output<T>({a.B(), a.H()});
+  {
+    py::gil_scoped_release release;
+    gru_backward<T>(a.shape(), reset_after, cptr<T>(x), cptr<T>(h0), cptr<T>(w_ih), cptr<T>(w_hh), cptr<T>(out),
+                    cptr<T>(gates), cptr<T>(dout), cptr<T>(dh_n), dx.mutable_data(), dh0.mutable_data(),
+                    mptr<T>(dw_ih), mptr<T>(dw_hh), mptr<T>(db_ih), mptr<T>(db_hh));
+  }
+  return py::make_tuple(dx, dh0);
+}
+
+py::tuple gru_backward_py(const py::object& x, const py::object& h0, const py::object& weight_ih,
+                          const py::object& weight_hh, const py::object& out, const py::object& gates,
+                          bool reset_after, const py::object& dout, const py::object& dh_n,
+                          const py::object& dweight_ih, const py::object& dweight_hh, const py::object& dbias_ih,
+                          const py::object& dbias_hh) {
+  ArgChecker a("a GRU");
+  auto w_hh = a.weight_hh(weight_hh, 3);
+  auto w_ih = a.weight_ih(weight_ih, 3);
+  auto xa = a.x(x);
+  const int64_t T_ = a.T(), B = a.B(), I = a.I(), H = a.H();
+  auto h0a = a.input(h0, "h0", {B, H});
+  auto outa = a.input(out, "out", {T_, B, H});
+  auto ga = a.input(gates, "gates", {T_, B, gru_saved_width(H, reset_after)});
+  auto douta = a.input(dout, "dout", {T_, B, H});
+  auto dhna = a.optional_input(dh_n, "dh_n", {B, H});
+  auto dw_ih = a.accumulator(dweight_ih, "dweight_ih", {3 * H, I});
+  auto dw_hh = a.accumulator(dweight_hh, "dweight_hh", {3 * H, H});
+  if (dbias_ih.is_none() != dbias_hh.is_none())
+    throw py::value_error("dbias_ih, dbias_hh: expected both arrays or both None");
+  auto db_ih = a.optional_accumulator(dbias_ih, "dbias_ih", {3 * H});
+  auto db_hh = a.optional_accumulator(dbias_hh, "dbias_hh", {3 * H});
+  return a.is_double() ? gru_backward_t<double>(a, reset_after, xa, h0a, w_ih, w_hh, outa, ga, douta, dhna, dw_ih,
+                                                dw_hh, db_ih, db_hh)
+                       : gru_backward_t<float>(a, reset_after, xa, h0a, w_ih, w_hh, outa, ga, douta, dhna, dw_ih,
+                                               dw_hh, db_ih, db_hh);
+}
+
+// ----------------------------------------------------------------------------------------------------------------- RNN
+
+template <typename T>
+py::tuple rnn_forward_t(ArgChecker& a, Nonlinearity act, const py::array& x, const py::array& h0,
+                        const py::array& w_ih, const py::array& w_hh, const py::array& b_ih, const py::array& b_hh) {
+  auto out = a.output<T>({a.T(), a.B(), a.H()});
+  auto h_n = a.output<T>({a.B(), a.H()});
+  {
+    py::gil_scoped_release release;
+    rnn_forward<T>(a.shape(), act, cptr<T>(x), cptr<T>(h0), cptr<T>(w_ih), cptr<T>(w_hh), cptr<T>(b_ih),
+                   cptr<T>(b_hh), out.mutable_data(), h_n.mutable_data());
+  }
+  return py::make_tuple(out, h_n);
+}
+
+py::tuple rnn_forward_py(const py::object& x, const py::object& h0, const py::object& weight_ih,
+                         const py::object& weight_hh, const py::object& bias_ih, const py::object& bias_hh,
+                         const std::string& nonlinearity) {
+  const Nonlinearity act = parse_nonlinearity(nonlinearity);
+  ArgChecker a("an RNN");
+  auto w_hh = a.weight_hh(weight_hh, 1);
+  auto w_ih = a.weight_ih(weight_ih, 1);
+  auto xa = a.x(x);
+  auto h0a = a.input(h0, "h0", {a.B(), a.H()});
+  auto [b_ih, b_hh] = a.biases(bias_ih, bias_hh, 1);
+  return a.is_double() ? rnn_forward_t<double>(a, act, xa, h0a, w_ih, w_hh, b_ih, b_hh)
+                       : rnn_forward_t<float>(a, act, xa, h0a, w_ih, w_hh, b_ih, b_hh);
+}
+
+template <typename T>
+py::tuple rnn_backward_t(ArgChecker& a, Nonlinearity act, const py::array& x, const py::array& h0,
+                         const py::array& w_ih, const py::array& w_hh, const py::array& out, const py::array& dout,
+                         const py::array& dh_n, const py::array& dw_ih, const py::array& dw_hh,
+                         const py::array& db_ih, const py::array& db_hh) {
+  auto dx = a.output<T>({a.T(), a.B(), a.I()});
+  auto dh0 = a.output<T>({a.B(), a.H()});
+  {
+    py::gil_scoped_release release;
+    rnn_backward<T>(a.shape(), act, cptr<T>(x), cptr<T>(h0), cptr<T>(w_ih), cptr<T>(w_hh), cptr<T>(out),
+                    cptr<T>(dout), cptr<T>(dh_n), dx.mutable_data(), dh0.mutable_data(), mptr<T>(dw_ih),
+                    mptr<T>(dw_hh), mptr<T>(db_ih), mptr<T>(db_hh));
+  }
+  return py::make_tuple(dx, dh0);
+}
+
+py::tuple rnn_backward_py(const py::object& x, const py::object& h0, const py::object& weight_ih,
+                          const py::object& weight_hh, const py::object& out, const std::string& nonlinearity,
+                          const py::object& dout, const py::object& dh_n, const py::object& dweight_ih,
+                          const py::object& dweight_hh, const py::object& dbias_ih, const py::object& dbias_hh) {
+  const Nonlinearity act = parse_nonlinearity(nonlinearity);
+  ArgChecker a("an RNN");
+  auto w_hh = a.weight_hh(weight_hh, 1);
+  auto w_ih = a.weight_ih(weight_ih, 1);
+  auto xa = a.x(x);
+  const int64_t T_ = a.T(), B = a.B(), I = a.I(), H = a.H();
+  auto h0a = a.input(h0, "h0", {B, H});
+  auto outa = a.input(out, "out", {T_, B, H});
+  auto douta = a.input(dout, "dout", {T_, B, H});
+  auto dhna = a.optional_input(dh_n, "dh_n", {B, H});
+  auto dw_ih = a.accumulator(dweight_ih, "dweight_ih", {H, I});
+  auto dw_hh = a.accumulator(dweight_hh, "dweight_hh", {H, H});
+  if (dbias_ih.is_none() != dbias_hh.is_none())
+    throw py::value_error("dbias_ih, dbias_hh: expected both arrays or both None");
+  auto db_ih = a.optional_accumulator(dbias_ih, "dbias_ih", {H});
+  auto db_hh = a.optional_accumulator(dbias_hh, "dbias_hh", {H});
+  return a.is_double()
+             ? rnn_backward_t<double>(a, act, xa, h0a, w_ih, w_hh, outa, douta, dhna, dw_ih, dw_hh, db_ih, db_hh)
+             : rnn_backward_t<float>(a, act, xa, h0a, w_ih, w_hh, outa, douta, dhna, dw_ih, dw_hh, db_ih, db_hh);
+}
+
+}  // namespace
+}  // namespace pylstm
+
+PYBIND11_MODULE(_core, m) {
+  using namespace pylstm;
+  m.doc() = "pylstm's C++ sequence kernels. Use pylstm.functional or the layer classes; see pylstm.reference for "
+            "the meaning of every argument.";
+  m.attr("has_openmp") = kHasOpenMP;
+
+  m.def("lstm_forward", &lstm_forward_py, py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("weight_ih"),
+        py::arg("weight_hh"), py::arg("bias_ih").none(true), py::arg("bias_hh").none(true), py::arg("training"),
+        "-> (out, h_n, c_n, gates, cells); gates and cells are None unless training.");
+  m.def("lstm_backward", &lstm_backward_py, py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("weight_ih"),
+        py::arg("weight_hh"), py::arg("out"), py::arg("gates"), py::arg("cells"), py::arg("dout"),
+        py::arg("dh_n").none(true), py::arg("dc_n").none(true), py::arg("dweight_ih"), py::arg("dweight_hh"),
+        py::arg("dbias_ih").none(true), py::arg("dbias_hh").none(true),
+        "-> (dx, dh0, dc0); accumulates into dweight_ih, dweight_hh, dbias_ih, dbias_hh.");
+  m.def("gru_forward", &gru_forward_py, py::arg("x"), py::arg("h0"), py::arg("weight_ih"), py::arg("weight_hh"),
+        py::arg("bias_ih").none(true), py::arg("bias_hh").none(true), py::arg("reset_after"), py::arg("training"),
+        "-> (out, h_n, gates); gates is None unless training.");
+  m.def("gru_backward", &gru_backward_py, py::arg("x"), py::arg("h0"), py::arg("weight_ih"), py::arg("weight_hh"),
+        py::arg("out"), py::arg("gates"), py::arg("reset_after"), py::arg("dout"), py::arg("dh_n").none(true),
+        py::arg("dweight_ih"), py::arg("dweight_hh"), py::arg("dbias_ih").none(true), py::arg("dbias_hh").none(true),
+        "-> (dx, dh0); accumulates into dweight_ih, dweight_hh, dbias_ih, dbias_hh.");
+  m.def("rnn_forward", &rnn_forward_py, py::arg("x"), py::arg("h0"), py::arg("weight_ih"), py::arg("weight_hh"),
+        py::arg("bias_ih").none(true), py::arg("bias_hh").none(true), py::arg("nonlinearity"),
+        "-> (out, h_n).");
+  m.def("rnn_backward", &rnn_backward_py, py::arg("x"), py::arg("h0"), py::arg("weight_ih"), py::arg("weight_hh"),
+        py::arg("out"), py::arg("nonlinearity"), py::arg("dout"), py::arg("dh_n").none(true), py::arg("dweight_ih"),
+        py::arg("dweight_hh"), py::arg("dbias_ih").none(true), py::arg("dbias_hh").none(true),
+        "-> (dx, dh0); accumulates into dweight_ih, dweight_hh, dbias_ih, dbias_hh.");
+}

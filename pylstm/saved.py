@@ -1,0 +1,49 @@
+"""What a training-mode forward keeps for its backward, one record type per cell.
+
+The kernel functional core (pylstm.functional) and the NumPy reference (pylstm.reference) produce and consume the
+same records, so a forward of one can be fed to the backward of the other in tests.
+
+Shapes: T steps, B batch rows, I inputs, H hidden units.
+``x``, ``h0``, ``c0`` and ``out`` are references to the arrays of the forward call (not copies): backward reads them,
+so they must not be modified in place in between (``out`` is returned read-only in training mode for that reason).
+"""
+from typing import NamedTuple
+
+import numpy as np
+
+
+class LSTMSaved(NamedTuple):
+    x: np.ndarray  # (T, B, I) the input
+    h0: np.ndarray  # (B, H) initial hidden state
+    c0: np.ndarray  # (B, H) initial cell state
+    out: np.ndarray  # (T, B, H) h_t for every step
+    gates: np.ndarray  # (T, B, 4H) post-activation gates i, f, g, o
+    cells: np.ndarray  # (T, B, H) c_t for every step
+
+
+class GRUSaved(NamedTuple):
+    x: np.ndarray  # (T, B, I)
+    h0: np.ndarray  # (B, H)
+    out: np.ndarray  # (T, B, H)
+    # reset_after=True: (T, B, 4H) r, z, n and hn = W_hn h_{t-1} + b_hn (needed for dr);
+    # reset_after=False: (T, B, 3H) r, z, n.
+    gates: np.ndarray
+    reset_after: bool
+
+
+class RNNSaved(NamedTuple):
+    x: np.ndarray  # (T, B, I)
+    h0: np.ndarray  # (B, H)
+    out: np.ndarray  # (T, B, H); the activation's derivative is computed from h_t itself
+    nonlinearity: str  # "tanh" or "relu"
+
+
+def saved_bytes_per_step(saved) -> int:
+    """Bytes the saved record holds per time step beyond x and out (which the caller owns anyway)."""
+    if isinstance(saved, LSTMSaved):
+        return (saved.gates[0].nbytes + saved.cells[0].nbytes) if len(saved.gates) else 0
+    if isinstance(saved, GRUSaved):
+        return saved.gates[0].nbytes if len(saved.gates) else 0
+    if isinstance(saved, RNNSaved):
+        return 0
+    raise TypeError(f"saved: expected LSTMSaved, GRUSaved or RNNSaved, got {type(saved).__name__}")
