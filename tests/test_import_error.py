@@ -47,7 +47,10 @@ BLOCKER = textwrap.dedent("""
 
 def run_probe(code, sys_path_first, cwd):
     """Run ``code`` in a fresh interpreter with ``sys_path_first`` at the front of sys.path."""
-    prelude = f"import sys; sys.path.insert(0, {str(sys_path_first)!r})\n"
+    # An editable install's finder would map pylstm._core back to the built tree; drop it so that only the directory
+    # put first is seen, as in a checkout that was never built.
+    prelude = (f"import sys; sys.path.insert(0, {str(sys_path_first)!r})\n"
+               "sys.meta_path = [f for f in sys.meta_path if not getattr(f, '__module__', '').startswith('__editable__')]\n")
     result = subprocess.run([sys.executable, "-c", prelude + code], cwd=cwd, capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stderr
