@@ -46,7 +46,8 @@ ext = Pybind11Extension(
     SOURCES,
     include_dirs=[str(CSRC)],
     cxx_std=17,
-    extra_compile_args=["-O3", "-Wall", "-Wextra", *omp],
+    # -Wno-maybe-uninitialized: GCC 12 warns about its own AVX-512 intrinsic headers (a known false positive).
+    extra_compile_args=["-O3", "-Wall", "-Wextra", "-Wno-maybe-uninitialized", *omp],
     extra_link_args=omp,
 )
 

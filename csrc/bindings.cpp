@@ -4,12 +4,15 @@
 // Arrays are never converted: a wrong dtype, shape or layout is an error, not a silent copy.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "primitives/cpu.h"
 #include "primitives/parallel.h"
 #include "sequence/gru.h"
 #include "sequence/lstm.h"
@@ -46,6 +49,16 @@ class ArgChecker {
  public:
   // The first array sets the dtype every other array must have.
   explicit ArgChecker(const char* cell) : cell_(cell) {}
+
+  // Any C-contiguous float32/float64 array: sets the dtype.
+  py::array any_float(const py::object& obj, const char* name) {
+    py::array a = ndarray(obj, name);
+    if (!same_dtype(a.dtype(), py::dtype::of<float>()) && !same_dtype(a.dtype(), py::dtype::of<double>()))
+      throw py::type_error(std::string(name) + ": expected dtype float32 or float64, got " + dtype_str(a));
+    dtype_ = a.dtype();
+    layout(a, name);
+    return a;
+  }
 
   // weight_hh (G*H, H): sets the dtype and H.
   py::array weight_hh(const py::object& obj, int64_t gates) {
@@ -458,7 +471,58 @@ PYBIND11_MODULE(_core, m) {
   using namespace pylstm;
   m.doc() = "pylstm's C++ sequence kernels. Use pylstm.functional or the layer classes; see pylstm.reference for "
             "the meaning of every argument.";
-  m.attr("has_openmp") = kHasOpenMP;
+  m.attr("has_openmp") = has_openmp();
+
+  m.def("isa", [] { return std::string(isa_name(active_isa())); },
+        "The instruction set whose kernels run: 'scalar', 'avx2' or 'avx512'.");
+  m.def("supported_isas", &supported_isas, "The instruction sets this build and this CPU can run, scalar first.");
+  m.def(
+      "set_isa",
+      [](const std::string& name) {
+        try {
+          set_active_isa(name);
+        } catch (const std::invalid_argument& e) {
+          throw py::value_error(std::string("isa: ") + e.what());
+        }
+      },
+      py::arg("isa"), "Run the kernels of this instruction set from now on (for tests and comparisons).");
+  m.def("get_num_threads", &get_num_threads, "Threads the kernels may use.");
+  m.def(
+      "set_num_threads",
+      [](const py::object& n) {
+        if (!py::isinstance<py::int_>(n) || py::isinstance<py::bool_>(n))
+          throw py::type_error("n: expected an int >= 1, got " +
+                               py::str(py::type::of(n).attr("__name__")).cast<std::string>());
+        const long long v = n.cast<long long>();
+        if (v < 1 || v > 4096) throw py::value_error("n: expected an int >= 1, got " + std::to_string(v));
+        set_num_threads(static_cast<int>(v));
+      },
+      py::arg("n"), "Set the number of threads the kernels may use.");
+  m.def(
+      "activation",
+      [](const std::string& name, const py::object& x) {
+        ArgChecker a("an activation");
+        py::array xa = a.any_float(x, "x");
+        const bool is_sigmoid = name == "sigmoid";
+        if (!is_sigmoid && name != "tanh")
+          throw py::value_error("name: expected 'sigmoid' or 'tanh', got '" + name + "'");
+        auto run = [&](auto tag) -> py::array {
+          using T = decltype(tag);
+          auto y = py::array_t<T>(std::vector<py::ssize_t>(xa.shape(), xa.shape() + xa.ndim()));
+          const T* xp = static_cast<const T*>(xa.data());
+          T* yp = y.mutable_data();
+          const int64_t n = xa.size();
+          {
+            py::gil_scoped_release release;
+            DenormalsAreZero daz;
+            (is_sigmoid ? ops<T>().sigmoid : ops<T>().tanh)(n, xp, yp);
+          }
+          return y;
+        };
+        return a.is_double() ? run(double{}) : run(float{});
+      },
+      py::arg("name"), py::arg("x"),
+      "The active ISA's vectorized sigmoid or tanh over a C-contiguous float32/float64 array (to test their error).");
 
   m.def("lstm_forward", &lstm_forward_py, py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("weight_ih"),
         py::arg("weight_hh"), py::arg("bias_ih").none(true), py::arg("bias_hh").none(true), py::arg("training"),

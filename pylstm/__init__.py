@@ -12,8 +12,30 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
         "`python setup.py build_ext --inplace`; a C++17 compiler is needed."
     ) from exc
 
+import os as _os  # noqa: E402
+
 from . import functional, reference  # noqa: E402
+from ._core import get_num_threads, set_num_threads, supported_isas  # noqa: E402
 from .layers import GRU, LSTM, RNN  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["LSTM", "GRU", "RNN", "functional", "reference", "__version__"]
+__all__ = ["LSTM", "GRU", "RNN", "functional", "reference", "isa", "supported_isas", "get_num_threads",
+           "set_num_threads", "__version__"]
+
+
+def isa():
+    """The instruction set whose kernels run: 'scalar', 'avx2' or 'avx512' (the best this CPU supports, chosen once
+    at import from CPUID, unless the environment variable PYLSTM_ISA named another)."""
+    return _core.isa()
+
+
+def _isa_from_environment():
+    name = _os.environ.get("PYLSTM_ISA")
+    if name:
+        try:
+            _core.set_isa(name)
+        except ValueError as exc:
+            raise ValueError(f"PYLSTM_ISA={name!r}: {exc}") from None
+
+
+_isa_from_environment()

@@ -2,105 +2,63 @@
 
 #include <algorithm>
 
+#include "cpu.h"
+#include "ops.h"
 #include "parallel.h"
+#include "workspace.h"
 
 namespace pylstm {
 
-namespace {
-
-// Columns of C per task: a strip of C's row plus the matching strip of one B row stay in L1.
-constexpr int64_t kColumnBlock = 256;
-// Rows of C updated together, so every loaded strip of B is used this many times.
-constexpr int64_t kRowBlock = 4;
-
-// C[m0:m0+R, n0:n0+nb] += A[m0:m0+R, :] @ B[:, n0:n0+nb] for R = kRowBlock rows (fixed, so the inner loop unrolls).
 template <typename T>
-inline void row_block(int64_t K, int64_t nb, const T* A, int64_t as_m, int64_t as_k, const T* B, int64_t ldb,
-                      T* C, int64_t ldc) {
-  T* __restrict__ c0 = C;
-  T* __restrict__ c1 = C + ldc;
-  T* __restrict__ c2 = C + 2 * ldc;
-  T* __restrict__ c3 = C + 3 * ldc;
-  for (int64_t k = 0; k < K; ++k) {
-    const T a0 = A[k * as_k], a1 = A[as_m + k * as_k], a2 = A[2 * as_m + k * as_k], a3 = A[3 * as_m + k * as_k];
-    const T* __restrict__ b = B + k * ldb;
-    for (int64_t n = 0; n < nb; ++n) {
-      const T bn = b[n];
-      c0[n] += a0 * bn;
-      c1[n] += a1 * bn;
-      c2[n] += a2 * bn;
-      c3[n] += a3 * bn;
+void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t as_m, int64_t as_k, const T* B, int64_t ldb,
+          bool b_transposed, T* C, int64_t ldc, bool accumulate) {
+  if (M <= 0 || N <= 0) return;
+  const Ops<T>& o = ops<T>();
+  PackedB<T> packed;
+  packed.K = K;
+  packed.block_cols = N;
+  packed.blocks = 1;
+  packed.nr = o.nr;
+  Scratch scratch(1);
+  scratch.need(&packed.data, packed.size());
+  scratch.allocate();
+
+  // Row blocks of 192 rows when there are enough of them to share, else column panels.
+  constexpr int64_t kRowBlock = 192;
+  const int64_t row_blocks = (M + kRowBlock - 1) / kRowBlock, panels = packed.panels();
+  const int threads = threads_for(M * N * K);
+  const bool split_rows = row_blocks >= 2 * threads || row_blocks >= panels;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    DenormalsAreZero daz;
+    const int tid = thread_id(), nt = team_size();
+    pack_b(B, ldb, b_transposed, packed, panels * tid / nt, panels * (tid + 1) / nt);
+#pragma omp barrier
+    if (split_rows) {
+      const int64_t r0 = row_blocks * tid / nt * kRowBlock, r1 = std::min(M, row_blocks * (tid + 1) / nt * kRowBlock);
+      if (r0 < r1) o.gemm_panels(r1 - r0, A + r0 * as_m, as_m, as_k, packed, 0, panels, C + r0 * ldc, ldc, accumulate);
+    } else {
+      const int64_t p0 = panels * tid / nt, p1 = panels * (tid + 1) / nt;
+      if (p0 < p1) o.gemm_panels(M, A, as_m, as_k, packed, p0, p1, C, ldc, accumulate);
     }
   }
 }
 
 template <typename T>
-inline void single_row(int64_t K, int64_t nb, const T* A, int64_t as_k, const T* B, int64_t ldb, T* C) {
-  T* __restrict__ c = C;
-  for (int64_t k = 0; k < K; ++k) {
-    const T a = A[k * as_k];
-    const T* __restrict__ b = B + k * ldb;
-    for (int64_t n = 0; n < nb; ++n) c[n] += a * b[n];
-  }
+void add_column_sums(const T* src, int64_t rows, int64_t N, int64_t ld, T* dst) {
+  const Ops<T>& o = ops<T>();
+  constexpr int64_t kChunk = 256;
+  const int64_t chunks = (N + kChunk - 1) / kChunk;
+  const int threads = static_cast<int>(std::min<int64_t>(threads_for(rows * N / 4), chunks));
+#pragma omp parallel for num_threads(threads) if (threads > 1)
+  for (int64_t c = 0; c < chunks; ++c) o.add_column_sums(src, rows, ld, c * kChunk, std::min(N, (c + 1) * kChunk), dst);
 }
 
-}  // namespace
-
-template <typename T>
-void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t as_m, int64_t as_k, const T* B, int64_t ldb, T* C,
-          int64_t ldc, bool accumulate) {
-  if (M <= 0 || N <= 0) return;
-  const int64_t column_blocks = (N + kColumnBlock - 1) / kColumnBlock;
-  const int threads = static_cast<int>(std::min<int64_t>(threads_for(M * N * K), column_blocks));
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-  for (int64_t cb = 0; cb < column_blocks; ++cb) {
-    const int64_t n0 = cb * kColumnBlock;
-    const int64_t nb = std::min(kColumnBlock, N - n0);
-    if (!accumulate)
-      for (int64_t m = 0; m < M; ++m) std::fill(C + m * ldc + n0, C + m * ldc + n0 + nb, T(0));
-    int64_t m = 0;
-    for (; m + kRowBlock <= M; m += kRowBlock)
-      row_block(K, nb, A + m * as_m, as_m, as_k, B + n0, ldb, C + m * ldc + n0, ldc);
-    for (; m < M; ++m) single_row(K, nb, A + m * as_m, as_k, B + n0, ldb, C + m * ldc + n0);
-  }
-}
-
-template <typename T>
-void transpose(const T* src, int64_t rows, int64_t cols, int64_t ld_src, T* dst) {
-  constexpr int64_t kTile = 32;
-  for (int64_t r0 = 0; r0 < rows; r0 += kTile)
-    for (int64_t c0 = 0; c0 < cols; c0 += kTile)
-      for (int64_t r = r0; r < std::min(rows, r0 + kTile); ++r)
-        for (int64_t c = c0; c < std::min(cols, c0 + kTile); ++c) dst[c * rows + r] = src[r * ld_src + c];
-}
-
-template <typename T>
-void add_column_sums(const T* src, int64_t rows, int64_t cols, int64_t ld, T* dst) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const T* __restrict__ row = src + r * ld;
-    T* __restrict__ d = dst;
-    for (int64_t c = 0; c < cols; ++c) d[c] += row[c];
-  }
-}
-
-template <typename T>
-void fill_rows(T* dst, int64_t rows, int64_t cols, int64_t ld, const T* a, const T* b) {
-  for (int64_t r = 0; r < rows; ++r) {
-    T* __restrict__ d = dst + r * ld;
-    if (a == nullptr) std::fill(d, d + cols, T(0));
-    else if (b == nullptr) std::copy(a, a + cols, d);
-    else for (int64_t c = 0; c < cols; ++c) d[c] = a[c] + b[c];
-  }
-}
-
-#define PYLSTM_INSTANTIATE(T)                                                                                   \
-  template void gemm<T>(int64_t, int64_t, int64_t, const T*, int64_t, int64_t, const T*, int64_t, T*, int64_t, \
-                        bool);                                                                                  \
-  template void transpose<T>(const T*, int64_t, int64_t, int64_t, T*);                                          \
-  template void add_column_sums<T>(const T*, int64_t, int64_t, int64_t, T*);                                    \
-  template void fill_rows<T>(T*, int64_t, int64_t, int64_t, const T*, const T*);
-PYLSTM_INSTANTIATE(float)
-PYLSTM_INSTANTIATE(double)
-#undef PYLSTM_INSTANTIATE
+template void gemm<float>(int64_t, int64_t, int64_t, const float*, int64_t, int64_t, const float*, int64_t, bool,
+                          float*, int64_t, bool);
+template void gemm<double>(int64_t, int64_t, int64_t, const double*, int64_t, int64_t, const double*, int64_t, bool,
+                           double*, int64_t, bool);
+template void add_column_sums<float>(const float*, int64_t, int64_t, int64_t, float*);
+template void add_column_sums<double>(const double*, int64_t, int64_t, int64_t, double*);
 
 }  // namespace pylstm

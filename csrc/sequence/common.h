@@ -1,62 +1,142 @@
-// Pieces every sequence kernel shares: the input projection before the time loop and the GEMMs after it.
+// What the sequence kernels share: who owns which hidden units in a time loop, the weights packed per thread, the
+// gate-wise GEMMs of a step, and the big GEMMs before and after the loop.
+//
+// Threading model of every time loop: one parallel region around the whole loop; each thread owns a slice of the
+// hidden units (whole panels of the micro-kernel's width, the same units in every gate), computes those units'
+// columns of every GEMM and their elementwise update, and meets the others at one StepBarrier per step (two for
+// the reset_before GRU, whose n gate needs all of r * h). No fork/join per step.
 #pragma once
-#include <vector>
+#include <algorithm>
+#include <cstring>
 
+#include "../primitives/cpu.h"
 #include "../primitives/gemm.h"
+#include "../primitives/ops.h"
+#include "../primitives/packed.h"
+#include "../primitives/parallel.h"
+#include "../primitives/workspace.h"
 #include "shape.h"
 
 namespace pylstm {
 
-// w (rows, cols) -> w^T (cols, rows): weights enter the GEMMs as the B operand, so each is transposed once per
-// call (never per step).
-template <typename T>
-std::vector<T> transposed(const T* w, int64_t rows, int64_t cols) {
-  std::vector<T> t(static_cast<size_t>(rows * cols));
-  transpose(w, rows, cols, cols, t.data());
-  return t;
+// At most this many rows, a GEMM against W^T uses dot products on the unpacked weights (no packing: a single step at
+// batch 1 would spend longer packing the weights than using them).
+constexpr int64_t kDotRows = 4;
+// Inference projects the inputs of this many rows (whole steps) at a time, so its scratch stays O(B * H).
+constexpr int64_t kProjectionRows = 256;
+
+// The hidden units [j0, j1) one thread owns: panels [q0, q1) of every gate.
+struct UnitSlice {
+  int64_t q0, q1, j0, j1;
+  int64_t n() const { return j1 - j0; }
+};
+
+inline int64_t panels_per_gate(int64_t H, int64_t nr) { return (H + nr - 1) / nr; }
+
+inline UnitSlice unit_slice(int64_t H, int64_t nr) {
+  const int tid = thread_id(), nt = team_size();
+  const int64_t ppg = panels_per_gate(H, nr);
+  const int64_t q0 = ppg * tid / nt, q1 = ppg * (tid + 1) / nt;
+  return {q0, q1, std::min(H, q0 * nr), std::min(H, q1 * nr)};
 }
 
-// pre[:, 0:N] = x (T*B, I) @ w_ih^T + bias_a + bias_b, as one GEMM over all T*B rows.
-//   w_ih (N, I); bias_a, bias_b (N,) or null; pre (T*B, ld) with ld >= N.
-template <typename T>
-void input_projection(const SeqShape& s, int64_t N, const T* x, const T* w_ih, const T* bias_a, const T* bias_b,
-                      T* pre, int64_t ld) {
-  const int64_t rows = s.steps * s.batch;
-  fill_rows(pre, rows, N, ld, bias_a, bias_b);
-  const std::vector<T> w_ih_t = transposed(w_ih, N, s.input);
-  gemm(rows, N, s.input, x, s.input, int64_t(1), w_ih_t.data(), N, pre, ld, /*accumulate=*/true);
+// Threads for a time loop whose steps each do `step_work` multiply-adds: a barrier per step costs about a
+// microsecond, so a step must be worth several; never more threads than panels of units.
+inline int loop_threads(int64_t step_work, int64_t H, int64_t nr) {
+  constexpr int64_t kMinStepWorkPerThread = int64_t(1) << 16;
+  const int64_t n = std::min<int64_t>({get_num_threads(), panels_per_gate(H, nr), step_work / kMinStepWorkPerThread});
+  return static_cast<int>(std::max<int64_t>(1, n));
 }
 
-// dw (M, H) += sum over steps t of dpre[t]^T (M, B) @ h_{t-1} (B, H), where h_{-1} = h0 (B, H) and
-// h_t = hs[t] ((T-1, B, H) used): two GEMMs, one for step 0 and one over the remaining (T-1)*B rows.
-//   dpre (T*B, ld), its first M columns used.
+// W (G*H, K) for use as x @ W^T, packed in gate-blocked panels (packed.h); the data pointer is set by Scratch.
+template <typename T>
+PackedB<T> gate_panels(int64_t K, int64_t H, int64_t G, int64_t nr) {
+  PackedB<T> b;
+  b.K = K;
+  b.block_cols = H;
+  b.blocks = G;
+  b.nr = nr;
+  return b;
+}
+
+// W (K, N) used as it is (dh = dpre @ W_hh), one block of panels over its N columns.
+template <typename T>
+PackedB<T> plain_panels(int64_t K, int64_t N, int64_t nr) {
+  return gate_panels<T>(K, N, 1, nr);
+}
+
+// This thread's panels of gates [g0, g1) of a gate-blocked packing, from W (G*H, K) with leading dimension ld.
+template <typename T>
+void pack_own_gate_panels(const T* w, int64_t ld, const PackedB<T>& b, const UnitSlice& u, int64_t g0, int64_t g1) {
+  const int64_t ppg = b.panels_per_block();
+  for (int64_t g = g0; g < g1; ++g) pack_b(w, ld, true, b, g * ppg + u.q0, g * ppg + u.q1);
+}
+
+// C[:, this thread's columns of gates g0..g1) [+]= A (M, K) @ W^T, W (G*H, K) row-major: from the packed panels, or
+// by dot products when `packed` is null.
+template <typename T>
+void own_gate_gemm(const Ops<T>& o, int64_t M, const T* A, int64_t lda, const PackedB<T>* packed, const T* w,
+                   int64_t K, int64_t H, int64_t g0, int64_t g1, const UnitSlice& u, T* C, int64_t ldc,
+                   bool accumulate) {
+  if (u.n() <= 0) return;
+  for (int64_t g = g0; g < g1; ++g) {
+    if (packed != nullptr) {
+      const int64_t ppg = packed->panels_per_block();
+      o.gemm_panels(M, A, lda, 1, *packed, g * ppg + u.q0, g * ppg + u.q1, C, ldc, accumulate);
+    } else {
+      o.gemm_dot(M, g * H + u.j0, g * H + u.j1, K, A, lda, w, K, C, ldc, accumulate);
+    }
+  }
+}
+
+// rows x (this thread's columns of gates g0..g1) of C = bias[column], or 0 where bias is null.
+template <typename T>
+void fill_own_columns(T* C, int64_t rows, int64_t ldc, const T* bias, int64_t H, int64_t g0, int64_t g1,
+                      const UnitSlice& u) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t g = g0; g < g1; ++g) {
+      T* c = C + r * ldc + g * H;
+      if (bias == nullptr) std::fill(c + u.j0, c + u.j1, T(0));
+      else std::copy(bias + g * H + u.j0, bias + g * H + u.j1, c + u.j0);
+    }
+}
+
+// The biases as the input projection adds them: b_ih + b_hh, except for gate blocks [keep_from, G) where b_hh does
+// not simply add (the reset_after GRU's n gate). Null when the layer has no bias.
+template <typename T>
+void fold_biases(const T* b_ih, const T* b_hh, int64_t GH, int64_t keep_from, T* folded) {
+  for (int64_t k = 0; k < GH; ++k) folded[k] = k < keep_from ? b_ih[k] + b_hh[k] : b_ih[k];
+}
+
+// dst (n,) = src (n,), or zeros when src is null.
+template <typename T>
+void copy_or_zero(T* dst, const T* src, int64_t n) {
+  if (src == nullptr) std::fill(dst, dst + n, T(0));
+  else std::copy(src, src + n, dst);
+}
+
+// dw (M, H) += sum over steps t of dpre[t]^T (M, B) @ h_{t-1} (B, H), h_{-1} = h0 (B, H), h_t = hs[t]
+// ((T-1, B, H) used): two GEMMs, for step 0 and over the remaining (T-1)*B rows. dpre (T*B, ld), first M columns.
 template <typename T>
 void add_recurrent_weight_grad(const SeqShape& s, int64_t M, const T* dpre, int64_t ld, const T* h0, const T* hs,
                                T* dw) {
   const int64_t B = s.batch, H = s.hidden;
   if (s.steps == 0) return;
-  gemm(M, H, B, dpre, int64_t(1), ld, h0, H, dw, H, true);
-  gemm(M, H, (s.steps - 1) * B, dpre + B * ld, int64_t(1), ld, hs, H, dw, H, true);
+  gemm(M, H, B, dpre, int64_t(1), ld, h0, H, false, dw, H, true);
+  gemm(M, H, (s.steps - 1) * B, dpre + B * ld, int64_t(1), ld, hs, H, false, dw, H, true);
 }
 
-// After the time loop: dx = dpre_ih @ w_ih, dw_ih += dpre_ih^T x, db_ih += column sums of dpre_ih, and
-// db_hh += column sums of dpre_hh, each one pass over all T*B rows.
-//   dpre_ih, dpre_hh (T*B, N) contiguous (the same pointer when the hh pre-activations' gradient equals the ih one)
-//   w_ih (N, I), x (T, B, I), dx (T, B, I), dw_ih (N, I), db_ih/db_hh (N,) or null.
+// After the time loop: dx = dpre_ih @ w_ih, dw_ih += dpre_ih^T x, db_ih += column sums of dpre_ih and
+// db_hh += column sums of dpre_hh, each a single pass over all T*B rows.
+//   dpre_ih, dpre_hh (T*B, N) (the same pointer when equal); w_ih (N, I); x, dx (T, B, I); dw_ih (N, I).
 template <typename T>
 void input_and_bias_grads(const SeqShape& s, int64_t N, const T* x, const T* w_ih, const T* dpre_ih,
                           const T* dpre_hh, T* dx, T* dw_ih, T* db_ih, T* db_hh) {
   const int64_t rows = s.steps * s.batch, I = s.input;
-  gemm(rows, I, N, dpre_ih, N, int64_t(1), w_ih, I, dx, I, false);
-  gemm(N, I, rows, dpre_ih, int64_t(1), N, x, I, dw_ih, I, true);
+  gemm(rows, I, N, dpre_ih, N, int64_t(1), w_ih, I, false, dx, I, false);
+  gemm(N, I, rows, dpre_ih, int64_t(1), N, x, I, false, dw_ih, I, true);
   if (db_ih != nullptr) add_column_sums(dpre_ih, rows, N, N, db_ih);
   if (db_hh != nullptr) add_column_sums(dpre_hh, rows, N, N, db_hh);
-}
-
-// dst (B, H) = src (B, H), or zeros when src is null.
-template <typename T>
-void copy_or_zero(T* dst, const T* src, int64_t n) {
-  for (int64_t k = 0; k < n; ++k) dst[k] = src ? src[k] : T(0);
 }
 
 }  // namespace pylstm

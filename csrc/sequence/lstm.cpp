@@ -1,9 +1,5 @@
 #include "lstm.h"
 
-#include <algorithm>
-#include <vector>
-
-#include "../primitives/activations.h"
 #include "common.h"
 
 namespace pylstm {
@@ -11,75 +7,101 @@ namespace pylstm {
 template <typename T>
 void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const T* w_ih, const T* w_hh,
                   const T* b_ih, const T* b_hh, T* out, T* h_n, T* c_n, T* gates, T* cells) {
-  const int64_t B = s.batch, H = s.hidden, G = 4 * H;
+  const Ops<T>& o = ops<T>();
+  DenormalsAreZero daz;
+  const int64_t steps = s.steps, B = s.batch, I = s.input, H = s.hidden, G = 4 * H, nr = o.nr;
   const bool training = gates != nullptr;
-  // Pre-activations of all steps; in training they are turned into the saved post-activation gates in place.
-  std::vector<T> scratch(training ? 0 : static_cast<size_t>(s.steps * B * G));
-  T* pre = training ? gates : scratch.data();
-  input_projection(s, G, x, w_ih, b_ih, b_hh, pre, G);
-  const std::vector<T> w_hh_t = transposed(w_hh, G, H);
+  // Training projects all steps' inputs straight into the saved gates; inference a chunk of steps at a time.
+  const int64_t chunk = training ? steps : std::clamp<int64_t>((kProjectionRows + B - 1) / std::max<int64_t>(B, 1),
+                                                               1, std::max<int64_t>(steps, 1));
+  const bool dot_projection = chunk * B <= kDotRows, dot_recurrent = B <= kDotRows;
+  PackedB<T> wih = gate_panels<T>(I, H, 4, nr), whh = gate_panels<T>(H, H, 4, nr);
+  T* pre_chunk = nullptr;
+  T* bias = nullptr;
+  Scratch scratch(0);
+  if (!dot_projection) scratch.need(&wih.data, wih.size());
+  if (!dot_recurrent) scratch.need(&whh.data, whh.size());
+  if (!training) scratch.need(&pre_chunk, chunk * B * G);
+  if (b_ih != nullptr) scratch.need(&bias, G);
+  scratch.allocate();
+  if (b_ih != nullptr) fold_biases(b_ih, b_hh, G, G, bias);
 
-  const T* h_prev = h0;
-  const T* c_prev = c0;
-  for (int64_t t = 0; t < s.steps; ++t) {
-    T* p = pre + t * B * G;
-    gemm(B, G, H, h_prev, H, int64_t(1), w_hh_t.data(), G, p, G, true);
-    T* h = out + t * B * H;
-    T* c = training ? cells + t * B * H : c_n;  // inference updates c_n in place, element by element
-    for (int64_t b = 0; b < B; ++b) {
-      T* pb = p + b * G;
-      for (int64_t j = 0; j < H; ++j) {
-        const T i = sigmoid(pb[j]), f = sigmoid(pb[H + j]), g = tanh_(pb[2 * H + j]), o = sigmoid(pb[3 * H + j]);
-        const T cj = f * c_prev[b * H + j] + i * g;
-        c[b * H + j] = cj;
-        h[b * H + j] = o * tanh_(cj);
-        pb[j] = i, pb[H + j] = f, pb[2 * H + j] = g, pb[3 * H + j] = o;
+  const int threads = loop_threads(B * G * (H + I), H, nr);
+  StepBarrier barrier(threads);
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    DenormalsAreZero daz_thread;
+    const UnitSlice u = unit_slice(H, nr);
+    if (!dot_projection) pack_own_gate_panels(w_ih, I, wih, u, 0, 4);
+    if (!dot_recurrent) pack_own_gate_panels(w_hh, H, whh, u, 0, 4);
+    const T* h_prev = h0;
+    const T* c_prev = c0;
+    for (int64_t t = 0; t < steps; ++t) {
+      T* pre = training ? gates + t * B * G : pre_chunk + (t % chunk) * B * G;
+      if (t % chunk == 0) {  // this thread's columns of the input projection of steps t .. t + chunk
+        const int64_t rows = std::min(chunk, steps - t) * B;
+        fill_own_columns(pre, rows, G, bias, H, 0, 4, u);
+        own_gate_gemm(o, rows, x + t * B * I, I, dot_projection ? nullptr : &wih, w_ih, I, H, 0, 4, u, pre, G, true);
       }
+      own_gate_gemm(o, B, h_prev, H, dot_recurrent ? nullptr : &whh, w_hh, H, H, 0, 4, u, pre, G, true);
+      T* h = out + t * B * H;
+      T* c = training ? cells + t * B * H : c_n;  // inference updates c_n in place
+      for (int64_t b = 0; b < B; ++b)
+        o.lstm_forward_units(u.n(), H, pre + b * G + u.j0, c_prev + b * H + u.j0, c + b * H + u.j0,
+                             h + b * H + u.j0, training);
+      h_prev = h;
+      c_prev = c;
+      barrier.wait();
     }
-    h_prev = h;
-    c_prev = c;
   }
-  std::copy(h_prev, h_prev + B * H, h_n);
-  if (c_prev != c_n) std::copy(c_prev, c_prev + B * H, c_n);
+  const int64_t last = (steps - 1) * B * H;
+  copy_or_zero(h_n, steps > 0 ? out + last : h0, B * H);
+  if (steps == 0) copy_or_zero(c_n, c0, B * H);
+  else if (training) copy_or_zero(c_n, cells + last, B * H);
 }
 
 template <typename T>
 void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, const T* w_ih, const T* w_hh,
                    const T* out, const T* gates, const T* cells, const T* dout, const T* dh_n, const T* dc_n, T* dx,
                    T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh) {
-  const int64_t B = s.batch, H = s.hidden, G = 4 * H;
-  std::vector<T> dpre(static_cast<size_t>(s.steps * B * G));
-  // dh0 and dc0 carry the running gradient w.r.t. h_t and c_t backwards through time.
+  const Ops<T>& o = ops<T>();
+  DenormalsAreZero daz;
+  const int64_t steps = s.steps, B = s.batch, H = s.hidden, G = 4 * H, nr = o.nr;
+  PackedB<T> whh = plain_panels<T>(G, H, nr);  // dh_{t-1} = dpre_t @ W_hh
+  T* dpre = nullptr;
+  Scratch scratch(0);
+  scratch.need(&dpre, steps * B * G);
+  scratch.need(&whh.data, whh.size());
+  scratch.allocate();
+  // dh0 and dc0 carry the running gradients w.r.t. h_t and c_t backwards through time.
   T* dh = dh0;
   T* dc = dc0;
   copy_or_zero(dh, dh_n, B * H);
   copy_or_zero(dc, dc_n, B * H);
-  for (int64_t t = s.steps - 1; t >= 0; --t) {
-    const T* gt = gates + t * B * G;
-    const T* c_t = cells + t * B * H;
-    const T* c_prev = t == 0 ? c0 : cells + (t - 1) * B * H;
-    const T* dout_t = dout + t * B * H;
-    T* dp = dpre.data() + t * B * G;
-    for (int64_t b = 0; b < B; ++b) {
-      const T* gb = gt + b * G;
-      T* db = dp + b * G;
-      for (int64_t j = 0; j < H; ++j) {
-        const int64_t k = b * H + j;
-        const T i = gb[j], f = gb[H + j], g = gb[2 * H + j], o = gb[3 * H + j];
-        const T dht = dh[k] + dout_t[k];
-        const T tanh_c = tanh_(c_t[k]);
-        const T dct = dc[k] + dht * o * (T(1) - tanh_c * tanh_c);
-        db[j] = dct * g * i * (T(1) - i);
-        db[H + j] = dct * c_prev[k] * f * (T(1) - f);
-        db[2 * H + j] = dct * i * (T(1) - g * g);
-        db[3 * H + j] = dht * tanh_c * o * (T(1) - o);
-        dc[k] = dct * f;
+
+  const int threads = loop_threads(B * G * H, H, nr);
+  StepBarrier barrier(threads);
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    DenormalsAreZero daz_thread;
+    const UnitSlice u = unit_slice(H, nr);
+    pack_b(w_hh, H, false, whh, u.q0, u.q1);
+    for (int64_t t = steps - 1; t >= 0; --t) {
+      const T* g_t = gates + t * B * G;
+      const T* c_t = cells + t * B * H;
+      const T* c_prev = t == 0 ? c0 : cells + (t - 1) * B * H;
+      T* dp = dpre + t * B * G;
+      for (int64_t b = 0; b < B; ++b) {
+        const int64_t k = b * H + u.j0;
+        o.lstm_backward_units(u.n(), H, g_t + b * G + u.j0, c_t + k, c_prev + k, dout + t * B * H + k, dh + k, dc + k,
+                              dp + b * G + u.j0);
       }
+      barrier.wait();  // dpre_t complete: every thread's dh columns need all of it
+      if (u.n() > 0) o.gemm_panels(B, dp, G, 1, whh, u.q0, u.q1, dh, H, false);
     }
-    gemm(B, H, G, dp, G, int64_t(1), w_hh, H, dh, H, false);  // dh_{t-1} = dpre_t @ W_hh
   }
-  input_and_bias_grads(s, G, x, w_ih, dpre.data(), dpre.data(), dx, dw_ih, db_ih, db_hh);
-  add_recurrent_weight_grad(s, G, dpre.data(), G, h0, out, dw_hh);
+  input_and_bias_grads(s, G, x, w_ih, dpre, dpre, dx, dw_ih, db_ih, db_hh);
+  add_recurrent_weight_grad(s, G, dpre, G, h0, out, dw_hh);
 }
 
 #define PYLSTM_INSTANTIATE(T)                                                                                     \

@@ -1,9 +1,5 @@
 #include "rnn.h"
 
-#include <algorithm>
-#include <vector>
-
-#include "../primitives/activations.h"
 #include "common.h"
 
 namespace pylstm {
@@ -11,43 +7,79 @@ namespace pylstm {
 template <typename T>
 void rnn_forward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, const T* w_ih, const T* w_hh,
                  const T* b_ih, const T* b_hh, T* out, T* h_n) {
-  const int64_t B = s.batch, H = s.hidden;
-  // The input projection goes straight into out; each step adds its recurrent part and activates in place.
-  input_projection(s, H, x, w_ih, b_ih, b_hh, out, H);
-  const std::vector<T> w_hh_t = transposed(w_hh, H, H);
-  const T* h_prev = h0;
-  for (int64_t t = 0; t < s.steps; ++t) {
-    T* h = out + t * B * H;
-    gemm(B, H, H, h_prev, H, int64_t(1), w_hh_t.data(), H, h, H, true);
-    if (act == Nonlinearity::kTanh)
-      for (int64_t k = 0; k < B * H; ++k) h[k] = tanh_(h[k]);
-    else
-      for (int64_t k = 0; k < B * H; ++k) h[k] = h[k] > T(0) ? h[k] : (h[k] == h[k] ? T(0) : h[k]);  // NaN stays
-    h_prev = h;
+  const Ops<T>& o = ops<T>();
+  DenormalsAreZero daz;
+  const int64_t steps = s.steps, B = s.batch, I = s.input, H = s.hidden, nr = o.nr, rows = steps * B;
+  const bool relu = act == Nonlinearity::kRelu;
+  const bool dot_projection = rows <= kDotRows, dot_recurrent = B <= kDotRows;
+  PackedB<T> wih = gate_panels<T>(I, H, 1, nr), whh = gate_panels<T>(H, H, 1, nr);
+  T* bias = nullptr;
+  Scratch scratch(0);
+  if (!dot_projection) scratch.need(&wih.data, wih.size());
+  if (!dot_recurrent) scratch.need(&whh.data, whh.size());
+  if (b_ih != nullptr) scratch.need(&bias, H);
+  scratch.allocate();
+  if (b_ih != nullptr) fold_biases(b_ih, b_hh, H, H, bias);
+
+  const int threads = loop_threads(B * H * (H + I), H, nr);
+  StepBarrier barrier(threads);
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    DenormalsAreZero daz_thread;
+    const UnitSlice u = unit_slice(H, nr);
+    if (!dot_projection) pack_own_gate_panels(w_ih, I, wih, u, 0, 1);
+    if (!dot_recurrent) pack_own_gate_panels(w_hh, H, whh, u, 0, 1);
+    // The input projection of all steps goes straight into out; each step adds its recurrent part and activates.
+    fill_own_columns(out, rows, H, bias, H, 0, 1, u);
+    own_gate_gemm(o, rows, x, I, dot_projection ? nullptr : &wih, w_ih, I, H, 0, 1, u, out, H, true);
+    const T* h_prev = h0;
+    for (int64_t t = 0; t < steps; ++t) {
+      T* h = out + t * B * H;
+      own_gate_gemm(o, B, h_prev, H, dot_recurrent ? nullptr : &whh, w_hh, H, H, 0, 1, u, h, H, true);
+      for (int64_t b = 0; b < B; ++b) o.rnn_forward_units(u.n(), relu, h + b * H + u.j0);
+      h_prev = h;
+      barrier.wait();
+    }
   }
-  std::copy(h_prev, h_prev + B * H, h_n);
+  copy_or_zero(h_n, steps > 0 ? out + (steps - 1) * B * H : h0, B * H);
 }
 
 template <typename T>
 void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, const T* w_ih, const T* w_hh,
                   const T* out, const T* dout, const T* dh_n, T* dx, T* dh0, T* dw_ih, T* dw_hh, T* db_ih,
                   T* db_hh) {
-  const int64_t B = s.batch, H = s.hidden;
-  std::vector<T> dpre(static_cast<size_t>(s.steps * B * H));
+  const Ops<T>& o = ops<T>();
+  DenormalsAreZero daz;
+  const int64_t steps = s.steps, B = s.batch, H = s.hidden, nr = o.nr;
+  const bool relu = act == Nonlinearity::kRelu;
+  PackedB<T> whh = plain_panels<T>(H, H, nr);
+  T* dpre = nullptr;
+  Scratch scratch(0);
+  scratch.need(&dpre, steps * B * H);
+  scratch.need(&whh.data, whh.size());
+  scratch.allocate();
   T* dh = dh0;
   copy_or_zero(dh, dh_n, B * H);
-  for (int64_t t = s.steps - 1; t >= 0; --t) {
-    const T* h = out + t * B * H;
-    const T* dout_t = dout + t * B * H;
-    T* dp = dpre.data() + t * B * H;
-    if (act == Nonlinearity::kTanh)
-      for (int64_t k = 0; k < B * H; ++k) dp[k] = (dh[k] + dout_t[k]) * (T(1) - h[k] * h[k]);
-    else
-      for (int64_t k = 0; k < B * H; ++k) dp[k] = (dh[k] + dout_t[k]) * (h[k] > T(0) ? T(1) : T(0));
-    gemm(B, H, H, dp, H, int64_t(1), w_hh, H, dh, H, false);
+
+  const int threads = loop_threads(B * H * H, H, nr);
+  StepBarrier barrier(threads);
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    DenormalsAreZero daz_thread;
+    const UnitSlice u = unit_slice(H, nr);
+    pack_b(w_hh, H, false, whh, u.q0, u.q1);
+    for (int64_t t = steps - 1; t >= 0; --t) {
+      T* dp = dpre + t * B * H;
+      for (int64_t b = 0; b < B; ++b) {
+        const int64_t k = t * B * H + b * H + u.j0;
+        o.rnn_backward_units(u.n(), relu, out + k, dout + k, dh + b * H + u.j0, dpre + k);
+      }
+      barrier.wait();
+      if (u.n() > 0) o.gemm_panels(B, dp, H, 1, whh, u.q0, u.q1, dh, H, false);
+    }
   }
-  input_and_bias_grads(s, H, x, w_ih, dpre.data(), dpre.data(), dx, dw_ih, db_ih, db_hh);
-  add_recurrent_weight_grad(s, H, dpre.data(), H, h0, out, dw_hh);
+  input_and_bias_grads(s, H, x, w_ih, dpre, dpre, dx, dw_ih, db_ih, db_hh);
+  add_recurrent_weight_grad(s, H, dpre, H, h0, out, dw_hh);
 }
 
 #define PYLSTM_INSTANTIATE(T)                                                                                      \

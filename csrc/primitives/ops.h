@@ -1,0 +1,58 @@
+// The building blocks the sequence kernels call, one table per ISA (scalar, AVX2, AVX-512) and dtype, chosen once
+// at import from CPUID (cpu.h). The implementations are simd/kernels_inl.h, compiled once per ISA in isa_*.cpp.
+//
+// Argument conventions: row-major; `n` units of one batch row, pointers already offset to the first unit, gate g of
+// a (G*H)-wide row at offset g * H; "in"/"out" as documented at each implementation.
+#pragma once
+#include <cstdint>
+
+#include "packed.h"
+
+namespace pylstm {
+
+template <typename T>
+struct Ops {
+  const char* isa;
+  int64_t nr;  // panel width of PackedB for gemm_panels
+
+  // C[:, columns of panels p_begin..p_end) [+]= A (M, K) @ B; A element (m, k) at A[m * as_m + k * as_k].
+  void (*gemm_panels)(int64_t M, const T* A, int64_t as_m, int64_t as_k, const PackedB<T>& B, int64_t p_begin,
+                      int64_t p_end, T* C, int64_t ldc, bool accumulate);
+  // C[:, n_begin..n_end) [+]= A (M, K) @ W^T, W row-major (N, K): dot products, no packing (for M of a few rows).
+  void (*gemm_dot)(int64_t M, int64_t n_begin, int64_t n_end, int64_t K, const T* A, int64_t lda, const T* W,
+                   int64_t ldw, T* C, int64_t ldc, bool accumulate);
+  // dst[c_begin..c_end) += column sums of src (rows, ld).
+  void (*add_column_sums)(const T* src, int64_t rows, int64_t ld, int64_t c_begin, int64_t c_end, T* dst);
+
+  void (*sigmoid)(int64_t n, const T* x, T* y);
+  void (*tanh)(int64_t n, const T* x, T* y);
+
+  void (*lstm_forward_units)(int64_t n, int64_t H, T* pre, const T* c_prev, T* c, T* h, bool save_gates);
+  void (*lstm_backward_units)(int64_t n, int64_t H, const T* gates, const T* c, const T* c_prev, const T* dout,
+                              const T* dh, T* dc, T* dpre);
+  void (*gru_forward_units)(int64_t n, int64_t H, T* pre, const T* gh, const T* h_prev, T* h, bool save_gates);
+  void (*gru_rz_units)(int64_t n, int64_t H, T* pre, const T* grz, int64_t grz_h, const T* h_prev, T* rh);
+  void (*gru_n_units)(int64_t n, int64_t H, T* pre, const T* gn, const T* h_prev, T* h);
+  void (*gru_backward_after_units)(int64_t n, int64_t H, const T* gates, const T* h_prev, const T* dout, T* dh,
+                                   T* dgx, T* dgh);
+  void (*gru_backward_zn_units)(int64_t n, int64_t H, const T* gates, const T* h_prev, const T* dout, T* dh, T* dg);
+  void (*gru_backward_r_units)(int64_t n, const T* gates, const T* h_prev, const T* drh, T* dh, T* dg, T* rh);
+  void (*rnn_forward_units)(int64_t n, bool relu, T* h);
+  void (*rnn_backward_units)(int64_t n, bool relu, const T* h, const T* dout, const T* dh, T* dpre);
+};
+
+enum class Isa { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
+
+// The tables of each ISA compiled into this build (null where the compiler could not target it).
+extern const Ops<float> kScalarOpsF32;
+extern const Ops<double> kScalarOpsF64;
+extern const Ops<float>* const kAvx2OpsF32;
+extern const Ops<double>* const kAvx2OpsF64;
+extern const Ops<float>* const kAvx512OpsF32;
+extern const Ops<double>* const kAvx512OpsF64;
+
+// The active table: the best ISA this CPU and OS support, or the one set_isa chose.
+template <typename T>
+const Ops<T>& ops();
+
+}  // namespace pylstm

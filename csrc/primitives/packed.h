@@ -1,0 +1,58 @@
+// The packed layout of a GEMM's B operand (K, N): panels of `nr` columns, each stored k-major (K rows of nr values,
+// zero-padded past the last column), so the micro-kernel reads one contiguous stream per panel.
+//
+// The N columns form `blocks` blocks of `block_cols` columns each (N = blocks * block_cols), and every block is cut
+// into panels on its own. With block_cols = H this keeps each gate's columns of a (G*H)-wide weight in panels of
+// their own, so a thread that owns hidden units [j0, j1) owns the same panel range in every gate. A plain matrix is
+// one block (block_cols = N).
+#pragma once
+#include <algorithm>
+#include <cstdint>
+
+namespace pylstm {
+
+template <typename T>
+struct PackedB {
+  T* data = nullptr;
+  int64_t K = 0;
+  int64_t block_cols = 0;
+  int64_t blocks = 0;
+  int64_t nr = 1;
+
+  int64_t panels_per_block() const { return (block_cols + nr - 1) / nr; }
+  int64_t panels() const { return blocks * panels_per_block(); }
+  int64_t size() const { return panels() * K * nr; }  // values
+  // First column of C that panel p writes, and how many columns of it are real.
+  int64_t col(int64_t p) const { return (p / panels_per_block()) * block_cols + (p % panels_per_block()) * nr; }
+  int width(int64_t p) const {
+    return static_cast<int>(std::min<int64_t>(nr, block_cols - (p % panels_per_block()) * nr));
+  }
+  T* panel(int64_t p) const { return data + p * K * nr; }
+};
+
+// Fill panels [p_begin, p_end) of `b` (its data, K, block_cols, blocks and nr set) from a source matrix:
+//   transposed_source = false: B is the row-major (K, N) matrix at src with leading dimension ld;
+//   transposed_source = true:  B = W^T for the row-major (N, K) matrix W at src with leading dimension ld (a weight
+//                              stored as PyTorch stores it, used as x @ W^T).
+template <typename T>
+void pack_b(const T* src, int64_t ld, bool transposed_source, const PackedB<T>& b, int64_t p_begin, int64_t p_end) {
+  const int64_t K = b.K, nr = b.nr;
+  for (int64_t p = p_begin; p < p_end; ++p) {
+    T* dst = b.panel(p);
+    const int64_t c0 = b.col(p);
+    const int w = b.width(p);
+    if (transposed_source) {
+      for (int c = 0; c < w; ++c) {
+        const T* row = src + (c0 + c) * ld;
+        for (int64_t k = 0; k < K; ++k) dst[k * nr + c] = row[k];
+      }
+    } else {
+      for (int64_t k = 0; k < K; ++k)
+        for (int c = 0; c < w; ++c) dst[k * nr + c] = src[k * ld + c0 + c];
+    }
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t c = w; c < nr; ++c) dst[k * nr + c] = T(0);
+  }
+}
+
+}  // namespace pylstm

@@ -1,0 +1,436 @@
+// The SIMD building blocks, written once over Vec<T> and compiled once per ISA: the including file (isa_*.cpp)
+// defines PYLSTM_SIMD_NS, includes that namespace's Vec and math_inl.h, and fills an Ops<T> table from these.
+//
+// Row-major throughout. Nothing here allocates or starts threads: the sequence kernels decide who computes what.
+// Every output element is computed by the same instructions in the same order whichever thread computes it, so
+// results do not depend on the thread count.
+namespace pylstm {
+namespace PYLSTM_SIMD_NS {
+
+template <typename V>
+struct Tiling {
+  using T = typename V::T;
+  static constexpr int kLanes = V::kLanes;
+  // Micro-tile: kMr rows of C by kNrVecs registers of columns, all accumulators in registers
+  // (AVX-512: 12 x 2 of 32; AVX2: 6 x 2 of 16; scalar: 4 x 8).
+  static constexpr int kNrVecs = kLanes == 1 ? 8 : 2;
+  static constexpr int kNr = kNrVecs * kLanes;
+  static constexpr int kMr = kLanes == 1 ? 4 : (kLanes * sizeof(T) == 64 ? 12 : 6);
+  // Cache blocks: a (kKc, kNr) slice of a B panel stays in L1; a (kMc, kKc) block of A stays in L2.
+  static constexpr int64_t kKc = 256 * 4 / static_cast<int64_t>(sizeof(T));
+  static constexpr int64_t kMc = 20 * kMr;
+};
+
+// ------------------------------------------------------------------------------------------------------------ GEMM
+
+// C (MR, width) [+]= A (MR, kc) @ panel (kc, kNr): A element (r, k) at A[r * as_m + k * as_k].
+template <typename V, int MR>
+inline void micro_kernel(int64_t kc, const typename V::T* A, int64_t as_m, int64_t as_k, const typename V::T* panel,
+                         typename V::T* C, int64_t ldc, int width, bool accumulate) {
+  using Reg = typename V::Reg;
+  constexpr int L = V::kLanes, NV = Tiling<V>::kNrVecs, NR = Tiling<V>::kNr;
+  Reg acc[MR][NV];
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) {
+      const int lanes = width - v * L;
+      acc[r][v] = !accumulate || lanes <= 0 ? V::zero()
+                  : lanes >= L              ? V::load(C + r * ldc + v * L)
+                                            : V::load_partial(C + r * ldc + v * L, lanes);
+    }
+  for (int64_t k = 0; k < kc; ++k) {
+    Reg b[NV];
+    for (int v = 0; v < NV; ++v) b[v] = V::load(panel + k * NR + v * L);
+    for (int r = 0; r < MR; ++r) {
+      const Reg a = V::set1(A[r * as_m + k * as_k]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = V::fmadd(a, b[v], acc[r][v]);
+    }
+  }
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < NV; ++v) {
+      const int lanes = width - v * L;
+      if (lanes >= L) V::store(C + r * ldc + v * L, acc[r][v]);
+      else if (lanes > 0) V::store_partial(C + r * ldc + v * L, acc[r][v], lanes);
+    }
+}
+
+template <typename V, int MR>
+inline void micro_kernel_upto(int rows, int64_t kc, const typename V::T* A, int64_t as_m, int64_t as_k,
+                              const typename V::T* panel, typename V::T* C, int64_t ldc, int width, bool accumulate) {
+  if constexpr (MR > 1) {
+    if (rows < MR) return micro_kernel_upto<V, MR - 1>(rows, kc, A, as_m, as_k, panel, C, ldc, width, accumulate);
+  }
+  micro_kernel<V, MR>(kc, A, as_m, as_k, panel, C, ldc, width, accumulate);
+}
+
+// C[:, columns of panels p_begin..p_end) [+]= A (M, K) @ B, B packed (packed.h). Blocked so that a (kMc, kKc) block
+// of A is reused across all the panels from L2, and a (kKc, kNr) slice of a panel across kMc rows from L1.
+template <typename V>
+void gemm_panels(int64_t M, const typename V::T* A, int64_t as_m, int64_t as_k, const PackedB<typename V::T>& B,
+                 int64_t p_begin, int64_t p_end, typename V::T* C, int64_t ldc, bool accumulate) {
+  using Tl = Tiling<V>;
+  const int64_t K = B.K;
+  if (K == 0) {
+    if (!accumulate)
+      for (int64_t p = p_begin; p < p_end; ++p)
+        for (int64_t m = 0; m < M; ++m) std::fill(C + m * ldc + B.col(p), C + m * ldc + B.col(p) + B.width(p), 0);
+    return;
+  }
+  for (int64_t m0 = 0; m0 < M; m0 += Tl::kMc) {
+    const int64_t mc = std::min(Tl::kMc, M - m0);
+    for (int64_t k0 = 0; k0 < K; k0 += Tl::kKc) {
+      const int64_t kc = std::min(Tl::kKc, K - k0);
+      const bool acc = accumulate || k0 > 0;
+      for (int64_t p = p_begin; p < p_end; ++p) {
+        const typename V::T* panel = B.panel(p) + k0 * B.nr;
+        typename V::T* Cp = C + B.col(p);
+        const int width = B.width(p);
+        for (int64_t m = m0; m < m0 + mc; m += Tl::kMr) {
+          const int rows = static_cast<int>(std::min<int64_t>(Tl::kMr, m0 + mc - m));
+          micro_kernel_upto<V, Tl::kMr>(rows, kc, A + m * as_m + k0 * as_k, as_m, as_k, panel, Cp + m * ldc, ldc,
+                                        width, acc);
+        }
+      }
+    }
+  }
+}
+
+// C (M, n_end - n_begin) at columns [n_begin, n_end) [+]= A (M, K) @ W^T for W row-major (N, K), M <= 4, without
+// packing: each output is a dot product of an A row and a W row. For few rows (a single step at batch 1), where
+// packing W would cost more than the product.
+template <typename V, int M>
+void gemm_dot_rows(int64_t n_begin, int64_t n_end, int64_t K, const typename V::T* A, int64_t lda,
+                   const typename V::T* W, int64_t ldw, typename V::T* C, int64_t ldc, bool accumulate) {
+  using Reg = typename V::Reg;
+  using T = typename V::T;
+  constexpr int L = V::kLanes;
+  constexpr int kRows = 4;  // rows of W per pass: each loaded A vector is used kRows times
+  int64_t n = n_begin;
+  for (; n + kRows <= n_end; n += kRows) {
+    Reg acc[M][kRows];
+    for (int m = 0; m < M; ++m)
+      for (int j = 0; j < kRows; ++j) acc[m][j] = V::zero();
+    int64_t k = 0;
+    for (; k + L <= K; k += L) {
+      Reg w[kRows];
+      for (int j = 0; j < kRows; ++j) w[j] = V::load(W + (n + j) * ldw + k);
+      for (int m = 0; m < M; ++m) {
+        const Reg a = V::load(A + m * lda + k);
+        for (int j = 0; j < kRows; ++j) acc[m][j] = V::fmadd(a, w[j], acc[m][j]);
+      }
+    }
+    if (k < K) {
+      const int rest = static_cast<int>(K - k);
+      Reg w[kRows];
+      for (int j = 0; j < kRows; ++j) w[j] = V::load_partial(W + (n + j) * ldw + k, rest);
+      for (int m = 0; m < M; ++m) {
+        const Reg a = V::load_partial(A + m * lda + k, rest);
+        for (int j = 0; j < kRows; ++j) acc[m][j] = V::fmadd(a, w[j], acc[m][j]);
+      }
+    }
+    for (int m = 0; m < M; ++m)
+      for (int j = 0; j < kRows; ++j) {
+        const T s = V::reduce_add(acc[m][j]);
+        C[m * ldc + n + j] = accumulate ? C[m * ldc + n + j] + s : s;
+      }
+  }
+  for (; n < n_end; ++n) {
+    Reg acc[M];
+    for (int m = 0; m < M; ++m) acc[m] = V::zero();
+    int64_t k = 0;
+    for (; k + L <= K; k += L) {
+      const Reg w = V::load(W + n * ldw + k);
+      for (int m = 0; m < M; ++m) acc[m] = V::fmadd(V::load(A + m * lda + k), w, acc[m]);
+    }
+    if (k < K) {
+      const int rest = static_cast<int>(K - k);
+      const Reg w = V::load_partial(W + n * ldw + k, rest);
+      for (int m = 0; m < M; ++m) acc[m] = V::fmadd(V::load_partial(A + m * lda + k, rest), w, acc[m]);
+    }
+    for (int m = 0; m < M; ++m) {
+      const T s = V::reduce_add(acc[m]);
+      C[m * ldc + n] = accumulate ? C[m * ldc + n] + s : s;
+    }
+  }
+}
+
+template <typename V>
+void gemm_dot(int64_t M, int64_t n_begin, int64_t n_end, int64_t K, const typename V::T* A, int64_t lda,
+              const typename V::T* W, int64_t ldw, typename V::T* C, int64_t ldc, bool accumulate) {
+  for (int64_t m = 0; m < M; m += 4) {
+    const auto* a = A + m * lda;
+    auto* c = C + m * ldc;
+    switch (std::min<int64_t>(4, M - m)) {
+      case 1: gemm_dot_rows<V, 1>(n_begin, n_end, K, a, lda, W, ldw, c, ldc, accumulate); break;
+      case 2: gemm_dot_rows<V, 2>(n_begin, n_end, K, a, lda, W, ldw, c, ldc, accumulate); break;
+      case 3: gemm_dot_rows<V, 3>(n_begin, n_end, K, a, lda, W, ldw, c, ldc, accumulate); break;
+      default: gemm_dot_rows<V, 4>(n_begin, n_end, K, a, lda, W, ldw, c, ldc, accumulate); break;
+    }
+  }
+}
+
+// dst (cols,) += column sums of src (rows, cols) with leading dimension ld, over columns [c_begin, c_end), summed in
+// increasing row order.
+template <typename V>
+void add_column_sums(const typename V::T* src, int64_t rows, int64_t ld, int64_t c_begin, int64_t c_end,
+                     typename V::T* dst) {
+  constexpr int L = V::kLanes;
+  for (int64_t c = c_begin; c < c_end; c += L) {
+    const int w = static_cast<int>(std::min<int64_t>(L, c_end - c));
+    auto ld_ = [&](const typename V::T* p) { return w == L ? V::load(p) : V::load_partial(p, w); };
+    typename V::Reg s = ld_(dst + c);
+    for (int64_t r = 0; r < rows; ++r) s = V::add(s, ld_(src + r * ld + c));
+    if (w == L) V::store(dst + c, s);
+    else V::store_partial(dst + c, s, w);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------- activations
+
+template <typename V>
+void sigmoid_array(int64_t n, const typename V::T* x, typename V::T* y) {
+  constexpr int L = V::kLanes;
+  int64_t j = 0;
+  for (; j + L <= n; j += L) V::store(y + j, sigmoid<V>(V::load(x + j)));
+  if (j < n) V::store_partial(y + j, sigmoid<V>(V::load_partial(x + j, static_cast<int>(n - j))), static_cast<int>(n - j));
+}
+
+template <typename V>
+void tanh_array(int64_t n, const typename V::T* x, typename V::T* y) {
+  constexpr int L = V::kLanes;
+  int64_t j = 0;
+  for (; j + L <= n; j += L) V::store(y + j, tanh<V>(V::load(x + j)));
+  if (j < n) V::store_partial(y + j, tanh<V>(V::load_partial(x + j, static_cast<int>(n - j))), static_cast<int>(n - j));
+}
+
+// ------------------------------------------------------------------------------------------------ cell updates
+// Each works on units [0, n) of one batch row, `n` counted from the pointers given (the caller offsets them to its
+// first unit); gate g of a (G*H)-wide row is at offset g * H (PyTorch's gate-blocked layout).
+
+// Loads/stores `w` lanes (w = kLanes: a whole register).
+template <typename V>
+inline typename V::Reg load_n(const typename V::T* p, int w) {
+  return w == V::kLanes ? V::load(p) : V::load_partial(p, w);
+}
+template <typename V>
+inline void store_n(typename V::T* p, typename V::Reg v, int w) {
+  if (w == V::kLanes) V::store(p, v);
+  else V::store_partial(p, v, w);
+}
+
+// LSTM step. pre: the (4H) pre-activations (input and recurrent parts summed, biases included); with save_gates the
+// post-activation i, f, g, o replace them. c = f * c_prev + i * g, h = o * tanh(c). c may alias c_prev.
+template <typename V>
+void lstm_forward_units(int64_t n, int64_t H, typename V::T* pre, const typename V::T* c_prev, typename V::T* c,
+                        typename V::T* h, bool save_gates) {
+  using Reg = typename V::Reg;
+  for (int64_t j = 0; j < n; j += V::kLanes) {
+    const int w = static_cast<int>(std::min<int64_t>(V::kLanes, n - j));
+    const Reg i = sigmoid<V>(load_n<V>(pre + j, w));
+    const Reg f = sigmoid<V>(load_n<V>(pre + H + j, w));
+    const Reg g = tanh<V>(load_n<V>(pre + 2 * H + j, w));
+    const Reg o = sigmoid<V>(load_n<V>(pre + 3 * H + j, w));
+    const Reg cj = V::add(V::mul(f, load_n<V>(c_prev + j, w)), V::mul(i, g));
+    store_n<V>(c + j, cj, w);
+    store_n<V>(h + j, V::mul(o, tanh<V>(cj)), w);
+    if (save_gates) {
+      store_n<V>(pre + j, i, w);
+      store_n<V>(pre + H + j, f, w);
+      store_n<V>(pre + 2 * H + j, g, w);
+      store_n<V>(pre + 3 * H + j, o, w);
+    }
+  }
+}
+
+// LSTM step backward. gates: saved i, f, g, o; dh: gradient w.r.t. h_t from step t+1 (read); dc: w.r.t. c_t from
+// step t+1 (in), w.r.t. c_{t-1} (out); dpre: the (4H) pre-activation gradients (out).
+template <typename V>
+void lstm_backward_units(int64_t n, int64_t H, const typename V::T* gates, const typename V::T* c,
+                         const typename V::T* c_prev, const typename V::T* dout, const typename V::T* dh,
+                         typename V::T* dc, typename V::T* dpre) {
+  using Reg = typename V::Reg;
+  const Reg one = V::set1(1);
+  for (int64_t j = 0; j < n; j += V::kLanes) {
+    const int w = static_cast<int>(std::min<int64_t>(V::kLanes, n - j));
+    const Reg i = load_n<V>(gates + j, w), f = load_n<V>(gates + H + j, w);
+    const Reg g = load_n<V>(gates + 2 * H + j, w), o = load_n<V>(gates + 3 * H + j, w);
+    const Reg dht = V::add(load_n<V>(dh + j, w), load_n<V>(dout + j, w));
+    const Reg tanh_c = tanh<V>(load_n<V>(c + j, w));
+    const Reg dct = V::add(load_n<V>(dc + j, w), V::mul(V::mul(dht, o), V::fnmadd(tanh_c, tanh_c, one)));
+    store_n<V>(dpre + j, V::mul(V::mul(V::mul(dct, g), i), V::sub(one, i)), w);
+    store_n<V>(dpre + H + j, V::mul(V::mul(V::mul(dct, load_n<V>(c_prev + j, w)), f), V::sub(one, f)), w);
+    store_n<V>(dpre + 2 * H + j, V::mul(V::mul(dct, i), V::fnmadd(g, g, one)), w);
+    store_n<V>(dpre + 3 * H + j, V::mul(V::mul(V::mul(dht, tanh_c), o), V::sub(one, o)), w);
+    store_n<V>(dc + j, V::mul(dct, f), w);
+  }
+}
+
+// GRU step, reset_after. pre: r, z, n input pre-activations (b_ih and b_hr, b_hz folded in), row width >= 3H
+// (4H when saving); gh: the recurrent part W_hh h + [0, 0, b_hn] (3H). With save_gates, r, z, n and hn replace
+// pre's row (4H wide). h = (1 - z) * n + z * h_prev.
+template <typename V>
+void gru_forward_units(int64_t n, int64_t H, typename V::T* pre, const typename V::T* gh, const typename V::T* h_prev,
+                       typename V::T* h, bool save_gates) {
+  using Reg = typename V::Reg;
+  const Reg one = V::set1(1);
+  for (int64_t j = 0; j < n; j += V::kLanes) {
+    const int w = static_cast<int>(std::min<int64_t>(V::kLanes, n - j));
+    const Reg r = sigmoid<V>(V::add(load_n<V>(pre + j, w), load_n<V>(gh + j, w)));
+    const Reg z = sigmoid<V>(V::add(load_n<V>(pre + H + j, w), load_n<V>(gh + H + j, w)));
+    const Reg hn = load_n<V>(gh + 2 * H + j, w);
+    const Reg nn = tanh<V>(V::add(load_n<V>(pre + 2 * H + j, w), V::mul(r, hn)));
+    store_n<V>(h + j, V::add(V::mul(V::sub(one, z), nn), V::mul(z, load_n<V>(h_prev + j, w))), w);
+    if (save_gates) {
+      store_n<V>(pre + j, r, w);
+      store_n<V>(pre + H + j, z, w);
+      store_n<V>(pre + 2 * H + j, nn, w);
+      store_n<V>(pre + 3 * H + j, hn, w);
+    }
+  }
+}
+
+// GRU step, reset_before, first half: r and z from pre (all biases folded) + grz (W_hr h, W_hz h), written over
+// pre's r and z; rh = r * h_prev.
+template <typename V>
+void gru_rz_units(int64_t n, int64_t H, typename V::T* pre, const typename V::T* grz, int64_t grz_h,
+                  const typename V::T* h_prev, typename V::T* rh) {
+  using Reg = typename V::Reg;
+  for (int64_t j = 0; j < n; j += V::kLanes) {
+    const int w = static_cast<int>(std::min<int64_t>(V::kLanes, n - j));
+    const Reg r = sigmoid<V>(V::add(load_n<V>(pre + j, w), load_n<V>(grz + j, w)));
+    const Reg z = sigmoid<V>(V::add(load_n<V>(pre + H + j, w), load_n<V>(grz + grz_h + j, w)));
+    store_n<V>(pre + j, r, w);
+    store_n<V>(pre + H + j, z, w);
+    store_n<V>(rh + j, V::mul(r, load_n<V>(h_prev + j, w)), w);
+  }
+}
+
+// GRU step, reset_before, second half: n = tanh(pre_n + gn) (gn = W_hn (r * h)), written over pre's n;
+// h = (1 - z) * n + z * h_prev.
+template <typename V>
+void gru_n_units(int64_t n, int64_t H, typename V::T* pre, const typename V::T* gn, const typename V::T* h_prev,
+                 typename V::T* h) {
+  using Reg = typename V::Reg;
+  const Reg one = V::set1(1);
+  for (int64_t j = 0; j < n; j += V::kLanes) {
+    const int w = static_cast<int>(std::min<int64_t>(V::kLanes, n - j));
+    const Reg z = load_n<V>(pre + H + j, w);
+    const Reg nn = tanh<V>(V::add(load_n<V>(pre + 2 * H + j, w), load_n<V>(gn + j, w)));
+    store_n<V>(pre + 2 * H + j, nn, w);
+    store_n<V>(h + j, V::add(V::mul(V::sub(one, z), nn), V::mul(z, load_n<V>(h_prev + j, w))), w);
+  }
+}
+
+// GRU step backward, reset_after. gates: r, z, n, hn (4H); dh: in, gradient w.r.t. h_t from step t+1; out, its
+// direct part dh_t * z (the caller adds dgh @ W_hh). dgx, dgh: the ih and hh pre-activation gradients (3H each).
+template <typename V>
+void gru_backward_after_units(int64_t n, int64_t H, const typename V::T* gates, const typename V::T* h_prev,
+                              const typename V::T* dout, typename V::T* dh, typename V::T* dgx, typename V::T* dgh) {
+  using Reg = typename V::Reg;
+  const Reg one = V::set1(1);
+  for (int64_t j = 0; j < n; j += V::kLanes) {
+    const int w = static_cast<int>(std::min<int64_t>(V::kLanes, n - j));
+    const Reg r = load_n<V>(gates + j, w), z = load_n<V>(gates + H + j, w);
+    const Reg nn = load_n<V>(gates + 2 * H + j, w), hn = load_n<V>(gates + 3 * H + j, w);
+    const Reg dht = V::add(load_n<V>(dh + j, w), load_n<V>(dout + j, w));
+    const Reg dn = V::mul(V::mul(dht, V::sub(one, z)), V::fnmadd(nn, nn, one));
+    const Reg dz = V::mul(V::mul(V::mul(dht, V::sub(load_n<V>(h_prev + j, w), nn)), z), V::sub(one, z));
+    const Reg dr = V::mul(V::mul(V::mul(dn, hn), r), V::sub(one, r));
+    store_n<V>(dgx + j, dr, w);
+    store_n<V>(dgx + H + j, dz, w);
+    store_n<V>(dgx + 2 * H + j, dn, w);
+    store_n<V>(dgh + j, dr, w);
+    store_n<V>(dgh + H + j, dz, w);
+    store_n<V>(dgh + 2 * H + j, V::mul(dn, r), w);
+    store_n<V>(dh + j, V::mul(dht, z), w);
+  }
+}
+
+// GRU step backward, reset_before, first half: dz and dn pre-activation gradients into dg (3H), dh -> dh_t * z
+// (in: the gradient from step t+1).
+template <typename V>
+void gru_backward_zn_units(int64_t n, int64_t H, const typename V::T* gates, const typename V::T* h_prev,
+                           const typename V::T* dout, typename V::T* dh, typename V::T* dg) {
+  using Reg = typename V::Reg;
+  const Reg one = V::set1(1);
+  for (int64_t j = 0; j < n; j += V::kLanes) {
+    const int w = static_cast<int>(std::min<int64_t>(V::kLanes, n - j));
+    const Reg z = load_n<V>(gates + H + j, w), nn = load_n<V>(gates + 2 * H + j, w);
+    const Reg dht = V::add(load_n<V>(dh + j, w), load_n<V>(dout + j, w));
+    store_n<V>(dg + H + j, V::mul(V::mul(V::mul(dht, V::sub(load_n<V>(h_prev + j, w), nn)), z), V::sub(one, z)), w);
+    store_n<V>(dg + 2 * H + j, V::mul(V::mul(dht, V::sub(one, z)), V::fnmadd(nn, nn, one)), w);
+    store_n<V>(dh + j, V::mul(dht, z), w);
+  }
+}
+
+// GRU step backward, reset_before, second half: given drh = d(r * h_prev) = dn_pre @ W_hn, the r gradient into dg,
+// dh += drh * r, and rh = r * h_prev (kept for dW_hn).
+template <typename V>
+void gru_backward_r_units(int64_t n, const typename V::T* gates, const typename V::T* h_prev,
+                          const typename V::T* drh, typename V::T* dh, typename V::T* dg, typename V::T* rh) {
+  using Reg = typename V::Reg;
+  const Reg one = V::set1(1);
+  for (int64_t j = 0; j < n; j += V::kLanes) {
+    const int w = static_cast<int>(std::min<int64_t>(V::kLanes, n - j));
+    const Reg r = load_n<V>(gates + j, w), hp = load_n<V>(h_prev + j, w), d = load_n<V>(drh + j, w);
+    store_n<V>(dg + j, V::mul(V::mul(V::mul(d, hp), r), V::sub(one, r)), w);
+    store_n<V>(dh + j, V::add(load_n<V>(dh + j, w), V::mul(d, r)), w);
+    store_n<V>(rh + j, V::mul(r, hp), w);
+  }
+}
+
+// RNN step: h = act(pre) in place (tanh, or relu keeping NaN).
+template <typename V>
+void rnn_forward_units(int64_t n, bool relu, typename V::T* h) {
+  using Reg = typename V::Reg;
+  for (int64_t j = 0; j < n; j += V::kLanes) {
+    const int w = static_cast<int>(std::min<int64_t>(V::kLanes, n - j));
+    const Reg p = load_n<V>(h + j, w);
+    // relu: p where p > 0, 0 where p <= 0, NaN where NaN (compares false on both tests).
+    const Reg y = relu ? V::select(V::ge(V::zero(), p), V::zero(), p) : tanh<V>(p);
+    store_n<V>(h + j, y, w);
+  }
+}
+
+// RNN step backward: dpre = (dh + dout) * act'(h), act' from h itself (tanh: 1 - h^2; relu: h > 0).
+template <typename V>
+void rnn_backward_units(int64_t n, bool relu, const typename V::T* h, const typename V::T* dout,
+                        const typename V::T* dh, typename V::T* dpre) {
+  using Reg = typename V::Reg;
+  const Reg one = V::set1(1);
+  for (int64_t j = 0; j < n; j += V::kLanes) {
+    const int w = static_cast<int>(std::min<int64_t>(V::kLanes, n - j));
+    const Reg hj = load_n<V>(h + j, w);
+    const Reg d = V::add(load_n<V>(dh + j, w), load_n<V>(dout + j, w));
+    const Reg grad = relu ? V::select(V::gt(hj, V::zero()), one, V::zero()) : V::fnmadd(hj, hj, one);
+    store_n<V>(dpre + j, V::mul(d, grad), w);
+  }
+}
+
+// The table of this ISA's building blocks. constexpr, so that the table is filled at compile time: no code of this
+// ISA runs until the dispatcher has chosen it.
+template <typename T>
+constexpr Ops<T> make_ops(const char* name) {
+  using V = Vec<T>;
+  Ops<T> ops{};
+  ops.isa = name;
+  ops.nr = Tiling<V>::kNr;
+  ops.gemm_panels = &gemm_panels<V>;
+  ops.gemm_dot = &gemm_dot<V>;
+  ops.add_column_sums = &add_column_sums<V>;
+  ops.sigmoid = &sigmoid_array<V>;
+  ops.tanh = &tanh_array<V>;
+  ops.lstm_forward_units = &lstm_forward_units<V>;
+  ops.lstm_backward_units = &lstm_backward_units<V>;
+  ops.gru_forward_units = &gru_forward_units<V>;
+  ops.gru_rz_units = &gru_rz_units<V>;
+  ops.gru_n_units = &gru_n_units<V>;
+  ops.gru_backward_after_units = &gru_backward_after_units<V>;
+  ops.gru_backward_zn_units = &gru_backward_zn_units<V>;
+  ops.gru_backward_r_units = &gru_backward_r_units<V>;
+  ops.rnn_forward_units = &rnn_forward_units<V>;
+  ops.rnn_backward_units = &rnn_backward_units<V>;
+  return ops;
+}
+
+}  // namespace PYLSTM_SIMD_NS
+}  // namespace pylstm
