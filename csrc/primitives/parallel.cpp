@@ -46,7 +46,7 @@ int threads_for(int64_t work) {
   // About 30 microseconds of single-core work per extra thread.
   constexpr int64_t kMinWorkPerThread = int64_t(1) << 20;
   const int n = get_num_threads();
-  if (n <= 1 || work < 2 * kMinWorkPerThread) return 1;
+  if (n <= 1 || work < 2 * kMinWorkPerThread || busy_machine()) return 1;
   const int64_t useful = work / kMinWorkPerThread;
   return static_cast<int>(useful < n ? useful : n);
 }
@@ -61,26 +61,69 @@ int threads_for(int64_t work) {
 
 namespace pylstm {
 
-void StepBarrier::wait() {
-  if (threads_ <= 1) return;
-  const unsigned phase = phase_.load(std::memory_order_relaxed);
-  if (arrived_.fetch_add(1, std::memory_order_acq_rel) == threads_ - 1) {
-    arrived_.store(0, std::memory_order_relaxed);
-    phase_.store(phase + 1, std::memory_order_release);
-    return;
+WorkRounds::WorkRounds(int threads, int64_t items)
+    : threads_(threads < 1 ? 1 : threads), items_(items), claimed_(new Counter[threads_]) {}
+
+WorkRounds::~WorkRounds() { delete[] claimed_; }
+
+bool WorkRounds::claim(int owner, int64_t round, int64_t* item) {
+  const int64_t n = size(owner), first = round * n, end = first + n;
+  int64_t v = claimed_[owner].value.load(std::memory_order_relaxed);
+  while (v < end) {
+    if (claimed_[owner].value.compare_exchange_weak(v, v + 1, std::memory_order_relaxed)) {
+      *item = begin(owner) + (v - first);
+      return true;
+    }
   }
-  constexpr int kSpins = 4000, kYields = 200;
-  for (int i = 0; phase_.load(std::memory_order_acquire) == phase; ++i) {
+  return false;
+}
+
+void WorkRounds::finish() { done_.value.fetch_add(1, std::memory_order_release); }
+
+namespace {
+
+std::atomic<int64_t>& busy_until_ns() {
+  static std::atomic<int64_t> t{0};
+  return t;
+}
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+bool busy_machine() { return now_ns() < busy_until_ns().load(std::memory_order_relaxed); }
+
+bool WorkRounds::wait_for_round(int64_t round, int me) {
+  // Round r may start once r * items_ items are done. Spin briefly (the partner is usually microseconds away), then
+  // yield, then nap: a waiting thread never holds a core its partner may need.
+  constexpr int kSpins = 2000, kYields = 20;
+  constexpr int64_t kStallNs = 200 * 1000;  // a step's partner later than this has been descheduled
+  constexpr int64_t kBusyForNs = int64_t(1000) * 1000 * 1000;
+  const int64_t target = round * items_;
+  int64_t waiting_since = 0;
+  for (int i = 0; done_.value.load(std::memory_order_acquire) < target; ++i) {
+    const int solo = solo_thread_.load(std::memory_order_relaxed);
+    if (solo >= 0 && solo != me) return false;
     if (i < kSpins) {
 #if defined(__x86_64__) || defined(__i386__)
       _mm_pause();
 #endif
-    } else if (i < kSpins + kYields) {
-      std::this_thread::yield();
-    } else {
-      std::this_thread::sleep_for(std::chrono::microseconds(20));
+      continue;
     }
+    if (waiting_since == 0) waiting_since = now_ns();
+    if (solo < 0 && now_ns() - waiting_since > kStallNs) {
+      int expected = -1;
+      solo_thread_.compare_exchange_strong(expected, me);
+      busy_until_ns().store(now_ns() + kBusyForNs, std::memory_order_relaxed);
+    }
+    if (i < kSpins + kYields) std::this_thread::yield();
+    else std::this_thread::sleep_for(std::chrono::microseconds(10));
   }
+  const int solo = solo_thread_.load(std::memory_order_relaxed);
+  return solo < 0 || solo == me;
 }
 
 }  // namespace pylstm

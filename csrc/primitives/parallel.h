@@ -18,7 +18,8 @@ int get_num_threads();
 void set_num_threads(int n);
 
 // Threads worth using for a parallel loop of `work` multiply-adds: 1 below the point where waking a second thread
-// (a few microseconds) costs more than it saves, else get_num_threads().
+// (a few microseconds) costs more than it saves, or while the machine is busy (busy_machine()), else
+// get_num_threads().
 int threads_for(int64_t work);
 
 // This thread's number and the team size inside a parallel region (0 and 1 outside one, or without OpenMP).
@@ -43,18 +44,67 @@ inline int team_size() {
 
 namespace pylstm {
 
-// A barrier for the threads of one parallel region, used once per time step. It spins briefly (a step's partner
-// usually arrives within microseconds), then yields, then sleeps in short naps: a thread whose partner has been
-// descheduled on a busy machine gives its core away instead of burning it, which would delay the partner further.
-class StepBarrier {
+// Rounds of work items shared by the threads of one parallel region: the time loops' scheduler.
+//
+// Every round (a time step, or a phase of one) has the same `items` (slices of hidden units); round r + 1 starts only
+// when every item of round r is done, which is the loop's only synchronization. Each thread owns a fixed range of
+// items and does those first, in order, so that on a quiet machine every thread keeps its units (and their weights
+// stay in its own cache) from step to step. A thread that has finished its own items takes the others' unclaimed
+// ones: when a partner thread has been descheduled by a busy machine, the running thread does the whole step
+// instead of waiting milliseconds for it, and a thread that wakes up late joins the current round.
+//
+// Items do identical arithmetic whichever thread runs them, so results do not depend on the schedule.
+class WorkRounds {
  public:
-  explicit StepBarrier(int threads) : threads_(threads) {}
-  void wait();
+  WorkRounds(int threads, int64_t items);
+  ~WorkRounds();
+  WorkRounds(const WorkRounds&) = delete;
+  WorkRounds& operator=(const WorkRounds&) = delete;
+
+  int64_t items() const { return items_; }
+
+  // Called by every thread of the region: runs work(round, item) for rounds [0, rounds), each item of each round
+  // exactly once across the threads, and returns when this thread finds no more work (the region's closing
+  // barrier then waits for the rest).
+  template <typename Work>
+  void run(int64_t rounds, Work&& work) {
+    const int me = thread_id() % threads_;
+    for (int64_t r = 0; r < rounds; ++r) {
+      if (!wait_for_round(r, me)) return;  // another thread carries on alone
+      for (int k = 0; k < threads_; ++k) {
+        const int owner = (me + k) % threads_;
+        int64_t item;
+        while (claim(owner, r, &item)) {
+          work(r, item);
+          finish();
+          if (solo_thread_.load(std::memory_order_relaxed) >= 0 && solo_thread_.load() != me) return;
+        }
+      }
+    }
+  }
 
  private:
+  struct alignas(64) Counter {
+    std::atomic<int64_t> value{0};
+  };
+  int64_t begin(int owner) const { return items_ * owner / threads_; }
+  int64_t size(int owner) const { return begin(owner + 1) - begin(owner); }
+  bool claim(int owner, int64_t round, int64_t* item);
+  void finish();
+  // Waits until `round` may start. False when this thread is to stop: a thread that waited too long for a round
+  // (its partner was descheduled in the middle of an item, a millisecond or more on a busy machine) becomes the
+  // only one to go on, for the rest of this call, and the machine is marked busy for a while (busy_machine()).
+  bool wait_for_round(int64_t round, int me);
+
   const int threads_;
-  alignas(64) std::atomic<int> arrived_{0};
-  alignas(64) std::atomic<unsigned> phase_{0};
+  const int64_t items_;
+  Counter* claimed_;  // per owner: its items claimed so far, over all rounds
+  Counter done_;      // items finished so far, over all rounds
+  std::atomic<int> solo_thread_{-1};
 };
+
+// True for a while (about a second) after a time loop found its threads descheduled in the middle of a step: the
+// loops then run on one thread, which a busy machine serves far better than threads that wait for each other.
+bool busy_machine();
 
 }  // namespace pylstm

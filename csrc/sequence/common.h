@@ -1,10 +1,11 @@
-// What the sequence kernels share: who owns which hidden units in a time loop, the weights packed per thread, the
+// What the sequence kernels share: how a time loop splits its hidden units into work items, the packed weights, the
 // gate-wise GEMMs of a step, and the big GEMMs before and after the loop.
 //
-// Threading model of every time loop: one parallel region around the whole loop; each thread owns a slice of the
-// hidden units (whole panels of the micro-kernel's width, the same units in every gate), computes those units'
-// columns of every GEMM and their elementwise update, and meets the others at one StepBarrier per step (two for
-// the reset_before GRU, whose n gate needs all of r * h). No fork/join per step.
+// Threading model of every time loop: one parallel region around the whole loop, scheduled as WorkRounds
+// (primitives/parallel.h): a round per time step (two for the reset_before GRU, whose n gate needs all of r * h),
+// each round's items being slices of the hidden units, whole panels of the micro-kernel's width and the same units in
+// every gate, so an item computes its units' columns of every GEMM and their elementwise update. Round 0 packs the
+// weights, each item its own panels. No fork/join per step; one wait for the round's end per step.
 #pragma once
 #include <algorithm>
 #include <cstring>
@@ -25,7 +26,7 @@ constexpr int64_t kDotRows = 4;
 // Inference projects the inputs of this many rows (whole steps) at a time, so its scratch stays O(B * H).
 constexpr int64_t kProjectionRows = 256;
 
-// The hidden units [j0, j1) one thread owns: panels [q0, q1) of every gate.
+// The hidden units [j0, j1) of one work item: panels [q0, q1) of every gate.
 struct UnitSlice {
   int64_t q0, q1, j0, j1;
   int64_t n() const { return j1 - j0; }
@@ -33,17 +34,27 @@ struct UnitSlice {
 
 inline int64_t panels_per_gate(int64_t H, int64_t nr) { return (H + nr - 1) / nr; }
 
-inline UnitSlice unit_slice(int64_t H, int64_t nr) {
-  const int tid = thread_id(), nt = team_size();
-  const int64_t ppg = panels_per_gate(H, nr);
-  const int64_t q0 = ppg * tid / nt, q1 = ppg * (tid + 1) / nt;
-  return {q0, q1, std::min(H, q0 * nr), std::min(H, q1 * nr)};
+// The hidden units cut into a time loop's work items: about four per thread (fine enough to rebalance when a thread
+// falls behind, coarse enough that each item's GEMMs stay efficient), one for a single thread.
+struct UnitChunks {
+  int64_t H, nr, items;
+  UnitSlice operator()(int64_t item) const {
+    const int64_t ppg = panels_per_gate(H, nr);
+    const int64_t q0 = ppg * item / items, q1 = ppg * (item + 1) / items;
+    return {q0, q1, std::min(H, q0 * nr), std::min(H, q1 * nr)};
+  }
+};
+
+inline UnitChunks unit_chunks(int threads, int64_t H, int64_t nr) {
+  const int64_t items = threads <= 1 ? 1 : std::min<int64_t>(panels_per_gate(H, nr), 4 * threads);
+  return {H, nr, std::max<int64_t>(items, 1)};
 }
 
-// Threads for a time loop whose steps each do `step_work` multiply-adds: a barrier per step costs about a
-// microsecond, so a step must be worth several; never more threads than panels of units.
+// Threads for a time loop whose steps each do `step_work` multiply-adds: a round costs about a microsecond of
+// synchronization, so a step must be worth several; never more threads than panels of units.
 inline int loop_threads(int64_t step_work, int64_t H, int64_t nr) {
   constexpr int64_t kMinStepWorkPerThread = int64_t(1) << 16;
+  if (busy_machine()) return 1;
   const int64_t n = std::min<int64_t>({get_num_threads(), panels_per_gate(H, nr), step_work / kMinStepWorkPerThread});
   return static_cast<int>(std::max<int64_t>(1, n));
 }
@@ -65,17 +76,17 @@ PackedB<T> plain_panels(int64_t K, int64_t N, int64_t nr) {
   return gate_panels<T>(K, N, 1, nr);
 }
 
-// This thread's panels of gates [g0, g1) of a gate-blocked packing, from W (G*H, K) with leading dimension ld.
+// The panels of units `u` in gates [g0, g1) of a gate-blocked packing, from W (G*H, K) with leading dimension ld.
 template <typename T>
-void pack_own_gate_panels(const T* w, int64_t ld, const PackedB<T>& b, const UnitSlice& u, int64_t g0, int64_t g1) {
+void pack_gate_panels(const T* w, int64_t ld, const PackedB<T>& b, const UnitSlice& u, int64_t g0, int64_t g1) {
   const int64_t ppg = b.panels_per_block();
   for (int64_t g = g0; g < g1; ++g) pack_b(w, ld, true, b, g * ppg + u.q0, g * ppg + u.q1);
 }
 
-// C[:, this thread's columns of gates g0..g1) [+]= A (M, K) @ W^T, W (G*H, K) row-major: from the packed panels, or
+// C[:, the columns of units `u` in gates g0..g1) [+]= A (M, K) @ W^T, W (G*H, K) row-major: from the packed panels, or
 // by dot products when `packed` is null.
 template <typename T>
-void own_gate_gemm(const Ops<T>& o, int64_t M, const T* A, int64_t lda, const PackedB<T>* packed, const T* w,
+void gate_gemm(const Ops<T>& o, int64_t M, const T* A, int64_t lda, const PackedB<T>* packed, const T* w,
                    int64_t K, int64_t H, int64_t g0, int64_t g1, const UnitSlice& u, T* C, int64_t ldc,
                    bool accumulate) {
   if (u.n() <= 0) return;
@@ -89,9 +100,9 @@ void own_gate_gemm(const Ops<T>& o, int64_t M, const T* A, int64_t lda, const Pa
   }
 }
 
-// rows x (this thread's columns of gates g0..g1) of C = bias[column], or 0 where bias is null.
+// rows x (the columns of units `u` in gates g0..g1) of C = bias[column], or 0 where bias is null.
 template <typename T>
-void fill_own_columns(T* C, int64_t rows, int64_t ldc, const T* bias, int64_t H, int64_t g0, int64_t g1,
+void fill_columns(T* C, int64_t rows, int64_t ldc, const T* bias, int64_t H, int64_t g0, int64_t g1,
                       const UnitSlice& u) {
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t g = g0; g < g1; ++g) {

@@ -32,44 +32,51 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
   const T* b_hn = reset_after && b_hh != nullptr ? b_hh : nullptr;  // the n block at offset 2H
 
   const int threads = loop_threads(B * G * (H + I), H, nr);
-  StepBarrier barrier(threads);
+  const UnitChunks chunks = unit_chunks(threads, H, nr);
+  WorkRounds rounds(threads, chunks.items);
+  // Round 0 packs; then a round per step, or two without reset_after: r and z (and r * h) first, then n, which needs
+  // every unit of r * h.
+  const int64_t rounds_per_step = reset_after ? 1 : 2;
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     DenormalsAreZero daz_thread;
-    const UnitSlice u = unit_slice(H, nr);
-    if (!dot_projection) pack_own_gate_panels(w_ih, I, wih, u, 0, 3);
-    if (!dot_recurrent) pack_own_gate_panels(w_hh, H, whh, u, 0, 3);
     const PackedB<T>* whh_p = dot_recurrent ? nullptr : &whh;
-    const T* h_prev = h0;
-    for (int64_t t = 0; t < steps; ++t) {
-      T* pre = training ? gates + t * B * W : pre_chunk + (t % chunk) * B * G;
-      if (t % chunk == 0) {
-        const int64_t rows = std::min(chunk, steps - t) * B;
-        fill_own_columns(pre, rows, W, bias, H, 0, 3, u);
-        own_gate_gemm(o, rows, x + t * B * I, I, dot_projection ? nullptr : &wih, w_ih, I, H, 0, 3, u, pre, W, true);
+    rounds.run(1 + steps * rounds_per_step, [&](int64_t round, int64_t item) {
+      const UnitSlice u = chunks(item);
+      if (round == 0) {
+        if (!dot_projection) pack_gate_panels(w_ih, I, wih, u, 0, 3);
+        if (!dot_recurrent) pack_gate_panels(w_hh, H, whh, u, 0, 3);
+        return;
       }
+      const int64_t t = (round - 1) / rounds_per_step;
+      const bool second_half = (round - 1) % rounds_per_step == 1;
+      T* pre = training ? gates + t * B * W : pre_chunk + (t % chunk) * B * G;
+      const T* h_prev = t == 0 ? h0 : out + (t - 1) * B * H;
       T* h = out + t * B * H;
+      if (!second_half && t % chunk == 0) {
+        const int64_t rows = std::min(chunk, steps - t) * B;
+        fill_columns(pre, rows, W, bias, H, 0, 3, u);
+        gate_gemm(o, rows, x + t * B * I, I, dot_projection ? nullptr : &wih, w_ih, I, H, 0, 3, u, pre, W, true);
+      }
       if (reset_after) {
-        fill_own_columns(gh, B, G, static_cast<const T*>(nullptr), H, 0, 2, u);
-        fill_own_columns(gh, B, G, b_hn, H, 2, 3, u);
-        own_gate_gemm(o, B, h_prev, H, whh_p, w_hh, H, H, 0, 3, u, gh, G, true);
+        fill_columns(gh, B, G, static_cast<const T*>(nullptr), H, 0, 2, u);
+        fill_columns(gh, B, G, b_hn, H, 2, 3, u);
+        gate_gemm(o, B, h_prev, H, whh_p, w_hh, H, H, 0, 3, u, gh, G, true);
         for (int64_t b = 0; b < B; ++b)
           o.gru_forward_units(u.n(), H, pre + b * W + u.j0, gh + b * G + u.j0, h_prev + b * H + u.j0,
                               h + b * H + u.j0, training);
-      } else {
-        own_gate_gemm(o, B, h_prev, H, whh_p, w_hh, H, H, 0, 2, u, gh, G, false);
+      } else if (!second_half) {
+        gate_gemm(o, B, h_prev, H, whh_p, w_hh, H, H, 0, 2, u, gh, G, false);
         for (int64_t b = 0; b < B; ++b)
           o.gru_rz_units(u.n(), H, pre + b * W + u.j0, gh + b * G + u.j0, H, h_prev + b * H + u.j0,
                          rh + b * H + u.j0);
-        barrier.wait();  // W_hn (r * h) needs every unit of r * h
-        own_gate_gemm(o, B, rh, H, whh_p, w_hh, H, H, 2, 3, u, gh, G, false);
+      } else {
+        gate_gemm(o, B, rh, H, whh_p, w_hh, H, H, 2, 3, u, gh, G, false);
         for (int64_t b = 0; b < B; ++b)
           o.gru_n_units(u.n(), H, pre + b * W + u.j0, gh + b * G + 2 * H + u.j0, h_prev + b * H + u.j0,
                         h + b * H + u.j0);
       }
-      h_prev = h;
-      barrier.wait();
-    }
+    });
   }
   copy_or_zero(h_n, steps > 0 ? out + (steps - 1) * B * H : h0, B * H);
 }
@@ -104,18 +111,33 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
   copy_or_zero(dh, dh_n, B * H);
 
   const int threads = loop_threads(B * G * H, H, nr);
-  StepBarrier barrier(threads);
+  const UnitChunks chunks = unit_chunks(threads, H, nr);
+  WorkRounds rounds(threads, chunks.items);
+  // Round 0 packs. Then, for t = T-1 .. 0, each round first finishes these units' dh_t from step t + 1 (whose
+  // pre-activation gradients are all done) and then does their elementwise backward of step t; without reset_after
+  // a second round per step makes d(r * h) = dn @ W_hn, which needs every unit's dn. A last round makes dh0.
+  const int64_t rounds_per_step = reset_after ? 1 : 2;
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     DenormalsAreZero daz_thread;
-    const UnitSlice u = unit_slice(H, nr);
-    if (reset_after) {
-      pack_b(w_hh, H, false, whh, u.q0, u.q1);
-    } else {
-      pack_b(w_hh, H, false, whrz, u.q0, u.q1);
-      pack_b(w_hh + 2 * H * H, H, false, whn, u.q0, u.q1);
-    }
-    for (int64_t t = steps - 1; t >= 0; --t) {
+    rounds.run(2 + steps * rounds_per_step, [&](int64_t round, int64_t item) {
+      const UnitSlice u = chunks(item);
+      if (round == 0) {
+        if (reset_after) {
+          pack_b(w_hh, H, false, whh, u.q0, u.q1);
+        } else {
+          pack_b(w_hh, H, false, whrz, u.q0, u.q1);
+          pack_b(w_hh + 2 * H * H, H, false, whn, u.q0, u.q1);
+        }
+        return;
+      }
+      const int64_t t = steps - 1 - (round - 1) / rounds_per_step;
+      const bool second_half = (round - 1) % rounds_per_step == 1;
+      if (!second_half && t + 1 < steps && u.n() > 0) {  // dh_t += (recurrent pre-activation grads of t+1) @ W
+        if (reset_after) o.gemm_panels(B, dgh + (t + 1) * B * G, G, 1, whh, u.q0, u.q1, dh, H, true);
+        else o.gemm_panels(B, dgx + (t + 1) * B * G, G, 1, whrz, u.q0, u.q1, dh, H, true);
+      }
+      if (t < 0) return;
       const T* g_t = gates + t * B * W;
       const T* h_prev = t == 0 ? h0 : out + (t - 1) * B * H;
       const T* dout_t = dout + t * B * H;
@@ -127,25 +149,21 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
           o.gru_backward_after_units(u.n(), H, g_t + b * W + u.j0, h_prev + k, dout_t + k, dh + k,
                                      dx_pre + b * G + u.j0, dh_pre + b * G + u.j0);
         }
-        barrier.wait();
-        if (u.n() > 0) o.gemm_panels(B, dh_pre, G, 1, whh, u.q0, u.q1, dh, H, true);
-      } else {
+      } else if (!second_half) {
         for (int64_t b = 0; b < B; ++b) {
           const int64_t k = b * H + u.j0;
           o.gru_backward_zn_units(u.n(), H, g_t + b * W + u.j0, h_prev + k, dout_t + k, dh + k,
                                   dx_pre + b * G + u.j0);
         }
-        barrier.wait();  // d(r * h) needs every unit's dn
+      } else {
         if (u.n() > 0) o.gemm_panels(B, dx_pre + 2 * H, G, 1, whn, u.q0, u.q1, drh, H, false);
         for (int64_t b = 0; b < B; ++b) {
           const int64_t k = b * H + u.j0;
           o.gru_backward_r_units(u.n(), g_t + b * W + u.j0, h_prev + k, drh + k, dh + k, dx_pre + b * G + u.j0,
                                  rh + t * B * H + k);
         }
-        barrier.wait();  // dh_{t-1} needs every unit's dr and dz
-        if (u.n() > 0) o.gemm_panels(B, dx_pre, G, 1, whrz, u.q0, u.q1, dh, H, true);
       }
-    }
+    });
   }
   const T* dh_pre_all = reset_after ? dgh : dgx;
   input_and_bias_grads(s, G, x, w_ih, dgx, dh_pre_all, dx, dw_ih, db_ih, db_hh);

@@ -27,32 +27,34 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
   if (b_ih != nullptr) fold_biases(b_ih, b_hh, G, G, bias);
 
   const int threads = loop_threads(B * G * (H + I), H, nr);
-  StepBarrier barrier(threads);
+  const UnitChunks chunks = unit_chunks(threads, H, nr);
+  WorkRounds rounds(threads, chunks.items);
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     DenormalsAreZero daz_thread;
-    const UnitSlice u = unit_slice(H, nr);
-    if (!dot_projection) pack_own_gate_panels(w_ih, I, wih, u, 0, 4);
-    if (!dot_recurrent) pack_own_gate_panels(w_hh, H, whh, u, 0, 4);
-    const T* h_prev = h0;
-    const T* c_prev = c0;
-    for (int64_t t = 0; t < steps; ++t) {
-      T* pre = training ? gates + t * B * G : pre_chunk + (t % chunk) * B * G;
-      if (t % chunk == 0) {  // this thread's columns of the input projection of steps t .. t + chunk
-        const int64_t rows = std::min(chunk, steps - t) * B;
-        fill_own_columns(pre, rows, G, bias, H, 0, 4, u);
-        own_gate_gemm(o, rows, x + t * B * I, I, dot_projection ? nullptr : &wih, w_ih, I, H, 0, 4, u, pre, G, true);
+    rounds.run(steps + 1, [&](int64_t round, int64_t item) {
+      const UnitSlice u = chunks(item);
+      if (round == 0) {
+        if (!dot_projection) pack_gate_panels(w_ih, I, wih, u, 0, 4);
+        if (!dot_recurrent) pack_gate_panels(w_hh, H, whh, u, 0, 4);
+        return;
       }
-      own_gate_gemm(o, B, h_prev, H, dot_recurrent ? nullptr : &whh, w_hh, H, H, 0, 4, u, pre, G, true);
+      const int64_t t = round - 1;
+      T* pre = training ? gates + t * B * G : pre_chunk + (t % chunk) * B * G;
+      if (t % chunk == 0) {  // these units' columns of the input projection of steps t .. t + chunk
+        const int64_t rows = std::min(chunk, steps - t) * B;
+        fill_columns(pre, rows, G, bias, H, 0, 4, u);
+        gate_gemm(o, rows, x + t * B * I, I, dot_projection ? nullptr : &wih, w_ih, I, H, 0, 4, u, pre, G, true);
+      }
+      const T* h_prev = t == 0 ? h0 : out + (t - 1) * B * H;
+      const T* c_prev = t == 0 ? c0 : training ? cells + (t - 1) * B * H : c_n;
       T* h = out + t * B * H;
       T* c = training ? cells + t * B * H : c_n;  // inference updates c_n in place
+      gate_gemm(o, B, h_prev, H, dot_recurrent ? nullptr : &whh, w_hh, H, H, 0, 4, u, pre, G, true);
       for (int64_t b = 0; b < B; ++b)
         o.lstm_forward_units(u.n(), H, pre + b * G + u.j0, c_prev + b * H + u.j0, c + b * H + u.j0,
                              h + b * H + u.j0, training);
-      h_prev = h;
-      c_prev = c;
-      barrier.wait();
-    }
+    });
   }
   const int64_t last = (steps - 1) * B * H;
   copy_or_zero(h_n, steps > 0 ? out + last : h0, B * H);
@@ -80,13 +82,23 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
   copy_or_zero(dc, dc_n, B * H);
 
   const int threads = loop_threads(B * G * H, H, nr);
-  StepBarrier barrier(threads);
+  const UnitChunks chunks = unit_chunks(threads, H, nr);
+  WorkRounds rounds(threads, chunks.items);
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     DenormalsAreZero daz_thread;
-    const UnitSlice u = unit_slice(H, nr);
-    pack_b(w_hh, H, false, whh, u.q0, u.q1);
-    for (int64_t t = steps - 1; t >= 0; --t) {
+    // Round 0 packs; round r = 1 .. T handles step t = T - r: first dh for these units from step t + 1
+    // (dh_{t} = dpre_{t+1} @ W_hh, all of dpre_{t+1} being done), then their elementwise backward; a last round
+    // makes dh0.
+    rounds.run(steps + 2, [&](int64_t round, int64_t item) {
+      const UnitSlice u = chunks(item);
+      if (round == 0) {
+        pack_b(w_hh, H, false, whh, u.q0, u.q1);
+        return;
+      }
+      const int64_t t = steps - round;
+      if (t + 1 < steps && u.n() > 0) o.gemm_panels(B, dpre + (t + 1) * B * G, G, 1, whh, u.q0, u.q1, dh, H, false);
+      if (t < 0) return;
       const T* g_t = gates + t * B * G;
       const T* c_t = cells + t * B * H;
       const T* c_prev = t == 0 ? c0 : cells + (t - 1) * B * H;
@@ -96,9 +108,7 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
         o.lstm_backward_units(u.n(), H, g_t + b * G + u.j0, c_t + k, c_prev + k, dout + t * B * H + k, dh + k, dc + k,
                               dp + b * G + u.j0);
       }
-      barrier.wait();  // dpre_t complete: every thread's dh columns need all of it
-      if (u.n() > 0) o.gemm_panels(B, dp, G, 1, whh, u.q0, u.q1, dh, H, false);
-    }
+    });
   }
   input_and_bias_grads(s, G, x, w_ih, dpre, dpre, dx, dw_ih, db_ih, db_hh);
   add_recurrent_weight_grad(s, G, dpre, G, h0, out, dw_hh);

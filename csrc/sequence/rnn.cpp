@@ -22,24 +22,26 @@ void rnn_forward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, c
   if (b_ih != nullptr) fold_biases(b_ih, b_hh, H, H, bias);
 
   const int threads = loop_threads(B * H * (H + I), H, nr);
-  StepBarrier barrier(threads);
+  const UnitChunks chunks = unit_chunks(threads, H, nr);
+  WorkRounds rounds(threads, chunks.items);
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     DenormalsAreZero daz_thread;
-    const UnitSlice u = unit_slice(H, nr);
-    if (!dot_projection) pack_own_gate_panels(w_ih, I, wih, u, 0, 1);
-    if (!dot_recurrent) pack_own_gate_panels(w_hh, H, whh, u, 0, 1);
-    // The input projection of all steps goes straight into out; each step adds its recurrent part and activates.
-    fill_own_columns(out, rows, H, bias, H, 0, 1, u);
-    own_gate_gemm(o, rows, x, I, dot_projection ? nullptr : &wih, w_ih, I, H, 0, 1, u, out, H, true);
-    const T* h_prev = h0;
-    for (int64_t t = 0; t < steps; ++t) {
+    rounds.run(steps + 1, [&](int64_t round, int64_t item) {
+      const UnitSlice u = chunks(item);
+      if (round == 0) {  // pack, and these units' columns of the input projection of all steps, straight into out
+        if (!dot_projection) pack_gate_panels(w_ih, I, wih, u, 0, 1);
+        if (!dot_recurrent) pack_gate_panels(w_hh, H, whh, u, 0, 1);
+        fill_columns(out, rows, H, bias, H, 0, 1, u);
+        gate_gemm(o, rows, x, I, dot_projection ? nullptr : &wih, w_ih, I, H, 0, 1, u, out, H, true);
+        return;
+      }
+      const int64_t t = round - 1;
+      const T* h_prev = t == 0 ? h0 : out + (t - 1) * B * H;
       T* h = out + t * B * H;
-      own_gate_gemm(o, B, h_prev, H, dot_recurrent ? nullptr : &whh, w_hh, H, H, 0, 1, u, h, H, true);
+      gate_gemm(o, B, h_prev, H, dot_recurrent ? nullptr : &whh, w_hh, H, H, 0, 1, u, h, H, true);
       for (int64_t b = 0; b < B; ++b) o.rnn_forward_units(u.n(), relu, h + b * H + u.j0);
-      h_prev = h;
-      barrier.wait();
-    }
+    });
   }
   copy_or_zero(h_n, steps > 0 ? out + (steps - 1) * B * H : h0, B * H);
 }
@@ -62,21 +64,26 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
   copy_or_zero(dh, dh_n, B * H);
 
   const int threads = loop_threads(B * H * H, H, nr);
-  StepBarrier barrier(threads);
+  const UnitChunks chunks = unit_chunks(threads, H, nr);
+  WorkRounds rounds(threads, chunks.items);
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     DenormalsAreZero daz_thread;
-    const UnitSlice u = unit_slice(H, nr);
-    pack_b(w_hh, H, false, whh, u.q0, u.q1);
-    for (int64_t t = steps - 1; t >= 0; --t) {
-      T* dp = dpre + t * B * H;
+    // As lstm_backward: round 0 packs, round r handles step t = T - r after dh from step t + 1, a last one dh0.
+    rounds.run(steps + 2, [&](int64_t round, int64_t item) {
+      const UnitSlice u = chunks(item);
+      if (round == 0) {
+        pack_b(w_hh, H, false, whh, u.q0, u.q1);
+        return;
+      }
+      const int64_t t = steps - round;
+      if (t + 1 < steps && u.n() > 0) o.gemm_panels(B, dpre + (t + 1) * B * H, H, 1, whh, u.q0, u.q1, dh, H, false);
+      if (t < 0) return;
       for (int64_t b = 0; b < B; ++b) {
         const int64_t k = t * B * H + b * H + u.j0;
         o.rnn_backward_units(u.n(), relu, out + k, dout + k, dh + b * H + u.j0, dpre + k);
       }
-      barrier.wait();
-      if (u.n() > 0) o.gemm_panels(B, dp, H, 1, whh, u.q0, u.q1, dh, H, false);
-    }
+    });
   }
   input_and_bias_grads(s, H, x, w_ih, dpre, dpre, dx, dw_ih, db_ih, db_hh);
   add_recurrent_weight_grad(s, H, dpre, H, h0, out, dw_hh);
