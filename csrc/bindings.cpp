@@ -487,6 +487,8 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("isa"), "Run the kernels of this instruction set from now on (for tests and comparisons).");
   m.def("get_num_threads", &get_num_threads, "Threads the kernels may use.");
+  m.def("set_adaptive_threads", &set_adaptive_threads, py::arg("enabled"),
+        "False: never fall back to one thread on a busy machine (for tests that must see two threads at work).");
   m.def(
       "set_num_threads",
       [](const py::object& n) {

@@ -94,6 +94,18 @@ int64_t now_ns() {
 
 }  // namespace
 
+namespace {
+std::atomic<bool>& adaptive() {
+  static std::atomic<bool> on{true};
+  return on;
+}
+}  // namespace
+
+void set_adaptive_threads(bool enabled) {
+  adaptive().store(enabled);
+  if (!enabled) busy_until_ns().store(0);
+}
+
 bool busy_machine() { return now_ns() < busy_until_ns().load(std::memory_order_relaxed); }
 
 bool WorkRounds::wait_for_round(int64_t round, int me) {
@@ -114,7 +126,7 @@ bool WorkRounds::wait_for_round(int64_t round, int me) {
       continue;
     }
     if (waiting_since == 0) waiting_since = now_ns();
-    if (solo < 0 && now_ns() - waiting_since > kStallNs) {
+    if (solo < 0 && now_ns() - waiting_since > kStallNs && adaptive().load(std::memory_order_relaxed)) {
       int expected = -1;
       solo_thread_.compare_exchange_strong(expected, me);
       busy_until_ns().store(now_ns() + kBusyForNs, std::memory_order_relaxed);

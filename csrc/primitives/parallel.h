@@ -106,5 +106,7 @@ class WorkRounds {
 // True for a while (about a second) after a time loop found its threads descheduled in the middle of a step: the
 // loops then run on one thread, which a busy machine serves far better than threads that wait for each other.
 bool busy_machine();
+// Tests that must see two threads at work switch that adaptation off (it is on by default).
+void set_adaptive_threads(bool enabled);
 
 }  // namespace pylstm

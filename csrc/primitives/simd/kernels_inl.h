@@ -64,11 +64,29 @@ inline void micro_kernel_upto(int rows, int64_t kc, const typename V::T* A, int6
 
 // C[:, columns of panels p_begin..p_end) [+]= A (M, K) @ B, B packed (packed.h). Blocked so that a (kMc, kKc) block
 // of A is reused across all the panels from L2, and a (kKc, kNr) slice of a panel across kMc rows from L1.
+// A strided A (a transposed matrix: a_col_stride != 1) would touch a new cache line, often a new page, for every k
+// of every row strip; such a (kMc, kKc) block is first copied into kMr-row strips, k-major, the layout the
+// micro-kernel reads (as_m = 1, as_k = kMr). Row-major A is read in place.
+template <typename V>
+void pack_a_block(int64_t mc, int64_t kc, const typename V::T* A, int64_t as_m, int64_t as_k, typename V::T* dst) {
+  constexpr int MR = Tiling<V>::kMr;
+  for (int64_t m = 0; m < mc; m += MR) {
+    const int rows = static_cast<int>(std::min<int64_t>(MR, mc - m));
+    typename V::T* strip = dst + m * kc;
+    for (int64_t k = 0; k < kc; ++k)
+      for (int r = 0; r < rows; ++r) strip[k * MR + r] = A[(m + r) * as_m + k * as_k];
+  }
+}
+
 template <typename V>
 void gemm_panels(int64_t M, const typename V::T* A, int64_t as_m, int64_t as_k, const PackedB<typename V::T>& B,
                  int64_t p_begin, int64_t p_end, typename V::T* C, int64_t ldc, bool accumulate) {
   using Tl = Tiling<V>;
+  using T = typename V::T;
   const int64_t K = B.K;
+  const bool pack_a = as_k != 1;
+  thread_local std::vector<T> a_block;  // this thread's packed A block, kept for the next call
+  if (pack_a && a_block.size() < static_cast<size_t>(Tl::kMc * Tl::kKc)) a_block.resize(Tl::kMc * Tl::kKc);
   if (K == 0) {
     if (!accumulate)
       for (int64_t p = p_begin; p < p_end; ++p)
@@ -80,14 +98,19 @@ void gemm_panels(int64_t M, const typename V::T* A, int64_t as_m, int64_t as_k, 
     for (int64_t k0 = 0; k0 < K; k0 += Tl::kKc) {
       const int64_t kc = std::min(Tl::kKc, K - k0);
       const bool acc = accumulate || k0 > 0;
+      if (pack_a) pack_a_block<V>(mc, kc, A + m0 * as_m + k0 * as_k, as_m, as_k, a_block.data());
       for (int64_t p = p_begin; p < p_end; ++p) {
-        const typename V::T* panel = B.panel(p) + k0 * B.nr;
-        typename V::T* Cp = C + B.col(p);
+        const T* panel = B.panel(p) + k0 * B.nr;
+        T* Cp = C + B.col(p);
         const int width = B.width(p);
         for (int64_t m = m0; m < m0 + mc; m += Tl::kMr) {
           const int rows = static_cast<int>(std::min<int64_t>(Tl::kMr, m0 + mc - m));
-          micro_kernel_upto<V, Tl::kMr>(rows, kc, A + m * as_m + k0 * as_k, as_m, as_k, panel, Cp + m * ldc, ldc,
-                                        width, acc);
+          if (pack_a)
+            micro_kernel_upto<V, Tl::kMr>(rows, kc, a_block.data() + (m - m0) * kc, 1, Tl::kMr, panel, Cp + m * ldc,
+                                          ldc, width, acc);
+          else
+            micro_kernel_upto<V, Tl::kMr>(rows, kc, A + m * as_m + k0 * as_k, as_m, as_k, panel, Cp + m * ldc, ldc,
+                                          width, acc);
         }
       }
     }
