@@ -14,6 +14,7 @@ from setuptools import setup
 
 CSRC = Path("csrc")
 SOURCES = sorted(str(p) for p in CSRC.rglob("*.cpp"))
+HEADERS = sorted(str(p) for p in CSRC.rglob("*.h"))  # a changed header rebuilds every source
 
 
 def compiler_accepts(flags):
@@ -45,6 +46,7 @@ ext = Pybind11Extension(
     "pylstm._core",
     SOURCES,
     include_dirs=[str(CSRC)],
+    depends=HEADERS,
     cxx_std=17,
     # -Wno-maybe-uninitialized: GCC 12 warns about its own AVX-512 intrinsic headers (a known false positive).
     extra_compile_args=["-O3", "-Wall", "-Wextra", "-Wno-maybe-uninitialized", *omp],

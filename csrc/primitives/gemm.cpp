@@ -45,20 +45,20 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t as_m, int64_t as_
 }
 
 template <typename T>
-void add_column_sums(const T* src, int64_t rows, int64_t N, int64_t ld, T* dst) {
+void add_column_sums(const T* src, int64_t rows, int64_t N, int64_t ld, T* dst, T* dst2) {
   const Ops<T>& o = ops<T>();
   constexpr int64_t kChunk = 256;
   const int64_t chunks = (N + kChunk - 1) / kChunk;
   const int threads = static_cast<int>(std::min<int64_t>(threads_for(rows * N / 4), chunks));
 #pragma omp parallel for num_threads(threads) if (threads > 1)
-  for (int64_t c = 0; c < chunks; ++c) o.add_column_sums(src, rows, ld, c * kChunk, std::min(N, (c + 1) * kChunk), dst);
+  for (int64_t c = 0; c < chunks; ++c) o.add_column_sums(src, rows, ld, c * kChunk, std::min(N, (c + 1) * kChunk), dst, dst2);
 }
 
 template void gemm<float>(int64_t, int64_t, int64_t, const float*, int64_t, int64_t, const float*, int64_t, bool,
                           float*, int64_t, bool);
 template void gemm<double>(int64_t, int64_t, int64_t, const double*, int64_t, int64_t, const double*, int64_t, bool,
                            double*, int64_t, bool);
-template void add_column_sums<float>(const float*, int64_t, int64_t, int64_t, float*);
-template void add_column_sums<double>(const double*, int64_t, int64_t, int64_t, double*);
+template void add_column_sums<float>(const float*, int64_t, int64_t, int64_t, float*, float*);
+template void add_column_sums<double>(const double*, int64_t, int64_t, int64_t, double*, double*);
 
 }  // namespace pylstm

@@ -15,8 +15,9 @@ template <typename T>
 void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row_stride, int64_t a_col_stride, const T* B,
           int64_t ldb, bool b_transposed, T* C, int64_t ldc, bool accumulate);
 
-// dst (N,) += column sums of src (rows, N) with leading dimension ld, summed in increasing row order.
+// dst (N,) += column sums of src (rows, N) with leading dimension ld, summed in increasing row order; a non-null
+// dst2 gets the same sums added (the two bias gradients of one pre-activation gradient).
 template <typename T>
-void add_column_sums(const T* src, int64_t rows, int64_t N, int64_t ld, T* dst);
+void add_column_sums(const T* src, int64_t rows, int64_t N, int64_t ld, T* dst, T* dst2 = nullptr);
 
 }  // namespace pylstm

@@ -21,8 +21,8 @@ struct Ops {
   // C[:, n_begin..n_end) [+]= A (M, K) @ W^T, W row-major (N, K): dot products, no packing (for M of a few rows).
   void (*gemm_dot)(int64_t M, int64_t n_begin, int64_t n_end, int64_t K, const T* A, int64_t lda, const T* W,
                    int64_t ldw, T* C, int64_t ldc, bool accumulate);
-  // dst[c_begin..c_end) += column sums of src (rows, ld).
-  void (*add_column_sums)(const T* src, int64_t rows, int64_t ld, int64_t c_begin, int64_t c_end, T* dst);
+  // dst[c_begin..c_end) += column sums of src (rows, ld); dst2 (if not null) too.
+  void (*add_column_sums)(const T* src, int64_t rows, int64_t ld, int64_t c_begin, int64_t c_end, T* dst, T* dst2);
 
   void (*sigmoid)(int64_t n, const T* x, T* y);
   void (*tanh)(int64_t n, const T* x, T* y);

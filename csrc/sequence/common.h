@@ -146,8 +146,13 @@ void input_and_bias_grads(const SeqShape& s, int64_t N, const T* x, const T* w_i
   const int64_t rows = s.steps * s.batch, I = s.input;
   gemm(rows, I, N, dpre_ih, N, int64_t(1), w_ih, I, false, dx, I, false);
   gemm(N, I, rows, dpre_ih, int64_t(1), N, x, I, false, dw_ih, I, true);
-  if (db_ih != nullptr) add_column_sums(dpre_ih, rows, N, N, db_ih);
-  if (db_hh != nullptr) add_column_sums(dpre_hh, rows, N, N, db_hh);
+  if (db_ih == nullptr) return;
+  if (dpre_hh == dpre_ih) {
+    add_column_sums(dpre_ih, rows, N, N, db_ih, db_hh);
+  } else {
+    add_column_sums(dpre_ih, rows, N, N, db_ih);
+    add_column_sums(dpre_hh, rows, N, N, db_hh);
+  }
 }
 
 }  // namespace pylstm

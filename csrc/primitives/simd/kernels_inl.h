@@ -21,6 +21,17 @@ struct Tiling {
   static constexpr int64_t kMc = 20 * kMr;
 };
 
+// Loads/stores `w` lanes (w = kLanes: a whole register).
+template <typename V>
+inline typename V::Reg load_n(const typename V::T* p, int w) {
+  return w == V::kLanes ? V::load(p) : V::load_partial(p, w);
+}
+template <typename V>
+inline void store_n(typename V::T* p, typename V::Reg v, int w) {
+  if (w == V::kLanes) V::store(p, v);
+  else V::store_partial(p, v, w);
+}
+
 // ------------------------------------------------------------------------------------------------------------ GEMM
 
 // C (MR, width) [+]= A (MR, kc) @ panel (kc, kNr): A element (r, k) at A[r * as_m + k * as_k].
@@ -69,12 +80,22 @@ inline void micro_kernel_upto(int rows, int64_t kc, const typename V::T* A, int6
 // micro-kernel reads (as_m = 1, as_k = kMr). Row-major A is read in place.
 template <typename V>
 void pack_a_block(int64_t mc, int64_t kc, const typename V::T* A, int64_t as_m, int64_t as_k, typename V::T* dst) {
-  constexpr int MR = Tiling<V>::kMr;
+  constexpr int MR = Tiling<V>::kMr, L = V::kLanes;
   for (int64_t m = 0; m < mc; m += MR) {
     const int rows = static_cast<int>(std::min<int64_t>(MR, mc - m));
-    typename V::T* strip = dst + m * kc;
-    for (int64_t k = 0; k < kc; ++k)
-      for (int r = 0; r < rows; ++r) strip[k * MR + r] = A[(m + r) * as_m + k * as_k];
+    typename V::T* strip = dst + m * kc;  // written front to back
+    if (as_m == 1) {  // A^T of a row-major matrix: the strip's rows of A are contiguous for each k
+      for (int64_t k = 0; k < kc; ++k) {
+        const typename V::T* src = A + m + k * as_k;
+        for (int r = 0; r < rows; r += L) {
+          const int w = std::min(L, rows - r);
+          store_n<V>(strip + k * MR + r, load_n<V>(src + r, w), w);
+        }
+      }
+    } else {
+      for (int64_t k = 0; k < kc; ++k)
+        for (int r = 0; r < rows; ++r) strip[k * MR + r] = A[(m + r) * as_m + k * as_k];
+    }
   }
 }
 
@@ -191,19 +212,29 @@ void gemm_dot(int64_t M, int64_t n_begin, int64_t n_end, int64_t K, const typena
   }
 }
 
-// dst (cols,) += column sums of src (rows, cols) with leading dimension ld, over columns [c_begin, c_end), summed in
-// increasing row order.
+// dst[c_begin..c_end) += column sums of src (rows, ld), summed in increasing row order, row by row (streaming src
+// once, the running sums in dst staying in L1); a non-null dst2 gets the same sums added.
 template <typename V>
 void add_column_sums(const typename V::T* src, int64_t rows, int64_t ld, int64_t c_begin, int64_t c_end,
-                     typename V::T* dst) {
+                     typename V::T* dst, typename V::T* dst2) {
+  using T = typename V::T;
   constexpr int L = V::kLanes;
-  for (int64_t c = c_begin; c < c_end; c += L) {
-    const int w = static_cast<int>(std::min<int64_t>(L, c_end - c));
-    auto ld_ = [&](const typename V::T* p) { return w == L ? V::load(p) : V::load_partial(p, w); };
-    typename V::Reg s = ld_(dst + c);
-    for (int64_t r = 0; r < rows; ++r) s = V::add(s, ld_(src + r * ld + c));
-    if (w == L) V::store(dst + c, s);
-    else V::store_partial(dst + c, s, w);
+  const int64_t n = c_end - c_begin;
+  thread_local std::vector<T> sums;
+  if (sums.size() < static_cast<size_t>(n)) sums.resize(n);
+  std::fill(sums.begin(), sums.begin() + n, T(0));
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* row = src + r * ld + c_begin;
+    int64_t c = 0;
+    for (; c + L <= n; c += L) V::store(sums.data() + c, V::add(V::load(sums.data() + c), V::load(row + c)));
+    if (c < n) {
+      const int w = static_cast<int>(n - c);
+      V::store_partial(sums.data() + c, V::add(V::load_partial(sums.data() + c, w), V::load_partial(row + c, w)), w);
+    }
+  }
+  for (int64_t c = 0; c < n; ++c) {
+    dst[c_begin + c] += sums[c];
+    if (dst2 != nullptr) dst2[c_begin + c] += sums[c];
   }
 }
 
@@ -228,17 +259,6 @@ void tanh_array(int64_t n, const typename V::T* x, typename V::T* y) {
 // ------------------------------------------------------------------------------------------------ cell updates
 // Each works on units [0, n) of one batch row, `n` counted from the pointers given (the caller offsets them to its
 // first unit); gate g of a (G*H)-wide row is at offset g * H (PyTorch's gate-blocked layout).
-
-// Loads/stores `w` lanes (w = kLanes: a whole register).
-template <typename V>
-inline typename V::Reg load_n(const typename V::T* p, int w) {
-  return w == V::kLanes ? V::load(p) : V::load_partial(p, w);
-}
-template <typename V>
-inline void store_n(typename V::T* p, typename V::Reg v, int w) {
-  if (w == V::kLanes) V::store(p, v);
-  else V::store_partial(p, v, w);
-}
 
 // LSTM step. pre: the (4H) pre-activations (input and recurrent parts summed, biases included); with save_gates the
 // post-activation i, f, g, o replace them. c = f * c_prev + i * g, h = o * tanh(c). c may alias c_prev.
