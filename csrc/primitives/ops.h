@@ -15,9 +15,10 @@ struct Ops {
   const char* isa;
   int64_t nr;  // panel width of PackedB for gemm_panels
 
-  // C[:, columns of panels p_begin..p_end) [+]= A (M, K) @ B; A element (m, k) at A[m * as_m + k * as_k].
-  void (*gemm_panels)(int64_t M, const T* A, int64_t as_m, int64_t as_k, const PackedB<T>& B, int64_t p_begin,
-                      int64_t p_end, T* C, int64_t ldc, bool accumulate);
+  // C[:, columns of panels q0..q1 of blocks g0..g1 of B] [+]= A (M, K) @ B; A element (m, k) at
+  // A[m * as_m + k * as_k].
+  void (*gemm_panels)(int64_t M, const T* A, int64_t as_m, int64_t as_k, const PackedB<T>& B, int64_t g0, int64_t g1,
+                      int64_t q0, int64_t q1, T* C, int64_t ldc, bool accumulate);
   // C[:, n_begin..n_end) [+]= A (M, K) @ W^T, W row-major (N, K): dot products, no packing (for M of a few rows).
   void (*gemm_dot)(int64_t M, int64_t n_begin, int64_t n_end, int64_t K, const T* A, int64_t lda, const T* W,
                    int64_t ldw, T* C, int64_t ldc, bool accumulate);

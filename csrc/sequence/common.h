@@ -90,14 +90,11 @@ void gate_gemm(const Ops<T>& o, int64_t M, const T* A, int64_t lda, const Packed
                    int64_t K, int64_t H, int64_t g0, int64_t g1, const UnitSlice& u, T* C, int64_t ldc,
                    bool accumulate) {
   if (u.n() <= 0) return;
-  for (int64_t g = g0; g < g1; ++g) {
-    if (packed != nullptr) {
-      const int64_t ppg = packed->panels_per_block();
-      o.gemm_panels(M, A, lda, 1, *packed, g * ppg + u.q0, g * ppg + u.q1, C, ldc, accumulate);
-    } else {
-      o.gemm_dot(M, g * H + u.j0, g * H + u.j1, K, A, lda, w, K, C, ldc, accumulate);
-    }
+  if (packed != nullptr) {
+    o.gemm_panels(M, A, lda, 1, *packed, g0, g1, u.q0, u.q1, C, ldc, accumulate);
+    return;
   }
+  for (int64_t g = g0; g < g1; ++g) o.gemm_dot(M, g * H + u.j0, g * H + u.j1, K, A, lda, w, K, C, ldc, accumulate);
 }
 
 // rows x (the columns of units `u` in gates g0..g1) of C = bias[column], or 0 where bias is null.

@@ -134,8 +134,8 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
       const int64_t t = steps - 1 - (round - 1) / rounds_per_step;
       const bool second_half = (round - 1) % rounds_per_step == 1;
       if (!second_half && t + 1 < steps && u.n() > 0) {  // dh_t += (recurrent pre-activation grads of t+1) @ W
-        if (reset_after) o.gemm_panels(B, dgh + (t + 1) * B * G, G, 1, whh, u.q0, u.q1, dh, H, true);
-        else o.gemm_panels(B, dgx + (t + 1) * B * G, G, 1, whrz, u.q0, u.q1, dh, H, true);
+        if (reset_after) o.gemm_panels(B, dgh + (t + 1) * B * G, G, 1, whh, 0, 1, u.q0, u.q1, dh, H, true);
+        else o.gemm_panels(B, dgx + (t + 1) * B * G, G, 1, whrz, 0, 1, u.q0, u.q1, dh, H, true);
       }
       if (t < 0) return;
       const T* g_t = gates + t * B * W;
@@ -156,7 +156,7 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
                                   dx_pre + b * G + u.j0);
         }
       } else {
-        if (u.n() > 0) o.gemm_panels(B, dx_pre + 2 * H, G, 1, whn, u.q0, u.q1, drh, H, false);
+        if (u.n() > 0) o.gemm_panels(B, dx_pre + 2 * H, G, 1, whn, 0, 1, u.q0, u.q1, drh, H, false);
         for (int64_t b = 0; b < B; ++b) {
           const int64_t k = b * H + u.j0;
           o.gru_backward_r_units(u.n(), g_t + b * W + u.j0, h_prev + k, drh + k, dh + k, dx_pre + b * G + u.j0,

@@ -97,7 +97,7 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
         return;
       }
       const int64_t t = steps - round;
-      if (t + 1 < steps && u.n() > 0) o.gemm_panels(B, dpre + (t + 1) * B * G, G, 1, whh, u.q0, u.q1, dh, H, false);
+      if (t + 1 < steps && u.n() > 0) o.gemm_panels(B, dpre + (t + 1) * B * G, G, 1, whh, 0, 1, u.q0, u.q1, dh, H, false);
       if (t < 0) return;
       const T* g_t = gates + t * B * G;
       const T* c_t = cells + t * B * H;

@@ -77,7 +77,7 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
         return;
       }
       const int64_t t = steps - round;
-      if (t + 1 < steps && u.n() > 0) o.gemm_panels(B, dpre + (t + 1) * B * H, H, 1, whh, u.q0, u.q1, dh, H, false);
+      if (t + 1 < steps && u.n() > 0) o.gemm_panels(B, dpre + (t + 1) * B * H, H, 1, whh, 0, 1, u.q0, u.q1, dh, H, false);
       if (t < 0) return;
       for (int64_t b = 0; b < B; ++b) {
         const int64_t k = t * B * H + b * H + u.j0;

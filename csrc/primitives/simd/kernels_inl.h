@@ -73,11 +73,8 @@ inline void micro_kernel_upto(int rows, int64_t kc, const typename V::T* A, int6
   micro_kernel<V, MR>(kc, A, as_m, as_k, panel, C, ldc, width, accumulate);
 }
 
-// C[:, columns of panels p_begin..p_end) [+]= A (M, K) @ B, B packed (packed.h). Blocked so that a (kMc, kKc) block
-// of A is reused across all the panels from L2, and a (kKc, kNr) slice of a panel across kMc rows from L1.
-// A strided A (a transposed matrix: a_col_stride != 1) would touch a new cache line, often a new page, for every k
-// of every row strip; such a (kMc, kKc) block is first copied into kMr-row strips, k-major, the layout the
-// micro-kernel reads (as_m = 1, as_k = kMr). Row-major A is read in place.
+// A (mc, kc) block of A -> kMr-row strips, each k-major (kc x kMr values): the layout the micro-kernel reads, one
+// stream whatever A's strides, with no cache-set aliasing between A's rows.
 template <typename V>
 void pack_a_block(int64_t mc, int64_t kc, const typename V::T* A, int64_t as_m, int64_t as_k, typename V::T* dst) {
   constexpr int MR = Tiling<V>::kMr, L = V::kLanes;
@@ -85,55 +82,58 @@ void pack_a_block(int64_t mc, int64_t kc, const typename V::T* A, int64_t as_m, 
     const int rows = static_cast<int>(std::min<int64_t>(MR, mc - m));
     typename V::T* strip = dst + m * kc;  // written front to back
     if (as_m == 1) {  // A^T of a row-major matrix: the strip's rows of A are contiguous for each k
+      // Whole-register stores (masked stores are slow on some CPUs): the lanes past a k's MR values are overwritten
+      // by the next k, or land in the next strip before it is written, or in the buffer's kLanes of slack.
       for (int64_t k = 0; k < kc; ++k) {
         const typename V::T* src = A + m + k * as_k;
-        for (int r = 0; r < rows; r += L) {
-          const int w = std::min(L, rows - r);
-          store_n<V>(strip + k * MR + r, load_n<V>(src + r, w), w);
-        }
+        for (int r = 0; r < rows; r += L) V::store(strip + k * MR + r, load_n<V>(src + r, std::min(L, rows - r)));
       }
-    } else {
-      for (int64_t k = 0; k < kc; ++k)
-        for (int r = 0; r < rows; ++r) strip[k * MR + r] = A[(m + r) * as_m + k * as_k];
+    } else {  // row-major A: each row contiguous along k
+      for (int r = 0; r < rows; ++r) {
+        const typename V::T* src = A + (m + r) * as_m;
+        for (int64_t k = 0; k < kc; ++k) strip[k * MR + r] = src[k * as_k];
+      }
     }
   }
 }
 
+// C[:, the columns of panels q0..q1 of blocks g0..g1) [+]= A (M, K) @ B, B packed (packed.h): for a gate-blocked
+// weight, units [q0 * nr, q1 * nr) of gates g0..g1. Goto's blocking: a (kMc, kKc) block of A is packed once and
+// reused across all those panels from L2; a (kKc, kNr) slice of a panel is reused across the block's rows from L1.
 template <typename V>
 void gemm_panels(int64_t M, const typename V::T* A, int64_t as_m, int64_t as_k, const PackedB<typename V::T>& B,
-                 int64_t p_begin, int64_t p_end, typename V::T* C, int64_t ldc, bool accumulate) {
+                 int64_t g0, int64_t g1, int64_t q0, int64_t q1, typename V::T* C, int64_t ldc, bool accumulate) {
   using Tl = Tiling<V>;
   using T = typename V::T;
-  const int64_t K = B.K;
-  const bool pack_a = as_k != 1;
-  thread_local std::vector<T> a_block;  // this thread's packed A block, kept for the next call
-  if (pack_a && a_block.size() < static_cast<size_t>(Tl::kMc * Tl::kKc)) a_block.resize(Tl::kMc * Tl::kKc);
+  const int64_t K = B.K, ppb = B.panels_per_block();
+  if (M <= 0 || q0 >= q1 || g0 >= g1) return;
   if (K == 0) {
     if (!accumulate)
-      for (int64_t p = p_begin; p < p_end; ++p)
-        for (int64_t m = 0; m < M; ++m) std::fill(C + m * ldc + B.col(p), C + m * ldc + B.col(p) + B.width(p), 0);
+      for (int64_t g = g0; g < g1; ++g)
+        for (int64_t p = g * ppb + q0; p < g * ppb + q1; ++p)
+          for (int64_t m = 0; m < M; ++m) std::fill(C + m * ldc + B.col(p), C + m * ldc + B.col(p) + B.width(p), 0);
     return;
   }
+  thread_local std::vector<T> a_block;  // this thread's packed A block, kept for the next call
+  const size_t a_size = static_cast<size_t>(Tl::kMc * Tl::kKc + V::kLanes);
+  if (a_block.size() < a_size) a_block.resize(a_size);
   for (int64_t m0 = 0; m0 < M; m0 += Tl::kMc) {
     const int64_t mc = std::min(Tl::kMc, M - m0);
     for (int64_t k0 = 0; k0 < K; k0 += Tl::kKc) {
       const int64_t kc = std::min(Tl::kKc, K - k0);
       const bool acc = accumulate || k0 > 0;
-      if (pack_a) pack_a_block<V>(mc, kc, A + m0 * as_m + k0 * as_k, as_m, as_k, a_block.data());
-      for (int64_t p = p_begin; p < p_end; ++p) {
-        const T* panel = B.panel(p) + k0 * B.nr;
-        T* Cp = C + B.col(p);
-        const int width = B.width(p);
-        for (int64_t m = m0; m < m0 + mc; m += Tl::kMr) {
-          const int rows = static_cast<int>(std::min<int64_t>(Tl::kMr, m0 + mc - m));
-          if (pack_a)
-            micro_kernel_upto<V, Tl::kMr>(rows, kc, a_block.data() + (m - m0) * kc, 1, Tl::kMr, panel, Cp + m * ldc,
-                                          ldc, width, acc);
-          else
-            micro_kernel_upto<V, Tl::kMr>(rows, kc, A + m * as_m + k0 * as_k, as_m, as_k, panel, Cp + m * ldc, ldc,
-                                          width, acc);
+      pack_a_block<V>(mc, kc, A + m0 * as_m + k0 * as_k, as_m, as_k, a_block.data());
+      for (int64_t g = g0; g < g1; ++g)
+        for (int64_t p = g * ppb + q0; p < g * ppb + q1; ++p) {
+          const T* panel = B.panel(p) + k0 * B.nr;
+          T* Cp = C + B.col(p);
+          const int width = B.width(p);
+          for (int64_t m = m0; m < m0 + mc; m += Tl::kMr) {
+            const int rows = static_cast<int>(std::min<int64_t>(Tl::kMr, m0 + mc - m));
+            micro_kernel_upto<V, Tl::kMr>(rows, kc, a_block.data() + (m - m0) * kc, 1, Tl::kMr, panel,
+                                          Cp + m * ldc, ldc, width, acc);
+          }
         }
-      }
     }
   }
 }
