@@ -24,7 +24,7 @@ class Scratch {
   }
   void allocate();
 
-  static constexpr size_t kKeepBytes = size_t(32) << 20;
+  static constexpr size_t kKeepBytes = size_t(256) << 20;
 
  private:
   struct Request {
