@@ -1,6 +1,8 @@
 #include "gemm.h"
 
 #include <algorithm>
+#include <utility>
+#include <vector>
 
 #include "cpu.h"
 #include "ops.h"
@@ -45,20 +47,81 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t as_m, int64_t as_
 }
 
 template <typename T>
-void add_column_sums(const T* src, int64_t rows, int64_t N, int64_t ld, T* dst, T* dst2) {
+void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const GradTerm<T>* terms, int n_terms, T* bias,
+                      T* bias2) {
+  if (M <= 0) return;
   const Ops<T>& o = ops<T>();
-  constexpr int64_t kChunk = 256;
-  const int64_t chunks = (N + kChunk - 1) / kChunk;
-  const int threads = static_cast<int>(std::min<int64_t>(threads_for(rows * N / 4), chunks));
-#pragma omp parallel for num_threads(threads) if (threads > 1)
-  for (int64_t c = 0; c < chunks; ++c) o.add_column_sums(src, rows, ld, c * kChunk, std::min(N, (c + 1) * kChunk), dst, dst2);
+  // Row blocks of dpre^T that never straddle a term's boundary, small enough that every thread gets some.
+  std::vector<int64_t> cuts = {0, M};
+  for (int j = 0; j < n_terms; ++j) cuts.insert(cuts.end(), {terms[j].m_begin, terms[j].m_end});
+  std::sort(cuts.begin(), cuts.end());
+  cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+  int64_t work = 0;
+  for (int j = 0; j < n_terms; ++j) work += (terms[j].m_end - terms[j].m_begin) * terms[j].N * K;
+  const int threads = threads_for(work);
+  constexpr int64_t kRowQuantum = 48;  // a multiple of every ISA's micro-kernel rows
+  const int64_t mc = std::min<int64_t>(o.mc, std::max<int64_t>(kRowQuantum,
+                                        (M + 2 * threads - 1) / (2 * threads) / kRowQuantum * kRowQuantum));
+  std::vector<std::pair<int64_t, int64_t>> blocks;
+  for (size_t c = 0; c + 1 < cuts.size(); ++c)
+    for (int64_t m = cuts[c]; m < cuts[c + 1]; m += mc) blocks.push_back({m, std::min(cuts[c + 1], m + mc)});
+
+  std::vector<PackedB<T>> packed(n_terms);
+  T* sums = nullptr;
+  T* a_blocks = nullptr;
+  const int64_t a_size = o.mc * o.kc + 64;
+  Scratch scratch(1);
+  for (int j = 0; j < n_terms; ++j) {
+    packed[j].K = K;
+    packed[j].block_cols = terms[j].N;
+    packed[j].blocks = 1;
+    packed[j].nr = o.nr;
+    scratch.need(&packed[j].data, packed[j].size());
+  }
+  scratch.need(&sums, M);
+  scratch.need(&a_blocks, a_size * threads);
+  scratch.allocate();
+  std::fill(sums, sums + M, T(0));
+  const int64_t n_blocks = static_cast<int64_t>(blocks.size());
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    DenormalsAreZero daz;
+    const int tid = thread_id(), nt = team_size();
+    for (int j = 0; j < n_terms; ++j) {
+      const int64_t panels = packed[j].panels();
+      pack_b(terms[j].head, terms[j].N, false, packed[j], panels * tid / nt, panels * (tid + 1) / nt, terms[j].split,
+             terms[j].tail);
+    }
+#pragma omp barrier
+    T* a_block = a_blocks + a_size * tid;
+#pragma omp for schedule(static)
+    for (int64_t bi = 0; bi < n_blocks; ++bi) {
+      const int64_t m0 = blocks[bi].first, mcb = blocks[bi].second - m0;
+      for (int64_t k0 = 0; k0 < K; k0 += o.kc) {
+        const int64_t kcb = std::min(o.kc, K - k0);
+        o.pack_a_block(mcb, kcb, dpre + m0 + k0 * ld, 1, ld, a_block, sums + m0);
+        for (int j = 0; j < n_terms; ++j) {
+          const GradTerm<T>& g = terms[j];
+          if (m0 < g.m_begin || m0 >= g.m_end) continue;
+          o.gemm_a_packed(mcb, kcb, a_block, packed[j], k0, 0, 1, 0, packed[j].panels(), g.C + (m0 - g.m_begin) * g.ldc,
+                          g.ldc, true);
+        }
+      }
+    }
+  }
+  for (int64_t m = 0; m < M; ++m) {
+    if (bias != nullptr) bias[m] += sums[m];
+    if (bias2 != nullptr) bias2[m] += sums[m];
+  }
 }
 
 template void gemm<float>(int64_t, int64_t, int64_t, const float*, int64_t, int64_t, const float*, int64_t, bool,
                           float*, int64_t, bool);
 template void gemm<double>(int64_t, int64_t, int64_t, const double*, int64_t, int64_t, const double*, int64_t, bool,
                            double*, int64_t, bool);
-template void add_column_sums<float>(const float*, int64_t, int64_t, int64_t, float*, float*);
-template void add_column_sums<double>(const double*, int64_t, int64_t, int64_t, double*, double*);
+template void weight_gradients<float>(int64_t, int64_t, const float*, int64_t, const GradTerm<float>*, int,
+                                      float*, float*);
+template void weight_gradients<double>(int64_t, int64_t, const double*, int64_t, const GradTerm<double>*, int,
+                                       double*, double*);
 
 }  // namespace pylstm

@@ -15,9 +15,25 @@ template <typename T>
 void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row_stride, int64_t a_col_stride, const T* B,
           int64_t ldb, bool b_transposed, T* C, int64_t ldc, bool accumulate);
 
-// dst (N,) += column sums of src (rows, N) with leading dimension ld, summed in increasing row order; a non-null
-// dst2 gets the same sums added (the two bias gradients of one pre-activation gradient).
+// One term of a weight gradient: C (rows m_begin..m_end of the gradient, N columns, leading dimension ldc)
+// += dpre[:, m_begin:m_end]^T @ B, with B row-major (K, N): rows [0, split) at head, rows [split, K) at tail.
 template <typename T>
-void add_column_sums(const T* src, int64_t rows, int64_t N, int64_t ld, T* dst, T* dst2 = nullptr);
+struct GradTerm {
+  const T* head;
+  int64_t split;
+  const T* tail;
+  int64_t N;
+  int64_t m_begin, m_end;
+  T* C;
+  int64_t ldc;
+};
+
+// The weight and bias gradients of a layer from one pass over its pre-activation gradients dpre (K = T*B rows, M
+// gate columns, leading dimension ld): every (mc, kc) block of dpre^T is packed once and multiplied into every term
+// that covers its rows, and its row sums (the bias gradient, the same for b_ih and b_hh) are added to bias and
+// bias2 (each may be null). Threads split the M rows; results do not depend on their number.
+template <typename T>
+void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const GradTerm<T>* terms, int n_terms, T* bias,
+                      T* bias2);
 
 }  // namespace pylstm

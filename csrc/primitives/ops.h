@@ -19,11 +19,16 @@ struct Ops {
   // A[m * as_m + k * as_k].
   void (*gemm_panels)(int64_t M, const T* A, int64_t as_m, int64_t as_k, const PackedB<T>& B, int64_t g0, int64_t g1,
                       int64_t q0, int64_t q1, T* C, int64_t ldc, bool accumulate);
+  // The two halves of gemm_panels, for callers that use one packed A block against several B: a (mc, kc) block of A
+  // packed into dst (mc * kc + kLanes values), with row_sums (if not null) += the block's row sums; then
+  // C[:, those panels' columns] [+]= the packed block @ B[k0 : k0 + kc, those columns].
+  int64_t mc, kc;  // the block sizes gemm_panels uses
+  void (*pack_a_block)(int64_t mc, int64_t kc, const T* A, int64_t as_m, int64_t as_k, T* dst, T* row_sums);
+  void (*gemm_a_packed)(int64_t mc, int64_t kc, const T* a_packed, const PackedB<T>& B, int64_t k0, int64_t g0,
+                        int64_t g1, int64_t q0, int64_t q1, T* C, int64_t ldc, bool accumulate);
   // C[:, n_begin..n_end) [+]= A (M, K) @ W^T, W row-major (N, K): dot products, no packing (for M of a few rows).
   void (*gemm_dot)(int64_t M, int64_t n_begin, int64_t n_end, int64_t K, const T* A, int64_t lda, const T* W,
                    int64_t ldw, T* C, int64_t ldc, bool accumulate);
-  // dst[c_begin..c_end) += column sums of src (rows, ld); dst2 (if not null) too.
-  void (*add_column_sums)(const T* src, int64_t rows, int64_t ld, int64_t c_begin, int64_t c_end, T* dst, T* dst2);
 
   void (*sigmoid)(int64_t n, const T* x, T* y);
   void (*tanh)(int64_t n, const T* x, T* y);

@@ -34,9 +34,13 @@ struct PackedB {
 //   transposed_source = false: B is the row-major (K, N) matrix at src with leading dimension ld;
 //   transposed_source = true:  B = W^T for the row-major (N, K) matrix W at src with leading dimension ld (a weight
 //                              stored as PyTorch stores it, used as x @ W^T).
+// A row-major source may come in two pieces: rows [0, split) at src and rows [split, K) at tail (the previous hidden
+// states [h0; out[:-1]] without copying them together).
 template <typename T>
-void pack_b(const T* src, int64_t ld, bool transposed_source, const PackedB<T>& b, int64_t p_begin, int64_t p_end) {
+void pack_b(const T* src, int64_t ld, bool transposed_source, const PackedB<T>& b, int64_t p_begin, int64_t p_end,
+            int64_t split = -1, const T* tail = nullptr) {
   const int64_t K = b.K, nr = b.nr;
+  if (split < 0) split = K;
   for (int64_t p = p_begin; p < p_end; ++p) {
     T* dst = b.panel(p);
     const int64_t c0 = b.col(p);
@@ -47,8 +51,10 @@ void pack_b(const T* src, int64_t ld, bool transposed_source, const PackedB<T>& 
         for (int64_t k = 0; k < K; ++k) dst[k * nr + c] = row[k];
       }
     } else {
-      for (int64_t k = 0; k < K; ++k)
-        for (int c = 0; c < w; ++c) dst[k * nr + c] = src[k * ld + c0 + c];
+      for (int64_t k = 0; k < K; ++k) {
+        const T* row = k < split ? src + k * ld : tail + (k - split) * ld;
+        for (int c = 0; c < w; ++c) dst[k * nr + c] = row[c0 + c];
+      }
     }
     for (int64_t k = 0; k < K; ++k)
       for (int64_t c = w; c < nr; ++c) dst[k * nr + c] = T(0);

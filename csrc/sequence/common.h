@@ -123,33 +123,23 @@ void copy_or_zero(T* dst, const T* src, int64_t n) {
   else std::copy(src, src + n, dst);
 }
 
-// dw (M, H) += sum over steps t of dpre[t]^T (M, B) @ h_{t-1} (B, H), h_{-1} = h0 (B, H), h_t = hs[t]
-// ((T-1, B, H) used): two GEMMs, for step 0 and over the remaining (T-1)*B rows. dpre (T*B, ld), first M columns.
+// After the time loop: dx = dpre_ih @ w_ih, one GEMM over all T*B rows.
+//   dpre_ih (T*B, N); w_ih (N, I); dx (T, B, I).
 template <typename T>
-void add_recurrent_weight_grad(const SeqShape& s, int64_t M, const T* dpre, int64_t ld, const T* h0, const T* hs,
-                               T* dw) {
-  const int64_t B = s.batch, H = s.hidden;
-  if (s.steps == 0) return;
-  gemm(M, H, B, dpre, int64_t(1), ld, h0, H, false, dw, H, true);
-  gemm(M, H, (s.steps - 1) * B, dpre + B * ld, int64_t(1), ld, hs, H, false, dw, H, true);
+void input_grad(const SeqShape& s, int64_t N, const T* w_ih, const T* dpre_ih, T* dx) {
+  gemm(s.steps * s.batch, s.input, N, dpre_ih, N, int64_t(1), w_ih, s.input, false, dx, s.input, false);
 }
 
-// After the time loop: dx = dpre_ih @ w_ih, dw_ih += dpre_ih^T x, db_ih += column sums of dpre_ih and
-// db_hh += column sums of dpre_hh, each a single pass over all T*B rows.
-//   dpre_ih, dpre_hh (T*B, N) (the same pointer when equal); w_ih (N, I); x, dx (T, B, I); dw_ih (N, I).
+// Terms of weight_gradients (primitives/gemm.h) for gradient rows [m_begin, m_end):
+//   dW_ih += dpre^T @ x (x as T*B rows);
 template <typename T>
-void input_and_bias_grads(const SeqShape& s, int64_t N, const T* x, const T* w_ih, const T* dpre_ih,
-                          const T* dpre_hh, T* dx, T* dw_ih, T* db_ih, T* db_hh) {
-  const int64_t rows = s.steps * s.batch, I = s.input;
-  gemm(rows, I, N, dpre_ih, N, int64_t(1), w_ih, I, false, dx, I, false);
-  gemm(N, I, rows, dpre_ih, int64_t(1), N, x, I, false, dw_ih, I, true);
-  if (db_ih == nullptr) return;
-  if (dpre_hh == dpre_ih) {
-    add_column_sums(dpre_ih, rows, N, N, db_ih, db_hh);
-  } else {
-    add_column_sums(dpre_ih, rows, N, N, db_ih);
-    add_column_sums(dpre_hh, rows, N, N, db_hh);
-  }
+GradTerm<T> input_term(const SeqShape& s, const T* x, int64_t m_begin, int64_t m_end, T* dw_ih) {
+  return {x, s.steps * s.batch, nullptr, s.input, m_begin, m_end, dw_ih, s.input};
+}
+//   dW_hh += dpre^T @ [h0; h_0 .. h_{T-2}] (the previous hidden state of every step, h0 then out's rows).
+template <typename T>
+GradTerm<T> hidden_term(const SeqShape& s, const T* h0, const T* out, int64_t m_begin, int64_t m_end, T* dw_hh) {
+  return {h0, s.batch, out, s.hidden, m_begin, m_end, dw_hh, s.hidden};
 }
 
 }  // namespace pylstm

@@ -165,14 +165,17 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
       }
     });
   }
-  const T* dh_pre_all = reset_after ? dgh : dgx;
-  input_and_bias_grads(s, G, x, w_ih, dgx, dh_pre_all, dx, dw_ih, db_ih, db_hh);
+  input_grad(s, G, w_ih, dgx, dx);
   if (reset_after) {
-    add_recurrent_weight_grad(s, G, dh_pre_all, G, h0, out, dw_hh);
+    const GradTerm<T> ih[] = {input_term(s, x, 0, G, dw_ih)};
+    const GradTerm<T> hh[] = {hidden_term(s, h0, out, 0, G, dw_hh)};
+    weight_gradients(G, rows, dgx, G, ih, 1, db_ih, static_cast<T*>(nullptr));
+    weight_gradients(G, rows, dgh, G, hh, 1, db_hh, static_cast<T*>(nullptr));
   } else {
-    add_recurrent_weight_grad(s, 2 * H, dh_pre_all, G, h0, out, dw_hh);
-    // dW_hn += sum_t dn_t^T (r_t * h_{t-1}), r * h of every step stored contiguously.
-    gemm(H, H, rows, dh_pre_all + 2 * H, int64_t(1), G, rh, H, false, dw_hh + 2 * H * H, H, true);
+    // One gradient for both biases; dW_hn pairs dn with r * h_{t-1} (kept as rh), dW_hr and dW_hz with h_{t-1}.
+    const GradTerm<T> terms[] = {input_term(s, x, 0, G, dw_ih), hidden_term(s, h0, out, 0, 2 * H, dw_hh),
+                                 GradTerm<T>{rh, rows, nullptr, H, 2 * H, G, dw_hh + 2 * H * H, H}};
+    weight_gradients(G, rows, dgx, G, terms, 3, db_ih, db_hh);
   }
 }
 

@@ -110,8 +110,9 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
       }
     });
   }
-  input_and_bias_grads(s, G, x, w_ih, dpre, dpre, dx, dw_ih, db_ih, db_hh);
-  add_recurrent_weight_grad(s, G, dpre, G, h0, out, dw_hh);
+  input_grad(s, G, w_ih, dpre, dx);
+  const GradTerm<T> terms[] = {input_term(s, x, 0, G, dw_ih), hidden_term(s, h0, out, 0, G, dw_hh)};
+  weight_gradients(G, steps * B, dpre, G, terms, 2, db_ih, db_hh);
 }
 
 #define PYLSTM_INSTANTIATE(T)                                                                                     \

@@ -85,8 +85,9 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
       }
     });
   }
-  input_and_bias_grads(s, H, x, w_ih, dpre, dpre, dx, dw_ih, db_ih, db_hh);
-  add_recurrent_weight_grad(s, H, dpre, H, h0, out, dw_hh);
+  input_grad(s, H, w_ih, dpre, dx);
+  const GradTerm<T> terms[] = {input_term(s, x, 0, H, dw_ih), hidden_term(s, h0, out, 0, H, dw_hh)};
+  weight_gradients(H, steps * B, dpre, H, terms, 2, db_ih, db_hh);
 }
 
 #define PYLSTM_INSTANTIATE(T)                                                                                      \

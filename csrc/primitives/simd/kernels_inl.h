@@ -74,27 +74,68 @@ inline void micro_kernel_upto(int rows, int64_t kc, const typename V::T* A, int6
 }
 
 // A (mc, kc) block of A -> kMr-row strips, each k-major (kc x kMr values): the layout the micro-kernel reads, one
-// stream whatever A's strides, with no cache-set aliasing between A's rows.
+// stream whatever A's strides, with no cache-set aliasing between A's rows. With row_sums, also
+// row_sums[m] += sum over the block's k of A[m, k] (in increasing k): the bias gradients come with the packing.
 template <typename V>
-void pack_a_block(int64_t mc, int64_t kc, const typename V::T* A, int64_t as_m, int64_t as_k, typename V::T* dst) {
-  constexpr int MR = Tiling<V>::kMr, L = V::kLanes;
+void pack_a_block(int64_t mc, int64_t kc, const typename V::T* A, int64_t as_m, int64_t as_k, typename V::T* dst,
+                  typename V::T* row_sums) {
+  using T = typename V::T;
+  constexpr int MR = Tiling<V>::kMr, L = V::kLanes, NV = (MR + L - 1) / L;
   for (int64_t m = 0; m < mc; m += MR) {
     const int rows = static_cast<int>(std::min<int64_t>(MR, mc - m));
-    typename V::T* strip = dst + m * kc;  // written front to back
+    T* strip = dst + m * kc;  // written front to back
     if (as_m == 1) {  // A^T of a row-major matrix: the strip's rows of A are contiguous for each k
+      typename V::Reg sums[NV];
+      for (int v = 0; v < NV; ++v) sums[v] = V::zero();
       // Whole-register stores (masked stores are slow on some CPUs): the lanes past a k's MR values are overwritten
       // by the next k, or land in the next strip before it is written, or in the buffer's kLanes of slack.
       for (int64_t k = 0; k < kc; ++k) {
-        const typename V::T* src = A + m + k * as_k;
-        for (int r = 0; r < rows; r += L) V::store(strip + k * MR + r, load_n<V>(src + r, std::min(L, rows - r)));
+        const T* src = A + m + k * as_k;
+        for (int v = 0; v < NV; ++v) {
+          const int r = v * L, w = std::min(L, rows - r);
+          if (w <= 0) break;
+          const typename V::Reg a = load_n<V>(src + r, w);
+          V::store(strip + k * MR + r, a);
+          if (row_sums != nullptr) sums[v] = V::add(sums[v], a);
+        }
       }
+      if (row_sums != nullptr)
+        for (int v = 0; v < NV && v * L < rows; ++v) {
+          const int w = std::min(L, rows - v * L);
+          store_n<V>(row_sums + m + v * L, V::add(load_n<V>(row_sums + m + v * L, w), sums[v]), w);
+        }
     } else {  // row-major A: each row contiguous along k
       for (int r = 0; r < rows; ++r) {
-        const typename V::T* src = A + (m + r) * as_m;
-        for (int64_t k = 0; k < kc; ++k) strip[k * MR + r] = src[k * as_k];
+        const T* src = A + (m + r) * as_m;
+        T sum = 0;
+        for (int64_t k = 0; k < kc; ++k) {
+          strip[k * MR + r] = src[k * as_k];
+          sum += src[k * as_k];
+        }
+        if (row_sums != nullptr) row_sums[m + r] += sum;
       }
     }
   }
+}
+
+// C[:, the columns of panels q0..q1 of blocks g0..g1) [+]= A_block @ B[k0 : k0 + kc, those columns], A_block
+// (mc, kc) packed by pack_a_block.
+template <typename V>
+void gemm_a_packed(int64_t mc, int64_t kc, const typename V::T* a_packed, const PackedB<typename V::T>& B, int64_t k0,
+                   int64_t g0, int64_t g1, int64_t q0, int64_t q1, typename V::T* C, int64_t ldc, bool accumulate) {
+  using Tl = Tiling<V>;
+  const int64_t ppb = B.panels_per_block();
+  for (int64_t g = g0; g < g1; ++g)
+    for (int64_t p = g * ppb + q0; p < g * ppb + q1; ++p) {
+      const typename V::T* panel = B.panel(p) + k0 * B.nr;
+      typename V::T* Cp = C + B.col(p);
+      const int width = B.width(p);
+      for (int64_t m = 0; m < mc; m += Tl::kMr) {
+        const int rows = static_cast<int>(std::min<int64_t>(Tl::kMr, mc - m));
+        micro_kernel_upto<V, Tl::kMr>(rows, kc, a_packed + m * kc, 1, Tl::kMr, panel, Cp + m * ldc, ldc, width,
+                                      accumulate);
+      }
+    }
 }
 
 // C[:, the columns of panels q0..q1 of blocks g0..g1) [+]= A (M, K) @ B, B packed (packed.h): for a gate-blocked
@@ -122,18 +163,8 @@ void gemm_panels(int64_t M, const typename V::T* A, int64_t as_m, int64_t as_k, 
     for (int64_t k0 = 0; k0 < K; k0 += Tl::kKc) {
       const int64_t kc = std::min(Tl::kKc, K - k0);
       const bool acc = accumulate || k0 > 0;
-      pack_a_block<V>(mc, kc, A + m0 * as_m + k0 * as_k, as_m, as_k, a_block.data());
-      for (int64_t g = g0; g < g1; ++g)
-        for (int64_t p = g * ppb + q0; p < g * ppb + q1; ++p) {
-          const T* panel = B.panel(p) + k0 * B.nr;
-          T* Cp = C + B.col(p);
-          const int width = B.width(p);
-          for (int64_t m = m0; m < m0 + mc; m += Tl::kMr) {
-            const int rows = static_cast<int>(std::min<int64_t>(Tl::kMr, m0 + mc - m));
-            micro_kernel_upto<V, Tl::kMr>(rows, kc, a_block.data() + (m - m0) * kc, 1, Tl::kMr, panel,
-                                          Cp + m * ldc, ldc, width, acc);
-          }
-        }
+      pack_a_block<V>(mc, kc, A + m0 * as_m + k0 * as_k, as_m, as_k, a_block.data(), nullptr);
+      gemm_a_packed<V>(mc, kc, a_block.data(), B, k0, g0, g1, q0, q1, C + m0 * ldc, ldc, acc);
     }
   }
 }
@@ -209,32 +240,6 @@ void gemm_dot(int64_t M, int64_t n_begin, int64_t n_end, int64_t K, const typena
       case 3: gemm_dot_rows<V, 3>(n_begin, n_end, K, a, lda, W, ldw, c, ldc, accumulate); break;
       default: gemm_dot_rows<V, 4>(n_begin, n_end, K, a, lda, W, ldw, c, ldc, accumulate); break;
     }
-  }
-}
-
-// dst[c_begin..c_end) += column sums of src (rows, ld), summed in increasing row order, row by row (streaming src
-// once, the running sums in dst staying in L1); a non-null dst2 gets the same sums added.
-template <typename V>
-void add_column_sums(const typename V::T* src, int64_t rows, int64_t ld, int64_t c_begin, int64_t c_end,
-                     typename V::T* dst, typename V::T* dst2) {
-  using T = typename V::T;
-  constexpr int L = V::kLanes;
-  const int64_t n = c_end - c_begin;
-  thread_local std::vector<T> sums;
-  if (sums.size() < static_cast<size_t>(n)) sums.resize(n);
-  std::fill(sums.begin(), sums.begin() + n, T(0));
-  for (int64_t r = 0; r < rows; ++r) {
-    const T* row = src + r * ld + c_begin;
-    int64_t c = 0;
-    for (; c + L <= n; c += L) V::store(sums.data() + c, V::add(V::load(sums.data() + c), V::load(row + c)));
-    if (c < n) {
-      const int w = static_cast<int>(n - c);
-      V::store_partial(sums.data() + c, V::add(V::load_partial(sums.data() + c, w), V::load_partial(row + c, w)), w);
-    }
-  }
-  for (int64_t c = 0; c < n; ++c) {
-    dst[c_begin + c] += sums[c];
-    if (dst2 != nullptr) dst2[c_begin + c] += sums[c];
   }
 }
 
@@ -458,8 +463,11 @@ constexpr Ops<T> make_ops(const char* name) {
   ops.isa = name;
   ops.nr = Tiling<V>::kNr;
   ops.gemm_panels = &gemm_panels<V>;
+  ops.pack_a_block = &pack_a_block<V>;
+  ops.gemm_a_packed = &gemm_a_packed<V>;
+  ops.mc = Tiling<V>::kMc;
+  ops.kc = Tiling<V>::kKc;
   ops.gemm_dot = &gemm_dot<V>;
-  ops.add_column_sums = &add_column_sums<V>;
   ops.sigmoid = &sigmoid_array<V>;
   ops.tanh = &tanh_array<V>;
   ops.lstm_forward_units = &lstm_forward_units<V>;
