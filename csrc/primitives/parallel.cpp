@@ -108,12 +108,28 @@ void set_adaptive_threads(bool enabled) {
 
 bool busy_machine() { return now_ns() < busy_until_ns().load(std::memory_order_relaxed); }
 
+namespace {
+constexpr int64_t kStallNs = 200 * 1000;  // a partner later than this has been descheduled
+constexpr int64_t kBusyForNs = int64_t(1000) * 1000 * 1000;
+
+void mark_busy() {
+  if (adaptive().load(std::memory_order_relaxed))
+    busy_until_ns().store(now_ns() + kBusyForNs, std::memory_order_relaxed);
+}
+}  // namespace
+
+void RegionWatch::done() {
+  if (thread_id() == 0) first_done_ns_ = now_ns();
+}
+
+void RegionWatch::check() const {
+  if (first_done_ns_ != 0 && now_ns() - first_done_ns_ > kStallNs) mark_busy();
+}
+
 bool WorkRounds::wait_for_round(int64_t round, int me) {
   // Round r may start once r * items_ items are done. Spin briefly (the partner is usually microseconds away), then
   // yield, then nap: a waiting thread never holds a core its partner may need.
   constexpr int kSpins = 2000, kYields = 20;
-  constexpr int64_t kStallNs = 200 * 1000;  // a step's partner later than this has been descheduled
-  constexpr int64_t kBusyForNs = int64_t(1000) * 1000 * 1000;
   const int64_t target = round * items_;
   int64_t waiting_since = 0;
   for (int i = 0; done_.value.load(std::memory_order_acquire) < target; ++i) {
@@ -129,7 +145,7 @@ bool WorkRounds::wait_for_round(int64_t round, int me) {
     if (solo < 0 && now_ns() - waiting_since > kStallNs && adaptive().load(std::memory_order_relaxed)) {
       int expected = -1;
       solo_thread_.compare_exchange_strong(expected, me);
-      busy_until_ns().store(now_ns() + kBusyForNs, std::memory_order_relaxed);
+      mark_busy();
     }
     if (i < kSpins + kYields) std::this_thread::yield();
     else std::this_thread::sleep_for(std::chrono::microseconds(10));

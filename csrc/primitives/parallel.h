@@ -109,4 +109,16 @@ bool busy_machine();
 // Tests that must see two threads at work switch that adaptation off (it is on by default).
 void set_adaptive_threads(bool enabled);
 
+// Watches the end of a parallel region: the first thread marks when it has finished its work (done()), and after
+// the region check() marks the machine busy if it then waited more than 200 us for the others, which happens when
+// another thread of the team was descheduled (or not yet started) on a busy machine.
+class RegionWatch {
+ public:
+  void done();
+  void check() const;
+
+ private:
+  int64_t first_done_ns_ = 0;
+};
+
 }  // namespace pylstm

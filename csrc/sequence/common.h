@@ -50,11 +50,12 @@ inline UnitChunks unit_chunks(int threads, int64_t H, int64_t nr) {
   return {H, nr, std::max<int64_t>(items, 1)};
 }
 
-// Threads for a time loop whose steps each do `step_work` multiply-adds: a round costs about a microsecond of
-// synchronization, so a step must be worth several; never more threads than panels of units.
-inline int loop_threads(int64_t step_work, int64_t H, int64_t nr) {
-  constexpr int64_t kMinStepWorkPerThread = int64_t(1) << 16;
-  if (busy_machine()) return 1;
+// Threads for a time loop of `steps` steps that each do `step_work` multiply-adds: a round costs about a microsecond
+// of synchronization, so a step must be worth several, and a whole call must be worth starting a thread for (a few
+// microseconds); never more threads than panels of units.
+inline int loop_threads(int64_t steps, int64_t step_work, int64_t H, int64_t nr) {
+  constexpr int64_t kMinStepWorkPerThread = int64_t(1) << 16, kMinCallWork = int64_t(1) << 20;
+  if (busy_machine() || steps * step_work < kMinCallWork) return 1;
   const int64_t n = std::min<int64_t>({get_num_threads(), panels_per_gate(H, nr), step_work / kMinStepWorkPerThread});
   return static_cast<int>(std::max<int64_t>(1, n));
 }

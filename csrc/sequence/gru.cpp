@@ -31,12 +31,13 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
   if (b_ih != nullptr) fold_biases(b_ih, b_hh, G, reset_after ? 2 * H : G, bias);
   const T* b_hn = reset_after && b_hh != nullptr ? b_hh : nullptr;  // the n block at offset 2H
 
-  const int threads = loop_threads(B * G * (H + I), H, nr);
+  const int threads = loop_threads(steps, B * G * (H + I), H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
   WorkRounds rounds(threads, chunks.items);
   // Round 0 packs; then a round per step, or two without reset_after: r and z (and r * h) first, then n, which needs
   // every unit of r * h.
   const int64_t rounds_per_step = reset_after ? 1 : 2;
+  RegionWatch watch;
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     DenormalsAreZero daz_thread;
@@ -77,7 +78,9 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
                         h + b * H + u.j0);
       }
     });
+    watch.done();
   }
+  watch.check();
   copy_or_zero(h_n, steps > 0 ? out + (steps - 1) * B * H : h0, B * H);
 }
 
@@ -110,13 +113,14 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
   T* dh = dh0;  // running gradient w.r.t. h_t
   copy_or_zero(dh, dh_n, B * H);
 
-  const int threads = loop_threads(B * G * H, H, nr);
+  const int threads = loop_threads(steps, B * G * H, H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
   WorkRounds rounds(threads, chunks.items);
   // Round 0 packs. Then, for t = T-1 .. 0, each round first finishes these units' dh_t from step t + 1 (whose
   // pre-activation gradients are all done) and then does their elementwise backward of step t; without reset_after
   // a second round per step makes d(r * h) = dn @ W_hn, which needs every unit's dn. A last round makes dh0.
   const int64_t rounds_per_step = reset_after ? 1 : 2;
+  RegionWatch watch;
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     DenormalsAreZero daz_thread;
@@ -164,7 +168,9 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
         }
       }
     });
+    watch.done();
   }
+  watch.check();
   input_grad(s, G, w_ih, dgx, dx);
   if (reset_after) {
     const GradTerm<T> ih[] = {input_term(s, x, 0, G, dw_ih)};

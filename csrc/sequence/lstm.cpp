@@ -26,9 +26,10 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
   scratch.allocate();
   if (b_ih != nullptr) fold_biases(b_ih, b_hh, G, G, bias);
 
-  const int threads = loop_threads(B * G * (H + I), H, nr);
+  const int threads = loop_threads(steps, B * G * (H + I), H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
   WorkRounds rounds(threads, chunks.items);
+  RegionWatch watch;
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     DenormalsAreZero daz_thread;
@@ -55,7 +56,9 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
         o.lstm_forward_units(u.n(), H, pre + b * G + u.j0, c_prev + b * H + u.j0, c + b * H + u.j0,
                              h + b * H + u.j0, training);
     });
+    watch.done();
   }
+  watch.check();
   const int64_t last = (steps - 1) * B * H;
   copy_or_zero(h_n, steps > 0 ? out + last : h0, B * H);
   if (steps == 0) copy_or_zero(c_n, c0, B * H);
@@ -81,9 +84,10 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
   copy_or_zero(dh, dh_n, B * H);
   copy_or_zero(dc, dc_n, B * H);
 
-  const int threads = loop_threads(B * G * H, H, nr);
+  const int threads = loop_threads(steps, B * G * H, H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
   WorkRounds rounds(threads, chunks.items);
+  RegionWatch watch;
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     DenormalsAreZero daz_thread;
@@ -109,7 +113,9 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
                               dp + b * G + u.j0);
       }
     });
+    watch.done();
   }
+  watch.check();
   input_grad(s, G, w_ih, dpre, dx);
   const GradTerm<T> terms[] = {input_term(s, x, 0, G, dw_ih), hidden_term(s, h0, out, 0, G, dw_hh)};
   weight_gradients(G, steps * B, dpre, G, terms, 2, db_ih, db_hh);

@@ -21,9 +21,10 @@ void rnn_forward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, c
   scratch.allocate();
   if (b_ih != nullptr) fold_biases(b_ih, b_hh, H, H, bias);
 
-  const int threads = loop_threads(B * H * (H + I), H, nr);
+  const int threads = loop_threads(steps, B * H * (H + I), H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
   WorkRounds rounds(threads, chunks.items);
+  RegionWatch watch;
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     DenormalsAreZero daz_thread;
@@ -42,7 +43,9 @@ void rnn_forward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, c
       gate_gemm(o, B, h_prev, H, dot_recurrent ? nullptr : &whh, w_hh, H, H, 0, 1, u, h, H, true);
       for (int64_t b = 0; b < B; ++b) o.rnn_forward_units(u.n(), relu, h + b * H + u.j0);
     });
+    watch.done();
   }
+  watch.check();
   copy_or_zero(h_n, steps > 0 ? out + (steps - 1) * B * H : h0, B * H);
 }
 
@@ -63,9 +66,10 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
   T* dh = dh0;
   copy_or_zero(dh, dh_n, B * H);
 
-  const int threads = loop_threads(B * H * H, H, nr);
+  const int threads = loop_threads(steps, B * H * H, H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
   WorkRounds rounds(threads, chunks.items);
+  RegionWatch watch;
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     DenormalsAreZero daz_thread;
@@ -84,7 +88,9 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
         o.rnn_backward_units(u.n(), relu, out + k, dout + k, dh + b * H + u.j0, dpre + k);
       }
     });
+    watch.done();
   }
+  watch.check();
   input_grad(s, H, w_ih, dpre, dx);
   const GradTerm<T> terms[] = {input_term(s, x, 0, H, dw_ih), hidden_term(s, h0, out, 0, H, dw_hh)};
   weight_gradients(H, steps * B, dpre, H, terms, 2, db_ih, db_hh);

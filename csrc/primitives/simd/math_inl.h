@@ -54,13 +54,12 @@ inline typename V::Reg exp_nonpositive(typename V::Reg x) {
 }
 
 // 1 / (1 + exp(-x)) as the reference computes it: e = exp(-|x|), then 1 / (1 + e) or e / (1 + e), so that small
-// results keep full relative precision.
+// results keep full relative precision; one division, its numerator chosen by the sign of x.
 template <typename V>
 inline typename V::Reg sigmoid(typename V::Reg x) {
   using Reg = typename V::Reg;
   const Reg e = exp_nonpositive<V>(V::neg(V::abs(x)));
-  const Reg r = V::div(V::set1(1), V::add(V::set1(1), e));
-  return V::select(V::ge(x, V::zero()), r, V::mul(e, r));
+  return V::div(V::select(V::ge(x, V::zero()), V::set1(1), e), V::add(V::set1(1), e));
 }
 
 // tanh(x): an odd polynomial near 0 (where 1 - exp would cancel), else (1 - e) / (1 + e) with e = exp(-2|x|).
