@@ -1,0 +1,523 @@
+"""The run-time choices of the kernels, and what must not depend on them or on the memory they are handed.
+
+* ISA selection: ``pylstm.supported_isas()``, ``pylstm.isa()``, ``pylstm._core.set_isa`` and the environment variable
+  PYLSTM_ISA, read once at import (checked in fresh interpreters).
+* Threads: ``set_num_threads`` / ``get_num_threads``; every output and gradient is bitwise the same for 1 and 2
+  threads, on every ISA, for every cell and dtype, on shapes where the second thread really runs (checked by
+  counting the threads of a fresh process that ran each of them); and the same for repeated calls. These tests
+  switch off the kernels' adaptation to a busy machine (``_core.set_adaptive_threads(False)``), which would otherwise
+  run everything on one thread for a second after a thread was found descheduled, and compare two one-thread runs;
+  one test keeps it on, on a busy machine, and checks that the results stay bitwise those of one thread.
+* Weights are packed per call: parameters updated in place between calls are seen by the next call.
+* Memory: inputs, weights and gradient accumulators that start at an element offset (not 64-byte aligned) give
+  bitwise the results of aligned copies.
+* Denormals: the flush-to-zero / denormals-are-zero mode a kernel sets is restored when it returns, and a kernel fed
+  denormal-scale values runs and returns finite results.
+"""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cells import ALL_CELLS, LSTM, cells
+from test_layers import as_tuple, random_input, random_state, reference_run
+
+import pylstm
+from pylstm import _core
+from pylstm import functional as F
+
+KNOWN_ISAS = ("scalar", "avx2", "avx512")
+PACKAGE_PARENT = Path(pylstm.__file__).resolve().parent.parent
+dtypes = pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+
+
+def python_env(**extra):
+    """The environment of a fresh interpreter that imports this pylstm, without the test session's PYLSTM_ISA."""
+    env = {k: v for k, v in os.environ.items() if k != "PYLSTM_ISA"}
+    env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_PARENT)] + [p for p in [env.get("PYTHONPATH")] if p])
+    env.update(extra)
+    return env
+
+
+def run_python(code, **env):
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=python_env(**env), cwd=PACKAGE_PARENT,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# 1. Choosing the ISA.
+
+ISA_PROBE = """
+    import numpy as np, pylstm
+    from pylstm import _core
+    y = _core.activation("tanh", np.linspace(-3, 3, 37, dtype=np.float32))  # runs that ISA's code
+    print(pylstm.isa(), " ".join(pylstm.supported_isas()))
+"""
+
+
+def test_supported_isas_start_with_scalar():
+    names = pylstm.supported_isas()
+    assert names[0] == "scalar"
+    assert len(set(names)) == len(names) and set(names) <= set(KNOWN_ISAS)
+    assert list(names) == [n for n in KNOWN_ISAS if n in names]  # in order: scalar, avx2, avx512
+    assert pylstm.isa() in names
+
+
+@pytest.mark.parametrize("name", pylstm.supported_isas())
+def test_pylstm_isa_environment_variable_is_honoured(name):
+    result = run_python(ISA_PROBE, PYLSTM_ISA=name)
+    assert result.returncode == 0, result.stderr
+    active, supported = result.stdout.split(maxsplit=1)
+    assert active == name
+    assert supported.split() == pylstm.supported_isas()
+
+
+@pytest.mark.parametrize("value", [None, ""], ids=["unset", "empty"])
+def test_without_pylstm_isa_the_best_supported_isa_is_chosen(value):
+    result = run_python(ISA_PROBE, **({} if value is None else {"PYLSTM_ISA": value}))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[0] == pylstm.supported_isas()[-1]
+
+
+@pytest.mark.parametrize("value", ["sse9", "AVX-2", "avx2 ", "neon"] +
+                         [n for n in KNOWN_ISAS if n not in pylstm.supported_isas()])
+def test_unknown_or_unsupported_pylstm_isa_fails_the_import_naming_the_variable(value):
+    result = run_python("import pylstm", PYLSTM_ISA=value)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("ValueError") and "PYLSTM_ISA" in last and repr(value) in last, result.stderr
+
+
+def test_set_isa_switches_and_rejects_unknown_names(isa):
+    assert pylstm.isa() == isa
+    for bad in ["sse9", "", "AVX2", "scalar "]:
+        with pytest.raises(ValueError, match="isa"):
+            _core.set_isa(bad)
+        assert pylstm.isa() == isa  # unchanged by the failed call
+    with pytest.raises(TypeError):
+        _core.set_isa(None)
+    for name in pylstm.supported_isas():
+        _core.set_isa(name)
+        assert pylstm.isa() == name
+
+
+@pytest.mark.skipif(set(KNOWN_ISAS) <= set(pylstm.supported_isas()), reason="this CPU supports every known ISA")
+def test_set_isa_rejects_an_isa_this_cpu_lacks():
+    previous = pylstm.isa()
+    for name in set(KNOWN_ISAS) - set(pylstm.supported_isas()):
+        with pytest.raises(ValueError, match=name):
+            _core.set_isa(name)
+        assert pylstm.isa() == previous
+
+
+def test_isa_fixture_restores_the_isa(isa):
+    """(The conftest fixture itself: the ISA the test asked for is active; checked again by the next test.)"""
+    assert pylstm.isa() == isa
+
+
+def test_isa_after_fixture_is_the_default():
+    assert pylstm.isa() == (os.environ.get("PYLSTM_ISA") or pylstm.supported_isas()[-1])
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# 2. Thread count.
+
+
+def test_set_and_get_num_threads(num_threads):
+    for n in (1, 2, 3, 1):
+        num_threads(n)
+        assert pylstm.get_num_threads() == n
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="n"):
+            pylstm.set_num_threads(bad)
+    for bad in (1.0, True, "2", None):
+        with pytest.raises(TypeError, match="n"):
+            pylstm.set_num_threads(bad)
+    assert pylstm.get_num_threads() == 1
+
+
+# Shapes (T, B, I, H) whose time loops and big GEMMs run on two threads (the probe below checks it):
+#   packed: the recurrent GEMM from packed panels (B > 4), H a few panels wide;
+#   dot: B <= 4, the recurrent GEMM by dot products on the unpacked weights, with H = 256 and T = 8 so that its
+#        per-step work and the whole call's still call for two threads;
+#   long-I: I = 320, longer than a cache block of the reduction dimension (256 float32, 128 float64);
+#   long-T: 1280 rows in the weight-gradient GEMMs' reduction dimension, H below one panel on the wide ISAs.
+THREADED_SHAPES = {"packed": (8, 16, 48, 80), "dot": (8, 3, 64, 256), "long-I": (4, 16, 320, 96),
+                   "long-T": (40, 32, 128, 24)}
+threaded_shapes = pytest.mark.parametrize("shape", list(THREADED_SHAPES), ids=str)
+
+
+@pytest.fixture
+def two_threads_stay_two():
+    """For the duration of the test, the kernels never fall back to one thread on a busy machine (a time loop whose
+    partner thread is late by more than 200 µs would otherwise finish alone, and every call of the next second run on
+    one thread): ``_core.set_adaptive_threads(False)``, which also clears a busy state left by earlier tests; the
+    default (True) is restored afterwards."""
+    _core.set_adaptive_threads(False)
+    try:
+        yield
+    finally:
+        _core.set_adaptive_threads(True)
+
+
+def random_problem(cell, T, B, I, H, dtype, seed, bias=True):
+    """x, states, params, dout, dfinals and nonzero starting gradients, with PyTorch's weight scale (1/sqrt(H))."""
+    rng = np.random.default_rng(seed)
+    G, bound = cell.gates, 1 / np.sqrt(H)
+
+    def uniform(*shape):
+        return rng.uniform(-bound, bound, shape).astype(dtype)
+
+    def normal(*shape):
+        return rng.standard_normal(shape).astype(dtype)
+
+    params = {"weight_ih": uniform(G * H, I), "weight_hh": uniform(G * H, H),
+              "bias_ih": uniform(G * H) if bias else None, "bias_hh": uniform(G * H) if bias else None}
+    states = tuple(normal(B, H) for _ in range(cell.n_states))
+    grads = {k: normal(*v.shape) for k, v in params.items() if v is not None}
+    return dict(x=normal(T, B, I), states=states, params=params, dout=normal(T, B, H),
+                dfinals=tuple(normal(B, H) for _ in range(cell.n_states)), grads=grads)
+
+
+def forward_backward_all(cell, problem, grads_offset=None):
+    """Training forward, inference forward and backward (into copies of the starting gradients, starting
+    `grads_offset` elements past a 64-byte boundary when given) through the kernels. -> name -> array, every output
+    and gradient."""
+    kernel = cell.on(F)
+    x, states, params = problem["x"], problem["states"], problem["params"]
+    out, finals, saved = kernel.forward(x, states, params, training=True)
+    out_inf, finals_inf, _ = kernel.forward(x, states, params, training=False)
+    grads = {k: v.copy() if grads_offset is None else aligned_copy(v, grads_offset)
+             for k, v in problem["grads"].items()}
+    dx, dstates = kernel.backward(saved, params, problem["dout"], problem["dfinals"], grads)
+    result = {"out": out, "out (inference)": out_inf, "dx": dx}
+    for k in range(len(finals)):
+        result.update({f"final{k}": finals[k], f"final{k} (inference)": finals_inf[k], f"dstate{k}": dstates[k]})
+    result.update({f"saved.{n}": getattr(saved, n) for n in ("gates", "cells") if getattr(saved, n, None) is not None})
+    result.update({f"d{k}": g for k, g in grads.items()})
+    return result
+
+
+def assert_bitwise_equal(a, b, what):
+    assert a.keys() == b.keys()
+    for name in a:
+        assert a[name].dtype == b[name].dtype and a[name].shape == b[name].shape, f"{what}: {name}"
+        if not np.array_equal(a[name], b[name]):
+            diff = np.abs(a[name].astype(np.float64) - b[name].astype(np.float64))
+            raise AssertionError(f"{what}: {name} differs in {np.count_nonzero(diff)} of {diff.size} elements, "
+                                 f"at most by {diff.max():.3g}")
+
+
+@cells
+@dtypes
+@threaded_shapes
+def test_one_and_two_threads_give_bitwise_identical_results(cell, dtype, shape, isa, num_threads,
+                                                            two_threads_stay_two):
+    problem = random_problem(cell, *THREADED_SHAPES[shape], dtype, seed=7)
+    num_threads(1)
+    one = forward_backward_all(cell, problem)
+    num_threads(2)
+    two = forward_backward_all(cell, problem)
+    assert_bitwise_equal(one, two, "1 vs 2 threads")
+    assert all(np.isfinite(v).all() for v in two.values())
+    again = forward_backward_all(cell, problem)
+    assert_bitwise_equal(two, again, "a repeated call with 2 threads")
+
+
+@cells
+@dtypes
+def test_repeated_calls_give_identical_results(cell, dtype, isa):
+    """The same inputs twice, with a call on other shapes between (the workspace reused with other contents)."""
+    problem = random_problem(cell, 3, 5, 7, 19, dtype, seed=3)
+    first = forward_backward_all(cell, problem)
+    forward_backward_all(cell, random_problem(cell, 2, 9, 30, 40, dtype, seed=4))
+    assert_bitwise_equal(first, forward_backward_all(cell, problem), "a repeated call")
+
+
+@pytest.fixture
+def busy_core():
+    """A process that keeps one core busy for the duration of the test (so that a kernel thread gets descheduled
+    now and then, and its partner takes over its share of the step)."""
+    # It also stops by itself if the test process dies without cleaning up (killed, interrupted), and after 60 s.
+    spin = ("import os, time\nparent, end = os.getppid(), time.monotonic() + 60\n"
+            "while os.getppid() == parent and time.monotonic() < end:\n    pass\n")
+    spinner = subprocess.Popen([sys.executable, "-c", spin])
+    try:
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
+@cells
+@dtypes
+def test_two_threads_on_a_busy_machine_give_bitwise_the_one_thread_results(cell, dtype, num_threads, busy_core,
+                                                                           two_threads_stay_two):
+    """Both threads kept at work while one of them is descheduled now and then (its partner takes over its share)."""
+    problem = random_problem(cell, *THREADED_SHAPES["packed"], dtype, seed=9)
+    num_threads(1)
+    one = forward_backward_all(cell, problem)
+    num_threads(2)
+    for attempt in range(3):
+        assert_bitwise_equal(one, forward_backward_all(cell, problem), f"1 vs 2 threads, attempt {attempt}")
+
+
+@dtypes
+def test_adapting_to_a_busy_machine_keeps_the_one_thread_results(dtype, num_threads, busy_core):
+    """With the adaptation on (the default), on a busy machine: a time loop whose partner thread is descheduled
+    finishes on one thread, and the calls of the next second run on one thread; the schedule changes, the arithmetic
+    does not. One LSTM shape with many steps (more chances for a thread to be descheduled in the middle of a loop),
+    called again and again for a quarter of a second. Whether a thread is descheduled long enough meanwhile depends on
+    the machine's load (with one spinning process on two cores it may take seconds, or not happen): the test cannot
+    force the fallback, it checks the results whichever schedule ran."""
+    assert callable(_core.set_adaptive_threads)
+    _core.set_adaptive_threads(True)  # the default, whatever an earlier test did
+    problem = random_problem(LSTM, 64, 16, 48, 80, dtype, seed=11)
+    num_threads(1)
+    one = forward_backward_all(LSTM, problem)
+    num_threads(2)
+    attempt, end = 0, time.monotonic() + 0.25
+    while attempt < 4 or time.monotonic() < end:
+        assert_bitwise_equal(one, forward_backward_all(LSTM, problem), f"1 vs 2 adaptive threads, attempt {attempt}")
+        attempt += 1
+
+
+# Runs in a fresh interpreter whose OpenMP worker threads sleep whenever they are idle (OMP_WAIT_POLICY=passive):
+# a worker that took part in a kernel call has been woken up and gone back to sleep, which Linux counts as a
+# context switch of that thread (/proc/self/task/TID/status); a call that runs on one thread wakes no worker. For
+# each case, one kernel phase runs with set_num_threads(2) (what precedes it with one thread), and the probe reports
+# whether any thread but the main one was switched meanwhile.
+THREAD_PROBE = """
+    import json, os, sys
+    import numpy as np
+    import pylstm
+    from pylstm import _core
+    sys.path.insert(0, {tests!r})
+    from cells import ALL_CELLS
+    from test_isa_and_threads import THREADED_SHAPES, random_problem
+
+    _core.set_adaptive_threads(False)  # two threads stay two even when the machine is busy
+    MAIN = str(os.getpid())
+
+    def worker_switches():
+        counts = {{}}
+        for tid in os.listdir("/proc/self/task"):
+            if tid != MAIN:
+                try:
+                    with open(f"/proc/self/task/{{tid}}/status") as f:
+                        counts[tid] = sum(int(line.split()[1]) for line in f if "ctxt_switches" in line)
+                except FileNotFoundError:
+                    pass
+        return counts
+
+    def woken(before, after):
+        return any(n > before.get(tid, -1) for tid, n in after.items())
+
+    results = []
+    for isa in pylstm.supported_isas():
+        _core.set_isa(isa)
+        for dtype in (np.float32, np.float64):
+            for cell in ALL_CELLS:
+                kernel = cell.on(pylstm.functional)
+                for shape in THREADED_SHAPES:
+                    p = random_problem(cell, *THREADED_SHAPES[shape], dtype, seed=1)
+                    pylstm.set_num_threads(2)
+                    before = worker_switches()
+                    out, finals, saved = kernel.forward(p["x"], p["states"], p["params"])
+                    forward = woken(before, worker_switches())
+                    pylstm.set_num_threads(1)
+                    out, finals, saved = kernel.forward(p["x"], p["states"], p["params"])
+                    pylstm.set_num_threads(2)
+                    before = worker_switches()
+                    kernel.backward(saved, p["params"], p["dout"], p["dfinals"], p["grads"])
+                    backward = woken(before, worker_switches())
+                    results.append([isa, np.dtype(dtype).name, cell.name, shape, "forward", forward])
+                    results.append([isa, np.dtype(dtype).name, cell.name, shape, "backward", backward])
+    # The probe itself: a small call stays on one thread, and a large one wakes a worker.
+    small = random_problem(ALL_CELLS[0], 2, 2, 3, 4, np.float32, seed=1)
+    before = worker_switches()
+    ALL_CELLS[0].on(pylstm.functional).forward(small["x"], small["states"], small["params"])
+    print(json.dumps({{"results": results, "small": woken(before, worker_switches()),
+                      "threads": len(os.listdir("/proc/self/task"))}}))
+"""
+
+
+@pytest.mark.skipif(not _core.has_openmp, reason="built without OpenMP: always one thread")
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux's /proc to watch threads")
+def test_threaded_shapes_really_use_two_threads():
+    """Each cell's forward and backward, on every ISA and dtype, starts a second thread on at least one of the
+    THREADED_SHAPES, and the forward on the 'packed' and 'dot' ones for every cell: the bitwise comparison above is
+    not between two single-threaded runs."""
+    tests_dir = str(Path(__file__).resolve().parent)
+    result = run_python(THREAD_PROBE.format(tests=tests_dir), OMP_NUM_THREADS="2", OMP_WAIT_POLICY="passive",
+                        OPENBLAS_NUM_THREADS="1")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["threads"] >= 2 and not report["small"], report  # the probe tells one thread from two
+    rows = report["results"]
+    used = {}
+    for isa, dtype, cell, shape, phase, two in rows:
+        used.setdefault((isa, dtype, cell, phase), []).append(shape if two else None)
+    single = [key for key, shapes in used.items() if not any(shapes)]
+    assert not single, f"never on two threads: {single}"
+    # Both recurrent-GEMM paths of the time loop, packed panels and dot products, really run on two threads.
+    loop_single = [(isa, dtype, cell, shape) for isa, dtype, cell, shape, phase, two in rows
+                   if shape in ("packed", "dot") and phase == "forward" and not two]
+    assert not loop_single, f"forward on one thread: {loop_single}"
+    assert len(rows) == len(pylstm.supported_isas()) * 2 * len(ALL_CELLS) * len(THREADED_SHAPES) * 2
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# 3. Weights are packed per call: in-place updates of layer.params between calls are seen.
+
+KINDS = [("lstm", pylstm.LSTM, {}), ("gru", pylstm.GRU, {}), ("gru-reset_before", pylstm.GRU, {"reset_after": False}),
+         ("rnn-tanh", pylstm.RNN, {}), ("rnn-relu", pylstm.RNN, {"nonlinearity": "relu"})]
+kinds = pytest.mark.parametrize("cls,kwargs", [k[1:] for k in KINDS], ids=[k[0] for k in KINDS])
+# (T, B, I, H): both GEMMs by dot products (T * B <= 4); recurrent by dot products, input projection packed; both
+# packed; and time loops on two threads.
+UPDATE_SHAPES = [(2, 2, 5, 17), (6, 3, 4, 9), (3, 6, 5, 17), (3, 16, 40, 96)]
+
+
+def run_layer_against_reference(layer, x, state, dout=None):
+    """Forward (and backward when dout is given, into zeroed grads) through the layer; every result equal to the
+    reference's on the layer's current parameters within 1e-10 relative to each array's largest magnitude.
+    -> out."""
+    out, final = layer(x, state)
+    layer.zero_grad()
+    dx, dstate0 = layer.backward(dout) if dout is not None else (None, None)
+    expected = reference_run(layer, x, state, dout)
+    pairs = [("out", out, expected["out"])]
+    pairs += [(f"final[{k}]", f[0], e) for k, (f, e) in enumerate(zip(as_tuple(final), expected["finals"]))]
+    if dout is not None:
+        pairs.append(("dx", dx, expected["dx"]))
+        pairs += [(f"dstate0[{k}]", d[0], e) for k, (d, e) in enumerate(zip(as_tuple(dstate0), expected["dstate0"]))]
+        pairs += [(f"grad {k}", layer.grads[k], e) for k, e in expected["grads"].items()]
+    for name, got, want in pairs:
+        scale = max(1.0, float(np.abs(want).max(initial=0)))
+        err = float(np.abs(got - want).max(initial=0)) / scale
+        assert err <= 1e-10, f"{name}: relative error {err:.3g} against the reference on the updated weights"
+    return out
+
+
+@kinds
+@pytest.mark.parametrize("T,B,I,H", UPDATE_SHAPES, ids=str)
+def test_in_place_parameter_updates_are_seen_by_the_next_call(cls, kwargs, T, B, I, H, isa):
+    """A forward in inference and in training mode, then the parameters halved in place, then an SGD step on them:
+    after each update, both modes (forward and backward) compute with the new values."""
+    layer = cls(I, H, dtype="float64", seed=5, **kwargs)
+    rng = np.random.default_rng(2)
+    x, state = random_input(layer, T, B, rng), random_state(layer, B, rng)
+    dout = rng.standard_normal((T, B, H))
+    before = run_layer_against_reference(layer.eval(), x, state)
+    run_layer_against_reference(layer.train(), x, state, dout)
+    for update in ("halve", "sgd"):
+        if update == "halve":
+            for p in layer.params.values():
+                p *= 0.5
+        else:  # an SGD step with the gradients of the last backward
+            for name, p in layer.params.items():
+                p -= 0.1 * layer.grads[name]
+        out = run_layer_against_reference(layer.eval(), x, state)
+        assert not np.array_equal(out, before), f"{update}: the output did not change"
+        before = out
+        run_layer_against_reference(layer.train(), x, state, dout)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# 4. Misaligned inputs: arrays that start one element past a 64-byte boundary.
+
+
+def aligned_copy(a, offset_elements=0, alignment=64):
+    """A C-contiguous copy of `a` whose data starts `offset_elements` elements after an `alignment`-byte boundary."""
+    if a is None:
+        return None
+    size = a.dtype.itemsize
+    raw = np.empty(a.size + (alignment + offset_elements * size) // size + 1, dtype=a.dtype)
+    skip = (-raw.ctypes.data % alignment) // size + offset_elements
+    out = raw[skip:skip + a.size].reshape(a.shape)
+    assert out.ctypes.data % alignment == offset_elements * size and out.flags.c_contiguous
+    out[...] = a
+    return out
+
+
+def relocate(problem, offset):
+    return dict(x=aligned_copy(problem["x"], offset), states=tuple(aligned_copy(s, offset) for s in problem["states"]),
+                params={k: aligned_copy(v, offset) for k, v in problem["params"].items()},
+                dout=aligned_copy(problem["dout"], offset),
+                dfinals=tuple(aligned_copy(d, offset) for d in problem["dfinals"]), grads=problem["grads"])
+
+
+@cells
+@dtypes
+# Dot products on both GEMMs, dot recurrent + packed projection, packed both with tails, and two threads.
+@pytest.mark.parametrize("T,B,I,H", [(2, 2, 7, 13), (3, 3, 19, 33), (3, 5, 17, 31), (5, 16, 48, 80)], ids=str)
+def test_misaligned_inputs_give_bitwise_the_aligned_results(cell, dtype, T, B, I, H, isa, two_threads_stay_two):
+    problem = random_problem(cell, T, B, I, H, dtype, seed=T + B + I + H)
+    aligned = forward_backward_all(cell, relocate(problem, 0), grads_offset=0)
+    for offset in (1, 3):
+        assert_bitwise_equal(aligned, forward_backward_all(cell, relocate(problem, offset), grads_offset=offset),
+                             f"offset {offset}")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# 5. Denormals.
+
+
+def denormals_survive():
+    """True when NumPy arithmetic in this thread still produces and reads denormals (no FTZ/DAZ left set)."""
+    f32 = np.float32(1e-39) * np.float32(1.0)  # 1e-39 is below FLT_MIN (1.18e-38)
+    f64 = np.float64(5e-324) * np.float64(1.0)
+    tiny = np.array([1e-38], np.float32) / np.float32(100)
+    return bool(f32 > 0 and f64 > 0 and tiny[0] > 0 and np.float32(1e-39) + np.float32(0) > 0)
+
+
+@cells
+@dtypes
+def test_denormal_mode_is_restored_after_a_kernel_call(cell, dtype, isa, num_threads, two_threads_stay_two):
+    assert denormals_survive()
+    for threads, shape in ((1, (3, 5, 7, 19)), (2, THREADED_SHAPES["packed"])):
+        num_threads(threads)
+        forward_backward_all(cell, random_problem(cell, *shape, dtype, seed=1))
+        assert denormals_survive(), f"FTZ/DAZ left set after a call with {threads} thread(s)"
+    for name in ("sigmoid", "tanh"):
+        _core.activation(name, np.linspace(-1, 1, 33, dtype=dtype))
+        assert denormals_survive(), f"FTZ/DAZ left set after _core.activation({name!r})"
+
+
+@cells
+@dtypes
+def test_denormal_scale_inputs_run_and_give_finite_results(cell, dtype, isa):
+    """Inputs, states and weights around and below the smallest normal number: finite results, equal to the
+    reference up to that scale (the kernels may flush denormals to zero), and gradients that are finite."""
+    tiny = np.finfo(dtype).tiny
+    T, B, I, H = 4, 5, 6, 17
+    problem = random_problem(cell, T, B, I, H, dtype, seed=2)
+    rng = np.random.default_rng(0)
+
+    def tiny_scale(a):
+        return (a * rng.choice([tiny * 0.5, tiny * 1e-3, tiny * 4], size=a.shape)).astype(dtype)
+
+    problem["x"] = tiny_scale(problem["x"])
+    problem["states"] = tuple(tiny_scale(s) for s in problem["states"])
+    problem["params"]["weight_ih"] = tiny_scale(problem["params"]["weight_ih"])
+    problem["params"]["bias_ih"] = tiny_scale(problem["params"]["bias_ih"])
+    problem["dout"] = tiny_scale(problem["dout"])
+    got = forward_backward_all(cell, problem)
+    for name, value in got.items():
+        assert np.isfinite(value).all(), name
+    # The reference in float64 on the same values: within test_kernels' tolerances relative to the output's largest
+    # magnitude, plus a few times the smallest normal number (what flushing denormals may change).
+    def upcast(a):
+        return None if a is None else a.astype(np.float64)
+
+    out_ref, _, _ = cell.forward(upcast(problem["x"]), tuple(map(upcast, problem["states"])),
+                                 {k: upcast(v) for k, v in problem["params"].items()})
+    tol = 5e-5 if dtype == np.float32 else 1e-10
+    err = np.abs(got["out"] - out_ref).max()
+    assert err <= tol * np.abs(out_ref).max() + 100 * tiny, f"out: error {err:.3g}"
+    assert denormals_survive()
