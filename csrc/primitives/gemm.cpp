@@ -30,7 +30,6 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t as_m, int64_t as_
   const int64_t row_blocks = (M + kRowBlock - 1) / kRowBlock, panels = packed.panels();
   const int threads = threads_for(M * N * K);
   const bool split_rows = row_blocks >= 2 * threads || row_blocks >= panels;
-  RegionWatch watch;
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     DenormalsAreZero daz;
@@ -44,9 +43,7 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t as_m, int64_t as_
       const int64_t p0 = panels * tid / nt, p1 = panels * (tid + 1) / nt;
       if (p0 < p1) o.gemm_panels(M, A, as_m, as_k, packed, 0, 1, p0, p1, C, ldc, accumulate);
     }
-    watch.done();
   }
-  watch.check();
 }
 
 template <typename T>
@@ -86,7 +83,6 @@ void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const Gra
   scratch.allocate();
   std::fill(sums, sums + M, T(0));
   const int64_t n_blocks = static_cast<int64_t>(blocks.size());
-  RegionWatch watch;
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     DenormalsAreZero daz;
@@ -112,9 +108,7 @@ void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const Gra
         }
       }
     }
-    watch.done();
   }
-  watch.check();
   for (int64_t m = 0; m < M; ++m) {
     if (bias != nullptr) bias[m] += sums[m];
     if (bias2 != nullptr) bias2[m] += sums[m];

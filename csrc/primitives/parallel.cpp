@@ -78,7 +78,10 @@ bool WorkRounds::claim(int owner, int64_t round, int64_t* item) {
   return false;
 }
 
-void WorkRounds::finish() { done_.value.fetch_add(1, std::memory_order_release); }
+void WorkRounds::finish(int64_t item_ns) {
+  busy_ns_.value.fetch_add(item_ns, std::memory_order_relaxed);
+  done_.value.fetch_add(1, std::memory_order_release);
+}
 
 namespace {
 
@@ -112,18 +115,29 @@ namespace {
 constexpr int64_t kStallNs = 200 * 1000;  // a partner later than this has been descheduled
 constexpr int64_t kBusyForNs = int64_t(1000) * 1000 * 1000;
 
-void mark_busy() {
-  if (adaptive().load(std::memory_order_relaxed))
-    busy_until_ns().store(now_ns() + kBusyForNs, std::memory_order_relaxed);
+// A stall seen: the second within kBusyForNs of the previous one marks the machine busy.
+void note_stall() {
+  static std::atomic<int64_t> last{0};
+  if (!adaptive().load(std::memory_order_relaxed)) return;
+  const int64_t now = now_ns(), previous = last.exchange(now, std::memory_order_relaxed);
+  if (previous != 0 && now - previous < kBusyForNs) busy_until_ns().store(now + kBusyForNs, std::memory_order_relaxed);
 }
 }  // namespace
+
+int64_t WorkRounds::clock_ns() { return now_ns(); }
+
+int64_t WorkRounds::stall_ns() const {
+  const int64_t done = done_.value.load(std::memory_order_relaxed);
+  const int64_t average = done > 0 ? busy_ns_.value.load(std::memory_order_relaxed) / done : 0;
+  return kStallNs + 4 * average;
+}
 
 void RegionWatch::done() {
   if (thread_id() == 0) first_done_ns_ = now_ns();
 }
 
 void RegionWatch::check() const {
-  if (first_done_ns_ != 0 && now_ns() - first_done_ns_ > kStallNs) mark_busy();
+  if (first_done_ns_ != 0 && now_ns() - first_done_ns_ > rounds_.stall_ns()) note_stall();
 }
 
 bool WorkRounds::wait_for_round(int64_t round, int me) {
@@ -142,10 +156,9 @@ bool WorkRounds::wait_for_round(int64_t round, int me) {
       continue;
     }
     if (waiting_since == 0) waiting_since = now_ns();
-    if (solo < 0 && now_ns() - waiting_since > kStallNs && adaptive().load(std::memory_order_relaxed)) {
+    if (solo < 0 && adaptive().load(std::memory_order_relaxed) && now_ns() - waiting_since > stall_ns()) {
       int expected = -1;
-      solo_thread_.compare_exchange_strong(expected, me);
-      mark_busy();
+      if (solo_thread_.compare_exchange_strong(expected, me)) note_stall();
     }
     if (i < kSpins + kYields) std::this_thread::yield();
     else std::this_thread::sleep_for(std::chrono::microseconds(10));

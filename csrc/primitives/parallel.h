@@ -75,8 +75,9 @@ class WorkRounds {
         const int owner = (me + k) % threads_;
         int64_t item;
         while (claim(owner, r, &item)) {
+          const int64_t start = clock_ns();
           work(r, item);
-          finish();
+          finish(clock_ns() - start);
           if (solo_thread_.load(std::memory_order_relaxed) >= 0 && solo_thread_.load() != me) return;
         }
       }
@@ -90,7 +91,8 @@ class WorkRounds {
   int64_t begin(int owner) const { return items_ * owner / threads_; }
   int64_t size(int owner) const { return begin(owner + 1) - begin(owner); }
   bool claim(int owner, int64_t round, int64_t* item);
-  void finish();
+  void finish(int64_t item_ns);
+  static int64_t clock_ns();
   // Waits until `round` may start. False when this thread is to stop: a thread that waited too long for a round
   // (its partner was descheduled in the middle of an item, a millisecond or more on a busy machine) becomes the
   // only one to go on, for the rest of this call, and the machine is marked busy for a while (busy_machine()).
@@ -100,24 +102,33 @@ class WorkRounds {
   const int64_t items_;
   Counter* claimed_;  // per owner: its items claimed so far, over all rounds
   Counter done_;      // items finished so far, over all rounds
+  Counter busy_ns_;   // time spent in items so far
   std::atomic<int> solo_thread_{-1};
+
+ public:
+  // How long a thread may wait for a round (or, at the region's end, for the others) before its partner counts as
+  // descheduled: 200 us plus four average items, so that a long item on a big problem is not mistaken for a stall.
+  int64_t stall_ns() const;
 };
 
-// True for a while (about a second) after a time loop found its threads descheduled in the middle of a step: the
-// loops then run on one thread, which a busy machine serves far better than threads that wait for each other.
+// True for a second after time loops found a partner thread descheduled twice within a second (one stall alone may
+// be a thread starting up): the loops then run on one thread, which a busy machine serves far better than threads
+// that wait for each other.
 bool busy_machine();
 // Tests that must see two threads at work switch that adaptation off (it is on by default).
 void set_adaptive_threads(bool enabled);
 
-// Watches the end of a parallel region: the first thread marks when it has finished its work (done()), and after
-// the region check() marks the machine busy if it then waited more than 200 us for the others, which happens when
-// another thread of the team was descheduled (or not yet started) on a busy machine.
+// Watches the end of a time loop's parallel region: the first thread marks when it has finished its work (done()),
+// and after the region check() counts a stall if it then waited longer than rounds.stall_ns() for the others, which
+// happens when another thread of the team was descheduled on a busy machine.
 class RegionWatch {
  public:
+  explicit RegionWatch(const WorkRounds& rounds) : rounds_(rounds) {}
   void done();
   void check() const;
 
  private:
+  const WorkRounds& rounds_;
   int64_t first_done_ns_ = 0;
 };
 

@@ -37,7 +37,7 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
   // Round 0 packs; then a round per step, or two without reset_after: r and z (and r * h) first, then n, which needs
   // every unit of r * h.
   const int64_t rounds_per_step = reset_after ? 1 : 2;
-  RegionWatch watch;
+  RegionWatch watch(rounds);
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     DenormalsAreZero daz_thread;
@@ -120,7 +120,7 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
   // pre-activation gradients are all done) and then does their elementwise backward of step t; without reset_after
   // a second round per step makes d(r * h) = dn @ W_hn, which needs every unit's dn. A last round makes dh0.
   const int64_t rounds_per_step = reset_after ? 1 : 2;
-  RegionWatch watch;
+  RegionWatch watch(rounds);
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     DenormalsAreZero daz_thread;

@@ -29,7 +29,7 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
   const int threads = loop_threads(steps, B * G * (H + I), H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
   WorkRounds rounds(threads, chunks.items);
-  RegionWatch watch;
+  RegionWatch watch(rounds);
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     DenormalsAreZero daz_thread;
@@ -87,7 +87,7 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
   const int threads = loop_threads(steps, B * G * H, H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
   WorkRounds rounds(threads, chunks.items);
-  RegionWatch watch;
+  RegionWatch watch(rounds);
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     DenormalsAreZero daz_thread;

@@ -24,7 +24,7 @@ void rnn_forward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, c
   const int threads = loop_threads(steps, B * H * (H + I), H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
   WorkRounds rounds(threads, chunks.items);
-  RegionWatch watch;
+  RegionWatch watch(rounds);
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     DenormalsAreZero daz_thread;
@@ -69,7 +69,7 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
   const int threads = loop_threads(steps, B * H * H, H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
   WorkRounds rounds(threads, chunks.items);
-  RegionWatch watch;
+  RegionWatch watch(rounds);
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     DenormalsAreZero daz_thread;
