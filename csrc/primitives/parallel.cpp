@@ -1,5 +1,6 @@
 #include "parallel.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 
@@ -115,12 +116,20 @@ namespace {
 constexpr int64_t kStallNs = 200 * 1000;  // a partner later than this has been descheduled
 constexpr int64_t kBusyForNs = int64_t(1000) * 1000 * 1000;
 
-// A stall seen: the second within kBusyForNs of the previous one marks the machine busy.
+// A stall seen. Stalls less than a second apart are strikes; from the second strike on the machine counts as busy
+// for 10 ms, doubling with every further strike up to a second: a burst of contention (another library's thread pool
+// still spinning after its call) costs little, a machine that stays busy keeps the loops on one thread.
 void note_stall() {
   static std::atomic<int64_t> last{0};
+  static std::atomic<int> strikes{0};
   if (!adaptive().load(std::memory_order_relaxed)) return;
   const int64_t now = now_ns(), previous = last.exchange(now, std::memory_order_relaxed);
-  if (previous != 0 && now - previous < kBusyForNs) busy_until_ns().store(now + kBusyForNs, std::memory_order_relaxed);
+  const int n = previous != 0 && now - previous < kBusyForNs ? std::min(strikes.load() + 1, 16) : 1;
+  strikes.store(n, std::memory_order_relaxed);
+  if (n >= 2) {
+    const int64_t busy_for = std::min<int64_t>(kBusyForNs, int64_t(10) * 1000 * 1000 << std::min(n - 2, 7));
+    busy_until_ns().store(now + busy_for, std::memory_order_relaxed);
+  }
 }
 }  // namespace
 

@@ -111,9 +111,9 @@ class WorkRounds {
   int64_t stall_ns() const;
 };
 
-// True for a second after time loops found a partner thread descheduled twice within a second (one stall alone may
-// be a thread starting up): the loops then run on one thread, which a busy machine serves far better than threads
-// that wait for each other.
+// True for a while after time loops found a partner thread descheduled twice within a second (one stall alone may
+// be a thread starting up): 10 ms, doubling with every further stall up to a second. The loops then run on one
+// thread, which a busy machine serves far better than threads that wait for each other.
 bool busy_machine();
 // Tests that must see two threads at work switch that adaptation off (it is on by default).
 void set_adaptive_threads(bool enabled);

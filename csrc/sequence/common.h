@@ -50,14 +50,17 @@ inline UnitChunks unit_chunks(int threads, int64_t H, int64_t nr) {
   return {H, nr, std::max<int64_t>(items, 1)};
 }
 
-// Threads for a time loop of `steps` steps that each do `step_work` multiply-adds: a round costs about a microsecond
-// of synchronization, so a step must be worth several, and a whole call must be worth starting a thread for (a few
-// microseconds); never more threads than panels of units.
-inline int loop_threads(int64_t steps, int64_t step_work, int64_t H, int64_t nr) {
-  constexpr int64_t kMinStepWorkPerThread = int64_t(1) << 16, kMinCallWork = int64_t(1) << 20;
+// Threads for a time loop of `steps` steps that each do `step_work` multiply-adds with `weight_bytes` of weights.
+// A second thread pays when a step has enough arithmetic to hide a round's synchronization (a microsecond or two,
+// and the step's outputs crossing between caches), or when the weights outgrow one core's L2 cache and splitting
+// them keeps each half in a cache; and only when the whole call is worth starting a thread (a few microseconds).
+// Never more threads than panels of units.
+inline int loop_threads(int64_t steps, int64_t step_work, int64_t weight_bytes, int64_t H, int64_t nr) {
+  constexpr int64_t kComputeStep = int64_t(1) << 20, kSplitBytes = int64_t(512) << 10;
+  constexpr int64_t kMinCallWork = int64_t(1) << 20;
   if (busy_machine() || steps * step_work < kMinCallWork) return 1;
-  const int64_t n = std::min<int64_t>({get_num_threads(), panels_per_gate(H, nr), step_work / kMinStepWorkPerThread});
-  return static_cast<int>(std::max<int64_t>(1, n));
+  if (step_work < kComputeStep && weight_bytes < kSplitBytes) return 1;
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(get_num_threads(), panels_per_gate(H, nr))));
 }
 
 // W (G*H, K) for use as x @ W^T, packed in gate-blocked panels (packed.h); the data pointer is set by Scratch.

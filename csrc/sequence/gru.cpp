@@ -31,7 +31,7 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
   if (b_ih != nullptr) fold_biases(b_ih, b_hh, G, reset_after ? 2 * H : G, bias);
   const T* b_hn = reset_after && b_hh != nullptr ? b_hh : nullptr;  // the n block at offset 2H
 
-  const int threads = loop_threads(steps, B * G * (H + I), H, nr);
+  const int threads = loop_threads(steps, B * G * (H + I), G * (H + I) * int64_t(sizeof(T)), H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
   WorkRounds rounds(threads, chunks.items);
   // Round 0 packs; then a round per step, or two without reset_after: r and z (and r * h) first, then n, which needs
@@ -113,7 +113,7 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
   T* dh = dh0;  // running gradient w.r.t. h_t
   copy_or_zero(dh, dh_n, B * H);
 
-  const int threads = loop_threads(steps, B * G * H, H, nr);
+  const int threads = loop_threads(steps, B * G * H, G * H * int64_t(sizeof(T)), H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
   WorkRounds rounds(threads, chunks.items);
   // Round 0 packs. Then, for t = T-1 .. 0, each round first finishes these units' dh_t from step t + 1 (whose

@@ -26,7 +26,7 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
   scratch.allocate();
   if (b_ih != nullptr) fold_biases(b_ih, b_hh, G, G, bias);
 
-  const int threads = loop_threads(steps, B * G * (H + I), H, nr);
+  const int threads = loop_threads(steps, B * G * (H + I), G * (H + I) * int64_t(sizeof(T)), H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
   WorkRounds rounds(threads, chunks.items);
   RegionWatch watch(rounds);
@@ -84,7 +84,7 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
   copy_or_zero(dh, dh_n, B * H);
   copy_or_zero(dc, dc_n, B * H);
 
-  const int threads = loop_threads(steps, B * G * H, H, nr);
+  const int threads = loop_threads(steps, B * G * H, G * H * int64_t(sizeof(T)), H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
   WorkRounds rounds(threads, chunks.items);
   RegionWatch watch(rounds);

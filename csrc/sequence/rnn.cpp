@@ -21,7 +21,7 @@ void rnn_forward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, c
   scratch.allocate();
   if (b_ih != nullptr) fold_biases(b_ih, b_hh, H, H, bias);
 
-  const int threads = loop_threads(steps, B * H * (H + I), H, nr);
+  const int threads = loop_threads(steps, B * H * (H + I), H * (H + I) * int64_t(sizeof(T)), H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
   WorkRounds rounds(threads, chunks.items);
   RegionWatch watch(rounds);
@@ -66,7 +66,7 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
   T* dh = dh0;
   copy_or_zero(dh, dh_n, B * H);
 
-  const int threads = loop_threads(steps, B * H * H, H, nr);
+  const int threads = loop_threads(steps, B * H * H, H * H * int64_t(sizeof(T)), H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
   WorkRounds rounds(threads, chunks.items);
   RegionWatch watch(rounds);
