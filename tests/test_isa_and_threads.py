@@ -142,12 +142,13 @@ def test_set_and_get_num_threads(num_threads):
 
 
 # Shapes (T, B, I, H) whose time loops and big GEMMs run on two threads (the probe below checks it):
-#   packed: the recurrent GEMM from packed panels (B > 4), H a few panels wide;
-#   dot: B <= 4, the recurrent GEMM by dot products on the unpacked weights, with H = 256 and T = 8 so that its
-#        per-step work and the whole call's still call for two threads;
+#   packed: the recurrent GEMM from packed panels (B > 4), H = 384 so that even the RNN's steps (over 1M
+#           multiply-adds) take a second thread;
+#   dot: B <= 4, the recurrent GEMM by dot products on the unpacked weights; H = 384 puts even the RNN's float32
+#        weights over 512 KiB, where splitting them between two caches pays;
 #   long-I: I = 320, longer than a cache block of the reduction dimension (256 float32, 128 float64);
 #   long-T: 1280 rows in the weight-gradient GEMMs' reduction dimension, H below one panel on the wide ISAs.
-THREADED_SHAPES = {"packed": (8, 16, 48, 80), "dot": (8, 3, 64, 256), "long-I": (4, 16, 320, 96),
+THREADED_SHAPES = {"packed": (3, 8, 64, 384), "dot": (8, 3, 64, 384), "long-I": (4, 16, 320, 96),
                    "long-T": (40, 32, 128, 24)}
 threaded_shapes = pytest.mark.parametrize("shape", list(THREADED_SHAPES), ids=str)
 
