@@ -9,7 +9,6 @@ pytest's own output goes to stderr, the table to stdout (so `python bench/report
 Columns and FLOP counts: bench/README.md.
 """
 import argparse
-import datetime
 import json
 import os
 import subprocess
