@@ -63,6 +63,21 @@ inline int loop_threads(int64_t steps, int64_t step_work, int64_t weight_bytes, 
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(get_num_threads(), panels_per_gate(H, nr))));
 }
 
+// The time loop's parallel region: `rounds` rounds of `items` work items over `threads` threads (WorkRounds), each
+// thread with denormals flushed, and a stall at the region's end noted (RegionWatch).
+template <typename Work>
+void run_rounds(int threads, int64_t items, int64_t rounds, Work&& work) {
+  WorkRounds schedule(threads, items);
+  RegionWatch watch(schedule);
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    DenormalsAreZero daz;
+    schedule.run(rounds, work);
+    watch.done();
+  }
+  watch.check();
+}
+
 // W (G*H, K) for use as x @ W^T, packed in gate-blocked panels (packed.h); the data pointer is set by Scratch.
 template <typename T>
 PackedB<T> gate_panels(int64_t K, int64_t H, int64_t G, int64_t nr) {

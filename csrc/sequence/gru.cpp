@@ -33,54 +33,46 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
 
   const int threads = loop_threads(steps, B * G * (H + I), G * (H + I) * int64_t(sizeof(T)), H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
-  WorkRounds rounds(threads, chunks.items);
   // Round 0 packs; then a round per step, or two without reset_after: r and z (and r * h) first, then n, which needs
   // every unit of r * h.
   const int64_t rounds_per_step = reset_after ? 1 : 2;
-  RegionWatch watch(rounds);
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
-    DenormalsAreZero daz_thread;
-    const PackedB<T>* whh_p = dot_recurrent ? nullptr : &whh;
-    rounds.run(1 + steps * rounds_per_step, [&](int64_t round, int64_t item) {
-      const UnitSlice u = chunks(item);
-      if (round == 0) {
-        if (!dot_projection) pack_gate_panels(w_ih, I, wih, u, 0, 3);
-        if (!dot_recurrent) pack_gate_panels(w_hh, H, whh, u, 0, 3);
-        return;
-      }
-      const int64_t t = (round - 1) / rounds_per_step;
-      const bool second_half = (round - 1) % rounds_per_step == 1;
-      T* pre = training ? gates + t * B * W : pre_chunk + (t % chunk) * B * G;
-      const T* h_prev = t == 0 ? h0 : out + (t - 1) * B * H;
-      T* h = out + t * B * H;
-      if (!second_half && t % chunk == 0) {
-        const int64_t rows = std::min(chunk, steps - t) * B;
-        fill_columns(pre, rows, W, bias, H, 0, 3, u);
-        gate_gemm(o, rows, x + t * B * I, I, dot_projection ? nullptr : &wih, w_ih, I, H, 0, 3, u, pre, W, true);
-      }
-      if (reset_after) {
-        fill_columns(gh, B, G, static_cast<const T*>(nullptr), H, 0, 2, u);
-        fill_columns(gh, B, G, b_hn, H, 2, 3, u);
-        gate_gemm(o, B, h_prev, H, whh_p, w_hh, H, H, 0, 3, u, gh, G, true);
-        for (int64_t b = 0; b < B; ++b)
-          o.gru_forward_units(u.n(), H, pre + b * W + u.j0, gh + b * G + u.j0, h_prev + b * H + u.j0,
-                              h + b * H + u.j0, training);
-      } else if (!second_half) {
-        gate_gemm(o, B, h_prev, H, whh_p, w_hh, H, H, 0, 2, u, gh, G, false);
-        for (int64_t b = 0; b < B; ++b)
-          o.gru_rz_units(u.n(), H, pre + b * W + u.j0, gh + b * G + u.j0, H, h_prev + b * H + u.j0,
-                         rh + b * H + u.j0);
-      } else {
-        gate_gemm(o, B, rh, H, whh_p, w_hh, H, H, 2, 3, u, gh, G, false);
-        for (int64_t b = 0; b < B; ++b)
-          o.gru_n_units(u.n(), H, pre + b * W + u.j0, gh + b * G + 2 * H + u.j0, h_prev + b * H + u.j0,
-                        h + b * H + u.j0);
-      }
-    });
-    watch.done();
-  }
-  watch.check();
+  const PackedB<T>* whh_p = dot_recurrent ? nullptr : &whh;
+  run_rounds(threads, chunks.items, 1 + steps * rounds_per_step, [&](int64_t round, int64_t item) {
+    const UnitSlice u = chunks(item);
+    if (round == 0) {
+      if (!dot_projection) pack_gate_panels(w_ih, I, wih, u, 0, 3);
+      if (!dot_recurrent) pack_gate_panels(w_hh, H, whh, u, 0, 3);
+      return;
+    }
+    const int64_t t = (round - 1) / rounds_per_step;
+    const bool second_half = (round - 1) % rounds_per_step == 1;
+    T* pre = training ? gates + t * B * W : pre_chunk + (t % chunk) * B * G;
+    const T* h_prev = t == 0 ? h0 : out + (t - 1) * B * H;
+    T* h = out + t * B * H;
+    if (!second_half && t % chunk == 0) {
+      const int64_t rows = std::min(chunk, steps - t) * B;
+      fill_columns(pre, rows, W, bias, H, 0, 3, u);
+      gate_gemm(o, rows, x + t * B * I, I, dot_projection ? nullptr : &wih, w_ih, I, H, 0, 3, u, pre, W, true);
+    }
+    if (reset_after) {
+      fill_columns(gh, B, G, static_cast<const T*>(nullptr), H, 0, 2, u);
+      fill_columns(gh, B, G, b_hn, H, 2, 3, u);
+      gate_gemm(o, B, h_prev, H, whh_p, w_hh, H, H, 0, 3, u, gh, G, true);
+      for (int64_t b = 0; b < B; ++b)
+        o.gru_forward_units(u.n(), H, pre + b * W + u.j0, gh + b * G + u.j0, h_prev + b * H + u.j0,
+                            h + b * H + u.j0, training);
+    } else if (!second_half) {
+      gate_gemm(o, B, h_prev, H, whh_p, w_hh, H, H, 0, 2, u, gh, G, false);
+      for (int64_t b = 0; b < B; ++b)
+        o.gru_rz_units(u.n(), H, pre + b * W + u.j0, gh + b * G + u.j0, H, h_prev + b * H + u.j0,
+                       rh + b * H + u.j0);
+    } else {
+      gate_gemm(o, B, rh, H, whh_p, w_hh, H, H, 2, 3, u, gh, G, false);
+      for (int64_t b = 0; b < B; ++b)
+        o.gru_n_units(u.n(), H, pre + b * W + u.j0, gh + b * G + 2 * H + u.j0, h_prev + b * H + u.j0,
+                      h + b * H + u.j0);
+    }
+  });
   copy_or_zero(h_n, steps > 0 ? out + (steps - 1) * B * H : h0, B * H);
 }
 
@@ -115,62 +107,54 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
 
   const int threads = loop_threads(steps, B * G * H, G * H * int64_t(sizeof(T)), H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
-  WorkRounds rounds(threads, chunks.items);
   // Round 0 packs. Then, for t = T-1 .. 0, each round first finishes these units' dh_t from step t + 1 (whose
   // pre-activation gradients are all done) and then does their elementwise backward of step t; without reset_after
   // a second round per step makes d(r * h) = dn @ W_hn, which needs every unit's dn. A last round makes dh0.
   const int64_t rounds_per_step = reset_after ? 1 : 2;
-  RegionWatch watch(rounds);
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
-    DenormalsAreZero daz_thread;
-    rounds.run(2 + steps * rounds_per_step, [&](int64_t round, int64_t item) {
-      const UnitSlice u = chunks(item);
-      if (round == 0) {
-        if (reset_after) {
-          pack_b(w_hh, H, false, whh, u.q0, u.q1);
-        } else {
-          pack_b(w_hh, H, false, whrz, u.q0, u.q1);
-          pack_b(w_hh + 2 * H * H, H, false, whn, u.q0, u.q1);
-        }
-        return;
-      }
-      const int64_t t = steps - 1 - (round - 1) / rounds_per_step;
-      const bool second_half = (round - 1) % rounds_per_step == 1;
-      if (!second_half && t + 1 < steps && u.n() > 0) {  // dh_t += (recurrent pre-activation grads of t+1) @ W
-        if (reset_after) o.gemm_panels(B, dgh + (t + 1) * B * G, G, 1, whh, 0, 1, u.q0, u.q1, dh, H, true);
-        else o.gemm_panels(B, dgx + (t + 1) * B * G, G, 1, whrz, 0, 1, u.q0, u.q1, dh, H, true);
-      }
-      if (t < 0) return;
-      const T* g_t = gates + t * B * W;
-      const T* h_prev = t == 0 ? h0 : out + (t - 1) * B * H;
-      const T* dout_t = dout + t * B * H;
-      T* dx_pre = dgx + t * B * G;
+  run_rounds(threads, chunks.items, 2 + steps * rounds_per_step, [&](int64_t round, int64_t item) {
+    const UnitSlice u = chunks(item);
+    if (round == 0) {
       if (reset_after) {
-        T* dh_pre = dgh + t * B * G;
-        for (int64_t b = 0; b < B; ++b) {
-          const int64_t k = b * H + u.j0;
-          o.gru_backward_after_units(u.n(), H, g_t + b * W + u.j0, h_prev + k, dout_t + k, dh + k,
-                                     dx_pre + b * G + u.j0, dh_pre + b * G + u.j0);
-        }
-      } else if (!second_half) {
-        for (int64_t b = 0; b < B; ++b) {
-          const int64_t k = b * H + u.j0;
-          o.gru_backward_zn_units(u.n(), H, g_t + b * W + u.j0, h_prev + k, dout_t + k, dh + k,
-                                  dx_pre + b * G + u.j0);
-        }
+        pack_b(w_hh, H, false, whh, u.q0, u.q1);
       } else {
-        if (u.n() > 0) o.gemm_panels(B, dx_pre + 2 * H, G, 1, whn, 0, 1, u.q0, u.q1, drh, H, false);
-        for (int64_t b = 0; b < B; ++b) {
-          const int64_t k = b * H + u.j0;
-          o.gru_backward_r_units(u.n(), g_t + b * W + u.j0, h_prev + k, drh + k, dh + k, dx_pre + b * G + u.j0,
-                                 rh + t * B * H + k);
-        }
+        pack_b(w_hh, H, false, whrz, u.q0, u.q1);
+        pack_b(w_hh + 2 * H * H, H, false, whn, u.q0, u.q1);
       }
-    });
-    watch.done();
-  }
-  watch.check();
+      return;
+    }
+    const int64_t t = steps - 1 - (round - 1) / rounds_per_step;
+    const bool second_half = (round - 1) % rounds_per_step == 1;
+    if (!second_half && t + 1 < steps && u.n() > 0) {  // dh_t += (recurrent pre-activation grads of t+1) @ W
+      if (reset_after) o.gemm_panels(B, dgh + (t + 1) * B * G, G, 1, whh, 0, 1, u.q0, u.q1, dh, H, true);
+      else o.gemm_panels(B, dgx + (t + 1) * B * G, G, 1, whrz, 0, 1, u.q0, u.q1, dh, H, true);
+    }
+    if (t < 0) return;
+    const T* g_t = gates + t * B * W;
+    const T* h_prev = t == 0 ? h0 : out + (t - 1) * B * H;
+    const T* dout_t = dout + t * B * H;
+    T* dx_pre = dgx + t * B * G;
+    if (reset_after) {
+      T* dh_pre = dgh + t * B * G;
+      for (int64_t b = 0; b < B; ++b) {
+        const int64_t k = b * H + u.j0;
+        o.gru_backward_after_units(u.n(), H, g_t + b * W + u.j0, h_prev + k, dout_t + k, dh + k,
+                                   dx_pre + b * G + u.j0, dh_pre + b * G + u.j0);
+      }
+    } else if (!second_half) {
+      for (int64_t b = 0; b < B; ++b) {
+        const int64_t k = b * H + u.j0;
+        o.gru_backward_zn_units(u.n(), H, g_t + b * W + u.j0, h_prev + k, dout_t + k, dh + k,
+                                dx_pre + b * G + u.j0);
+      }
+    } else {
+      if (u.n() > 0) o.gemm_panels(B, dx_pre + 2 * H, G, 1, whn, 0, 1, u.q0, u.q1, drh, H, false);
+      for (int64_t b = 0; b < B; ++b) {
+        const int64_t k = b * H + u.j0;
+        o.gru_backward_r_units(u.n(), g_t + b * W + u.j0, h_prev + k, drh + k, dh + k, dx_pre + b * G + u.j0,
+                               rh + t * B * H + k);
+      }
+    }
+  });
   input_grad(s, G, w_ih, dgx, dx);
   if (reset_after) {
     const GradTerm<T> ih[] = {input_term(s, x, 0, G, dw_ih)};

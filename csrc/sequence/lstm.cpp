@@ -28,37 +28,29 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
 
   const int threads = loop_threads(steps, B * G * (H + I), G * (H + I) * int64_t(sizeof(T)), H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
-  WorkRounds rounds(threads, chunks.items);
-  RegionWatch watch(rounds);
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
-    DenormalsAreZero daz_thread;
-    rounds.run(steps + 1, [&](int64_t round, int64_t item) {
-      const UnitSlice u = chunks(item);
-      if (round == 0) {
-        if (!dot_projection) pack_gate_panels(w_ih, I, wih, u, 0, 4);
-        if (!dot_recurrent) pack_gate_panels(w_hh, H, whh, u, 0, 4);
-        return;
-      }
-      const int64_t t = round - 1;
-      T* pre = training ? gates + t * B * G : pre_chunk + (t % chunk) * B * G;
-      if (t % chunk == 0) {  // these units' columns of the input projection of steps t .. t + chunk
-        const int64_t rows = std::min(chunk, steps - t) * B;
-        fill_columns(pre, rows, G, bias, H, 0, 4, u);
-        gate_gemm(o, rows, x + t * B * I, I, dot_projection ? nullptr : &wih, w_ih, I, H, 0, 4, u, pre, G, true);
-      }
-      const T* h_prev = t == 0 ? h0 : out + (t - 1) * B * H;
-      const T* c_prev = t == 0 ? c0 : training ? cells + (t - 1) * B * H : c_n;
-      T* h = out + t * B * H;
-      T* c = training ? cells + t * B * H : c_n;  // inference updates c_n in place
-      gate_gemm(o, B, h_prev, H, dot_recurrent ? nullptr : &whh, w_hh, H, H, 0, 4, u, pre, G, true);
-      for (int64_t b = 0; b < B; ++b)
-        o.lstm_forward_units(u.n(), H, pre + b * G + u.j0, c_prev + b * H + u.j0, c + b * H + u.j0,
-                             h + b * H + u.j0, training);
-    });
-    watch.done();
-  }
-  watch.check();
+  run_rounds(threads, chunks.items, steps + 1, [&](int64_t round, int64_t item) {
+    const UnitSlice u = chunks(item);
+    if (round == 0) {
+      if (!dot_projection) pack_gate_panels(w_ih, I, wih, u, 0, 4);
+      if (!dot_recurrent) pack_gate_panels(w_hh, H, whh, u, 0, 4);
+      return;
+    }
+    const int64_t t = round - 1;
+    T* pre = training ? gates + t * B * G : pre_chunk + (t % chunk) * B * G;
+    if (t % chunk == 0) {  // these units' columns of the input projection of steps t .. t + chunk
+      const int64_t rows = std::min(chunk, steps - t) * B;
+      fill_columns(pre, rows, G, bias, H, 0, 4, u);
+      gate_gemm(o, rows, x + t * B * I, I, dot_projection ? nullptr : &wih, w_ih, I, H, 0, 4, u, pre, G, true);
+    }
+    const T* h_prev = t == 0 ? h0 : out + (t - 1) * B * H;
+    const T* c_prev = t == 0 ? c0 : training ? cells + (t - 1) * B * H : c_n;
+    T* h = out + t * B * H;
+    T* c = training ? cells + t * B * H : c_n;  // inference updates c_n in place
+    gate_gemm(o, B, h_prev, H, dot_recurrent ? nullptr : &whh, w_hh, H, H, 0, 4, u, pre, G, true);
+    for (int64_t b = 0; b < B; ++b)
+      o.lstm_forward_units(u.n(), H, pre + b * G + u.j0, c_prev + b * H + u.j0, c + b * H + u.j0,
+                           h + b * H + u.j0, training);
+  });
   const int64_t last = (steps - 1) * B * H;
   copy_or_zero(h_n, steps > 0 ? out + last : h0, B * H);
   if (steps == 0) copy_or_zero(c_n, c0, B * H);
@@ -86,36 +78,28 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
 
   const int threads = loop_threads(steps, B * G * H, G * H * int64_t(sizeof(T)), H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
-  WorkRounds rounds(threads, chunks.items);
-  RegionWatch watch(rounds);
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
-    DenormalsAreZero daz_thread;
-    // Round 0 packs; round r = 1 .. T handles step t = T - r: first dh for these units from step t + 1
-    // (dh_{t} = dpre_{t+1} @ W_hh, all of dpre_{t+1} being done), then their elementwise backward; a last round
-    // makes dh0.
-    rounds.run(steps + 2, [&](int64_t round, int64_t item) {
-      const UnitSlice u = chunks(item);
-      if (round == 0) {
-        pack_b(w_hh, H, false, whh, u.q0, u.q1);
-        return;
-      }
-      const int64_t t = steps - round;
-      if (t + 1 < steps && u.n() > 0) o.gemm_panels(B, dpre + (t + 1) * B * G, G, 1, whh, 0, 1, u.q0, u.q1, dh, H, false);
-      if (t < 0) return;
-      const T* g_t = gates + t * B * G;
-      const T* c_t = cells + t * B * H;
-      const T* c_prev = t == 0 ? c0 : cells + (t - 1) * B * H;
-      T* dp = dpre + t * B * G;
-      for (int64_t b = 0; b < B; ++b) {
-        const int64_t k = b * H + u.j0;
-        o.lstm_backward_units(u.n(), H, g_t + b * G + u.j0, c_t + k, c_prev + k, dout + t * B * H + k, dh + k, dc + k,
-                              dp + b * G + u.j0);
-      }
-    });
-    watch.done();
-  }
-  watch.check();
+  // Round 0 packs; round r = 1 .. T handles step t = T - r: first dh for these units from step t + 1
+  // (dh_{t} = dpre_{t+1} @ W_hh, all of dpre_{t+1} being done), then their elementwise backward; a last round
+  // makes dh0.
+  run_rounds(threads, chunks.items, steps + 2, [&](int64_t round, int64_t item) {
+    const UnitSlice u = chunks(item);
+    if (round == 0) {
+      pack_b(w_hh, H, false, whh, u.q0, u.q1);
+      return;
+    }
+    const int64_t t = steps - round;
+    if (t + 1 < steps && u.n() > 0) o.gemm_panels(B, dpre + (t + 1) * B * G, G, 1, whh, 0, 1, u.q0, u.q1, dh, H, false);
+    if (t < 0) return;
+    const T* g_t = gates + t * B * G;
+    const T* c_t = cells + t * B * H;
+    const T* c_prev = t == 0 ? c0 : cells + (t - 1) * B * H;
+    T* dp = dpre + t * B * G;
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t k = b * H + u.j0;
+      o.lstm_backward_units(u.n(), H, g_t + b * G + u.j0, c_t + k, c_prev + k, dout + t * B * H + k, dh + k, dc + k,
+                            dp + b * G + u.j0);
+    }
+  });
   input_grad(s, G, w_ih, dpre, dx);
   const GradTerm<T> terms[] = {input_term(s, x, 0, G, dw_ih), hidden_term(s, h0, out, 0, G, dw_hh)};
   weight_gradients(G, steps * B, dpre, G, terms, 2, db_ih, db_hh);

@@ -23,29 +23,21 @@ void rnn_forward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, c
 
   const int threads = loop_threads(steps, B * H * (H + I), H * (H + I) * int64_t(sizeof(T)), H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
-  WorkRounds rounds(threads, chunks.items);
-  RegionWatch watch(rounds);
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
-    DenormalsAreZero daz_thread;
-    rounds.run(steps + 1, [&](int64_t round, int64_t item) {
-      const UnitSlice u = chunks(item);
-      if (round == 0) {  // pack, and these units' columns of the input projection of all steps, straight into out
-        if (!dot_projection) pack_gate_panels(w_ih, I, wih, u, 0, 1);
-        if (!dot_recurrent) pack_gate_panels(w_hh, H, whh, u, 0, 1);
-        fill_columns(out, rows, H, bias, H, 0, 1, u);
-        gate_gemm(o, rows, x, I, dot_projection ? nullptr : &wih, w_ih, I, H, 0, 1, u, out, H, true);
-        return;
-      }
-      const int64_t t = round - 1;
-      const T* h_prev = t == 0 ? h0 : out + (t - 1) * B * H;
-      T* h = out + t * B * H;
-      gate_gemm(o, B, h_prev, H, dot_recurrent ? nullptr : &whh, w_hh, H, H, 0, 1, u, h, H, true);
-      for (int64_t b = 0; b < B; ++b) o.rnn_forward_units(u.n(), relu, h + b * H + u.j0);
-    });
-    watch.done();
-  }
-  watch.check();
+  run_rounds(threads, chunks.items, steps + 1, [&](int64_t round, int64_t item) {
+    const UnitSlice u = chunks(item);
+    if (round == 0) {  // pack, and these units' columns of the input projection of all steps, straight into out
+      if (!dot_projection) pack_gate_panels(w_ih, I, wih, u, 0, 1);
+      if (!dot_recurrent) pack_gate_panels(w_hh, H, whh, u, 0, 1);
+      fill_columns(out, rows, H, bias, H, 0, 1, u);
+      gate_gemm(o, rows, x, I, dot_projection ? nullptr : &wih, w_ih, I, H, 0, 1, u, out, H, true);
+      return;
+    }
+    const int64_t t = round - 1;
+    const T* h_prev = t == 0 ? h0 : out + (t - 1) * B * H;
+    T* h = out + t * B * H;
+    gate_gemm(o, B, h_prev, H, dot_recurrent ? nullptr : &whh, w_hh, H, H, 0, 1, u, h, H, true);
+    for (int64_t b = 0; b < B; ++b) o.rnn_forward_units(u.n(), relu, h + b * H + u.j0);
+  });
   copy_or_zero(h_n, steps > 0 ? out + (steps - 1) * B * H : h0, B * H);
 }
 
@@ -68,29 +60,21 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
 
   const int threads = loop_threads(steps, B * H * H, H * H * int64_t(sizeof(T)), H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
-  WorkRounds rounds(threads, chunks.items);
-  RegionWatch watch(rounds);
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
-    DenormalsAreZero daz_thread;
-    // As lstm_backward: round 0 packs, round r handles step t = T - r after dh from step t + 1, a last one dh0.
-    rounds.run(steps + 2, [&](int64_t round, int64_t item) {
-      const UnitSlice u = chunks(item);
-      if (round == 0) {
-        pack_b(w_hh, H, false, whh, u.q0, u.q1);
-        return;
-      }
-      const int64_t t = steps - round;
-      if (t + 1 < steps && u.n() > 0) o.gemm_panels(B, dpre + (t + 1) * B * H, H, 1, whh, 0, 1, u.q0, u.q1, dh, H, false);
-      if (t < 0) return;
-      for (int64_t b = 0; b < B; ++b) {
-        const int64_t k = t * B * H + b * H + u.j0;
-        o.rnn_backward_units(u.n(), relu, out + k, dout + k, dh + b * H + u.j0, dpre + k);
-      }
-    });
-    watch.done();
-  }
-  watch.check();
+  // As lstm_backward: round 0 packs, round r handles step t = T - r after dh from step t + 1, a last one dh0.
+  run_rounds(threads, chunks.items, steps + 2, [&](int64_t round, int64_t item) {
+    const UnitSlice u = chunks(item);
+    if (round == 0) {
+      pack_b(w_hh, H, false, whh, u.q0, u.q1);
+      return;
+    }
+    const int64_t t = steps - round;
+    if (t + 1 < steps && u.n() > 0) o.gemm_panels(B, dpre + (t + 1) * B * H, H, 1, whh, 0, 1, u.q0, u.q1, dh, H, false);
+    if (t < 0) return;
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t k = t * B * H + b * H + u.j0;
+      o.rnn_backward_units(u.n(), relu, out + k, dout + k, dh + b * H + u.j0, dpre + k);
+    }
+  });
   input_grad(s, H, w_ih, dpre, dx);
   const GradTerm<T> terms[] = {input_term(s, x, 0, H, dw_ih), hidden_term(s, h0, out, 0, H, dw_hh)};
   weight_gradients(H, steps * B, dpre, H, terms, 2, db_ih, db_hh);
