@@ -113,10 +113,12 @@ void set_adaptive_threads(bool enabled) {
 bool busy_machine() { return now_ns() < busy_until_ns().load(std::memory_order_relaxed); }
 
 namespace {
-constexpr int64_t kStallNs = 200 * 1000;  // a partner later than this has been descheduled
+// A partner later than this has been descheduled: on a busy machine that means a scheduler time slice (milliseconds);
+// shorter pauses (a virtual machine's vCPU briefly preempted, page faults) are not worth changing course for.
+constexpr int64_t kStallNs = 1000 * 1000;
 constexpr int64_t kBusyForNs = int64_t(1000) * 1000 * 1000;
 
-// A stall seen. Stalls less than a second apart are strikes; from the second strike on the machine counts as busy
+// A stall seen. Stalls less than a second apart are strikes; from the third strike on the machine counts as busy
 // for 10 ms, doubling with every further strike up to a second: a burst of contention (another library's thread pool
 // still spinning after its call) costs little, a machine that stays busy keeps the loops on one thread.
 void note_stall() {
@@ -126,8 +128,8 @@ void note_stall() {
   const int64_t now = now_ns(), previous = last.exchange(now, std::memory_order_relaxed);
   const int n = previous != 0 && now - previous < kBusyForNs ? std::min(strikes.load() + 1, 16) : 1;
   strikes.store(n, std::memory_order_relaxed);
-  if (n >= 2) {
-    const int64_t busy_for = std::min<int64_t>(kBusyForNs, int64_t(10) * 1000 * 1000 << std::min(n - 2, 7));
+  if (n >= 3) {
+    const int64_t busy_for = std::min<int64_t>(kBusyForNs, int64_t(10) * 1000 * 1000 << std::min(n - 3, 7));
     busy_until_ns().store(now + busy_for, std::memory_order_relaxed);
   }
 }

@@ -94,8 +94,8 @@ class WorkRounds {
   void finish(int64_t item_ns);
   static int64_t clock_ns();
   // Waits until `round` may start. False when this thread is to stop: a thread that waited too long for a round
-  // (its partner was descheduled in the middle of an item, a millisecond or more on a busy machine) becomes the
-  // only one to go on, for the rest of this call, and the machine is marked busy for a while (busy_machine()).
+  // (stall_ns(): its partner was descheduled in the middle of an item) becomes the only one to go on, for the rest
+  // of this call, and the stall counts towards busy_machine().
   bool wait_for_round(int64_t round, int me);
 
   const int threads_;
@@ -107,12 +107,12 @@ class WorkRounds {
 
  public:
   // How long a thread may wait for a round (or, at the region's end, for the others) before its partner counts as
-  // descheduled: 200 us plus four average items, so that a long item on a big problem is not mistaken for a stall.
+  // descheduled: 1 ms plus four average items, so that a long item on a big problem is not mistaken for a stall.
   int64_t stall_ns() const;
 };
 
-// True for a while after time loops found a partner thread descheduled twice within a second (one stall alone may
-// be a thread starting up): 10 ms, doubling with every further stall up to a second. The loops then run on one
+// True for a while after time loops found a partner thread descheduled three times, each within a second of the
+// last (one stall alone may be a thread starting up): 10 ms, doubling with every further stall up to a second. The loops then run on one
 // thread, which a busy machine serves far better than threads that wait for each other.
 bool busy_machine();
 // Tests that must see two threads at work switch that adaptation off (it is on by default).
