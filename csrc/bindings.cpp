@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -73,6 +74,85 @@ class ArgChecker {
     layout(a, "weight_hh");
     add_input(a);
     return a;
+  }
+
+  // An LSTM's weight_hh (4H, P) and weight_hr (P, H), or weight_hh (4H, H) when weight_hr is None: sets the
+  // dtype, H and P.
+  std::pair<py::array, py::array> lstm_recurrent(const py::object& w_hh, const py::object& w_hr) {
+    if (w_hr.is_none()) return {weight_hh(w_hh, 4), absent()};
+    py::array hh = ndarray(w_hh, "weight_hh");
+    if (!same_dtype(hh.dtype(), py::dtype::of<float>()) && !same_dtype(hh.dtype(), py::dtype::of<double>()))
+      throw py::type_error("weight_hh: expected dtype float32 or float64, got " + dtype_str(hh));
+    dtype_ = hh.dtype();
+    py::array hr = ndarray(w_hr, "weight_hr");
+    dtype(hr, "weight_hr");
+    if (hr.ndim() != 2 || hr.shape(0) < 1 || hr.shape(1) < 1)
+      throw py::value_error("weight_hr: expected shape (P, H) (projection size, hidden size), got " +
+                            shape_str(shape_of(hr)));
+    proj_ = hr.shape(0);
+    hidden_ = hr.shape(1);
+    if (hh.ndim() != 2 || hh.shape(0) != 4 * hidden_ || hh.shape(1) != proj_)
+      throw py::value_error("weight_hh: expected shape " + shape_str({4 * hidden_, proj_}) +
+                            " (4*H, P with weight_hr of shape (P, H)), got " + shape_str(shape_of(hh)));
+    layout(hh, "weight_hh");
+    layout(hr, "weight_hr");
+    add_input(hh);
+    add_input(hr);
+    return {hh, hr};
+  }
+
+  // The three peephole weights (H,) each, or all None.
+  std::vector<py::array> peepholes(const py::object& p_i, const py::object& p_f, const py::object& p_o) {
+    if (p_i.is_none() && p_f.is_none() && p_o.is_none()) return {absent(), absent(), absent()};
+    if (p_i.is_none() || p_f.is_none() || p_o.is_none())
+      throw py::value_error("peepholes: expected all three of p_i, p_f, p_o or none, got some None");
+    return {input(p_i, "peepholes[0] (p_i)", {hidden_}), input(p_f, "peepholes[1] (p_f)", {hidden_}),
+            input(p_o, "peepholes[2] (p_o)", {hidden_})};
+  }
+
+  // The sequence x: (T, B, I) when batch_sizes is None; else the packed rows (N, I) of batch_sizes (T,), int64,
+  // non-increasing, each in [0, B] with B = h0.shape[0], summing to N. Sets T, B and the layout.
+  py::array sequence(const py::object& x_obj, const py::object& batch_sizes, const py::object& h0) {
+    if (batch_sizes.is_none()) return x(x_obj);
+    py::array bs = ndarray(batch_sizes, "batch_sizes");
+    if (!same_dtype(bs.dtype(), py::dtype::of<int64_t>()))
+      throw py::type_error("batch_sizes: expected dtype int64, got " + dtype_str(bs));
+    if (bs.ndim() != 1) throw py::value_error("batch_sizes: expected shape (T,), got " + shape_str(shape_of(bs)));
+    layout(bs, "batch_sizes");
+    py::array h = ndarray(h0, "h0");
+    if (h.ndim() != 2) throw py::value_error("h0: expected shape (B, P), got " + shape_str(shape_of(h)));
+    const int64_t B = h.shape(0), T_ = bs.shape(0);
+    const int64_t* v = static_cast<const int64_t*>(bs.data());
+    int64_t total = 0;
+    for (int64_t k = 0; k < T_; ++k) {
+      if (v[k] < 0 || v[k] > B)
+        throw py::value_error("batch_sizes: expected values in [0, " + std::to_string(B) +
+                              "] (B = h0.shape[0]), got " + std::to_string(v[k]) + " at index " + std::to_string(k));
+      if (k > 0 && v[k] > v[k - 1])
+        throw py::value_error("batch_sizes: expected non-increasing values, got " + std::to_string(v[k - 1]) +
+                              " then " + std::to_string(v[k]) + " at index " + std::to_string(k));
+      total += v[k];
+    }
+    py::array a = ndarray(x_obj, "x");
+    dtype(a, "x");
+    if (a.ndim() != 2 || a.shape(0) != total || a.shape(1) != input_)
+      throw py::value_error("x: expected shape " + shape_str({total, input_}) +
+                            " (packed rows: N = sum(batch_sizes), I = weight_ih.shape[1]), got " +
+                            shape_str(shape_of(a)));
+    layout(a, "x");
+    add_input(a);
+    add_input(bs);
+    steps_ = T_;
+    batch_ = B;
+    batch_sizes_ = v;
+    packed_rows_ = total;
+    return a;
+  }
+
+  // The shape of a per-row array of the sequence with `width` columns: (T, B, width) or (N, width).
+  std::vector<int64_t> rows(int64_t width) const {
+    if (batch_sizes_ != nullptr) return {packed_rows_, width};
+    return {steps_, batch_, width};
   }
 
   // weight_ih (G*H, I): sets I.
@@ -161,11 +241,12 @@ class ArgChecker {
   }
 
   bool is_double() const { return same_dtype(dtype_, py::dtype::of<double>()); }
-  SeqShape shape() const { return {steps_, batch_, input_, hidden_}; }
+  SeqShape shape() const { return {steps_, batch_, input_, hidden_, batch_sizes_, proj_}; }
   int64_t T() const { return steps_; }
   int64_t B() const { return batch_; }
   int64_t I() const { return input_; }
   int64_t H() const { return hidden_; }
+  int64_t P() const { return proj_ > 0 ? proj_ : hidden_; }  // the width of h
 
  private:
   using Range = std::pair<uintptr_t, uintptr_t>;
@@ -203,7 +284,8 @@ class ArgChecker {
 
   std::string cell_;
   py::dtype dtype_ = py::dtype::of<float>();
-  int64_t steps_ = 0, batch_ = 0, input_ = 0, hidden_ = 0;
+  int64_t steps_ = 0, batch_ = 0, input_ = 0, hidden_ = 0, proj_ = 0, packed_rows_ = 0;
+  const int64_t* batch_sizes_ = nullptr;
   std::vector<Range> inputs_;
   std::vector<std::pair<Range, std::string>> outputs_;
 };
@@ -226,92 +308,122 @@ Nonlinearity parse_nonlinearity(const std::string& name) {
 // ---------------------------------------------------------------------------------------------------------------- LSTM
 
 template <typename T>
+LstmExtras<T> lstm_extras(const py::array& w_hr, const std::vector<py::array>& peep) {
+  LstmExtras<T> e;
+  e.w_hr = cptr<T>(w_hr);
+  e.peepholes = {cptr<T>(peep[0]), cptr<T>(peep[1]), cptr<T>(peep[2])};
+  return e;
+}
+
+template <typename T>
 py::tuple lstm_forward_t(ArgChecker& a, const py::array& x, const py::array& h0, const py::array& c0,
                          const py::array& w_ih, const py::array& w_hh, const py::array& b_ih, const py::array& b_hh,
-                         bool training) {
-  const int64_t T_ = a.T(), B = a.B(), H = a.H();
-  auto out = a.output<T>({T_, B, H});
-  auto h_n = a.output<T>({B, H});
+                         const py::array& w_hr, const std::vector<py::array>& peep, bool training) {
+  const int64_t B = a.B(), H = a.H(), P = a.P();
+  auto out = a.output<T>(a.rows(P));
+  auto h_n = a.output<T>({B, P});
   auto c_n = a.output<T>({B, H});
   py::object gates = py::none(), cells = py::none();
   T *gp = nullptr, *cp = nullptr;
   if (training) {
-    auto g = a.output<T>({T_, B, 4 * H});
-    auto c = a.output<T>({T_, B, H});
+    auto g = a.output<T>(a.rows(4 * H));
+    auto c = a.output<T>(a.rows(H));
     gp = g.mutable_data();
     cp = c.mutable_data();
     gates = g;
     cells = c;
   }
+  const LstmExtras<T> extras = lstm_extras<T>(w_hr, peep);
   {
     py::gil_scoped_release release;
     lstm_forward<T>(a.shape(), cptr<T>(x), cptr<T>(h0), cptr<T>(c0), cptr<T>(w_ih), cptr<T>(w_hh), cptr<T>(b_ih),
-                    cptr<T>(b_hh), out.mutable_data(), h_n.mutable_data(), c_n.mutable_data(), gp, cp);
+                    cptr<T>(b_hh), extras, out.mutable_data(), h_n.mutable_data(), c_n.mutable_data(), gp, cp);
   }
   return py::make_tuple(out, h_n, c_n, gates, cells);
 }
 
 py::tuple lstm_forward_py(const py::object& x, const py::object& h0, const py::object& c0,
                           const py::object& weight_ih, const py::object& weight_hh, const py::object& bias_ih,
-                          const py::object& bias_hh, bool training) {
+                          const py::object& bias_hh, const py::object& weight_hr, const py::object& p_i,
+                          const py::object& p_f, const py::object& p_o, const py::object& batch_sizes,
+                          bool training) {
   ArgChecker a("an LSTM");
-  auto w_hh = a.weight_hh(weight_hh, 4);
+  auto [w_hh, w_hr] = a.lstm_recurrent(weight_hh, weight_hr);
   auto w_ih = a.weight_ih(weight_ih, 4);
-  auto xa = a.x(x);
-  auto h0a = a.input(h0, "h0", {a.B(), a.H()});
+  auto xa = a.sequence(x, batch_sizes, h0);
+  auto h0a = a.input(h0, "h0", {a.B(), a.P()});
   auto c0a = a.input(c0, "c0", {a.B(), a.H()});
   auto [b_ih, b_hh] = a.biases(bias_ih, bias_hh, 4);
-  return a.is_double() ? lstm_forward_t<double>(a, xa, h0a, c0a, w_ih, w_hh, b_ih, b_hh, training)
-                       : lstm_forward_t<float>(a, xa, h0a, c0a, w_ih, w_hh, b_ih, b_hh, training);
+  auto peep = a.peepholes(p_i, p_f, p_o);
+  return a.is_double() ? lstm_forward_t<double>(a, xa, h0a, c0a, w_ih, w_hh, b_ih, b_hh, w_hr, peep, training)
+                       : lstm_forward_t<float>(a, xa, h0a, c0a, w_ih, w_hh, b_ih, b_hh, w_hr, peep, training);
 }
 
+// The arrays of an LSTM backward call, checked.
+struct LstmBackwardArgs {
+  py::array x, h0, c0, w_ih, w_hh, w_hr, out, gates, cells, dout, dh_n, dc_n, dw_ih, dw_hh, db_ih, db_hh, dw_hr;
+  std::vector<py::array> peep, dpeep;
+};
+
 template <typename T>
-py::tuple lstm_backward_t(ArgChecker& a, const py::array& x, const py::array& h0, const py::array& c0,
-                          const py::array& w_ih, const py::array& w_hh, const py::array& out, const py::array& gates,
-                          const py::array& cells, const py::array& dout, const py::array& dh_n,
-                          const py::array& dc_n, const py::array& dw_ih, const py::array& dw_hh,
-                          const py::array& db_ih, const py::array& db_hh) {
-  auto dx = a.output<T>({a.T(), a.B(), a.I()});
-  auto dh0 = a.output<T>({a.B(), a.H()});
+py::tuple lstm_backward_t(ArgChecker& a, const LstmBackwardArgs& g) {
+  auto dx = a.output<T>(a.rows(a.I()));
+  auto dh0 = a.output<T>({a.B(), a.P()});
   auto dc0 = a.output<T>({a.B(), a.H()});
+  const LstmExtras<T> extras = lstm_extras<T>(g.w_hr, g.peep);
+  LstmExtraGrads<T> dextras;
+  dextras.dw_hr = mptr<T>(g.dw_hr);
+  dextras.dp_i = mptr<T>(g.dpeep[0]);
+  dextras.dp_f = mptr<T>(g.dpeep[1]);
+  dextras.dp_o = mptr<T>(g.dpeep[2]);
   {
     py::gil_scoped_release release;
-    lstm_backward<T>(a.shape(), cptr<T>(x), cptr<T>(h0), cptr<T>(c0), cptr<T>(w_ih), cptr<T>(w_hh), cptr<T>(out),
-                     cptr<T>(gates), cptr<T>(cells), cptr<T>(dout), cptr<T>(dh_n), cptr<T>(dc_n), dx.mutable_data(),
-                     dh0.mutable_data(), dc0.mutable_data(), mptr<T>(dw_ih), mptr<T>(dw_hh), mptr<T>(db_ih),
-                     mptr<T>(db_hh));
+    lstm_backward<T>(a.shape(), cptr<T>(g.x), cptr<T>(g.h0), cptr<T>(g.c0), cptr<T>(g.w_ih), cptr<T>(g.w_hh), extras,
+                     cptr<T>(g.out), cptr<T>(g.gates), cptr<T>(g.cells), cptr<T>(g.dout), cptr<T>(g.dh_n),
+                     cptr<T>(g.dc_n), dx.mutable_data(), dh0.mutable_data(), dc0.mutable_data(), mptr<T>(g.dw_ih),
+                     mptr<T>(g.dw_hh), mptr<T>(g.db_ih), mptr<T>(g.db_hh), dextras);
   }
   return py::make_tuple(dx, dh0, dc0);
 }
 
 py::tuple lstm_backward_py(const py::object& x, const py::object& h0, const py::object& c0,
-                           const py::object& weight_ih, const py::object& weight_hh, const py::object& out,
-                           const py::object& gates, const py::object& cells, const py::object& dout,
-                           const py::object& dh_n, const py::object& dc_n, const py::object& dweight_ih,
-                           const py::object& dweight_hh, const py::object& dbias_ih, const py::object& dbias_hh) {
+                           const py::object& weight_ih, const py::object& weight_hh, const py::object& weight_hr,
+                           const py::object& p_i, const py::object& p_f, const py::object& p_o,
+                           const py::object& batch_sizes, const py::object& out, const py::object& gates,
+                           const py::object& cells, const py::object& dout, const py::object& dh_n,
+                           const py::object& dc_n, const py::object& dweight_ih, const py::object& dweight_hh,
+                           const py::object& dbias_ih, const py::object& dbias_hh, const py::object& dweight_hr,
+                           const py::object& dp_i, const py::object& dp_f, const py::object& dp_o) {
   ArgChecker a("an LSTM");
-  auto w_hh = a.weight_hh(weight_hh, 4);
-  auto w_ih = a.weight_ih(weight_ih, 4);
-  auto xa = a.x(x);
-  const int64_t T_ = a.T(), B = a.B(), I = a.I(), H = a.H();
-  auto h0a = a.input(h0, "h0", {B, H});
-  auto c0a = a.input(c0, "c0", {B, H});
-  auto outa = a.input(out, "out", {T_, B, H});
-  auto ga = a.input(gates, "gates", {T_, B, 4 * H});
-  auto ca = a.input(cells, "cells", {T_, B, H});
-  auto douta = a.input(dout, "dout", {T_, B, H});
-  auto dhna = a.optional_input(dh_n, "dh_n", {B, H});
-  auto dcna = a.optional_input(dc_n, "dc_n", {B, H});
-  auto dw_ih = a.accumulator(dweight_ih, "dweight_ih", {4 * H, I});
-  auto dw_hh = a.accumulator(dweight_hh, "dweight_hh", {4 * H, H});
+  LstmBackwardArgs g;
+  std::tie(g.w_hh, g.w_hr) = a.lstm_recurrent(weight_hh, weight_hr);
+  g.w_ih = a.weight_ih(weight_ih, 4);
+  g.x = a.sequence(x, batch_sizes, h0);
+  const int64_t B = a.B(), I = a.I(), H = a.H(), P = a.P();
+  g.peep = a.peepholes(p_i, p_f, p_o);
+  g.h0 = a.input(h0, "h0", {B, P});
+  g.c0 = a.input(c0, "c0", {B, H});
+  g.out = a.input(out, "out", a.rows(P));
+  g.gates = a.input(gates, "gates", a.rows(4 * H));
+  g.cells = a.input(cells, "cells", a.rows(H));
+  g.dout = a.input(dout, "dout", a.rows(P));
+  g.dh_n = a.optional_input(dh_n, "dh_n", {B, P});
+  g.dc_n = a.optional_input(dc_n, "dc_n", {B, H});
+  g.dw_ih = a.accumulator(dweight_ih, "dweight_ih", {4 * H, I});
+  g.dw_hh = a.accumulator(dweight_hh, "dweight_hh", {4 * H, P});
   if (dbias_ih.is_none() != dbias_hh.is_none())
     throw py::value_error("dbias_ih, dbias_hh: expected both arrays or both None");
-  auto db_ih = a.optional_accumulator(dbias_ih, "dbias_ih", {4 * H});
-  auto db_hh = a.optional_accumulator(dbias_hh, "dbias_hh", {4 * H});
-  return a.is_double() ? lstm_backward_t<double>(a, xa, h0a, c0a, w_ih, w_hh, outa, ga, ca, douta, dhna, dcna, dw_ih,
-                                                 dw_hh, db_ih, db_hh)
-                       : lstm_backward_t<float>(a, xa, h0a, c0a, w_ih, w_hh, outa, ga, ca, douta, dhna, dcna, dw_ih,
-                                                dw_hh, db_ih, db_hh);
+  g.db_ih = a.optional_accumulator(dbias_ih, "dbias_ih", {4 * H});
+  g.db_hh = a.optional_accumulator(dbias_hh, "dbias_hh", {4 * H});
+  if (g.w_hr && dweight_hr.is_none()) throw py::value_error("dweight_hr: expected an array (P, H) with weight_hr, got None");
+  g.dw_hr = g.w_hr ? a.accumulator(dweight_hr, "dweight_hr", {P, H}) : absent();
+  const bool peepholes = static_cast<bool>(g.peep[0]);
+  if (peepholes && (dp_i.is_none() || dp_f.is_none() || dp_o.is_none()))
+    throw py::value_error("dpeepholes: expected three arrays (H,) with peepholes, got None");
+  g.dpeep = {peepholes ? a.accumulator(dp_i, "dpeepholes[0]", {H}) : absent(),
+             peepholes ? a.accumulator(dp_f, "dpeepholes[1]", {H}) : absent(),
+             peepholes ? a.accumulator(dp_o, "dpeepholes[2]", {H}) : absent()};
+  return a.is_double() ? lstm_backward_t<double>(a, g) : lstm_backward_t<float>(a, g);
 }
 
 // ----------------------------------------------------------------------------------------------------------------- GRU
@@ -320,13 +432,13 @@ template <typename T>
 py::tuple gru_forward_t(ArgChecker& a, bool reset_after, const py::array& x, const py::array& h0,
                         const py::array& w_ih, const py::array& w_hh, const py::array& b_ih, const py::array& b_hh,
                         bool training) {
-  const int64_t T_ = a.T(), B = a.B(), H = a.H();
-  auto out = a.output<T>({T_, B, H});
+  const int64_t B = a.B(), H = a.H();
+  auto out = a.output<T>(a.rows(H));
   auto h_n = a.output<T>({B, H});
   py::object gates = py::none();
   T* gp = nullptr;
   if (training) {
-    auto g = a.output<T>({T_, B, gru_saved_width(H, reset_after)});
+    auto g = a.output<T>(a.rows(gru_saved_width(H, reset_after)));
     gp = g.mutable_data();
     gates = g;
   }
@@ -340,11 +452,11 @@ py::tuple gru_forward_t(ArgChecker& a, bool reset_after, const py::array& x, con
 
 py::tuple gru_forward_py(const py::object& x, const py::object& h0, const py::object& weight_ih,
                          const py::object& weight_hh, const py::object& bias_ih, const py::object& bias_hh,
-                         bool reset_after, bool training) {
+                         bool reset_after, const py::object& batch_sizes, bool training) {
   ArgChecker a("a GRU");
   auto w_hh = a.weight_hh(weight_hh, 3);
   auto w_ih = a.weight_ih(weight_ih, 3);
-  auto xa = a.x(x);
+  auto xa = a.sequence(x, batch_sizes, h0);
   auto h0a = a.input(h0, "h0", {a.B(), a.H()});
   auto [b_ih, b_hh] = a.biases(bias_ih, bias_hh, 3);
   return a.is_double() ? gru_forward_t<double>(a, reset_after, xa, h0a, w_ih, w_hh, b_ih, b_hh, training)
@@ -356,7 +468,7 @@ py::tuple gru_backward_t(ArgChecker& a, bool reset_after, const py::array& x, co
                          const py::array& w_ih, const py::array& w_hh, const py::array& out, const py::array& gates,
                          const py::array& dout, const py::array& dh_n, const py::array& dw_ih,
                          const py::array& dw_hh, const py::array& db_ih, const py::array& db_hh) {
-  auto dx = a.output<T>({a.T(), a.B(), a.I()});
+  auto dx = a.output<T>(a.rows(a.I()));
   auto dh0 = a.output<T>({a.B(), a.H()});
   {
     py::gil_scoped_release release;
@@ -368,19 +480,19 @@ py::tuple gru_backward_t(ArgChecker& a, bool reset_after, const py::array& x, co
 }
 
 py::tuple gru_backward_py(const py::object& x, const py::object& h0, const py::object& weight_ih,
-                          const py::object& weight_hh, const py::object& out, const py::object& gates,
-                          bool reset_after, const py::object& dout, const py::object& dh_n,
+                          const py::object& weight_hh, const py::object& batch_sizes, const py::object& out,
+                          const py::object& gates, bool reset_after, const py::object& dout, const py::object& dh_n,
                           const py::object& dweight_ih, const py::object& dweight_hh, const py::object& dbias_ih,
                           const py::object& dbias_hh) {
   ArgChecker a("a GRU");
   auto w_hh = a.weight_hh(weight_hh, 3);
   auto w_ih = a.weight_ih(weight_ih, 3);
-  auto xa = a.x(x);
-  const int64_t T_ = a.T(), B = a.B(), I = a.I(), H = a.H();
+  auto xa = a.sequence(x, batch_sizes, h0);
+  const int64_t B = a.B(), I = a.I(), H = a.H();
   auto h0a = a.input(h0, "h0", {B, H});
-  auto outa = a.input(out, "out", {T_, B, H});
-  auto ga = a.input(gates, "gates", {T_, B, gru_saved_width(H, reset_after)});
-  auto douta = a.input(dout, "dout", {T_, B, H});
+  auto outa = a.input(out, "out", a.rows(H));
+  auto ga = a.input(gates, "gates", a.rows(gru_saved_width(H, reset_after)));
+  auto douta = a.input(dout, "dout", a.rows(H));
   auto dhna = a.optional_input(dh_n, "dh_n", {B, H});
   auto dw_ih = a.accumulator(dweight_ih, "dweight_ih", {3 * H, I});
   auto dw_hh = a.accumulator(dweight_hh, "dweight_hh", {3 * H, H});
@@ -399,7 +511,7 @@ py::tuple gru_backward_py(const py::object& x, const py::object& h0, const py::o
 template <typename T>
 py::tuple rnn_forward_t(ArgChecker& a, Nonlinearity act, const py::array& x, const py::array& h0,
                         const py::array& w_ih, const py::array& w_hh, const py::array& b_ih, const py::array& b_hh) {
-  auto out = a.output<T>({a.T(), a.B(), a.H()});
+  auto out = a.output<T>(a.rows(a.H()));
   auto h_n = a.output<T>({a.B(), a.H()});
   {
     py::gil_scoped_release release;
@@ -411,12 +523,12 @@ py::tuple rnn_forward_t(ArgChecker& a, Nonlinearity act, const py::array& x, con
 
 py::tuple rnn_forward_py(const py::object& x, const py::object& h0, const py::object& weight_ih,
                          const py::object& weight_hh, const py::object& bias_ih, const py::object& bias_hh,
-                         const std::string& nonlinearity) {
+                         const std::string& nonlinearity, const py::object& batch_sizes) {
   const Nonlinearity act = parse_nonlinearity(nonlinearity);
   ArgChecker a("an RNN");
   auto w_hh = a.weight_hh(weight_hh, 1);
   auto w_ih = a.weight_ih(weight_ih, 1);
-  auto xa = a.x(x);
+  auto xa = a.sequence(x, batch_sizes, h0);
   auto h0a = a.input(h0, "h0", {a.B(), a.H()});
   auto [b_ih, b_hh] = a.biases(bias_ih, bias_hh, 1);
   return a.is_double() ? rnn_forward_t<double>(a, act, xa, h0a, w_ih, w_hh, b_ih, b_hh)
@@ -428,7 +540,7 @@ py::tuple rnn_backward_t(ArgChecker& a, Nonlinearity act, const py::array& x, co
                          const py::array& w_ih, const py::array& w_hh, const py::array& out, const py::array& dout,
                          const py::array& dh_n, const py::array& dw_ih, const py::array& dw_hh,
                          const py::array& db_ih, const py::array& db_hh) {
-  auto dx = a.output<T>({a.T(), a.B(), a.I()});
+  auto dx = a.output<T>(a.rows(a.I()));
   auto dh0 = a.output<T>({a.B(), a.H()});
   {
     py::gil_scoped_release release;
@@ -440,18 +552,19 @@ py::tuple rnn_backward_t(ArgChecker& a, Nonlinearity act, const py::array& x, co
 }
 
 py::tuple rnn_backward_py(const py::object& x, const py::object& h0, const py::object& weight_ih,
-                          const py::object& weight_hh, const py::object& out, const std::string& nonlinearity,
-                          const py::object& dout, const py::object& dh_n, const py::object& dweight_ih,
-                          const py::object& dweight_hh, const py::object& dbias_ih, const py::object& dbias_hh) {
+                          const py::object& weight_hh, const py::object& batch_sizes, const py::object& out,
+                          const std::string& nonlinearity, const py::object& dout, const py::object& dh_n,
+                          const py::object& dweight_ih, const py::object& dweight_hh, const py::object& dbias_ih,
+                          const py::object& dbias_hh) {
   const Nonlinearity act = parse_nonlinearity(nonlinearity);
   ArgChecker a("an RNN");
   auto w_hh = a.weight_hh(weight_hh, 1);
   auto w_ih = a.weight_ih(weight_ih, 1);
-  auto xa = a.x(x);
-  const int64_t T_ = a.T(), B = a.B(), I = a.I(), H = a.H();
+  auto xa = a.sequence(x, batch_sizes, h0);
+  const int64_t B = a.B(), I = a.I(), H = a.H();
   auto h0a = a.input(h0, "h0", {B, H});
-  auto outa = a.input(out, "out", {T_, B, H});
-  auto douta = a.input(dout, "dout", {T_, B, H});
+  auto outa = a.input(out, "out", a.rows(H));
+  auto douta = a.input(dout, "dout", a.rows(H));
   auto dhna = a.optional_input(dh_n, "dh_n", {B, H});
   auto dw_ih = a.accumulator(dweight_ih, "dweight_ih", {H, I});
   auto dw_hh = a.accumulator(dweight_hh, "dweight_hh", {H, H});
@@ -527,25 +640,30 @@ PYBIND11_MODULE(_core, m) {
       "The active ISA's vectorized sigmoid or tanh over a C-contiguous float32/float64 array (to test their error).");
 
   m.def("lstm_forward", &lstm_forward_py, py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("weight_ih"),
-        py::arg("weight_hh"), py::arg("bias_ih").none(true), py::arg("bias_hh").none(true), py::arg("training"),
+        py::arg("weight_hh"), py::arg("bias_ih").none(true), py::arg("bias_hh").none(true),
+        py::arg("weight_hr").none(true), py::arg("p_i").none(true), py::arg("p_f").none(true),
+        py::arg("p_o").none(true), py::arg("batch_sizes").none(true), py::arg("training"),
         "-> (out, h_n, c_n, gates, cells); gates and cells are None unless training.");
   m.def("lstm_backward", &lstm_backward_py, py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("weight_ih"),
-        py::arg("weight_hh"), py::arg("out"), py::arg("gates"), py::arg("cells"), py::arg("dout"),
-        py::arg("dh_n").none(true), py::arg("dc_n").none(true), py::arg("dweight_ih"), py::arg("dweight_hh"),
-        py::arg("dbias_ih").none(true), py::arg("dbias_hh").none(true),
-        "-> (dx, dh0, dc0); accumulates into dweight_ih, dweight_hh, dbias_ih, dbias_hh.");
-  m.def("gru_forward", &gru_forward_py, py::arg("x"), py::arg("h0"), py::arg("weight_ih"), py::arg("weight_hh"),
-        py::arg("bias_ih").none(true), py::arg("bias_hh").none(true), py::arg("reset_after"), py::arg("training"),
-        "-> (out, h_n, gates); gates is None unless training.");
-  m.def("gru_backward", &gru_backward_py, py::arg("x"), py::arg("h0"), py::arg("weight_ih"), py::arg("weight_hh"),
-        py::arg("out"), py::arg("gates"), py::arg("reset_after"), py::arg("dout"), py::arg("dh_n").none(true),
+        py::arg("weight_hh"), py::arg("weight_hr").none(true), py::arg("p_i").none(true), py::arg("p_f").none(true),
+        py::arg("p_o").none(true), py::arg("batch_sizes").none(true), py::arg("out"), py::arg("gates"),
+        py::arg("cells"), py::arg("dout"), py::arg("dh_n").none(true), py::arg("dc_n").none(true),
         py::arg("dweight_ih"), py::arg("dweight_hh"), py::arg("dbias_ih").none(true), py::arg("dbias_hh").none(true),
-        "-> (dx, dh0); accumulates into dweight_ih, dweight_hh, dbias_ih, dbias_hh.");
+        py::arg("dweight_hr").none(true), py::arg("dp_i").none(true), py::arg("dp_f").none(true),
+        py::arg("dp_o").none(true),
+        "-> (dx, dh0, dc0); accumulates into dweight_ih, dweight_hh, dbias_ih, dbias_hh, dweight_hr, dp_*.");
+  m.def("gru_forward", &gru_forward_py, py::arg("x"), py::arg("h0"), py::arg("weight_ih"), py::arg("weight_hh"),
+        py::arg("bias_ih").none(true), py::arg("bias_hh").none(true), py::arg("reset_after"),
+        py::arg("batch_sizes").none(true), py::arg("training"), "-> (out, h_n, gates); gates is None unless training.");
+  m.def("gru_backward", &gru_backward_py, py::arg("x"), py::arg("h0"), py::arg("weight_ih"), py::arg("weight_hh"),
+        py::arg("batch_sizes").none(true), py::arg("out"), py::arg("gates"), py::arg("reset_after"), py::arg("dout"),
+        py::arg("dh_n").none(true), py::arg("dweight_ih"), py::arg("dweight_hh"), py::arg("dbias_ih").none(true),
+        py::arg("dbias_hh").none(true), "-> (dx, dh0); accumulates into dweight_ih, dweight_hh, dbias_ih, dbias_hh.");
   m.def("rnn_forward", &rnn_forward_py, py::arg("x"), py::arg("h0"), py::arg("weight_ih"), py::arg("weight_hh"),
         py::arg("bias_ih").none(true), py::arg("bias_hh").none(true), py::arg("nonlinearity"),
-        "-> (out, h_n).");
+        py::arg("batch_sizes").none(true), "-> (out, h_n).");
   m.def("rnn_backward", &rnn_backward_py, py::arg("x"), py::arg("h0"), py::arg("weight_ih"), py::arg("weight_hh"),
-        py::arg("out"), py::arg("nonlinearity"), py::arg("dout"), py::arg("dh_n").none(true), py::arg("dweight_ih"),
-        py::arg("dweight_hh"), py::arg("dbias_ih").none(true), py::arg("dbias_hh").none(true),
-        "-> (dx, dh0); accumulates into dweight_ih, dweight_hh, dbias_ih, dbias_hh.");
+        py::arg("batch_sizes").none(true), py::arg("out"), py::arg("nonlinearity"), py::arg("dout"),
+        py::arg("dh_n").none(true), py::arg("dweight_ih"), py::arg("dweight_hh"), py::arg("dbias_ih").none(true),
+        py::arg("dbias_hh").none(true), "-> (dx, dh0); accumulates into dweight_ih, dweight_hh, dbias_ih, dbias_hh.");
 }

@@ -4,7 +4,11 @@ Every function here has the same signature and contract as its twin in ``pylstm.
 the equations and shapes): forward returns the outputs and, in training mode, a saved record (``pylstm.saved``),
 with ``out`` read-only because the record refers to it; backward returns the input and initial-state gradients and
 accumulates the parameter gradients into the arrays passed as ``dweight_ih``, ``dweight_hh``, ``dbias_ih``,
-``dbias_hh``.
+``dbias_hh`` (and ``dweight_hr``, ``dpeepholes`` for an LSTM with a projection or peepholes).
+
+Sequences come in one of two layouts: (T, B, .) when ``batch_sizes`` is None, or PyTorch's packed layout: rows
+(N, .) of sequences sorted longest first, step t running the first ``batch_sizes[t]`` of them (int64 (T,),
+non-increasing, N = sum(batch_sizes)); the states stay (B, .).
 
 Arrays go to the kernel as they are: all must be C-contiguous NumPy arrays of one dtype (float32 or float64, that of
 ``weight_hh``); anything else raises a ValueError or TypeError naming the argument. Nothing is converted or copied.
@@ -24,54 +28,70 @@ def _check_saved(saved, kind):
                         f"got {type(saved).__name__}")
 
 
-def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, training=True):
-    """x (T, B, I), h0 and c0 (B, H) -> out (T, B, H), h_n (B, H), c_n (B, H), saved (LSTMSaved or None)."""
-    out, h_n, c_n, gates, cells = _core.lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh,
-                                                     bool(training))
+def _triple(value, name):
+    """None or a sequence of three arrays -> (a, b, c) or (None, None, None)."""
+    if value is None:
+        return None, None, None
+    if not isinstance(value, (tuple, list)) or len(value) != 3:
+        raise TypeError(f"{name}: expected None or a tuple (p_i, p_f, p_o) of three arrays, "
+                        f"got {type(value).__name__}")
+    return tuple(value)
+
+
+def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, weight_hr=None, peepholes=None,
+                 batch_sizes=None, training=True):
+    """x (T, B, I) or packed (N, I), h0 (B, P), c0 (B, H) -> out (T, B, P) or (N, P), h_n (B, P), c_n (B, H),
+    saved (LSTMSaved or None). P = H, or weight_hr.shape[0] with a projection."""
+    out, h_n, c_n, gates, cells = _core.lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr,
+                                                     *_triple(peepholes, "peepholes"), batch_sizes, bool(training))
     if not training:
         return out, h_n, c_n, None
-    return _freeze(out), h_n, c_n, LSTMSaved(x, h0, c0, out, gates, cells)
+    return _freeze(out), h_n, c_n, LSTMSaved(x, h0, c0, out, gates, cells, batch_sizes)
 
 
-def lstm_backward(saved, weight_ih, weight_hh, dout, dh_n=None, dc_n=None, *,
-                  dweight_ih, dweight_hh, dbias_ih=None, dbias_hh=None):
-    """dout (T, B, H), dh_n and dc_n (B, H) or None -> dx (T, B, I), dh0 (B, H), dc0 (B, H); accumulates dweight_*."""
+def lstm_backward(saved, weight_ih, weight_hh, dout, dh_n=None, dc_n=None, *, weight_hr=None, peepholes=None,
+                  dweight_ih, dweight_hh, dbias_ih=None, dbias_hh=None, dweight_hr=None, dpeepholes=None):
+    """dout like out, dh_n (B, P) and dc_n (B, H) or None -> dx like x, dh0 (B, P), dc0 (B, H); accumulates the
+    parameter gradients."""
     _check_saved(saved, LSTMSaved)
-    x, h0, c0, out, gates, cells = saved
-    return _core.lstm_backward(x, h0, c0, weight_ih, weight_hh, out, gates, cells, dout, dh_n, dc_n,
-                               dweight_ih, dweight_hh, dbias_ih, dbias_hh)
+    x, h0, c0, out, gates, cells, batch_sizes = saved
+    return _core.lstm_backward(x, h0, c0, weight_ih, weight_hh, weight_hr, *_triple(peepholes, "peepholes"),
+                               batch_sizes, out, gates, cells, dout, dh_n, dc_n, dweight_ih, dweight_hh, dbias_ih,
+                               dbias_hh, dweight_hr, *_triple(dpeepholes, "dpeepholes"))
 
 
-def gru_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_after=True, training=True):
-    """x (T, B, I), h0 (B, H) -> out (T, B, H), h_n (B, H), saved (GRUSaved or None)."""
+def gru_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_after=True, batch_sizes=None,
+                training=True):
+    """x (T, B, I) or packed (N, I), h0 (B, H) -> out (T, B, H) or (N, H), h_n (B, H), saved (GRUSaved or None)."""
     out, h_n, gates = _core.gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, bool(reset_after),
-                                        bool(training))
+                                        batch_sizes, bool(training))
     if not training:
         return out, h_n, None
-    return _freeze(out), h_n, GRUSaved(x, h0, out, gates, bool(reset_after))
+    return _freeze(out), h_n, GRUSaved(x, h0, out, gates, bool(reset_after), batch_sizes)
 
 
 def gru_backward(saved, weight_ih, weight_hh, dout, dh_n=None, *,
                  dweight_ih, dweight_hh, dbias_ih=None, dbias_hh=None):
-    """dout (T, B, H), dh_n (B, H) or None -> dx (T, B, I), dh0 (B, H); accumulates dweight_*."""
+    """dout like out, dh_n (B, H) or None -> dx like x, dh0 (B, H); accumulates dweight_*."""
     _check_saved(saved, GRUSaved)
-    x, h0, out, gates, reset_after = saved
-    return _core.gru_backward(x, h0, weight_ih, weight_hh, out, gates, reset_after, dout, dh_n,
+    x, h0, out, gates, reset_after, batch_sizes = saved
+    return _core.gru_backward(x, h0, weight_ih, weight_hh, batch_sizes, out, gates, reset_after, dout, dh_n,
                               dweight_ih, dweight_hh, dbias_ih, dbias_hh)
 
 
-def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, nonlinearity="tanh", training=True):
-    """x (T, B, I), h0 (B, H) -> out (T, B, H), h_n (B, H), saved (RNNSaved or None)."""
-    out, h_n = _core.rnn_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity)
+def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, nonlinearity="tanh", batch_sizes=None,
+                training=True):
+    """x (T, B, I) or packed (N, I), h0 (B, H) -> out (T, B, H) or (N, H), h_n (B, H), saved (RNNSaved or None)."""
+    out, h_n = _core.rnn_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, batch_sizes)
     if not training:
         return out, h_n, None
-    return _freeze(out), h_n, RNNSaved(x, h0, out, nonlinearity)
+    return _freeze(out), h_n, RNNSaved(x, h0, out, nonlinearity, batch_sizes)
 
 
 def rnn_backward(saved, weight_ih, weight_hh, dout, dh_n=None, *,
                  dweight_ih, dweight_hh, dbias_ih=None, dbias_hh=None):
-    """dout (T, B, H), dh_n (B, H) or None -> dx (T, B, I), dh0 (B, H); accumulates dweight_*."""
+    """dout like out, dh_n (B, H) or None -> dx like x, dh0 (B, H); accumulates dweight_*."""
     _check_saved(saved, RNNSaved)
-    x, h0, out, nonlinearity = saved
-    return _core.rnn_backward(x, h0, weight_ih, weight_hh, out, nonlinearity, dout, dh_n,
+    x, h0, out, nonlinearity, batch_sizes = saved
+    return _core.rnn_backward(x, h0, weight_ih, weight_hh, batch_sizes, out, nonlinearity, dout, dh_n,
                               dweight_ih, dweight_hh, dbias_ih, dbias_hh)

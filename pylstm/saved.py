@@ -7,7 +7,7 @@ Shapes: T steps, B batch rows, I inputs, H hidden units.
 ``x``, ``h0``, ``c0`` and ``out`` are references to the arrays of the forward call (not copies): backward reads them,
 so they must not be modified in place in between (``out`` is returned read-only in training mode for that reason).
 """
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import numpy as np
 
@@ -19,6 +19,7 @@ class LSTMSaved(NamedTuple):
     out: np.ndarray  # (T, B, H) h_t for every step
     gates: np.ndarray  # (T, B, 4H) post-activation gates i, f, g, o
     cells: np.ndarray  # (T, B, H) c_t for every step
+    batch_sizes: Optional[np.ndarray] = None  # (T,) int64 for the packed layout (rows (N, .)), None for (T, B, .)
 
 
 class GRUSaved(NamedTuple):
@@ -29,6 +30,7 @@ class GRUSaved(NamedTuple):
     # reset_after=False: (T, B, 3H) r, z, n.
     gates: np.ndarray
     reset_after: bool
+    batch_sizes: Optional[np.ndarray] = None
 
 
 class RNNSaved(NamedTuple):
@@ -36,6 +38,7 @@ class RNNSaved(NamedTuple):
     h0: np.ndarray  # (B, H)
     out: np.ndarray  # (T, B, H); the activation's derivative is computed from h_t itself
     nonlinearity: str  # "tanh" or "relu"
+    batch_sizes: Optional[np.ndarray] = None
 
 
 def saved_bytes_per_step(saved) -> int:

@@ -10,6 +10,15 @@
 
 namespace pylstm {
 
+// An LSTM's peephole weights (Gers & Schmidhuber), each (n,) from the first unit on; all null for an LSTM without.
+template <typename T>
+struct Peepholes {
+  const T* i = nullptr;
+  const T* f = nullptr;
+  const T* o = nullptr;
+  Peepholes at(int64_t j) const { return i == nullptr ? Peepholes{} : Peepholes{i + j, f + j, o + j}; }
+};
+
 template <typename T>
 struct Ops {
   const char* isa;
@@ -33,9 +42,10 @@ struct Ops {
   void (*sigmoid)(int64_t n, const T* x, T* y);
   void (*tanh)(int64_t n, const T* x, T* y);
 
-  void (*lstm_forward_units)(int64_t n, int64_t H, T* pre, const T* c_prev, T* c, T* h, bool save_gates);
+  void (*lstm_forward_units)(int64_t n, int64_t H, T* pre, const T* c_prev, T* c, T* h, const Peepholes<T>& p,
+                             bool save_gates);
   void (*lstm_backward_units)(int64_t n, int64_t H, const T* gates, const T* c, const T* c_prev, const T* dout,
-                              const T* dh, T* dc, T* dpre);
+                              const T* dh, T* dc, T* dpre, const Peepholes<T>& p, T* m);
   void (*gru_forward_units)(int64_t n, int64_t H, T* pre, const T* gh, const T* h_prev, T* h, bool save_gates);
   void (*gru_rz_units)(int64_t n, int64_t H, T* pre, const T* grz, int64_t grz_h, const T* h_prev, T* rh);
   void (*gru_n_units)(int64_t n, int64_t H, T* pre, const T* gn, const T* h_prev, T* h);

@@ -142,23 +142,49 @@ void copy_or_zero(T* dst, const T* src, int64_t n) {
   else std::copy(src, src + n, dst);
 }
 
-// After the time loop: dx = dpre_ih @ w_ih, one GEMM over all T*B rows.
-//   dpre_ih (T*B, N); w_ih (N, I); dx (T, B, I).
+// dst (B, n) = every row's value after its own last step: its row of src (R, n) at that step, or its row of init
+// (B, n) when it never runs (zeros when init is null).
 template <typename T>
-void input_grad(const SeqShape& s, int64_t N, const T* w_ih, const T* dpre_ih, T* dx) {
-  gemm(s.steps * s.batch, s.input, N, dpre_ih, N, int64_t(1), w_ih, s.input, false, dx, s.input, false);
+void final_state(const StepRows& r, int64_t steps, int64_t B, int64_t n, const T* src, const T* init, T* dst) {
+  int64_t done = 0;  // rows [done, B) have not run a step yet, counting from the last step down
+  for (int64_t t = steps - 1; t >= 0 && done < B; --t) {
+    const int64_t rows = r.rows(t);
+    if (rows > done) std::copy(src + (r.offset(t) + done) * n, src + (r.offset(t) + rows) * n, dst + done * n);
+    done = std::max(done, rows);
+  }
+  copy_or_zero(dst + done * n, init == nullptr ? nullptr : init + done * n, (B - done) * n);
+}
+
+// After the time loop: dx = dpre_ih @ w_ih, one GEMM over all R rows.
+//   dpre_ih (R, N); w_ih (N, I); dx (R, I).
+template <typename T>
+void input_grad(const SeqShape& s, const StepRows& r, int64_t N, const T* w_ih, const T* dpre_ih, T* dx) {
+  gemm(r.total(), s.input, N, dpre_ih, N, int64_t(1), w_ih, s.input, false, dx, s.input, false);
 }
 
 // Terms of weight_gradients (primitives/gemm.h) for gradient rows [m_begin, m_end):
-//   dW_ih += dpre^T @ x (x as T*B rows);
+//   dW_ih += dpre^T @ x (x as R rows);
 template <typename T>
-GradTerm<T> input_term(const SeqShape& s, const T* x, int64_t m_begin, int64_t m_end, T* dw_ih) {
-  return {x, s.steps * s.batch, nullptr, s.input, m_begin, m_end, dw_ih, s.input};
+GradTerm<T> input_term(const SeqShape& s, const StepRows& r, const T* x, int64_t m_begin, int64_t m_end, T* dw_ih) {
+  return {x, r.total(), nullptr, s.input, m_begin, m_end, dw_ih, s.input};
 }
-//   dW_hh += dpre^T @ [h0; h_0 .. h_{T-2}] (the previous hidden state of every step, h0 then out's rows).
+
+// The previous hidden state (width P) of every row of a sequence, as weight_gradients reads it: in the uniform layout
+// h0 followed by out's rows (no copy); in the packed layout gathered into `prev` (R, P), which the caller allocates
+// (previous_states_size rows) — a step's rows continue the first rows of the step before.
+inline int64_t previous_states_size(const StepRows& r) { return r.uniform() ? 0 : r.total(); }
+
+//   dW_hh += dpre^T @ (previous hidden states)
 template <typename T>
-GradTerm<T> hidden_term(const SeqShape& s, const T* h0, const T* out, int64_t m_begin, int64_t m_end, T* dw_hh) {
-  return {h0, s.batch, out, s.hidden, m_begin, m_end, dw_hh, s.hidden};
+GradTerm<T> hidden_term(const SeqShape& s, const StepRows& r, const T* h0, const T* out, T* prev, int64_t m_begin,
+                        int64_t m_end, T* dw_hh) {
+  const int64_t P = s.state();
+  if (r.uniform()) return {h0, s.batch, out, P, m_begin, m_end, dw_hh, P};
+  for (int64_t t = 0; t < s.steps; ++t) {
+    const T* src = t == 0 ? h0 : out + r.offset(t - 1) * P;
+    std::copy(src, src + r.rows(t) * P, prev + r.offset(t) * P);
+  }
+  return {prev, r.total(), nullptr, P, m_begin, m_end, dw_hh, P};
 }
 
 }  // namespace pylstm

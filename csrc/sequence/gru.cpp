@@ -9,6 +9,7 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
                  const T* b_ih, const T* b_hh, T* out, T* h_n, T* gates) {
   const Ops<T>& o = ops<T>();
   DenormalsAreZero daz;
+  const StepRows rows(s);
   const int64_t steps = s.steps, B = s.batch, I = s.input, H = s.hidden, G = 3 * H, nr = o.nr;
   const bool training = gates != nullptr;
   // Pre-activation rows: in training the saved gates' rows (width W), turned into r, z, n [, hn] in place.
@@ -44,15 +45,16 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
       if (!dot_recurrent) pack_gate_panels(w_hh, H, whh, u, 0, 3);
       return;
     }
-    const int64_t t = (round - 1) / rounds_per_step;
+    const int64_t t = (round - 1) / rounds_per_step, B = rows.rows(t), off = rows.offset(t);
+    if (B == 0) return;  // no row runs this step (nor any later one)
     const bool second_half = (round - 1) % rounds_per_step == 1;
-    T* pre = training ? gates + t * B * W : pre_chunk + (t % chunk) * B * G;
-    const T* h_prev = t == 0 ? h0 : out + (t - 1) * B * H;
-    T* h = out + t * B * H;
+    T* pre = training ? gates + off * W : pre_chunk + (off - rows.offset(t - t % chunk)) * G;
+    const T* h_prev = t == 0 ? h0 : out + rows.offset(t - 1) * H;
+    T* h = out + off * H;
     if (!second_half && t % chunk == 0) {
-      const int64_t rows = std::min(chunk, steps - t) * B;
-      fill_columns(pre, rows, W, bias, H, 0, 3, u);
-      gate_gemm(o, rows, x + t * B * I, I, dot_projection ? nullptr : &wih, w_ih, I, H, 0, 3, u, pre, W, true);
+      const int64_t chunk_rows = rows.offset(std::min(t + chunk, steps)) - off;
+      fill_columns(pre, chunk_rows, W, bias, H, 0, 3, u);
+      gate_gemm(o, chunk_rows, x + off * I, I, dot_projection ? nullptr : &wih, w_ih, I, H, 0, 3, u, pre, W, true);
     }
     if (reset_after) {
       fill_columns(gh, B, G, static_cast<const T*>(nullptr), H, 0, 2, u);
@@ -73,7 +75,7 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
                       h + b * H + u.j0);
     }
   });
-  copy_or_zero(h_n, steps > 0 ? out + (steps - 1) * B * H : h0, B * H);
+  final_state(rows, steps, B, H, out, h0, h_n);
 }
 
 template <typename T>
@@ -82,11 +84,12 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
                   T* db_ih, T* db_hh) {
   const Ops<T>& o = ops<T>();
   DenormalsAreZero daz;
+  const StepRows step_rows(s);
   const int64_t steps = s.steps, B = s.batch, H = s.hidden, G = 3 * H, W = gru_saved_width(H, reset_after);
-  const int64_t nr = o.nr, rows = steps * B;
+  const int64_t nr = o.nr, rows = step_rows.total();
   // Gradients of the ih and hh pre-activations (r, z, n blocks). They differ only in the n block with reset_after
   // (d(W_hn h + b_hn) = dn_pre * r); without it they are equal, and dW_hn needs r * h_{t-1} instead of h_{t-1}.
-  T *dgx = nullptr, *dgh = nullptr, *rh = nullptr, *drh = nullptr;
+  T *dgx = nullptr, *dgh = nullptr, *rh = nullptr, *drh = nullptr, *prev = nullptr;
   PackedB<T> whh = plain_panels<T>(G, H, nr);          // reset_after: dh += dgh_t @ W_hh
   PackedB<T> whrz = plain_panels<T>(2 * H, H, nr);     // reset_before: dh += d[r, z]_t @ W_h[rz]
   PackedB<T> whn = plain_panels<T>(H, H, nr);          //               d(r * h) = dn_t @ W_hn
@@ -101,6 +104,7 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
     scratch.need(&whrz.data, whrz.size());
     scratch.need(&whn.data, whn.size());
   }
+  scratch.need(&prev, previous_states_size(step_rows) * H);
   scratch.allocate();
   T* dh = dh0;  // running gradient w.r.t. h_t
   copy_or_zero(dh, dh_n, B * H);
@@ -124,17 +128,21 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
     }
     const int64_t t = steps - 1 - (round - 1) / rounds_per_step;
     const bool second_half = (round - 1) % rounds_per_step == 1;
-    if (!second_half && t + 1 < steps && u.n() > 0) {  // dh_t += (recurrent pre-activation grads of t+1) @ W
-      if (reset_after) o.gemm_panels(B, dgh + (t + 1) * B * G, G, 1, whh, 0, 1, u.q0, u.q1, dh, H, true);
-      else o.gemm_panels(B, dgx + (t + 1) * B * G, G, 1, whrz, 0, 1, u.q0, u.q1, dh, H, true);
+    if (!second_half && t + 1 < steps && u.n() > 0 && step_rows.rows(t + 1) > 0) {
+      // dh_t += (recurrent pre-activation grads of t+1) @ W, for the rows that ran step t + 1
+      const int64_t next = step_rows.rows(t + 1), next_off = step_rows.offset(t + 1);
+      if (reset_after) o.gemm_panels(next, dgh + next_off * G, G, 1, whh, 0, 1, u.q0, u.q1, dh, H, true);
+      else o.gemm_panels(next, dgx + next_off * G, G, 1, whrz, 0, 1, u.q0, u.q1, dh, H, true);
     }
     if (t < 0) return;
-    const T* g_t = gates + t * B * W;
-    const T* h_prev = t == 0 ? h0 : out + (t - 1) * B * H;
-    const T* dout_t = dout + t * B * H;
-    T* dx_pre = dgx + t * B * G;
+    const int64_t B = step_rows.rows(t), off = step_rows.offset(t);
+    if (B == 0) return;
+    const T* g_t = gates + off * W;
+    const T* h_prev = t == 0 ? h0 : out + step_rows.offset(t - 1) * H;
+    const T* dout_t = dout + off * H;
+    T* dx_pre = dgx + off * G;
     if (reset_after) {
-      T* dh_pre = dgh + t * B * G;
+      T* dh_pre = dgh + off * G;
       for (int64_t b = 0; b < B; ++b) {
         const int64_t k = b * H + u.j0;
         o.gru_backward_after_units(u.n(), H, g_t + b * W + u.j0, h_prev + k, dout_t + k, dh + k,
@@ -151,19 +159,20 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
       for (int64_t b = 0; b < B; ++b) {
         const int64_t k = b * H + u.j0;
         o.gru_backward_r_units(u.n(), g_t + b * W + u.j0, h_prev + k, drh + k, dh + k, dx_pre + b * G + u.j0,
-                               rh + t * B * H + k);
+                               rh + off * H + k);
       }
     }
   });
-  input_grad(s, G, w_ih, dgx, dx);
+  input_grad(s, step_rows, G, w_ih, dgx, dx);
   if (reset_after) {
-    const GradTerm<T> ih[] = {input_term(s, x, 0, G, dw_ih)};
-    const GradTerm<T> hh[] = {hidden_term(s, h0, out, 0, G, dw_hh)};
+    const GradTerm<T> ih[] = {input_term(s, step_rows, x, 0, G, dw_ih)};
+    const GradTerm<T> hh[] = {hidden_term(s, step_rows, h0, out, prev, 0, G, dw_hh)};
     weight_gradients(G, rows, dgx, G, ih, 1, db_ih, static_cast<T*>(nullptr));
     weight_gradients(G, rows, dgh, G, hh, 1, db_hh, static_cast<T*>(nullptr));
   } else {
     // One gradient for both biases; dW_hn pairs dn with r * h_{t-1} (kept as rh), dW_hr and dW_hz with h_{t-1}.
-    const GradTerm<T> terms[] = {input_term(s, x, 0, G, dw_ih), hidden_term(s, h0, out, 0, 2 * H, dw_hh),
+    const GradTerm<T> terms[] = {input_term(s, step_rows, x, 0, G, dw_ih),
+                                 hidden_term(s, step_rows, h0, out, prev, 0, 2 * H, dw_hh),
                                  GradTerm<T>{rh, rows, nullptr, H, 2 * H, G, dw_hh + 2 * H * H, H}};
     weight_gradients(G, rows, dgx, G, terms, 3, db_ih, db_hh);
   }

@@ -6,110 +6,203 @@ namespace pylstm {
 
 template <typename T>
 void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const T* w_ih, const T* w_hh,
-                  const T* b_ih, const T* b_hh, T* out, T* h_n, T* c_n, T* gates, T* cells) {
+                  const T* b_ih, const T* b_hh, const LstmExtras<T>& extras, T* out, T* h_n, T* c_n, T* gates,
+                  T* cells) {
   const Ops<T>& o = ops<T>();
   DenormalsAreZero daz;
-  const int64_t steps = s.steps, B = s.batch, I = s.input, H = s.hidden, G = 4 * H, nr = o.nr;
-  const bool training = gates != nullptr;
+  const StepRows rows(s);
+  const int64_t steps = s.steps, B = s.batch, I = s.input, H = s.hidden, P = s.state(), G = 4 * H, nr = o.nr;
+  const bool training = gates != nullptr, projected = extras.w_hr != nullptr;
   // Training projects all steps' inputs straight into the saved gates; inference a chunk of steps at a time.
   const int64_t chunk = training ? steps : std::clamp<int64_t>((kProjectionRows + B - 1) / std::max<int64_t>(B, 1),
                                                                1, std::max<int64_t>(steps, 1));
   const bool dot_projection = chunk * B <= kDotRows, dot_recurrent = B <= kDotRows;
-  PackedB<T> wih = gate_panels<T>(I, H, 4, nr), whh = gate_panels<T>(H, H, 4, nr);
-  T* pre_chunk = nullptr;
-  T* bias = nullptr;
+  PackedB<T> wih = gate_panels<T>(I, H, 4, nr), whh = gate_panels<T>(P, H, 4, nr), whr = gate_panels<T>(H, P, 1, nr);
+  T *pre_chunk = nullptr, *bias = nullptr, *m = nullptr;
   Scratch scratch(0);
   if (!dot_projection) scratch.need(&wih.data, wih.size());
   if (!dot_recurrent) scratch.need(&whh.data, whh.size());
   if (!training) scratch.need(&pre_chunk, chunk * B * G);
   if (b_ih != nullptr) scratch.need(&bias, G);
+  if (projected) {
+    scratch.need(&m, B * H);  // o * tanh(c) of the current step, before the projection
+    if (!dot_recurrent) scratch.need(&whr.data, whr.size());
+  }
   scratch.allocate();
   if (b_ih != nullptr) fold_biases(b_ih, b_hh, G, G, bias);
+  if (!training) copy_or_zero(c_n, c0, B * H);  // inference updates c in place in c_n
 
-  const int threads = loop_threads(steps, B * G * (H + I), G * (H + I) * int64_t(sizeof(T)), H, nr);
+  const int64_t proj_work = projected ? P * H : 0;
+  const int threads =
+      loop_threads(steps, B * (G * (P + I) + proj_work), (G * (P + I) + proj_work) * int64_t(sizeof(T)), H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
-  run_rounds(threads, chunks.items, steps + 1, [&](int64_t round, int64_t item) {
+  const UnitChunks proj_chunks{P, nr, chunks.items};  // the projection's output units, as many items
+  // Round 0 packs; then a round per step, or two with a projection: the gates and m = o * tanh(c) of these hidden
+  // units, then h = W_hr m for these output units (it needs all of m).
+  const int64_t rounds_per_step = projected ? 2 : 1;
+  run_rounds(threads, chunks.items, 1 + steps * rounds_per_step, [&](int64_t round, int64_t item) {
     const UnitSlice u = chunks(item);
     if (round == 0) {
       if (!dot_projection) pack_gate_panels(w_ih, I, wih, u, 0, 4);
-      if (!dot_recurrent) pack_gate_panels(w_hh, H, whh, u, 0, 4);
+      if (!dot_recurrent) pack_gate_panels(w_hh, P, whh, u, 0, 4);
+      if (projected && !dot_recurrent) pack_gate_panels(extras.w_hr, H, whr, proj_chunks(item), 0, 1);
       return;
     }
-    const int64_t t = round - 1;
-    T* pre = training ? gates + t * B * G : pre_chunk + (t % chunk) * B * G;
-    if (t % chunk == 0) {  // these units' columns of the input projection of steps t .. t + chunk
-      const int64_t rows = std::min(chunk, steps - t) * B;
-      fill_columns(pre, rows, G, bias, H, 0, 4, u);
-      gate_gemm(o, rows, x + t * B * I, I, dot_projection ? nullptr : &wih, w_ih, I, H, 0, 4, u, pre, G, true);
+    const int64_t t = (round - 1) / rounds_per_step, n = rows.rows(t), off = rows.offset(t);
+    if (n == 0) return;  // no row runs this step (nor any later one)
+    T* h = out + off * P;
+    if ((round - 1) % rounds_per_step == 1) {
+      gate_gemm(o, n, m, H, dot_recurrent ? nullptr : &whr, extras.w_hr, H, P, 0, 1, proj_chunks(item), h, P, false);
+      return;
     }
-    const T* h_prev = t == 0 ? h0 : out + (t - 1) * B * H;
-    const T* c_prev = t == 0 ? c0 : training ? cells + (t - 1) * B * H : c_n;
-    T* h = out + t * B * H;
-    T* c = training ? cells + t * B * H : c_n;  // inference updates c_n in place
-    gate_gemm(o, B, h_prev, H, dot_recurrent ? nullptr : &whh, w_hh, H, H, 0, 4, u, pre, G, true);
-    for (int64_t b = 0; b < B; ++b)
+    T* pre = training ? gates + off * G : pre_chunk + (off - rows.offset(t - t % chunk)) * G;
+    if (t % chunk == 0) {  // these units' columns of the input projection of steps t .. t + chunk
+      const int64_t chunk_rows = rows.offset(std::min(t + chunk, steps)) - off;
+      fill_columns(pre, chunk_rows, G, bias, H, 0, 4, u);
+      gate_gemm(o, chunk_rows, x + off * I, I, dot_projection ? nullptr : &wih, w_ih, I, H, 0, 4, u, pre, G, true);
+    }
+    const T* h_prev = t == 0 ? h0 : out + rows.offset(t - 1) * P;
+    const T* c_prev = !training ? c_n : t == 0 ? c0 : cells + rows.offset(t - 1) * H;
+    T* c = training ? cells + off * H : c_n;
+    T* hm = projected ? m : h;  // both H wide
+    gate_gemm(o, n, h_prev, P, dot_recurrent ? nullptr : &whh, w_hh, P, H, 0, 4, u, pre, G, true);
+    const Peepholes<T> peep = extras.peepholes.at(u.j0);
+    for (int64_t b = 0; b < n; ++b)
       o.lstm_forward_units(u.n(), H, pre + b * G + u.j0, c_prev + b * H + u.j0, c + b * H + u.j0,
-                           h + b * H + u.j0, training);
+                           hm + b * H + u.j0, peep, training);
   });
-  const int64_t last = (steps - 1) * B * H;
-  copy_or_zero(h_n, steps > 0 ? out + last : h0, B * H);
-  if (steps == 0) copy_or_zero(c_n, c0, B * H);
-  else if (training) copy_or_zero(c_n, cells + last, B * H);
+  final_state(rows, steps, B, P, out, h0, h_n);
+  if (training) final_state(rows, steps, B, H, cells, c0, c_n);
 }
 
 template <typename T>
 void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, const T* w_ih, const T* w_hh,
-                   const T* out, const T* gates, const T* cells, const T* dout, const T* dh_n, const T* dc_n, T* dx,
-                   T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh) {
+                   const LstmExtras<T>& extras, const T* out, const T* gates, const T* cells, const T* dout,
+                   const T* dh_n, const T* dc_n, T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh,
+                   const LstmExtraGrads<T>& dextras) {
   const Ops<T>& o = ops<T>();
   DenormalsAreZero daz;
-  const int64_t steps = s.steps, B = s.batch, H = s.hidden, G = 4 * H, nr = o.nr;
-  PackedB<T> whh = plain_panels<T>(G, H, nr);  // dh_{t-1} = dpre_t @ W_hh
-  T* dpre = nullptr;
+  const StepRows rows(s);
+  const int64_t steps = s.steps, B = s.batch, H = s.hidden, P = s.state(), G = 4 * H, nr = o.nr, R = rows.total();
+  const bool projected = extras.w_hr != nullptr;
+  PackedB<T> whh = plain_panels<T>(G, P, nr);  // dh_{t-1} = dpre_t @ W_hh
+  PackedB<T> whr = plain_panels<T>(P, H, nr);  // dm_t = dh_t @ W_hr
+  T *dpre = nullptr, *dh_total = nullptr, *m = nullptr, *dm = nullptr, *prev = nullptr;
   Scratch scratch(0);
-  scratch.need(&dpre, steps * B * G);
+  scratch.need(&dpre, R * G);
   scratch.need(&whh.data, whh.size());
+  if (projected) {
+    scratch.need(&whr.data, whr.size());
+    scratch.need(&dh_total, R * P);  // dout + the recurrent gradient, per row: dW_hr's left factor
+    scratch.need(&m, R * H);         // o * tanh(c) per row: dW_hr's right factor
+    scratch.need(&dm, B * H);
+  }
+  scratch.need(&prev, previous_states_size(rows) * P);
   scratch.allocate();
-  // dh0 and dc0 carry the running gradients w.r.t. h_t and c_t backwards through time.
+  // dh0 and dc0 carry the running gradients w.r.t. h_t and c_t backwards through time (without dout_t). A row that
+  // does not run at step t + 1 keeps dh_n, dc_n until its own last step.
   T* dh = dh0;
   T* dc = dc0;
-  copy_or_zero(dh, dh_n, B * H);
+  copy_or_zero(dh, dh_n, B * P);
   copy_or_zero(dc, dc_n, B * H);
 
-  const int threads = loop_threads(steps, B * G * H, G * H * int64_t(sizeof(T)), H, nr);
+  const int64_t proj_work = projected ? P * H : 0;
+  const int threads = loop_threads(steps, B * (G * P + 2 * proj_work), (G * P + proj_work) * int64_t(sizeof(T)), H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
-  // Round 0 packs; round r = 1 .. T handles step t = T - r: first dh for these units from step t + 1
-  // (dh_{t} = dpre_{t+1} @ W_hh, all of dpre_{t+1} being done), then their elementwise backward; a last round
-  // makes dh0.
-  run_rounds(threads, chunks.items, steps + 2, [&](int64_t round, int64_t item) {
-    const UnitSlice u = chunks(item);
-    if (round == 0) {
-      pack_b(w_hh, H, false, whh, u.q0, u.q1);
-      return;
-    }
-    const int64_t t = steps - round;
-    if (t + 1 < steps && u.n() > 0) o.gemm_panels(B, dpre + (t + 1) * B * G, G, 1, whh, 0, 1, u.q0, u.q1, dh, H, false);
-    if (t < 0) return;
-    const T* g_t = gates + t * B * G;
-    const T* c_t = cells + t * B * H;
-    const T* c_prev = t == 0 ? c0 : cells + (t - 1) * B * H;
-    T* dp = dpre + t * B * G;
-    for (int64_t b = 0; b < B; ++b) {
+  const UnitChunks proj_chunks{P, nr, chunks.items};  // slices of h's P units (the hidden units when P = H)
+  // dh_t (these h units) = dpre_{t+1} @ W_hh, for the rows that ran step t + 1.
+  auto recurrent_grad = [&](int64_t t, const UnitSlice& pu) {
+    if (t + 1 < steps && pu.n() > 0 && rows.rows(t + 1) > 0)
+      o.gemm_panels(rows.rows(t + 1), dpre + rows.offset(t + 1) * G, G, 1, whh, 0, 1, pu.q0, pu.q1, dh, P, false);
+  };
+  // The elementwise backward of step t for hidden units u; dh_t is dh (+ dout_t), or dm with a projection.
+  auto cell_grad = [&](int64_t t, const UnitSlice& u) {
+    const int64_t n = rows.rows(t), off = rows.offset(t);
+    const T* g_t = gates + off * G;
+    const T* c_t = cells + off * H;
+    const T* c_prev = t == 0 ? c0 : cells + rows.offset(t - 1) * H;
+    const Peepholes<T> peep = extras.peepholes.at(u.j0);
+    T* dp = dpre + off * G;
+    for (int64_t b = 0; b < n; ++b) {
       const int64_t k = b * H + u.j0;
-      o.lstm_backward_units(u.n(), H, g_t + b * G + u.j0, c_t + k, c_prev + k, dout + t * B * H + k, dh + k, dc + k,
-                            dp + b * G + u.j0);
+      if (projected)
+        o.lstm_backward_units(u.n(), H, g_t + b * G + u.j0, c_t + k, c_prev + k, nullptr, dm + k, dc + k,
+                              dp + b * G + u.j0, peep, m + off * H + k);
+      else
+        o.lstm_backward_units(u.n(), H, g_t + b * G + u.j0, c_t + k, c_prev + k, dout + off * H + k, dh + k, dc + k,
+                              dp + b * G + u.j0, peep, nullptr);
     }
-  });
-  input_grad(s, G, w_ih, dpre, dx);
-  const GradTerm<T> terms[] = {input_term(s, x, 0, G, dw_ih), hidden_term(s, h0, out, 0, G, dw_hh)};
-  weight_gradients(G, steps * B, dpre, G, terms, 2, db_ih, db_hh);
+  };
+
+  if (!projected) {
+    // Round 0 packs; round r = 1 .. T handles step t = T - r: first dh for these units from step t + 1 (all of
+    // dpre_{t+1} being done), then their elementwise backward; a last round makes dh0.
+    run_rounds(threads, chunks.items, steps + 2, [&](int64_t round, int64_t item) {
+      const UnitSlice u = chunks(item);
+      if (round == 0) {
+        pack_b(w_hh, P, false, whh, u.q0, u.q1);
+        return;
+      }
+      const int64_t t = steps - round;
+      recurrent_grad(t, u);
+      if (t >= 0) cell_grad(t, u);
+    });
+  } else {
+    // Two rounds per step t (from the last): dh_t for these h units from step t + 1 and dh_total_t = dh_t + dout_t;
+    // then dm_t = dh_total_t @ W_hr for these hidden units (it needs all of dh_total_t) and their elementwise
+    // backward. A last round makes dh0.
+    run_rounds(threads, chunks.items, 2 + 2 * steps, [&](int64_t round, int64_t item) {
+      const UnitSlice u = chunks(item), pu = proj_chunks(item);
+      if (round == 0) {
+        pack_b(w_hh, P, false, whh, pu.q0, pu.q1);
+        pack_b(extras.w_hr, H, false, whr, u.q0, u.q1);
+        return;
+      }
+      const int64_t t = steps - 1 - (round - 1) / 2;
+      if ((round - 1) % 2 == 0) {
+        recurrent_grad(t, pu);
+        if (t < 0) return;
+        const int64_t off = rows.offset(t);
+        for (int64_t b = 0; b < rows.rows(t); ++b)
+          for (int64_t j = pu.j0; j < pu.j1; ++j)
+            dh_total[(off + b) * P + j] = dh[b * P + j] + dout[(off + b) * P + j];
+        return;
+      }
+      const int64_t n = rows.rows(t);
+      if (n == 0) return;
+      if (u.n() > 0) o.gemm_panels(n, dh_total + rows.offset(t) * P, P, 1, whr, 0, 1, u.q0, u.q1, dm, H, false);
+      cell_grad(t, u);
+    });
+  }
+  input_grad(s, rows, G, w_ih, dpre, dx);
+  const GradTerm<T> terms[] = {input_term(s, rows, x, 0, G, dw_ih), hidden_term(s, rows, h0, out, prev, 0, G, dw_hh)};
+  weight_gradients(G, R, dpre, G, terms, 2, db_ih, db_hh);
+  if (projected) {
+    const GradTerm<T> hr[] = {GradTerm<T>{m, R, nullptr, H, 0, P, dextras.dw_hr, H}};
+    weight_gradients(P, R, dh_total, P, hr, 1, static_cast<T*>(nullptr), static_cast<T*>(nullptr));
+  }
+  if (extras.peepholes.i != nullptr) {  // dp_i, dp_f += dpre_{i,f} * c_{t-1};  dp_o += dpre_o * c_t (serial)
+    for (int64_t t = 0; t < steps; ++t)
+      for (int64_t b = 0; b < rows.rows(t); ++b) {
+        const int64_t row = rows.offset(t) + b;
+        const T* c_prev = t == 0 ? c0 + b * H : cells + (rows.offset(t - 1) + b) * H;
+        const T* c_t = cells + row * H;
+        const T* dp = dpre + row * G;
+        for (int64_t j = 0; j < H; ++j) {
+          dextras.dp_i[j] += dp[j] * c_prev[j];
+          dextras.dp_f[j] += dp[H + j] * c_prev[j];
+          dextras.dp_o[j] += dp[3 * H + j] * c_t[j];
+        }
+      }
+  }
 }
 
-#define PYLSTM_INSTANTIATE(T)                                                                                     \
-  template void lstm_forward<T>(const SeqShape&, const T*, const T*, const T*, const T*, const T*, const T*,        \
-                                const T*, T*, T*, T*, T*, T*);                                                      \
-  template void lstm_backward<T>(const SeqShape&, const T*, const T*, const T*, const T*, const T*, const T*,       \
-                                 const T*, const T*, const T*, const T*, const T*, T*, T*, T*, T*, T*, T*, T*);
+#define PYLSTM_INSTANTIATE(T)                                                                                      \
+  template void lstm_forward<T>(const SeqShape&, const T*, const T*, const T*, const T*, const T*, const T*,         \
+                                const T*, const LstmExtras<T>&, T*, T*, T*, T*, T*);                                 \
+  template void lstm_backward<T>(const SeqShape&, const T*, const T*, const T*, const T*, const T*,                  \
+                                 const LstmExtras<T>&, const T*, const T*, const T*, const T*, const T*, const T*,   \
+                                 T*, T*, T*, T*, T*, T*, T*, const LstmExtraGrads<T>&);
 PYLSTM_INSTANTIATE(float)
 PYLSTM_INSTANTIATE(double)
 #undef PYLSTM_INSTANTIATE

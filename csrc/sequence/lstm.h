@@ -1,41 +1,63 @@
 // LSTM over a whole sequence, forward and backward (one layer, one direction).
-//   i = s(W_ii x + b_ii + W_hi h + b_hi)     f = s(W_if x + b_if + W_hf h + b_hf)
-//   g = tanh(W_ig x + b_ig + W_hg h + b_hg)  o = s(W_io x + b_io + W_ho h + b_ho)
-//   c' = f * c + i * g                       h' = o * tanh(c')
-// Twin of pylstm.reference.lstm_forward / lstm_backward.
+//   i = s(W_ii x + b_ii + W_hi h + b_hi [+ p_i * c])      f = s(W_if x + b_if + W_hf h + b_hf [+ p_f * c])
+//   g = tanh(W_ig x + b_ig + W_hg h + b_hg)                c' = f * c + i * g
+//   o = s(W_io x + b_io + W_ho h + b_ho [+ p_o * c'])      h' = o * tanh(c')   [h' = W_hr (o * tanh(c'))]
+// with the optional peepholes p (Gers & Schmidhuber) and projection W_hr (LSTMP, PyTorch's proj_size) in brackets.
+// Twin of pylstm.reference.lstm_forward / lstm_backward. Shapes in the letters of shape.h (R rows, P = width of h).
 #pragma once
+#include "../primitives/ops.h"
 #include "shape.h"
 
 namespace pylstm {
 
+// The optional parts of an LSTM layer beyond PyTorch's default cell.
+template <typename T>
+struct LstmExtras {
+  const T* w_hr = nullptr;  // (P, H) projection, P = SeqShape::proj; null when proj = 0
+  Peepholes<T> peepholes;   // (H,) each, or all null
+};
+
+// Their gradients, accumulated (+=); null where the layer does not have the part.
+template <typename T>
+struct LstmExtraGrads {
+  T* dw_hr = nullptr;  // (P, H)
+  T* dp_i = nullptr;   // (H,) each
+  T* dp_f = nullptr;
+  T* dp_o = nullptr;
+};
+
 // Forward. Inference when `gates` and `cells` are null (nothing kept); training when both are given.
-//   x        in  (T, B, I)
-//   h0, c0   in  (B, H)     initial state
-//   w_ih     in  (4H, I)    w_hh in (4H, H)
+//   x        in  (R, I)     (T, B, I) in the uniform layout
+//   h0       in  (B, P)     c0 in (B, H): initial state
+//   w_ih     in  (4H, I)    w_hh in (4H, P)
 //   b_ih     in  (4H,)      b_hh in (4H,); both null for a layer without bias
-//   out      out (T, B, H)  h_t for every step
-//   h_n, c_n out (B, H)     final state (h0, c0 when T = 0)
-//   gates    out (T, B, 4H) training only: post-activation i, f, g, o
-//   cells    out (T, B, H)  training only: c_t
-// Training keeps 5*B*H values per step (gates and cells); out is the caller's. Scratch: the transposed weights and,
-// in inference, the (T, B, 4H) input projection.
+//   extras   in             projection and peepholes
+//   out      out (R, P)     h_t for every step
+//   h_n      out (B, P)     c_n out (B, H): every row's state after its last step
+//   gates    out (R, 4H)    training only: post-activation i, f, g, o
+//   cells    out (R, H)     training only: c_t
+// Training keeps 5*H values per row and step (gates and cells); out is the caller's. Scratch: the packed weights, in
+// inference a chunk of the input projection, and m = o * tanh(c) of one step with a projection.
 template <typename T>
 void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const T* w_ih, const T* w_hh,
-                  const T* b_ih, const T* b_hh, T* out, T* h_n, T* c_n, T* gates, T* cells);
+                  const T* b_ih, const T* b_hh, const LstmExtras<T>& extras, T* out, T* h_n, T* c_n, T* gates,
+                  T* cells);
 
 // Backward through time, from what a training forward kept.
-//   x, h0, c0, w_ih, w_hh, out, gates, cells  in   as given to / returned by lstm_forward
-//   dout        in  (T, B, H)  gradient of the loss w.r.t. out
-//   dh_n, dc_n  in  (B, H)     gradient w.r.t. the final state; null means zero
-//   dx          out (T, B, I)
-//   dh0, dc0    out (B, H)     gradient w.r.t. the initial state
-//   dw_ih       in/out (4H, I), dw_hh in/out (4H, H): accumulated (+=)
+//   x, h0, c0, w_ih, w_hh, extras, out, gates, cells  in   as given to / returned by lstm_forward
+//   dout        in  (R, P)     gradient of the loss w.r.t. out
+//   dh_n        in  (B, P)     dc_n in (B, H): gradient w.r.t. the final state; null means zero
+//   dx          out (R, I)
+//   dh0         out (B, P)     dc0 out (B, H): gradient w.r.t. the initial state
+//   dw_ih       in/out (4H, I), dw_hh in/out (4H, P): accumulated (+=)
 //   db_ih       in/out (4H,),   db_hh in/out (4H,): accumulated; both null for a layer without bias
-// Scratch: (T, B, 4H) pre-activation gradients, used after the time loop for dx and the weight gradients as single
-// GEMMs over all T*B rows.
+//   dextras     in/out         accumulated, for the parts `extras` has
+// Scratch: (R, 4H) pre-activation gradients, used after the time loop for dx and the weight gradients as single
+// GEMMs over all R rows; with a projection also (R, P) gradients w.r.t. h and (R, H) m = o * tanh(c).
 template <typename T>
 void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, const T* w_ih, const T* w_hh,
-                   const T* out, const T* gates, const T* cells, const T* dout, const T* dh_n, const T* dc_n, T* dx,
-                   T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh);
+                   const LstmExtras<T>& extras, const T* out, const T* gates, const T* cells, const T* dout,
+                   const T* dh_n, const T* dc_n, T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh,
+                   const LstmExtraGrads<T>& dextras);
 
 }  // namespace pylstm

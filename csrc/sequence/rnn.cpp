@@ -9,7 +9,8 @@ void rnn_forward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, c
                  const T* b_ih, const T* b_hh, T* out, T* h_n) {
   const Ops<T>& o = ops<T>();
   DenormalsAreZero daz;
-  const int64_t steps = s.steps, B = s.batch, I = s.input, H = s.hidden, nr = o.nr, rows = steps * B;
+  const StepRows step_rows(s);
+  const int64_t steps = s.steps, B = s.batch, I = s.input, H = s.hidden, nr = o.nr, rows = step_rows.total();
   const bool relu = act == Nonlinearity::kRelu;
   const bool dot_projection = rows <= kDotRows, dot_recurrent = B <= kDotRows;
   PackedB<T> wih = gate_panels<T>(I, H, 1, nr), whh = gate_panels<T>(H, H, 1, nr);
@@ -32,13 +33,14 @@ void rnn_forward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, c
       gate_gemm(o, rows, x, I, dot_projection ? nullptr : &wih, w_ih, I, H, 0, 1, u, out, H, true);
       return;
     }
-    const int64_t t = round - 1;
-    const T* h_prev = t == 0 ? h0 : out + (t - 1) * B * H;
-    T* h = out + t * B * H;
-    gate_gemm(o, B, h_prev, H, dot_recurrent ? nullptr : &whh, w_hh, H, H, 0, 1, u, h, H, true);
-    for (int64_t b = 0; b < B; ++b) o.rnn_forward_units(u.n(), relu, h + b * H + u.j0);
+    const int64_t t = round - 1, n = step_rows.rows(t);
+    if (n == 0) return;
+    const T* h_prev = t == 0 ? h0 : out + step_rows.offset(t - 1) * H;
+    T* h = out + step_rows.offset(t) * H;
+    gate_gemm(o, n, h_prev, H, dot_recurrent ? nullptr : &whh, w_hh, H, H, 0, 1, u, h, H, true);
+    for (int64_t b = 0; b < n; ++b) o.rnn_forward_units(u.n(), relu, h + b * H + u.j0);
   });
-  copy_or_zero(h_n, steps > 0 ? out + (steps - 1) * B * H : h0, B * H);
+  final_state(step_rows, steps, B, H, out, h0, h_n);
 }
 
 template <typename T>
@@ -47,13 +49,15 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
                   T* db_hh) {
   const Ops<T>& o = ops<T>();
   DenormalsAreZero daz;
+  const StepRows step_rows(s);
   const int64_t steps = s.steps, B = s.batch, H = s.hidden, nr = o.nr;
   const bool relu = act == Nonlinearity::kRelu;
   PackedB<T> whh = plain_panels<T>(H, H, nr);
-  T* dpre = nullptr;
+  T *dpre = nullptr, *prev = nullptr;
   Scratch scratch(0);
-  scratch.need(&dpre, steps * B * H);
+  scratch.need(&dpre, step_rows.total() * H);
   scratch.need(&whh.data, whh.size());
+  scratch.need(&prev, previous_states_size(step_rows) * H);
   scratch.allocate();
   T* dh = dh0;
   copy_or_zero(dh, dh_n, B * H);
@@ -68,16 +72,19 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
       return;
     }
     const int64_t t = steps - round;
-    if (t + 1 < steps && u.n() > 0) o.gemm_panels(B, dpre + (t + 1) * B * H, H, 1, whh, 0, 1, u.q0, u.q1, dh, H, false);
+    if (t + 1 < steps && u.n() > 0 && step_rows.rows(t + 1) > 0)
+      o.gemm_panels(step_rows.rows(t + 1), dpre + step_rows.offset(t + 1) * H, H, 1, whh, 0, 1, u.q0, u.q1, dh, H,
+                    false);
     if (t < 0) return;
-    for (int64_t b = 0; b < B; ++b) {
-      const int64_t k = t * B * H + b * H + u.j0;
+    for (int64_t b = 0; b < step_rows.rows(t); ++b) {
+      const int64_t k = step_rows.offset(t) * H + b * H + u.j0;
       o.rnn_backward_units(u.n(), relu, out + k, dout + k, dh + b * H + u.j0, dpre + k);
     }
   });
-  input_grad(s, H, w_ih, dpre, dx);
-  const GradTerm<T> terms[] = {input_term(s, x, 0, H, dw_ih), hidden_term(s, h0, out, 0, H, dw_hh)};
-  weight_gradients(H, steps * B, dpre, H, terms, 2, db_ih, db_hh);
+  input_grad(s, step_rows, H, w_ih, dpre, dx);
+  const GradTerm<T> terms[] = {input_term(s, step_rows, x, 0, H, dw_ih),
+                               hidden_term(s, step_rows, h0, out, prev, 0, H, dw_hh)};
+  weight_gradients(H, step_rows.total(), dpre, H, terms, 2, db_ih, db_hh);
 }
 
 #define PYLSTM_INSTANTIATE(T)                                                                                      \
