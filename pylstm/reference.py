@@ -6,7 +6,14 @@ both the same way and compare every output, the saved record and every gradient.
 
 Shapes: T steps, B batch rows, I inputs, H hidden units. Weights follow PyTorch: ``weight_ih`` (G*H, I),
 ``weight_hh`` (G*H, H), ``bias_ih`` and ``bias_hh`` (G*H,) or both None, with the gate blocks stacked in PyTorch's
-order: LSTM i, f, g, o (G=4); GRU r, z, n (G=3); RNN one block (G=1).
+order: LSTM i, f, g, o (G=4); GRU r, z, n (G=3); RNN one block (G=1). An LSTM may add a projection ``weight_hr``
+(P, H) (LSTMP, as torch's ``proj_size``: h_t = W_hr (o * tanh(c_t)), so h is (B, P) and ``weight_hh`` is (4H, P)) and
+peepholes ``(p_i, p_f, p_o)``, each (H,) (Gers & Schmidhuber 2000: c_{t-1} feeds i and f, c_t feeds o).
+
+Sequences come in one of two layouts. (T, B, .): every step runs all B rows. Packed (``batch_sizes`` given, as
+torch's PackedSequence): sequences sorted longest first, step t runs the first ``batch_sizes[t]`` of them, and its rows
+are the next ``batch_sizes[t]`` rows of x (N, I) (N = sum(batch_sizes)); a row of the state that a step does not run
+keeps its value, so the final state holds each sequence's state after its own last step.
 
 Forward functions return the outputs and a saved record (``pylstm.saved``) when ``training`` is true, else None;
 in training mode ``out`` is returned read-only, because the saved record refers to it.
@@ -32,65 +39,131 @@ def _affine(v, weight, bias):
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# LSTM:  i = s(W_ii x + b_ii + W_hi h + b_hi)     f = s(W_if x + b_if + W_hf h + b_hf)
-#        g = tanh(W_ig x + b_ig + W_hg h + b_hg)  o = s(W_io x + b_io + W_ho h + b_ho)
-#        c' = f * c + i * g                       h' = o * tanh(c')
+# The step layout shared by every cell: which rows of the flattened (N, .) sequence each step runs.
 
 
-def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, training=True):
-    """x (T, B, I), h0 and c0 (B, H) -> out (T, B, H), h_n (B, H), c_n (B, H), saved (LSTMSaved or None)."""
-    T, B, _ = x.shape
-    H = weight_hh.shape[1]
-    out = np.empty((T, B, H), dtype=x.dtype)
-    gates = np.empty((T, B, 4 * H), dtype=x.dtype)
-    cells = np.empty((T, B, H), dtype=x.dtype)
-    h, c = h0, c0
-    for t in range(T):
-        pre = _affine(x[t], weight_ih, bias_ih) + _affine(h, weight_hh, bias_hh)
-        i = sigmoid(pre[:, 0 * H:1 * H])
-        f = sigmoid(pre[:, 1 * H:2 * H])
-        g = np.tanh(pre[:, 2 * H:3 * H])
-        o = sigmoid(pre[:, 3 * H:4 * H])
-        c = f * c + i * g
-        h = o * np.tanh(c)
-        out[t], cells[t] = h, c
-        gates[t] = np.concatenate([i, f, g, o], axis=1)
-    h_n, c_n = h.copy(), c.copy()
-    saved = LSTMSaved(x, h0, c0, out, gates, cells) if training else None
+def _step_rows(x, batch_sizes, B):
+    """x (T, B, I) or packed (N, I) -> x as (N, I) rows and a list of (rows slice, n) per step."""
+    if batch_sizes is None:
+        T = x.shape[0]
+        sizes = [B] * T
+        rows = x.reshape(T * B, x.shape[2])
+    else:
+        sizes = [int(n) for n in batch_sizes]
+        if any(n < 0 or n > B for n in sizes) or any(a < b for a, b in zip(sizes, sizes[1:])):
+            raise ValueError(f"batch_sizes: expected non-increasing values in [0, {B}], got {sizes}")
+        if x.ndim != 2 or x.shape[0] != sum(sizes):
+            raise ValueError(f"x: expected packed rows ({sum(sizes)}, I), got {x.shape}")
+        rows = x
+    steps, start = [], 0
+    for n in sizes:
+        steps.append((slice(start, start + n), n))
+        start += n
+    return rows, steps
+
+
+def _like_x(x, width):
+    """A new array shaped like x with its last axis `width`: (T, B, width) or (N, width)."""
+    return np.empty(x.shape[:-1] + (width,), dtype=x.dtype)
+
+
+def _flat(a):
+    """(T, B, W) or (N, W) -> the (N, W) view."""
+    return a.reshape(-1, a.shape[-1])
+
+
+def _previous(steps, t, initial, out_rows, n):
+    """The state rows step t starts from: the first n rows of step t-1's output, or of the initial state."""
+    return initial[:n] if t == 0 else out_rows[steps[t - 1][0]][:n]
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# LSTM:  i = s(W_ii x + b_ii + W_hi h + b_hi [+ p_i * c])     f = s(W_if x + b_if + W_hf h + b_hf [+ p_f * c])
+#        g = tanh(W_ig x + b_ig + W_hg h + b_hg)              c' = f * c + i * g
+#        o = s(W_io x + b_io + W_ho h + b_ho [+ p_o * c'])    h' = o * tanh(c')  [projected: h' = W_hr (o * tanh(c'))]
+
+
+def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, weight_hr=None, peepholes=None,
+                 batch_sizes=None, training=True):
+    """x (T, B, I) or packed (N, I), h0 (B, P), c0 (B, H) -> out (T, B, P) or (N, P), h_n (B, P), c_n (B, H),
+    saved (LSTMSaved or None). P = H, or weight_hr.shape[0] with a projection."""
+    B = h0.shape[0]
+    H = weight_hh.shape[0] // 4
+    xs, steps = _step_rows(x, batch_sizes, B)
+    out = _like_x(x, h0.shape[1])
+    gates = _like_x(x, 4 * H)
+    cells = _like_x(x, H)
+    outs, gates_rows, cells_rows = _flat(out), _flat(gates), _flat(cells)
+    h, c = h0.copy(), c0.copy()  # rows a step does not run keep their last value
+    for rows, n in steps:
+        h_prev, c_prev = h[:n], c[:n]
+        pre = _affine(xs[rows], weight_ih, bias_ih) + _affine(h_prev, weight_hh, bias_hh)
+        pre_i, pre_f, pre_g, pre_o = (pre[:, k * H:(k + 1) * H] for k in range(4))
+        if peepholes is not None:
+            p_i, p_f, p_o = peepholes
+            pre_i, pre_f = pre_i + p_i * c_prev, pre_f + p_f * c_prev
+        i, f, g = sigmoid(pre_i), sigmoid(pre_f), np.tanh(pre_g)
+        c_new = f * c_prev + i * g
+        o = sigmoid(pre_o if peepholes is None else pre_o + p_o * c_new)
+        m = o * np.tanh(c_new)
+        h_new = m if weight_hr is None else m @ weight_hr.T
+        outs[rows], cells_rows[rows] = h_new, c_new
+        gates_rows[rows] = np.concatenate([i, f, g, o], axis=1)
+        h[:n], c[:n] = h_new, c_new
+    saved = LSTMSaved(x, h0, c0, out, gates, cells, batch_sizes) if training else None
     out.flags.writeable = not training
-    return out, h_n, c_n, saved
+    return out, h, c, saved
 
 
-def lstm_backward(saved, weight_ih, weight_hh, dout, dh_n=None, dc_n=None, *,
-                  dweight_ih, dweight_hh, dbias_ih=None, dbias_hh=None):
-    """dout (T, B, H), dh_n and dc_n (B, H) or None -> dx (T, B, I), dh0 (B, H), dc0 (B, H); accumulates dweight_*."""
-    x, h0, c0, out, gates, cells = saved
-    T, B, _ = x.shape
-    H = weight_hh.shape[1]
+def lstm_backward(saved, weight_ih, weight_hh, dout, dh_n=None, dc_n=None, *, weight_hr=None, peepholes=None,
+                  dweight_ih, dweight_hh, dbias_ih=None, dbias_hh=None, dweight_hr=None, dpeepholes=None):
+    """dout like out, dh_n (B, P) and dc_n (B, H) or None -> dx like x, dh0 (B, P), dc0 (B, H); accumulates the
+    parameter gradients (dweight_hr (P, H) with a projection, dpeepholes (dp_i, dp_f, dp_o) with peepholes)."""
+    x, h0, c0, out, gates, cells, batch_sizes = saved
+    B = h0.shape[0]
+    H = weight_hh.shape[0] // 4
+    xs, steps = _step_rows(x, batch_sizes, B)
+    outs, gates_rows, cells_rows, douts = _flat(out), _flat(gates), _flat(cells), _flat(dout)
     dx = np.empty_like(x)
-    dh = np.zeros_like(h0) if dh_n is None else dh_n.copy()
+    dxs = _flat(dx)
+    dh = np.zeros_like(h0) if dh_n is None else dh_n.copy()  # rows a step does not run keep their gradient
     dc = np.zeros_like(c0) if dc_n is None else dc_n.copy()
-    for t in reversed(range(T)):
-        i, f, g, o = (gates[t, :, k * H:(k + 1) * H] for k in range(4))
-        c_prev = c0 if t == 0 else cells[t - 1]
-        h_prev = h0 if t == 0 else out[t - 1]
-        dh = dh + dout[t]
-        tanh_c = np.tanh(cells[t])
-        dc = dc + dh * o * (1 - tanh_c ** 2)
-        dpre = np.concatenate([
-            dc * g * i * (1 - i),          # d pre_i
-            dc * c_prev * f * (1 - f),     # d pre_f
-            dc * i * (1 - g ** 2),         # d pre_g
-            dh * tanh_c * o * (1 - o),     # d pre_o
-        ], axis=1)
-        dx[t] = dpre @ weight_ih
-        dweight_ih += dpre.T @ x[t]
+    for t in reversed(range(len(steps))):
+        rows, n = steps[t]
+        i, f, g, o = (gates_rows[rows, k * H:(k + 1) * H] for k in range(4))
+        c_t = cells_rows[rows]
+        c_prev = _previous(steps, t, c0, cells_rows, n)
+        h_prev = _previous(steps, t, h0, outs, n)
+        dh_t = dh[:n] + douts[rows]
+        tanh_c = np.tanh(c_t)
+        if weight_hr is None:
+            dm = dh_t
+        else:  # h = W_hr m with m = o * tanh(c)
+            dm = dh_t @ weight_hr
+            dweight_hr += dh_t.T @ (o * tanh_c)
+        do_pre = dm * tanh_c * o * (1 - o)
+        dc_t = dc[:n] + dm * o * (1 - tanh_c ** 2)
+        if peepholes is not None:
+            dc_t = dc_t + do_pre * peepholes[2]
+        di_pre = dc_t * g * i * (1 - i)
+        df_pre = dc_t * c_prev * f * (1 - f)
+        dpre = np.concatenate([di_pre, df_pre, dc_t * i * (1 - g ** 2), do_pre], axis=1)
+        dxs[rows] = dpre @ weight_ih
+        dweight_ih += dpre.T @ xs[rows]
         dweight_hh += dpre.T @ h_prev
         if dbias_ih is not None:
             dbias_ih += dpre.sum(axis=0)
             dbias_hh += dpre.sum(axis=0)
-        dh = dpre @ weight_hh
-        dc = dc * f
+        dc_prev = dc_t * f
+        if peepholes is not None:
+            p_i, p_f, _ = peepholes
+            dp_i, dp_f, dp_o = dpeepholes
+            dp_i += (di_pre * c_prev).sum(axis=0)
+            dp_f += (df_pre * c_prev).sum(axis=0)
+            dp_o += (do_pre * c_t).sum(axis=0)
+            dc_prev = dc_prev + di_pre * p_i + df_pre * p_f
+        dh[:n] = dpre @ weight_hh
+        dc[:n] = dc_prev
     return dx, dh, dc
 
 
@@ -101,56 +174,64 @@ def lstm_backward(saved, weight_ih, weight_hh, dout, dh_n=None, dc_n=None, *,
 #        h' = (1 - z) * n + z * h
 
 
-def gru_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_after=True, training=True):
-    """x (T, B, I), h0 (B, H) -> out (T, B, H), h_n (B, H), saved (GRUSaved or None)."""
-    T, B, _ = x.shape
+def gru_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_after=True, batch_sizes=None,
+                training=True):
+    """x (T, B, I) or packed (N, I), h0 (B, H) -> out (T, B, H) or (N, H), h_n (B, H), saved (GRUSaved or None)."""
+    B = h0.shape[0]
     H = weight_hh.shape[1]
-    out = np.empty((T, B, H), dtype=x.dtype)
-    gates = np.empty((T, B, (4 if reset_after else 3) * H), dtype=x.dtype)
+    xs, steps = _step_rows(x, batch_sizes, B)
+    out = _like_x(x, H)
+    gates = _like_x(x, (4 if reset_after else 3) * H)
+    outs, gates_rows = _flat(out), _flat(gates)
     w_hrz, w_hn = weight_hh[:2 * H], weight_hh[2 * H:]
     b_hrz, b_hn = (None, None) if bias_hh is None else (bias_hh[:2 * H], bias_hh[2 * H:])
-    h = h0
-    for t in range(T):
-        gx = _affine(x[t], weight_ih, bias_ih)
-        rz = sigmoid(gx[:, :2 * H] + _affine(h, w_hrz, b_hrz))
+    h = h0.copy()
+    for rows, n in steps:
+        h_prev = h[:n]
+        gx = _affine(xs[rows], weight_ih, bias_ih)
+        rz = sigmoid(gx[:, :2 * H] + _affine(h_prev, w_hrz, b_hrz))
         r, z = rz[:, :H], rz[:, H:]
         if reset_after:
-            hn = _affine(h, w_hn, b_hn)
-            n = np.tanh(gx[:, 2 * H:] + r * hn)
-            gates[t] = np.concatenate([r, z, n, hn], axis=1)
+            hn = _affine(h_prev, w_hn, b_hn)
+            n_gate = np.tanh(gx[:, 2 * H:] + r * hn)
+            gates_rows[rows] = np.concatenate([r, z, n_gate, hn], axis=1)
         else:
-            n = np.tanh(gx[:, 2 * H:] + _affine(r * h, w_hn, b_hn))
-            gates[t] = np.concatenate([r, z, n], axis=1)
-        h = (1 - z) * n + z * h
-        out[t] = h
-    h_n = h.copy()
-    saved = GRUSaved(x, h0, out, gates, bool(reset_after)) if training else None
+            n_gate = np.tanh(gx[:, 2 * H:] + _affine(r * h_prev, w_hn, b_hn))
+            gates_rows[rows] = np.concatenate([r, z, n_gate], axis=1)
+        h_new = (1 - z) * n_gate + z * h_prev
+        outs[rows] = h_new
+        h[:n] = h_new
+    saved = GRUSaved(x, h0, out, gates, bool(reset_after), batch_sizes) if training else None
     out.flags.writeable = not training
-    return out, h_n, saved
+    return out, h, saved
 
 
 def gru_backward(saved, weight_ih, weight_hh, dout, dh_n=None, *,
                  dweight_ih, dweight_hh, dbias_ih=None, dbias_hh=None):
-    """dout (T, B, H), dh_n (B, H) or None -> dx (T, B, I), dh0 (B, H); accumulates dweight_*."""
-    x, h0, out, gates, reset_after = saved
-    T, B, _ = x.shape
+    """dout like out, dh_n (B, H) or None -> dx like x, dh0 (B, H); accumulates dweight_*."""
+    x, h0, out, gates, reset_after, batch_sizes = saved
+    B = h0.shape[0]
     H = weight_hh.shape[1]
+    xs, steps = _step_rows(x, batch_sizes, B)
+    outs, gates_rows, douts = _flat(out), _flat(gates), _flat(dout)
     w_hrz, w_hn = weight_hh[:2 * H], weight_hh[2 * H:]
     dx = np.empty_like(x)
+    dxs = _flat(dx)
     dh = np.zeros_like(h0) if dh_n is None else dh_n.copy()
-    for t in reversed(range(T)):
-        r, z, n = (gates[t, :, k * H:(k + 1) * H] for k in range(3))
-        h_prev = h0 if t == 0 else out[t - 1]
-        dh = dh + dout[t]
-        dn_pre = dh * (1 - z) * (1 - n ** 2)
-        dz_pre = dh * (h_prev - n) * z * (1 - z)
+    for t in reversed(range(len(steps))):
+        rows, n = steps[t]
+        r, z, n_gate = (gates_rows[rows, k * H:(k + 1) * H] for k in range(3))
+        h_prev = _previous(steps, t, h0, outs, n)
+        dh_t = dh[:n] + douts[rows]
+        dn_pre = dh_t * (1 - z) * (1 - n_gate ** 2)
+        dz_pre = dh_t * (h_prev - n_gate) * z * (1 - z)
         if reset_after:
-            hn = gates[t, :, 3 * H:]
+            hn = gates_rows[rows, 3 * H:]
             dr_pre = dn_pre * hn * r * (1 - r)
             dgx = np.concatenate([dr_pre, dz_pre, dn_pre], axis=1)    # d(W_ih x + b_ih)
             dgh = np.concatenate([dr_pre, dz_pre, dn_pre * r], axis=1)  # d(W_hh h + b_hh)
             dweight_hh += dgh.T @ h_prev
-            dh_prev = dh * z + dgh @ weight_hh
+            dh_prev = dh_t * z + dgh @ weight_hh
         else:
             drh = dn_pre @ w_hn                                        # d(r * h_prev)
             dr_pre = drh * h_prev * r * (1 - r)
@@ -158,13 +239,13 @@ def gru_backward(saved, weight_ih, weight_hh, dout, dh_n=None, *,
             dgh = dgx                                                  # every hh pre-activation adds like its ih twin
             dweight_hh[:2 * H] += dgx[:, :2 * H].T @ h_prev
             dweight_hh[2 * H:] += dn_pre.T @ (r * h_prev)
-            dh_prev = dh * z + drh * r + dgx[:, :2 * H] @ w_hrz
-        dx[t] = dgx @ weight_ih
-        dweight_ih += dgx.T @ x[t]
+            dh_prev = dh_t * z + drh * r + dgx[:, :2 * H] @ w_hrz
+        dxs[rows] = dgx @ weight_ih
+        dweight_ih += dgx.T @ xs[rows]
         if dbias_ih is not None:
             dbias_ih += dgx.sum(axis=0)
             dbias_hh += dgh.sum(axis=0)
-        dh = dh_prev
+        dh[:n] = dh_prev
     return dx, dh
 
 
@@ -178,39 +259,47 @@ _RNN_ACTIVATIONS = {
 }
 
 
-def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, nonlinearity="tanh", training=True):
-    """x (T, B, I), h0 (B, H) -> out (T, B, H), h_n (B, H), saved (RNNSaved or None)."""
+def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, nonlinearity="tanh", batch_sizes=None,
+                training=True):
+    """x (T, B, I) or packed (N, I), h0 (B, H) -> out (T, B, H) or (N, H), h_n (B, H), saved (RNNSaved or None)."""
     if nonlinearity not in _RNN_ACTIVATIONS:
         raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
     act, _ = _RNN_ACTIVATIONS[nonlinearity]
-    T, B, _ = x.shape
+    B = h0.shape[0]
     H = weight_hh.shape[1]
-    out = np.empty((T, B, H), dtype=x.dtype)
-    h = h0
-    for t in range(T):
-        h = act(_affine(x[t], weight_ih, bias_ih) + _affine(h, weight_hh, bias_hh))
-        out[t] = h
-    saved = RNNSaved(x, h0, out, nonlinearity) if training else None
+    xs, steps = _step_rows(x, batch_sizes, B)
+    out = _like_x(x, H)
+    outs = _flat(out)
+    h = h0.copy()
+    for rows, n in steps:
+        h_new = act(_affine(xs[rows], weight_ih, bias_ih) + _affine(h[:n], weight_hh, bias_hh))
+        outs[rows] = h_new
+        h[:n] = h_new
+    saved = RNNSaved(x, h0, out, nonlinearity, batch_sizes) if training else None
     out.flags.writeable = not training
-    return out, h.copy(), saved
+    return out, h, saved
 
 
 def rnn_backward(saved, weight_ih, weight_hh, dout, dh_n=None, *,
                  dweight_ih, dweight_hh, dbias_ih=None, dbias_hh=None):
-    """dout (T, B, H), dh_n (B, H) or None -> dx (T, B, I), dh0 (B, H); accumulates dweight_*."""
-    x, h0, out, nonlinearity = saved
+    """dout like out, dh_n (B, H) or None -> dx like x, dh0 (B, H); accumulates dweight_*."""
+    x, h0, out, nonlinearity, batch_sizes = saved
     _, act_grad = _RNN_ACTIVATIONS[nonlinearity]
-    T = x.shape[0]
+    B = h0.shape[0]
+    xs, steps = _step_rows(x, batch_sizes, B)
+    outs, douts = _flat(out), _flat(dout)
     dx = np.empty_like(x)
+    dxs = _flat(dx)
     dh = np.zeros_like(h0) if dh_n is None else dh_n.copy()
-    for t in reversed(range(T)):
-        h_prev = h0 if t == 0 else out[t - 1]
-        dpre = (dh + dout[t]) * act_grad(out[t])
-        dx[t] = dpre @ weight_ih
-        dweight_ih += dpre.T @ x[t]
+    for t in reversed(range(len(steps))):
+        rows, n = steps[t]
+        h_prev = _previous(steps, t, h0, outs, n)
+        dpre = (dh[:n] + douts[rows]) * act_grad(outs[rows])
+        dxs[rows] = dpre @ weight_ih
+        dweight_ih += dpre.T @ xs[rows]
         dweight_hh += dpre.T @ h_prev
         if dbias_ih is not None:
             dbias_ih += dpre.sum(axis=0)
             dbias_hh += dpre.sum(axis=0)
-        dh = dpre @ weight_hh
+        dh[:n] = dpre @ weight_hh
     return dx, dh

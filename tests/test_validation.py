@@ -260,22 +260,24 @@ def core_kwargs(function, dtype=np.float64, bias=True, reset_after=True, nonline
     x, h0, c0 = rand(T_, B_, I_), rand(B_, H_), rand(B_, H_)
     w = dict(weight_ih=rand(G * H_, I_), weight_hh=rand(G * H_, H_),
              bias_ih=rand(G * H_) if bias else None, bias_hh=rand(G * H_) if bias else None)
+    # The layout and LSTM extras are None here (their own checks are in test_kernel_sequences.py).
+    lstm_extras = dict(weight_hr=None, p_i=None, p_f=None, p_o=None)
     if family == "lstm":
-        forward = dict(x=x, h0=h0, c0=c0, **w, training=True)
+        forward = dict(x=x, h0=h0, c0=c0, **w, **lstm_extras, batch_sizes=None, training=True)
     elif family == "gru":
-        forward = dict(x=x, h0=h0, **w, reset_after=reset_after, training=True)
+        forward = dict(x=x, h0=h0, **w, reset_after=reset_after, batch_sizes=None, training=True)
     else:
-        forward = dict(x=x, h0=h0, **w, nonlinearity=nonlinearity)
+        forward = dict(x=x, h0=h0, **w, nonlinearity=nonlinearity, batch_sizes=None)
     if direction == "forward":
         return forward
     outputs = getattr(_core, f"{family}_forward")(**forward)
     out = outputs[0]
     grads = dict(dweight_ih=np.zeros_like(w["weight_ih"]), dweight_hh=np.zeros_like(w["weight_hh"]),
                  dbias_ih=np.zeros(G * H_, dtype) if bias else None, dbias_hh=np.zeros(G * H_, dtype) if bias else None)
-    common = dict(x=x, h0=h0, weight_ih=w["weight_ih"], weight_hh=w["weight_hh"], out=out)
+    common = dict(x=x, h0=h0, weight_ih=w["weight_ih"], weight_hh=w["weight_hh"], batch_sizes=None, out=out)
     if family == "lstm":
-        return dict(common, c0=c0, gates=outputs[3], cells=outputs[4], dout=rand(T_, B_, H_), dh_n=rand(B_, H_),
-                    dc_n=rand(B_, H_), **grads)
+        return dict(common, c0=c0, **lstm_extras, gates=outputs[3], cells=outputs[4], dout=rand(T_, B_, H_),
+                    dh_n=rand(B_, H_), dc_n=rand(B_, H_), **grads, dweight_hr=None, dp_i=None, dp_f=None, dp_o=None)
     if family == "gru":
         return dict(common, gates=outputs[2], reset_after=reset_after, dout=rand(T_, B_, H_), dh_n=rand(B_, H_),
                     **grads)
@@ -547,8 +549,7 @@ def test_core_rejects_bad_nonlinearity(function, value):
 ], ids=["x-dtype", "h0-shape", "weight_hh-layout", "weight_ih-list", "bias_hh-missing"])
 def test_functional_forward_passes_the_bindings_errors_through(family, arg, mutate, exc, text):
     """pylstm.functional converts nothing: a bad argument gets the bindings' error, naming it as functional does."""
-    kwargs = core_kwargs(f"{family}_forward")
-    kwargs.pop("training", None)
+    kwargs = functional_forward_kwargs(family)
     kwargs[arg] = mutate(kwargs[arg])
     with pytest.raises(exc, match=names(arg)) as info:
         getattr(F, f"{family}_forward")(**kwargs)
@@ -563,9 +564,19 @@ def test_functional_rnn_rejects_bad_nonlinearity(impl):
         impl.rnn_forward(**kwargs)
 
 
-def _functional_saved(family):
+def functional_forward_kwargs(family):
+    """core_kwargs of <family>_forward in pylstm.functional's terms: peepholes as one tuple (None here)."""
     kwargs = core_kwargs(f"{family}_forward")
     kwargs.pop("training", None)
+    if family == "lstm":
+        kwargs["peepholes"] = None
+        for name in ("p_i", "p_f", "p_o"):
+            del kwargs[name]
+    return kwargs
+
+
+def _functional_saved(family):
+    kwargs = functional_forward_kwargs(family)
     forward = getattr(F, f"{family}_forward")
     return forward(**kwargs)[-1], kwargs
 
