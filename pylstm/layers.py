@@ -1,21 +1,52 @@
-"""Layer classes: configuration, parameters, gradients, training/eval mode and input checks.
+"""Layer and cell classes: configuration, parameters, gradients, training/eval mode, input checks, stacking and
+directions.
 
-One layer, one direction. The math is in ``pylstm.functional`` (the C++ kernels); a layer holds the arrays the
-kernels read and write, and speaks PyTorch's language: the same parameter names, shapes, gate order and state shapes
-as ``torch.nn.LSTM`` / ``GRU`` / ``RNN`` with ``num_layers=1``.
+The math is in ``pylstm.functional`` (the C++ kernels, one call per layer and direction over the whole sequence);
+``pylstm.sequence`` turns a padded batch with lengths into the kernels' row layout. The classes speak PyTorch's
+language: the same constructor arguments, parameter names, shapes, gate order and state shapes as ``torch.nn.LSTM`` /
+``GRU`` / ``RNN`` and ``torch.nn.LSTMCell`` / ``GRUCell`` / ``RNNCell``, so a torch ``state_dict`` loads as it is.
 """
 import numpy as np
 
 from . import functional as F
+from .sequence import Layout, check_lengths
 
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _positive_int(value, name):
+# ----------------------------------------------------------------------------------------------------------------------
+# Argument checks shared by every class.
+
+
+def _positive_int(value, name, minimum=1):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: expected a positive int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name}: expected a positive int, got {value}")
+        raise TypeError(f"{name}: expected an int >= {minimum}, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+    return int(value)
+
+
+def _bool(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
+    return bool(value)
+
+
+def _float_or_none(value, name):
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: expected None or a number, got {type(value).__name__}")
+    if not np.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number, got {value}")
+    return float(value)
+
+
+def _seed(value):
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise TypeError(f"seed: expected None or a non-negative int, got {value!r}")
     return int(value)
 
 
@@ -31,40 +62,30 @@ def _layer_dtype(dtype):
     return _DTYPES[_DTYPES.index(dt)]
 
 
-class _RecurrentLayer:
-    """What LSTM, GRU and RNN share. Subclasses set ``_gates`` and the three cell hooks at the bottom."""
+# ----------------------------------------------------------------------------------------------------------------------
+# What layers and cells share: parameters, gradients, modes, state dicts, array checks.
 
-    _gates = 1  # gate blocks stacked in the weights: LSTM 4, GRU 3, RNN 1
 
-    def __init__(self, input_size, hidden_size, *, bias=True, dtype="float32", seed=None):
-        self.input_size = _positive_int(input_size, "input_size")
-        self.hidden_size = _positive_int(hidden_size, "hidden_size")
-        if not isinstance(bias, (bool, np.bool_)):
-            raise TypeError(f"bias: expected a bool, got {type(bias).__name__}")
-        self.bias = bool(bias)
-        self.dtype = _layer_dtype(dtype)
-        self.training = True
-        self._saved = None
-        gh = self._gates * self.hidden_size
-        shapes = {"weight_ih_l0": (gh, self.input_size), "weight_hh_l0": (gh, self.hidden_size)}
-        if self.bias:
-            shapes.update(bias_ih_l0=(gh,), bias_hh_l0=(gh,))
-        # PyTorch's default: every parameter uniform in [-1/sqrt(H), 1/sqrt(H)], drawn in this order.
+class _Module:
+    """Holds ``params`` and ``grads`` (name -> array, PyTorch names) and the training flag."""
+
+    def _init_params(self, shapes, hidden_size, seed):
+        """PyTorch's default initialisation: every parameter uniform in [-1/sqrt(H), 1/sqrt(H)], drawn in order;
+        ``peephole_*`` parameters (which torch lacks) start at zero."""
         rng = np.random.default_rng(seed)
-        bound = 1.0 / np.sqrt(self.hidden_size)
-        #: name -> the live arrays the layer computes with (an optimizer may update them in place).
-        self.params = {name: rng.uniform(-bound, bound, size=shape).astype(self.dtype)
+        bound = 1.0 / np.sqrt(hidden_size)
+        #: name -> the live arrays the module computes with (an optimizer may update them in place).
+        self.params = {name: (np.zeros(shape, self.dtype) if name.startswith("peephole_") else
+                              rng.uniform(-bound, bound, size=shape).astype(self.dtype))
                        for name, shape in shapes.items()}
         #: name -> gradient arrays of the same shapes; ``backward`` adds into them, ``zero_grad`` clears them.
         self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
-
-    # -- modes and parameters -------------------------------------------------------------------------------------
 
     def train(self, mode=True):
         """Training mode (the default): a forward keeps what ``backward`` needs."""
         self.training = bool(mode)
         if not self.training:
-            self._saved = None
+            self._forget_saved()
         return self
 
     def eval(self):
@@ -81,10 +102,10 @@ class _RecurrentLayer:
         return {name: p.copy() for name, p in self.params.items()}
 
     def load_state_dict(self, state_dict):
-        """Copy parameters in, in place, from a mapping with exactly this layer's names and shapes.
+        """Copy parameters in, in place, from a mapping with exactly this module's names and shapes.
 
-        Values are cast to the layer's dtype. Everything is checked before anything is copied, so a bad mapping
-        leaves the layer as it was.
+        Values are cast to the module's dtype. Everything is checked before anything is copied, so a bad mapping
+        leaves the module as it was.
         """
         missing = [k for k in self.params if k not in state_dict]
         unexpected = [k for k in state_dict if k not in self.params]
@@ -102,172 +123,474 @@ class _RecurrentLayer:
         for name, v in values.items():
             np.copyto(self.params[name], v, casting="unsafe")
 
+    def config(self):
+        """The constructor's arguments as a JSON-serialisable dict: ``type(m)(**m.config())`` builds a module of the
+        same configuration (parameters drawn anew from ``seed``; copy them with ``load_state_dict``)."""
+        return dict(self._config)
+
     def __repr__(self):
-        extra = "".join(f", {k}={v!r}" for k, v in self._extra_config().items())
-        return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}, bias={self.bias}, "
-                f"dtype='{self.dtype.name}'{extra})")
-
-    # -- forward and backward -------------------------------------------------------------------------------------
-
-    def __call__(self, x, state=None):
-        """x (T, B, input_size) -> out (T, B, hidden_size), final state (shapes as PyTorch's, num_layers = 1).
-
-        ``x`` must have the layer's dtype (an array-like that is not an ndarray is converted to it); a
-        non-contiguous x is copied to C order. In training mode ``out`` is read-only, because ``backward`` reads it,
-        and x must not be modified in place before ``backward``.
-        """
-        x = self._array(x, "x")
-        if x.ndim != 3 or x.shape[2] != self.input_size:
-            raise ValueError(f"x: expected shape (T, B, {self.input_size}) (steps, batch, input_size), "
-                             f"got {x.shape}")
-        batch = x.shape[1]
-        out, state_n, saved = self._forward(x, self._initial_state(state, batch), self.training)
-        self._saved = saved
-        return out, state_n
-
-    def backward(self, dout, dstate=None):
-        """Gradients from the last training-mode forward: dout (T, B, hidden_size) and optionally the gradient of
-        the final state -> (dx, dstate0). Adds the parameter gradients into ``grads``."""
-        if self._saved is None:
-            mode = "" if self.training else " (the layer is in eval mode: call layer.train())"
-            raise RuntimeError(f"backward: needs a forward call in training mode first{mode}")
-        x = self._saved.x
-        dout = self._array(dout, "dout")
-        expected = (x.shape[0], x.shape[1], self.hidden_size)
-        if dout.shape != expected:
-            raise ValueError(f"dout: expected shape {expected} (the shape of the last forward's out), "
-                             f"got {dout.shape}")
-        return self._backward(self._saved, dout, self._final_state_grad(dstate, x.shape[1]))
-
-    # -- helpers shared by the cells --------------------------------------------------------------------------------
+        cfg = self.config()
+        head = f"{cfg.pop('input_size')}, {cfg.pop('hidden_size')}"
+        return f"{type(self).__name__}({head}" + "".join(f", {k}={v!r}" for k, v in cfg.items()) + ")"
 
     def _array(self, value, name):
         if isinstance(value, np.ndarray):
             if value.dtype != self.dtype:
-                raise TypeError(f"{name}: expected dtype {self.dtype.name} (the layer's dtype), got {value.dtype}")
+                raise TypeError(f"{name}: expected dtype {self.dtype.name} (the module's dtype), got {value.dtype}")
             return np.asarray(value, order="C")  # not ascontiguousarray: it would report a 0-d x as shape (1,)
         try:
             return np.asarray(value, dtype=self.dtype, order="C")
         except (TypeError, ValueError) as exc:
             raise TypeError(f"{name}: expected an array of {self.dtype.name}, got {type(value).__name__}") from exc
 
-    def _state_array(self, value, name, batch):
-        """A (1, B, H) state array -> its (B, H) view."""
+    def _checked(self, value, name, shape, meaning):
         value = self._array(value, name)
-        expected = (1, batch, self.hidden_size)
-        if value.shape != expected:
-            raise ValueError(f"{name}: expected shape {expected} (num_layers, batch, hidden_size), got {value.shape}")
-        return value[0]
-
-    def _zeros(self, batch):
-        return np.zeros((batch, self.hidden_size), dtype=self.dtype)
-
-    def _weights(self):
-        p = self.params
-        return p["weight_ih_l0"], p["weight_hh_l0"], p.get("bias_ih_l0"), p.get("bias_hh_l0")
-
-    def _grad_kwargs(self):
-        g = self.grads
-        return dict(dweight_ih=g["weight_ih_l0"], dweight_hh=g["weight_hh_l0"],
-                    dbias_ih=g.get("bias_ih_l0"), dbias_hh=g.get("bias_hh_l0"))
-
-    def _extra_config(self):
-        return {}
-
-    # Single-state cells (GRU, RNN): state is h (1, B, H). LSTM overrides these three for (h, c).
-    def _initial_state(self, state, batch):
-        return self._zeros(batch) if state is None else self._state_array(state, "state", batch)
-
-    def _final_state_grad(self, dstate, batch):
-        return None if dstate is None else self._state_array(dstate, "dstate", batch)
+        if value.shape != shape:
+            raise ValueError(f"{name}: expected shape {shape} ({meaning}), got {value.shape}")
+        return value
 
 
-class LSTM(_RecurrentLayer):
-    """Long short-term memory layer (Hochreiter & Schmidhuber 1997, with the forget gate of Gers et al. 2000).
+# ----------------------------------------------------------------------------------------------------------------------
+# The three cells' kernels behind one interface. A state is a tuple: (h, c) for the LSTM, (h,) for GRU and RNN.
+
+
+class _LSTMKernel:
+    name, gates, state_names = "LSTM", 4, ("h", "c")
+
+    @staticmethod
+    def forward(x, state, w, extras, batch_sizes, training):
+        out, h_n, c_n, saved = F.lstm_forward(x, *state, *w, weight_hr=extras[0], peepholes=extras[1],
+                                              batch_sizes=batch_sizes, training=training)
+        return out, (h_n, c_n), saved
+
+    @staticmethod
+    def backward(saved, w, extras, dout, dstate, grads, extra_grads):
+        dx, dh0, dc0 = F.lstm_backward(saved, w[0], w[1], dout, *dstate, weight_hr=extras[0], peepholes=extras[1],
+                                       **grads, dweight_hr=extra_grads[0], dpeepholes=extra_grads[1])
+        return dx, (dh0, dc0)
+
+
+class _GRUKernel:
+    name, gates, state_names = "GRU", 3, ("h",)
+
+    def __init__(self, reset_after):
+        self.reset_after = reset_after
+
+    def forward(self, x, state, w, extras, batch_sizes, training):
+        out, h_n, saved = F.gru_forward(x, *state, *w, reset_after=self.reset_after, batch_sizes=batch_sizes,
+                                        training=training)
+        return out, (h_n,), saved
+
+    @staticmethod
+    def backward(saved, w, extras, dout, dstate, grads, extra_grads):
+        dx, dh0 = F.gru_backward(saved, w[0], w[1], dout, *dstate, **grads)
+        return dx, (dh0,)
+
+
+class _RNNKernel:
+    name, gates, state_names = "RNN", 1, ("h",)
+
+    def __init__(self, nonlinearity):
+        self.nonlinearity = nonlinearity
+
+    def forward(self, x, state, w, extras, batch_sizes, training):
+        out, h_n, saved = F.rnn_forward(x, *state, *w, nonlinearity=self.nonlinearity, batch_sizes=batch_sizes,
+                                        training=training)
+        return out, (h_n,), saved
+
+    @staticmethod
+    def backward(saved, w, extras, dout, dstate, grads, extra_grads):
+        dx, dh0 = F.rnn_backward(saved, w[0], w[1], dout, *dstate, **grads)
+        return dx, (dh0,)
+
+
+def _rnn_nonlinearity(value):
+    if value not in ("tanh", "relu"):
+        raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {value!r}")
+    return value
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Layers: stacks of one or two directions over whole sequences.
+
+
+class _Recurrent(_Module):
+    """What LSTM, GRU and RNN share. A subclass passes its kernel and its extra parameters' shapes."""
+
+    def __init__(self, kernel, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, dtype,
+                 seed, proj_size=0, peepholes=False, extra_config=()):
+        self._kernel = kernel
+        self.input_size = _positive_int(input_size, "input_size")
+        self.hidden_size = _positive_int(hidden_size, "hidden_size")
+        self.num_layers = _positive_int(num_layers, "num_layers")
+        self.bias = _bool(bias, "bias")
+        self.batch_first = _bool(batch_first, "batch_first")
+        self.bidirectional = _bool(bidirectional, "bidirectional")
+        dropout = _float_or_none(dropout, "dropout")
+        if dropout is None or not 0.0 <= dropout <= 1.0:
+            raise ValueError(f"dropout: expected a probability in [0, 1], got {dropout}")
+        self.dropout = dropout
+        self.dtype = _layer_dtype(dtype)
+        self.seed = _seed(seed)
+        self.proj_size = proj_size
+        self.peepholes = peepholes
+        self.training = True
+        self._saved = None
+        self._config = dict(input_size=self.input_size, hidden_size=self.hidden_size, num_layers=self.num_layers,
+                            bias=self.bias, batch_first=self.batch_first, dropout=self.dropout,
+                            bidirectional=self.bidirectional, **dict(extra_config), dtype=self.dtype.name,
+                            seed=self.seed)
+        seeds = np.random.SeedSequence(self.seed)
+        # Dropout masks come from their own stream, so dropout never changes the initial parameters.
+        self._dropout_rng = np.random.default_rng(seeds.spawn(1)[0])
+        self._init_params(self._shapes(), self.hidden_size, seeds)
+
+    @property
+    def num_directions(self):
+        return 2 if self.bidirectional else 1
+
+    @property
+    def output_size(self):
+        """H_out: the width of h (proj_size with a projection, else hidden_size)."""
+        return self.proj_size or self.hidden_size
+
+    def _suffix(self, layer, direction):
+        return f"_l{layer}" + ("_reverse" if direction else "")
+
+    def _shapes(self):
+        H, P, D = self.hidden_size, self.output_size, self.num_directions
+        gh = self._kernel.gates * H
+        shapes = {}
+        for k in range(self.num_layers):
+            width = self.input_size if k == 0 else D * P
+            for d in range(D):
+                s = self._suffix(k, d)
+                shapes[f"weight_ih{s}"] = (gh, width)
+                shapes[f"weight_hh{s}"] = (gh, P)
+                if self.bias:
+                    shapes[f"bias_ih{s}"] = (gh,)
+                    shapes[f"bias_hh{s}"] = (gh,)
+                if self.proj_size:
+                    shapes[f"weight_hr{s}"] = (P, H)
+                if self.peepholes:
+                    for gate in "ifo":
+                        shapes[f"peephole_{gate}{s}"] = (H,)
+        return shapes
+
+    def _weights(self, table, k, d):
+        """(weight_ih, weight_hh, bias_ih, bias_hh) and the LSTM extras (weight_hr, peepholes) of layer k, direction d,
+        from ``params`` or ``grads``."""
+        s = self._suffix(k, d)
+        w = (table[f"weight_ih{s}"], table[f"weight_hh{s}"], table.get(f"bias_ih{s}"), table.get(f"bias_hh{s}"))
+        peep = tuple(table[f"peephole_{g}{s}"] for g in "ifo") if self.peepholes else None
+        return w, (table.get(f"weight_hr{s}"), peep)
+
+    def _state_widths(self):
+        return (self.output_size, self.hidden_size)[:len(self._kernel.state_names)]
+
+    def _forget_saved(self):
+        self._saved = None
+
+    # -- state arguments: (D*L, B, W) arrays, a pair for the LSTM -----------------------------------------------------
+
+    def _state_tuple(self, state, batch, name):
+        """state or dstate as the caller gives it -> a tuple of (D*L, B, W) arrays or Nones (None: zeros)."""
+        names = self._kernel.state_names
+        if len(names) == 1:
+            parts = (state,)
+        elif state is None:
+            parts = (None, None)
+        elif isinstance(state, (tuple, list)) and len(state) == 2:
+            parts = tuple(state)
+        else:
+            raise TypeError(f"{name}: expected a pair (h, c) of arrays (D*num_layers, B, H) or None, "
+                            f"got {type(state).__name__}")
+        rows = self.num_directions * self.num_layers
+        result = []
+        for k, (part, width) in enumerate(zip(parts, self._state_widths())):
+            label = name if len(names) == 1 else f"{name}[{k}] ({'d' if name == 'dstate' else ''}{names[k]})"
+            result.append(None if part is None else self._checked(
+                part, label, (rows, batch, width), "num_directions * num_layers, batch, " +
+                ("hidden_size" if width == self.hidden_size else "proj_size")))
+        return tuple(result)
+
+    def _state_result(self, parts):
+        return parts[0] if len(parts) == 1 else tuple(parts)
+
+    # -- forward and backward -------------------------------------------------------------------------------------
+
+    def __call__(self, x, state=None, lengths=None):
+        """x (T, B, input_size), or (B, T, input_size) with batch_first -> (out, final state).
+
+        out is (T, B, D*H_out) (or (B, T, D*H_out)), the reverse direction's outputs in its second half. The state is
+        h (D*num_layers, B, H_out) and, for the LSTM, c (D*num_layers, B, hidden_size), as PyTorch's; None means zeros.
+        ``lengths`` (B ints in [0, T], any order) runs each sequence for its own number of steps: outputs past it are
+        zero, its final state is the one after its own last step, and the reverse direction starts there.
+
+        ``x`` must have the layer's dtype (an array-like that is not an ndarray is converted to it). In training mode
+        ``out`` is read-only and x must not be modified in place before ``backward``, which reads them.
+        """
+        x = self._array(x, "x")
+        order = "(B, T, input_size)" if self.batch_first else "(T, B, input_size)"
+        if x.ndim != 3 or x.shape[2] != self.input_size:
+            raise ValueError(f"x: expected shape {order} with input_size = {self.input_size}, got {x.shape}")
+        steps, batch = (x.shape[1], x.shape[0]) if self.batch_first else x.shape[:2]
+        layout = Layout(steps, batch, check_lengths(lengths, batch, steps))
+        initial = self._state_tuple(state, batch, "state")
+        training = self.training
+        D, L = self.num_directions, self.num_layers
+        finals = [[None] * (D * L) for _ in initial]
+        saved, masks = [], []
+        rows = layout.gather(x, self.batch_first)
+        for k in range(L):
+            outs, layer_saved = [], []
+            for d in range(D):
+                start = tuple(layout.sort_state(self._zeros(batch, w) if s is None else s[k * D + d])
+                              for s, w in zip(initial, self._state_widths()))
+                w, extras = self._weights(self.params, k, d)
+                out, final, rec = self._kernel.forward(rows if d == 0 else layout.reverse(rows), start, w, extras,
+                                                       layout.batch_sizes, training)
+                outs.append(out if d == 0 else layout.reverse(out))
+                layer_saved.append(rec)
+                for part, value in zip(finals, final):
+                    part[k * D + d] = layout.unsort_state(value)
+            rows = outs[0] if D == 1 else np.concatenate(outs, axis=-1)
+            if training and self.dropout and k < L - 1:
+                mask = self._dropout_mask(rows.shape)
+                rows = rows * mask
+                masks.append(mask)
+            saved.append(layer_saved)
+        out = layout.scatter(rows, self.batch_first)
+        if training:
+            self._saved = (layout, saved, masks, out.shape)
+            out.flags.writeable = False
+        else:
+            self._saved = None
+        return out, self._state_result(tuple(np.stack(part) for part in finals))
+
+    def backward(self, dout, dstate=None):
+        """Gradients from the last training-mode forward: dout (the shape of that forward's out) and optionally the
+        gradient of the final state (like the state; for the LSTM a pair whose parts may be None) -> (dx, dstate0).
+
+        Adds the gradient of every parameter of every layer and direction into ``grads``. With lengths, dout past a
+        sequence's length is ignored (those outputs are constant zeros).
+        """
+        if self._saved is None:
+            mode = "" if self.training else " (the layer is in eval mode: call layer.train())"
+            raise RuntimeError(f"backward: needs a forward call in training mode first{mode}")
+        layout, saved, masks, out_shape = self._saved
+        dout = self._checked(dout, "dout", out_shape, "the shape of the last forward's out")
+        batch = layout.batch
+        dfinal = self._state_tuple(dstate, batch, "dstate")
+        D, L, P = self.num_directions, self.num_layers, self.output_size
+        dinitial = [[None] * (D * L) for _ in dfinal]
+        drows = layout.gather(dout, self.batch_first)
+        for k in reversed(range(L)):
+            if k < L - 1 and masks:
+                drows = drows * masks[k]
+            dx_layer = None
+            for d in range(D):
+                part = drows if D == 1 else np.ascontiguousarray(drows[..., d * P:(d + 1) * P])
+                dlast = tuple(None if s is None else layout.sort_state(s[k * D + d]) for s in dfinal)
+                w, extras = self._weights(self.params, k, d)
+                gw, gextras = self._weights(self.grads, k, d)
+                grads = dict(dweight_ih=gw[0], dweight_hh=gw[1], dbias_ih=gw[2], dbias_hh=gw[3])
+                dx, dstart = self._kernel.backward(saved[k][d], w, extras, part if d == 0 else layout.reverse(part),
+                                                   dlast, grads, gextras)
+                dx = dx if d == 0 else layout.reverse(dx)
+                dx_layer = dx if dx_layer is None else dx_layer + dx
+                for acc, value in zip(dinitial, dstart):
+                    acc[k * D + d] = layout.unsort_state(value)
+            drows = dx_layer
+        dx = layout.scatter(drows, self.batch_first)
+        return dx, self._state_result(tuple(np.stack(part) for part in dinitial))
+
+    def _zeros(self, batch, width):
+        return np.zeros((batch, width), dtype=self.dtype)
+
+    def _dropout_mask(self, shape):
+        """Inverted dropout: each element kept with probability 1-p and scaled by 1/(1-p) (all zero when p = 1)."""
+        keep = 1.0 - self.dropout
+        if keep == 0.0:
+            return np.zeros(shape, self.dtype)
+        return ((self._dropout_rng.random(shape) < keep) / keep).astype(self.dtype)
+
+
+class LSTM(_Recurrent):
+    """Long short-term memory layers (Hochreiter & Schmidhuber 1997, with the forget gate of Gers et al. 2000).
 
     Gates i, f, g, o in PyTorch's order; ``c_t = f * c_{t-1} + i * g``, ``h_t = o * tanh(c_t)``. The state is a
-    pair ``(h, c)``, each (1, B, hidden_size).
+    pair ``(h, c)``: h (D*num_layers, B, H_out), c (D*num_layers, B, hidden_size).
+
+    * ``proj_size`` > 0: LSTMP, ``h_t = W_hr (o * tanh(c_t))`` with ``weight_hr_l{k}`` (proj_size, hidden_size), as
+      torch's; H_out = proj_size (any size here; torch requires it smaller than hidden_size).
+    * ``peepholes``: the gates see the cell (Gers & Schmidhuber 2000): ``p_i * c_{t-1}`` is added to i's and f's
+      pre-activations (``p_f``), ``p_o * c_t`` to o's; parameters ``peephole_{i,f,o}_l{k}`` (hidden_size,), zero at
+      the start. torch has no peepholes.
+    * ``forget_bias``: when set, the forget gate's part of ``bias_ih`` starts at this value and ``bias_hh``'s at 0
+      (Jozefowicz et al. 2015 recommend 1.0); needs ``bias=True``.
     """
 
-    _gates = 4
-
-    def _initial_state(self, state, batch):
-        if state is None:
-            return self._zeros(batch), self._zeros(batch)
-        if not isinstance(state, (tuple, list)) or len(state) != 2:
-            raise TypeError(f"state: expected a pair (h, c) of arrays (1, B, H), got {type(state).__name__}")
-        return self._state_array(state[0], "state[0] (h)", batch), self._state_array(state[1], "state[1] (c)", batch)
-
-    def _final_state_grad(self, dstate, batch):
-        if dstate is None:
-            return None, None
-        if not isinstance(dstate, (tuple, list)) or len(dstate) != 2:
-            raise TypeError(f"dstate: expected a pair (dh, dc) of arrays (1, B, H) or None, "
-                            f"got {type(dstate).__name__}")
-        return tuple(None if d is None else self._state_array(d, f"dstate[{k}]", batch)
-                     for k, d in enumerate(dstate))
-
-    def _forward(self, x, state, training):
-        out, h_n, c_n, saved = F.lstm_forward(x, *state, *self._weights(), training=training)
-        return out, (h_n[None], c_n[None]), saved
-
-    def _backward(self, saved, dout, dstate):
-        w_ih, w_hh, _, _ = self._weights()
-        dx, dh0, dc0 = F.lstm_backward(saved, w_ih, w_hh, dout, *dstate, **self._grad_kwargs())
-        return dx, (dh0[None], dc0[None])
+    def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, proj_size=0, peepholes=False, forget_bias=None, dtype="float32", seed=None):
+        proj_size = _positive_int(proj_size, "proj_size", minimum=0)
+        peepholes = _bool(peepholes, "peepholes")
+        forget_bias = _float_or_none(forget_bias, "forget_bias")
+        if forget_bias is not None and not bias:
+            raise ValueError("forget_bias: needs bias=True (it sets the forget gate's bias), got bias=False")
+        super().__init__(_LSTMKernel(), input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype, seed, proj_size=proj_size, peepholes=peepholes,
+                         extra_config=dict(proj_size=proj_size, peepholes=peepholes, forget_bias=forget_bias))
+        self.forget_bias = forget_bias
+        if forget_bias is not None:
+            H = self.hidden_size
+            for name, p in self.params.items():
+                if name.startswith("bias_"):
+                    p[H:2 * H] = forget_bias if name.startswith("bias_ih") else 0.0
 
 
-class GRU(_RecurrentLayer):
-    """Gated recurrent unit (Cho et al. 2014). Gates r, z, n in PyTorch's order; ``h_t = (1 - z) * n + z * h``.
+class GRU(_Recurrent):
+    """Gated recurrent unit layers (Cho et al. 2014). Gates r, z, n in PyTorch's order; ``h_t = (1 - z) * n + z * h``.
 
     ``reset_after=True`` (PyTorch, cuDNN): ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``;
     ``reset_after=False`` (the paper, ONNX's default): ``n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)``.
-    The state is h (1, B, hidden_size).
+    The state is h (D*num_layers, B, hidden_size).
     """
 
-    _gates = 3
+    def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, dtype="float32", seed=None, reset_after=True):
+        self.reset_after = _bool(reset_after, "reset_after")
+        super().__init__(_GRUKernel(self.reset_after), input_size, hidden_size, num_layers, bias, batch_first,
+                         dropout, bidirectional, dtype, seed, extra_config=dict(reset_after=self.reset_after))
+
+
+class RNN(_Recurrent):
+    """Elman recurrent layers: ``h_t = act(W_ih x + b_ih + W_hh h + b_hh)`` with act ``tanh`` or ``relu``.
+
+    The state is h (D*num_layers, B, hidden_size).
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, dtype="float32", seed=None, nonlinearity="tanh"):
+        self.nonlinearity = _rnn_nonlinearity(nonlinearity)
+        super().__init__(_RNNKernel(self.nonlinearity), input_size, hidden_size, num_layers, bias, batch_first,
+                         dropout, bidirectional, dtype, seed, extra_config=dict(nonlinearity=self.nonlinearity))
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Cells: one step per call, for streaming.
+
+
+class _Cell(_Module):
+    """What LSTMCell, GRUCell and RNNCell share: one time step per call through the same kernels (T = 1).
+
+    In training mode each call keeps its step's record on a stack and ``backward`` takes the most recent one, so a
+    sequence of steps is differentiated by calling ``backward`` in reverse order. ``eval()`` drops the records.
+    """
+
+    def __init__(self, kernel, input_size, hidden_size, bias, dtype, seed, extra_config=()):
+        self._kernel = kernel
+        self.input_size = _positive_int(input_size, "input_size")
+        self.hidden_size = _positive_int(hidden_size, "hidden_size")
+        self.bias = _bool(bias, "bias")
+        self.dtype = _layer_dtype(dtype)
+        self.seed = _seed(seed)
+        self.training = True
+        self._steps = []
+        self._config = dict(input_size=self.input_size, hidden_size=self.hidden_size, bias=self.bias,
+                            **dict(extra_config), dtype=self.dtype.name, seed=self.seed)
+        gh = kernel.gates * self.hidden_size
+        shapes = {"weight_ih": (gh, self.input_size), "weight_hh": (gh, self.hidden_size)}
+        if self.bias:
+            shapes.update(bias_ih=(gh,), bias_hh=(gh,))
+        self._init_params(shapes, self.hidden_size, self.seed)
+        p = self.params
+        self._w = (p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh"))
+        g = self.grads
+        self._grad_kwargs = dict(dweight_ih=g["weight_ih"], dweight_hh=g["weight_hh"], dbias_ih=g.get("bias_ih"),
+                                 dbias_hh=g.get("bias_hh"))
+
+    def _forget_saved(self):
+        self._steps.clear()
+
+    def _states(self, state, batch, name):
+        names = self._kernel.state_names
+        if len(names) == 1:
+            parts = (state,)
+        elif state is None:
+            parts = (None, None)
+        elif isinstance(state, (tuple, list)) and len(state) == 2:
+            parts = tuple(state)
+        else:
+            raise TypeError(f"{name}: expected a pair (h, c) of arrays (B, hidden_size) or None, "
+                            f"got {type(state).__name__}")
+        shape = (batch, self.hidden_size)
+        return tuple(None if part is None else
+                     self._checked(part, name if len(names) == 1 else f"{name}[{k}] ({names[k]})", shape,
+                                   "batch, hidden_size")
+                     for k, part in enumerate(parts))
+
+    def _step(self, x, state):
+        x = self._array(x, "x")
+        if x.ndim != 2 or x.shape[1] != self.input_size:
+            raise ValueError(f"x: expected shape (B, input_size) with input_size = {self.input_size}, got {x.shape}")
+        batch = x.shape[0]
+        start = tuple(np.zeros((batch, self.hidden_size), self.dtype) if s is None else s
+                      for s in self._states(state, batch, "state"))
+        _, final, saved = self._kernel.forward(x[None], start, self._w, (None, None), None, self.training)
+        if self.training:
+            self._steps.append(saved)
+        return final[0] if len(final) == 1 else final
+
+    def backward(self, dstate):
+        """The gradient of the newest not yet differentiated step's output state -> (dx (B, input_size), gradient of
+        that step's input state). Adds the parameter gradients into ``grads``."""
+        if not self._steps:
+            mode = "" if self.training else " (the cell is in eval mode: call cell.train())"
+            raise RuntimeError(f"backward: no training-mode step left to differentiate{mode}")
+        saved = self._steps[-1]
+        batch = saved.x.shape[1]
+        parts = self._states(dstate, batch, "dstate")
+        if parts[0] is None:
+            raise ValueError("dstate: the gradient of h is required (the step's output), got None")
+        self._steps.pop()
+        dx, dstart = self._kernel.backward(saved, self._w, (None, None), parts[0][None], (None,) + parts[1:],
+                                           self._grad_kwargs, (None, None))
+        return dx[0], (dstart[0] if len(dstart) == 1 else dstart)
+
+
+class LSTMCell(_Cell):
+    """One LSTM step: ``h, c = cell(x, (h, c))`` with x (B, input_size) and h, c (B, hidden_size) (None: zeros).
+    Parameters ``weight_ih`` (4H, I), ``weight_hh`` (4H, H), ``bias_ih``, ``bias_hh`` (4H,), as torch.nn.LSTMCell."""
+
+    def __init__(self, input_size, hidden_size, *, bias=True, dtype="float32", seed=None):
+        super().__init__(_LSTMKernel(), input_size, hidden_size, bias, dtype, seed)
+
+    def __call__(self, x, state=None):
+        return self._step(x, state)
+
+
+class GRUCell(_Cell):
+    """One GRU step: ``h = cell(x, h)`` with x (B, input_size) and h (B, hidden_size) (None: zeros), as
+    torch.nn.GRUCell (``reset_after=False``: the Cho et al. form, see GRU)."""
 
     def __init__(self, input_size, hidden_size, *, bias=True, dtype="float32", seed=None, reset_after=True):
-        if not isinstance(reset_after, (bool, np.bool_)):
-            raise TypeError(f"reset_after: expected a bool, got {type(reset_after).__name__}")
-        self.reset_after = bool(reset_after)
-        super().__init__(input_size, hidden_size, bias=bias, dtype=dtype, seed=seed)
+        self.reset_after = _bool(reset_after, "reset_after")
+        super().__init__(_GRUKernel(self.reset_after), input_size, hidden_size, bias, dtype, seed,
+                         extra_config=dict(reset_after=self.reset_after))
 
-    def _extra_config(self):
-        return {"reset_after": self.reset_after}
-
-    def _forward(self, x, h0, training):
-        out, h_n, saved = F.gru_forward(x, h0, *self._weights(), reset_after=self.reset_after, training=training)
-        return out, h_n[None], saved
-
-    def _backward(self, saved, dout, dh_n):
-        w_ih, w_hh, _, _ = self._weights()
-        dx, dh0 = F.gru_backward(saved, w_ih, w_hh, dout, dh_n, **self._grad_kwargs())
-        return dx, dh0[None]
+    def __call__(self, x, h=None):
+        return self._step(x, h)
 
 
-class RNN(_RecurrentLayer):
-    """Elman recurrent layer: ``h_t = act(W_ih x + b_ih + W_hh h + b_hh)`` with act ``tanh`` or ``relu``.
-
-    The state is h (1, B, hidden_size).
-    """
-
-    _gates = 1
+class RNNCell(_Cell):
+    """One Elman step: ``h = cell(x, h)`` with x (B, input_size) and h (B, hidden_size) (None: zeros), as
+    torch.nn.RNNCell."""
 
     def __init__(self, input_size, hidden_size, *, bias=True, dtype="float32", seed=None, nonlinearity="tanh"):
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
-        self.nonlinearity = nonlinearity
-        super().__init__(input_size, hidden_size, bias=bias, dtype=dtype, seed=seed)
+        self.nonlinearity = _rnn_nonlinearity(nonlinearity)
+        super().__init__(_RNNKernel(self.nonlinearity), input_size, hidden_size, bias, dtype, seed,
+                         extra_config=dict(nonlinearity=self.nonlinearity))
 
-    def _extra_config(self):
-        return {"nonlinearity": self.nonlinearity}
-
-    def _forward(self, x, h0, training):
-        out, h_n, saved = F.rnn_forward(x, h0, *self._weights(), nonlinearity=self.nonlinearity, training=training)
-        return out, h_n[None], saved
-
-    def _backward(self, saved, dout, dh_n):
-        w_ih, w_hh, _, _ = self._weights()
-        dx, dh0 = F.rnn_backward(saved, w_ih, w_hh, dout, dh_n, **self._grad_kwargs())
-        return dx, dh0[None]
+    def __call__(self, x, h=None):
+        return self._step(x, h)
