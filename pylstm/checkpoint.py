@@ -1,0 +1,277 @@
+"""Saving and loading layers and cells: ``pylstm.save(path, module)`` and ``pylstm.load(path) -> module``.
+
+File format: a NumPy ``.npz`` archive (an uncompressed zip of ``.npy`` arrays), holding
+
+* every parameter under its PyTorch name (``weight_ih_l0``, ``bias_hh_l1_reverse``, ...), with its exact dtype;
+* one extra entry ``"__pylstm__"``: a uint8 array of UTF-8 JSON, the header::
+
+      {"format": "pylstm-checkpoint", "version": 1, "class": "LSTM", "config": {...module.config()...},
+       "params": {"weight_ih_l0": [[16, 3], "float32"], ...}}
+
+The format is safe to load from an untrusted source: it holds numbers and JSON only, never pickled Python objects,
+and ``load`` reads it with ``np.load(..., allow_pickle=False)``, so loading a file can't run code. (An archive
+holding an object array, which only pickle can store, is refused with a ValueError.) ``load`` checks the
+header against the arrays and against the module that the header's class and config build, and raises a
+ValueError that names the file and says what is wrong before it returns anything.
+
+``save`` is atomic: it writes a temporary file in the same directory, fsyncs it and renames it onto ``path``, so
+``path`` holds either the previous file or the whole new one, even if the process dies while saving.
+"""
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from . import layers
+
+FORMAT = "pylstm-checkpoint"
+VERSION = 1
+HEADER = "__pylstm__"
+_CLASS_NAMES = ("LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell")
+
+
+def _classes():
+    return {name: getattr(layers, name) for name in _CLASS_NAMES}
+
+
+def save(path, module):
+    """Write ``module`` (a pylstm LSTM, GRU, RNN, LSTMCell, GRUCell or RNNCell) to the file ``path``.
+
+    ``path`` (str or os.PathLike) is used exactly as given: no ``.npz`` suffix is added. The file holds the
+    module's class name, its ``config()`` and a copy of every parameter (see the module docstring); gradients,
+    training/eval mode and optimizer state are not saved. Saving is atomic: on any error (including a failure
+    half-way through writing) an existing file at ``path`` is left untouched and the temporary file is removed.
+    """
+    path = os.fspath(path)
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    classes = _classes()
+    name = type(module).__name__
+    if classes.get(name) is not type(module):
+        raise TypeError(f"save: expected a pylstm module ({', '.join(_CLASS_NAMES)}), got {type(module).__name__}")
+    params = module.state_dict()
+    if HEADER in params:  # pragma: no cover - no module has such a parameter
+        raise ValueError(f"save: a parameter may not be called {HEADER!r}")
+    header = {"format": FORMAT, "version": VERSION, "class": name, "config": module.config(),
+              "params": {k: [list(v.shape), str(v.dtype)] for k, v in params.items()}}
+    try:
+        text = json.dumps(header, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"save: {name}.config() is not JSON-serialisable: {exc}") from exc
+    arrays = dict(params)
+    arrays[HEADER] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+
+    directory = os.path.dirname(os.path.abspath(path))
+    mode = _file_mode(path)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fd = None  # the file object owns it now
+            np.savez(f, **arrays)  # a file object: np.savez adds no ".npz" suffix and writes nothing else
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)  # mkstemp makes it 0600; give it the mode a plain open() would have
+        os.replace(tmp, path)
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_directory(directory)
+
+
+def load(path):
+    """Read a module written by ``save`` -> a new LSTM, GRU, RNN, LSTMCell, GRUCell or RNNCell.
+
+    The module is built as ``cls(**config)`` and its parameters are loaded from the file with their exact dtype
+    and values (bit for bit). Like any freshly constructed module it is in training mode: call ``.eval()`` for
+    inference. Its gradients are zero.
+
+    The file is read without pickle (``allow_pickle=False``), so it can't execute code. Any problem with the file —
+    not a zip/npz (corrupt or truncated), no or unreadable header, unknown format, version or class, a config the
+    class rejects, missing or unexpected parameters, a shape or dtype that differs from the header's or the
+    module's — raises a ValueError that names ``path``. A missing file raises FileNotFoundError.
+    """
+    shown = os.fspath(path)
+    where = f"pylstm.load({shown!r})"
+
+    def bad(message):  # the ValueError for every problem with the file's contents
+        return ValueError(f"{where}: not a valid pylstm checkpoint: {message}")
+
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        raise bad(f"not a readable .npz (zip) file, perhaps corrupt or truncated ({reason})") from exc
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise bad(f"not a .npz (zip) archive (np.load read a single {type(archive).__name__})")
+
+    with archive:
+        files = list(archive.files)  # read from the zip's directory when it was opened
+
+        def read(key, what):
+            try:
+                value = archive[key]
+            except Exception as exc:
+                # ValueError here includes numpy's refusal of object (pickled) arrays under allow_pickle=False;
+                # BadZipFile, zlib.error, EOFError, OSError come from a damaged member.
+                raise bad(f"{what} is unreadable ({type(exc).__name__}: {exc})") from exc
+            if not isinstance(value, np.ndarray):
+                raise bad(f"{what} is not a .npy array")
+            return value
+
+        if HEADER not in files:
+            raise bad(f"no {HEADER!r} header entry (a plain .npz, not written by pylstm.save); "
+                      f"entries: {sorted(files)}")
+        raw = read(HEADER, f"the {HEADER!r} header")
+        if raw.dtype != np.uint8 or raw.ndim != 1:
+            raise bad(f"the {HEADER!r} header must be a 1-D uint8 array, got dtype {raw.dtype} shape {raw.shape}")
+        try:
+            header = json.loads(raw.tobytes().decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise bad(f"the {HEADER!r} header is not UTF-8 JSON ({exc})") from exc
+        cls, config, declared = _check_header(header, bad)
+        _check_sizes(cls, config, declared, bad)
+
+        try:
+            module = cls(**config)
+        except (TypeError, ValueError, OverflowError, MemoryError) as exc:  # MemoryError: absurd sizes
+            reason = f"{type(exc).__name__}: {exc}"
+            raise bad(f"{cls.__name__} rejects the saved config {config!r} ({reason})") from exc
+
+        expected = module.params
+        stored = [k for k in files if k != HEADER]
+        _check_names("the header's parameter list", list(declared), list(expected),
+                     f"{cls.__name__} with this config", bad)
+        _check_names("the file's arrays", stored, list(declared), "the header", bad)
+
+        arrays = {}
+        for key, target in expected.items():
+            shape, dtype_name = declared[key]
+            try:
+                dtype = np.dtype(dtype_name)
+            except (TypeError, ValueError) as exc:
+                raise bad(f"the header's dtype for {key!r} is not a dtype: {dtype_name!r}") from exc
+            if tuple(shape) != target.shape or dtype != target.dtype:
+                raise bad(f"the header says {key!r} is {tuple(shape)} {dtype_name}, but {cls.__name__} with this "
+                          f"config expects {target.shape} {target.dtype}")
+            value = read(key, f"parameter {key!r}")
+            if value.shape != target.shape or value.dtype != target.dtype:
+                raise bad(f"parameter {key!r} is stored as {value.shape} {value.dtype}, but the header and "
+                          f"{cls.__name__} expect {target.shape} {target.dtype}")
+            arrays[key] = value
+    try:
+        module.load_state_dict(arrays)
+    except (KeyError, TypeError, ValueError) as exc:  # pragma: no cover - everything was checked above
+        raise bad(f"{cls.__name__}.load_state_dict refused the parameters ({exc})") from exc
+    return module
+
+
+# -- helpers ---------------------------------------------------------------------------------------------------------
+
+
+def _check_header(header, bad):
+    """The parsed JSON header -> (class, config dict, {name: (shape list, dtype str)}), or raise bad(...)."""
+    if not isinstance(header, dict):
+        raise bad(f"the {HEADER!r} header is not a JSON object")
+    if header.get("format") != FORMAT:
+        raise bad(f"unknown format {header.get('format')!r} (expected {FORMAT!r})")
+    version = header.get("version")
+    if type(version) is not int or version != VERSION:
+        raise bad(f"unsupported version {version!r} (this pylstm reads version {VERSION})")
+    name = header.get("class")
+    classes = _classes()
+    if not isinstance(name, str) or name not in classes:
+        raise bad(f"unknown class {name!r} (expected one of {', '.join(_CLASS_NAMES)})")
+    config = header.get("config")
+    if not isinstance(config, dict):
+        raise bad(f"the header's config is not a JSON object: {config!r}")
+    params = header.get("params")
+    if not isinstance(params, dict):
+        raise bad(f"the header's params is not a JSON object: {params!r}")
+    declared = {}
+    for key, entry in params.items():
+        ok = (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], list)
+              and all(type(n) is int and n >= 0 for n in entry[0]) and isinstance(entry[1], str))
+        if not ok:
+            raise bad(f"the header's entry for parameter {key!r} is not [shape list, dtype string]: {entry!r}")
+        declared[key] = (entry[0], entry[1])
+    return classes[name], config, declared
+
+
+_GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+
+
+def _check_sizes(cls, config, declared, bad):
+    """Before building anything: the config's sizes must be those of the declared first-layer weights, so a
+    doctored header cannot make ``cls(**config)`` allocate more than the file's own arrays (their shapes are checked
+    against the file when read)."""
+    suffix = "" if cls.__name__.endswith("Cell") else "_l0"
+    gates = _GATES[cls.__name__.replace("Cell", "")]
+    sizes = {k: config.get(k) for k in ("input_size", "hidden_size", "proj_size", "num_layers")}
+    if not all(v is None or type(v) is int for v in sizes.values()):
+        return  # not ints: the class's own checks reject them without allocating
+    hidden, width = sizes["hidden_size"], sizes["proj_size"] or sizes["hidden_size"]
+    for name, expected in ((f"weight_ih{suffix}", [gates * (hidden or 0), sizes["input_size"]]),
+                           (f"weight_hh{suffix}", [gates * (hidden or 0), width])):
+        got = declared.get(name, (None,))[0]
+        if got != expected:
+            raise bad(f"the config's sizes {sizes} do not fit the declared shape of {name!r}: {got}")
+    layers = sizes["num_layers"]
+    if layers is not None and f"weight_ih_l{layers - 1}" not in declared:
+        raise bad(f"the config's sizes {sizes} do not fit the declared parameters {list(declared)}")
+
+
+def _check_names(subject, got, expected, source, bad):
+    missing = [k for k in expected if k not in got]
+    unexpected = [k for k in got if k not in expected]
+    if missing or unexpected:
+        parts = ([f"missing parameters {missing}"] if missing else []) + (
+            [f"unexpected parameters {unexpected}"] if unexpected else [])
+        raise bad(f"{subject}: {', '.join(parts)} ({source} has exactly {expected})")
+
+
+def _file_mode(path):
+    """The permission bits the saved file gets: the replaced file's, or 0666 minus the umask for a new file."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _umask():
+    # Read from /proc where possible: os.umask(0) + os.umask(old) would briefly change it for every thread.
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def _fsync_directory(directory):
+    """Make the rename durable: fsync the directory (POSIX; skipped where directories can't be opened)."""
+    flags = getattr(os, "O_DIRECTORY", None)
+    if flags is None:  # Windows
+        return
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY | flags)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
