@@ -45,8 +45,10 @@ def _float_or_none(value, name):
 def _seed(value):
     if value is None:
         return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise TypeError(f"seed: expected None or a non-negative int, got {value!r}")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"seed: expected None or a non-negative int, got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"seed: expected None or a non-negative int, got {value}")
     return int(value)
 
 
@@ -226,8 +228,10 @@ class _Recurrent(_Module):
         self.bias = _bool(bias, "bias")
         self.batch_first = _bool(batch_first, "batch_first")
         self.bidirectional = _bool(bidirectional, "bidirectional")
+        if dropout is None:
+            raise TypeError("dropout: expected a probability in [0, 1], got None")
         dropout = _float_or_none(dropout, "dropout")
-        if dropout is None or not 0.0 <= dropout <= 1.0:
+        if not 0.0 <= dropout <= 1.0:
             raise ValueError(f"dropout: expected a probability in [0, 1], got {dropout}")
         self.dropout = dropout
         self.dtype = _layer_dtype(dtype)
@@ -436,7 +440,7 @@ class LSTM(_Recurrent):
         proj_size = _positive_int(proj_size, "proj_size", minimum=0)
         peepholes = _bool(peepholes, "peepholes")
         forget_bias = _float_or_none(forget_bias, "forget_bias")
-        if forget_bias is not None and not bias:
+        if forget_bias is not None and not _bool(bias, "bias"):
             raise ValueError("forget_bias: needs bias=True (it sets the forget gate's bias), got bias=False")
         super().__init__(_LSTMKernel(), input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, dtype, seed, proj_size=proj_size, peepholes=peepholes,
@@ -514,6 +518,15 @@ class _Cell(_Module):
         self._steps.clear()
 
     def _states(self, state, batch, name):
+        shape = (batch, self.hidden_size)
+        # The streaming fast path (a state this cell returned): exact arrays need no conversion and no messages.
+        if type(state) is tuple and len(state) == len(self._kernel.state_names) and all(
+                type(part) is np.ndarray and part.shape == shape and part.dtype == self.dtype
+                and part.flags.c_contiguous for part in state):
+            return state
+        if type(state) is np.ndarray and state.shape == shape and state.dtype == self.dtype and \
+                state.flags.c_contiguous and len(self._kernel.state_names) == 1:
+            return (state,)
         names = self._kernel.state_names
         if len(names) == 1:
             parts = (state,)
@@ -524,7 +537,6 @@ class _Cell(_Module):
         else:
             raise TypeError(f"{name}: expected a pair (h, c) of arrays (B, hidden_size) or None, "
                             f"got {type(state).__name__}")
-        shape = (batch, self.hidden_size)
         return tuple(None if part is None else
                      self._checked(part, name if len(names) == 1 else f"{name}[{k}] ({names[k]})", shape,
                                    "batch, hidden_size")
@@ -535,8 +547,9 @@ class _Cell(_Module):
         if x.ndim != 2 or x.shape[1] != self.input_size:
             raise ValueError(f"x: expected shape (B, input_size) with input_size = {self.input_size}, got {x.shape}")
         batch = x.shape[0]
-        start = tuple(np.zeros((batch, self.hidden_size), self.dtype) if s is None else s
-                      for s in self._states(state, batch, "state"))
+        start = self._states(state, batch, "state")
+        if any(s is None for s in start):
+            start = tuple(np.zeros((batch, self.hidden_size), self.dtype) if s is None else s for s in start)
         _, final, saved = self._kernel.forward(x[None], start, self._w, (None, None), None, self.training)
         if self.training:
             self._steps.append(saved)

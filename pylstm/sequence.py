@@ -19,8 +19,13 @@ def check_lengths(lengths, batch, steps):
     """lengths: None or B integers in [0, T] -> None or an int64 array (B,)."""
     if lengths is None:
         return None
-    arr = np.asarray(lengths)
-    if arr.dtype.kind not in "iu" or arr.dtype == np.bool_:
+    try:
+        arr = np.asarray(lengths)
+    except ValueError as exc:  # ragged nested sequences
+        raise ValueError(f"lengths: expected {batch} integers, got a ragged sequence ({exc})") from None
+    if arr.size == 0 and arr.dtype.kind == "f":
+        arr = arr.astype(np.int64)  # [] is float64 to NumPy
+    if arr.dtype.kind not in "iu":
         raise TypeError(f"lengths: expected integers, got dtype {arr.dtype}")
     if arr.shape != (batch,):
         raise ValueError(f"lengths: expected shape ({batch},) (one length per sequence of the batch), got {arr.shape}")
