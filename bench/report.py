@@ -45,7 +45,7 @@ print(2 * n ** 3 / sorted(ts)[len(ts) // 2] / 1e9, ",".join(map(str, arch)))
 def run_suite(json_path, junit_path, pytest_args, threads):
     env = dict(os.environ)
     env["PYLSTM_BENCH_THREADS"] = str(threads)
-    cmd = [sys.executable, "-m", "pytest", BENCH_DIR, f"--benchmark-json={json_path}", f"--junitxml={junit_path}",
+    cmd = [sys.executable, "-m", "pytest", os.path.join(BENCH_DIR, "test_suite.py"), f"--benchmark-json={json_path}", f"--junitxml={junit_path}",
            "--benchmark-columns=median,iqr,min,rounds", "-rfEs", *pytest_args]
     print("running:", " ".join(cmd), file=sys.stderr, flush=True)
     start = time.perf_counter()

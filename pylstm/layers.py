@@ -240,6 +240,8 @@ class _Recurrent(_Module):
         self.peepholes = peepholes
         self.training = True
         self._saved = None
+        self._names = {}
+        self._single = self.num_layers == 1 and not self.bidirectional
         self._config = dict(input_size=self.input_size, hidden_size=self.hidden_size, num_layers=self.num_layers,
                             bias=self.bias, batch_first=self.batch_first, dropout=self.dropout,
                             bidirectional=self.bidirectional, **dict(extra_config), dtype=self.dtype.name,
@@ -283,11 +285,17 @@ class _Recurrent(_Module):
 
     def _weights(self, table, k, d):
         """(weight_ih, weight_hh, bias_ih, bias_hh) and the LSTM extras (weight_hr, peepholes) of layer k, direction d,
-        from ``params`` or ``grads``."""
-        s = self._suffix(k, d)
-        w = (table[f"weight_ih{s}"], table[f"weight_hh{s}"], table.get(f"bias_ih{s}"), table.get(f"bias_hh{s}"))
-        peep = tuple(table[f"peephole_{g}{s}"] for g in "ifo") if self.peepholes else None
-        return w, (table.get(f"weight_hr{s}"), peep)
+        from ``params`` or ``grads`` (looked up on every call: the tables may be updated between calls)."""
+        names = self._names.get((k, d))
+        if names is None:  # the names, formatted once per layer and direction
+            s = self._suffix(k, d)
+            names = self._names[(k, d)] = (
+                (f"weight_ih{s}", f"weight_hh{s}", f"bias_ih{s}", f"bias_hh{s}"), f"weight_hr{s}",
+                tuple(f"peephole_{g}{s}" for g in "ifo") if self.peepholes else None)
+        w_names, hr_name, peep_names = names
+        w = tuple(table.get(n) for n in w_names)
+        peep = None if peep_names is None else tuple(table[n] for n in peep_names)
+        return w, (table.get(hr_name), peep)
 
     def _state_widths(self):
         return (self.output_size, self.hidden_size)[:len(self._kernel.state_names)]
@@ -338,26 +346,31 @@ class _Recurrent(_Module):
         order = "(B, T, input_size)" if self.batch_first else "(T, B, input_size)"
         if x.ndim != 3 or x.shape[2] != self.input_size:
             raise ValueError(f"x: expected shape {order} with input_size = {self.input_size}, got {x.shape}")
+        if lengths is None and self._single and not self.batch_first:
+            return self._forward_single(x, state)
         steps, batch = (x.shape[1], x.shape[0]) if self.batch_first else x.shape[:2]
         layout = Layout(steps, batch, check_lengths(lengths, batch, steps))
         initial = self._state_tuple(state, batch, "state")
         training = self.training
         D, L = self.num_directions, self.num_layers
-        finals = [[None] * (D * L) for _ in initial]
+        widths = self._state_widths()
+        # A missing state is zeros: one array per width serves every layer and direction (kernels only read it).
+        zeros = [None if s is not None else self._zeros(batch, w) for s, w in zip(initial, widths)]
+        finals = tuple(np.empty((D * L, batch, w), self.dtype) for w in widths)
         saved, masks = [], []
         rows = layout.gather(x, self.batch_first)
         for k in range(L):
             outs, layer_saved = [], []
             for d in range(D):
-                start = tuple(layout.sort_state(self._zeros(batch, w) if s is None else s[k * D + d])
-                              for s, w in zip(initial, self._state_widths()))
+                index = k * D + d
+                start = tuple(z if s is None else layout.sort_state(s[index]) for s, z in zip(initial, zeros))
                 w, extras = self._weights(self.params, k, d)
                 out, final, rec = self._kernel.forward(rows if d == 0 else layout.reverse(rows), start, w, extras,
                                                        layout.batch_sizes, training)
                 outs.append(out if d == 0 else layout.reverse(out))
                 layer_saved.append(rec)
                 for part, value in zip(finals, final):
-                    part[k * D + d] = layout.unsort_state(value)
+                    layout.unsort_state(value, out=part[index])
             rows = outs[0] if D == 1 else np.concatenate(outs, axis=-1)
             if training and self.dropout and k < L - 1:
                 mask = self._dropout_mask(rows.shape)
@@ -370,7 +383,24 @@ class _Recurrent(_Module):
             out.flags.writeable = False
         else:
             self._saved = None
-        return out, self._state_result(tuple(np.stack(part) for part in finals))
+        return out, self._state_result(finals)
+
+    def _forward_single(self, x, state):
+        """__call__ for one layer, one direction and whole (T, B, .) sequences, the streaming hot path: the kernel's
+        arrays are returned as they are, with no layout work. Kept short on purpose: the kernel has just streamed the
+        weights through the caches, so every Python step here costs several times what it does in a warm loop."""
+        steps, batch = x.shape[:2]
+        if state is None:
+            start = tuple(np.zeros((batch, w), self.dtype) for w in self._state_widths())
+        else:
+            start = tuple(np.zeros((batch, w), self.dtype) if s is None else s[0]
+                          for s, w in zip(self._state_tuple(state, batch, "state"), self._state_widths()))
+        w, extras = self._weights(self.params, 0, 0)
+        out, final, rec = self._kernel.forward(x, start, w, extras, None, self.training)
+        self._saved = (Layout(steps, batch), [[rec]], [], out.shape) if self.training else None
+        if self.training:
+            out.flags.writeable = False
+        return out, self._state_result(tuple(value[None] for value in final))
 
     def backward(self, dout, dstate=None):
         """Gradients from the last training-mode forward: dout (the shape of that forward's out) and optionally the
@@ -387,7 +417,7 @@ class _Recurrent(_Module):
         batch = layout.batch
         dfinal = self._state_tuple(dstate, batch, "dstate")
         D, L, P = self.num_directions, self.num_layers, self.output_size
-        dinitial = [[None] * (D * L) for _ in dfinal]
+        dinitial = tuple(np.empty((D * L, batch, w), self.dtype) for w in self._state_widths())
         drows = layout.gather(dout, self.batch_first)
         for k in reversed(range(L)):
             if k < L - 1 and masks:
@@ -403,11 +433,11 @@ class _Recurrent(_Module):
                                                    dlast, grads, gextras)
                 dx = dx if d == 0 else layout.reverse(dx)
                 dx_layer = dx if dx_layer is None else dx_layer + dx
-                for acc, value in zip(dinitial, dstart):
-                    acc[k * D + d] = layout.unsort_state(value)
+                for part, value in zip(dinitial, dstart):
+                    layout.unsort_state(value, out=part[k * D + d])
             drows = dx_layer
         dx = layout.scatter(drows, self.batch_first)
-        return dx, self._state_result(tuple(np.stack(part) for part in dinitial))
+        return dx, self._state_result(dinitial)
 
     def _zeros(self, batch, width):
         return np.zeros((batch, width), dtype=self.dtype)

@@ -94,10 +94,9 @@ class Layout:
         """A (B, W) state in the caller's batch order -> a C-contiguous array in the kernels' row order."""
         return np.ascontiguousarray(state if not self.packed else state[self.order])
 
-    def unsort_state(self, state):
-        """A (B, W) state in the kernels' row order -> the caller's batch order."""
-        if not self.packed:
-            return state
-        out = np.empty_like(state)
-        out[self.order] = state
-        return out
+    def unsort_state(self, state, out):
+        """Write a (B, W) state in the kernels' row order into `out` (B, W) in the caller's batch order."""
+        if self.packed:
+            out[self.order] = state
+        else:
+            out[...] = state
