@@ -54,10 +54,11 @@ inline UnitChunks unit_chunks(int threads, int64_t H, int64_t nr) {
 // A second thread pays when a step has enough arithmetic to hide a round's synchronization (a microsecond or two,
 // and the step's outputs crossing between caches), or when the weights outgrow one core's L2 cache and splitting
 // them keeps each half in a cache; and only when the whole call is worth starting a thread (a few microseconds).
-// Never more threads than panels of units.
+// Never more threads than panels of units. Measured (2-core Zen 4, float32, B = 1, T = 1, 1 vs 2 threads): LSTM
+// H = 192 30 -> 22 us, H = 256 92 -> 35 us, GRU H = 256 54 -> 29 us; below kMinCallWork both take the same time.
 inline int loop_threads(int64_t steps, int64_t step_work, int64_t weight_bytes, int64_t H, int64_t nr) {
   constexpr int64_t kComputeStep = int64_t(1) << 20, kSplitBytes = int64_t(512) << 10;
-  constexpr int64_t kMinCallWork = int64_t(1) << 20;
+  constexpr int64_t kMinCallWork = int64_t(1) << 18;
   if (busy_machine() || steps * step_work < kMinCallWork) return 1;
   if (step_work < kComputeStep && weight_bytes < kSplitBytes) return 1;
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(get_num_threads(), panels_per_gate(H, nr))));
