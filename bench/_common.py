@@ -341,8 +341,7 @@ def pylstm_results(layer, data):
         res["h_n"] = state[0].copy()
     saved_bytes = None
     if data.case.training:
-        from pylstm.saved import saved_bytes_per_step
-        saved_bytes = saved_bytes_per_step(layer._saved)
+        saved_bytes = layer.saved_bytes_per_step()
         layer.zero_grad()
         dx, _ = layer.backward(data.dout)
         res["dx"] = np.array(dx)

@@ -16,9 +16,7 @@ LAGS = (1, 5, 10, 20, 40, 70, 100)
 
 
 def _layers(seed):
-    lstm_open = LSTM(HIDDEN, HIDDEN, dtype="float64", seed=seed)
-    lstm_open.params["bias_ih_l0"][HIDDEN:2 * HIDDEN] = 1.0  # forget gate starts open
-    lstm_open.params["bias_hh_l0"][HIDDEN:2 * HIDDEN] = 0.0
+    lstm_open = LSTM(HIDDEN, HIDDEN, dtype="float64", seed=seed, forget_bias=1.0)  # the forget gate starts open
     return [
         ("RNN (tanh)", RNN(HIDDEN, HIDDEN, dtype="float64", seed=seed)),
         ("GRU", GRU(HIDDEN, HIDDEN, dtype="float64", seed=seed)),

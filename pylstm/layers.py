@@ -9,6 +9,7 @@ language: the same constructor arguments, parameter names, shapes, gate order an
 import numpy as np
 
 from . import functional as F
+from .saved import saved_bytes_per_step
 from .sequence import Layout, check_lengths
 
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -150,6 +151,25 @@ class _Module:
         if value.shape != shape:
             raise ValueError(f"{name}: expected shape {shape} ({meaning}), got {value.shape}")
         return value
+
+    def _state_parts(self, state, name, shapes, meanings):
+        """A state or state gradient as the caller gives it (h, or a pair (h, c) for the LSTM; None or a None part
+        means zeros) -> a tuple of checked arrays or Nones, one per part, of the given shapes."""
+        names = self._kernel.state_names
+        if len(names) == 1:
+            parts = (state,)
+        elif state is None:
+            parts = (None, None)
+        elif isinstance(state, (tuple, list)) and len(state) == 2:
+            parts = tuple(state)
+        else:
+            raise TypeError(f"{name}: expected a pair (h, c) of arrays {shapes[0]} and {shapes[1]} or None, "
+                            f"got {type(state).__name__}")
+        prefix = "d" if name.startswith("d") else ""
+        return tuple(None if part is None else
+                     self._checked(part, name if len(names) == 1 else f"{name}[{k}] ({prefix}{names[k]})",
+                                   shape, meaning)
+                     for k, (part, shape, meaning) in enumerate(zip(parts, shapes, meanings)))
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -307,24 +327,10 @@ class _Recurrent(_Module):
 
     def _state_tuple(self, state, batch, name):
         """state or dstate as the caller gives it -> a tuple of (D*L, B, W) arrays or Nones (None: zeros)."""
-        names = self._kernel.state_names
-        if len(names) == 1:
-            parts = (state,)
-        elif state is None:
-            parts = (None, None)
-        elif isinstance(state, (tuple, list)) and len(state) == 2:
-            parts = tuple(state)
-        else:
-            raise TypeError(f"{name}: expected a pair (h, c) of arrays (D*num_layers, B, H) or None, "
-                            f"got {type(state).__name__}")
-        rows = self.num_directions * self.num_layers
-        result = []
-        for k, (part, width) in enumerate(zip(parts, self._state_widths())):
-            label = name if len(names) == 1 else f"{name}[{k}] ({'d' if name == 'dstate' else ''}{names[k]})"
-            result.append(None if part is None else self._checked(
-                part, label, (rows, batch, width), "num_directions * num_layers, batch, " +
-                ("hidden_size" if width == self.hidden_size else "proj_size")))
-        return tuple(result)
+        rows, widths = self.num_directions * self.num_layers, self._state_widths()
+        return self._state_parts(state, name, tuple((rows, batch, w) for w in widths), tuple(
+            "num_directions * num_layers, batch, " + ("hidden_size" if w == self.hidden_size else "proj_size")
+            for w in widths))
 
     def _state_result(self, parts):
         return parts[0] if len(parts) == 1 else tuple(parts)
@@ -438,6 +444,13 @@ class _Recurrent(_Module):
             drows = dx_layer
         dx = layout.scatter(drows, self.batch_first)
         return dx, self._state_result(dinitial)
+
+    def saved_bytes_per_step(self):
+        """Bytes the last training-mode forward keeps per time step for backward, beyond x and out, summed over
+        layers and directions (dropout masks not counted); 0 when nothing is kept."""
+        if self._saved is None:
+            return 0
+        return sum(saved_bytes_per_step(rec) for layer in self._saved[1] for rec in layer)
 
     def _zeros(self, batch, width):
         return np.zeros((batch, width), dtype=self.dtype)
@@ -557,20 +570,8 @@ class _Cell(_Module):
         if type(state) is np.ndarray and state.shape == shape and state.dtype == self.dtype and \
                 state.flags.c_contiguous and len(self._kernel.state_names) == 1:
             return (state,)
-        names = self._kernel.state_names
-        if len(names) == 1:
-            parts = (state,)
-        elif state is None:
-            parts = (None, None)
-        elif isinstance(state, (tuple, list)) and len(state) == 2:
-            parts = tuple(state)
-        else:
-            raise TypeError(f"{name}: expected a pair (h, c) of arrays (B, hidden_size) or None, "
-                            f"got {type(state).__name__}")
-        return tuple(None if part is None else
-                     self._checked(part, name if len(names) == 1 else f"{name}[{k}] ({names[k]})", shape,
-                                   "batch, hidden_size")
-                     for k, part in enumerate(parts))
+        n = len(self._kernel.state_names)
+        return self._state_parts(state, name, (shape,) * n, ("batch, hidden_size",) * n)
 
     def _step(self, x, state):
         x = self._array(x, "x")

@@ -42,11 +42,15 @@ class RNNSaved(NamedTuple):
 
 
 def saved_bytes_per_step(saved) -> int:
-    """Bytes the saved record holds per time step beyond x and out (which the caller owns anyway)."""
+    """Bytes the saved record holds per time step beyond x and out (which the caller owns anyway); in the packed
+    layout, where steps run fewer rows as sequences end, the average over the steps."""
     if isinstance(saved, LSTMSaved):
-        return (saved.gates[0].nbytes + saved.cells[0].nbytes) if len(saved.gates) else 0
-    if isinstance(saved, GRUSaved):
-        return saved.gates[0].nbytes if len(saved.gates) else 0
-    if isinstance(saved, RNNSaved):
+        held = saved.gates.nbytes + saved.cells.nbytes
+    elif isinstance(saved, GRUSaved):
+        held = saved.gates.nbytes
+    elif isinstance(saved, RNNSaved):
         return 0
-    raise TypeError(f"saved: expected LSTMSaved, GRUSaved or RNNSaved, got {type(saved).__name__}")
+    else:
+        raise TypeError(f"saved: expected LSTMSaved, GRUSaved or RNNSaved, got {type(saved).__name__}")
+    steps = saved.x.shape[0] if saved.batch_sizes is None else len(saved.batch_sizes)
+    return held // steps if steps else 0

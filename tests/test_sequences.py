@@ -875,3 +875,20 @@ def test_expected_names_helper_matches_torch_without_peepholes():
     module = torch.nn.LSTM(5, 7, 3, bidirectional=True, proj_size=3)
     assert [(k, tuple(v.shape)) for k, v in module.state_dict().items()] == \
         list(expected_names(3, True, True, 3, False, 4, 5, 7, 3).items())
+
+
+@pytest.mark.parametrize("cls,kwargs,per_row", [
+    (pylstm.LSTM, {"proj_size": 3, "peepholes": True}, 5), (pylstm.GRU, {}, 4),
+    (pylstm.GRU, {"reset_after": False}, 3), (pylstm.RNN, {}, 0)], ids=["lstm-proj-peep", "gru", "gru-before", "rnn"])
+def test_saved_bytes_per_step_of_a_stack(cls, kwargs, per_row):
+    """A training forward keeps per step, layer, direction and running row per_row*H values (projection and
+    peepholes add none); with lengths the steps run fewer rows, counted as the average per step; eval keeps none."""
+    H, B, T = 6, 3, 4
+    layer = cls(2, H, num_layers=2, bidirectional=True, dtype="float64", seed=0, **kwargs)
+    x = np.zeros((T, B, 2))
+    layer(x)
+    assert layer.saved_bytes_per_step() == 2 * 2 * per_row * H * B * 8
+    layer(x, lengths=[4, 2, 0])  # 6 rows over 4 steps
+    assert layer.saved_bytes_per_step() == 2 * 2 * (per_row * H * 8 * 6 // 4)
+    layer.eval()(x)
+    assert layer.saved_bytes_per_step() == 0
