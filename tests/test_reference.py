@@ -52,23 +52,28 @@ def analytic_gradients(cell, problem, grads=None):
     return {"x": dx, **{f"{s}0": d for s, d in zip("hc", dstates)}, **grads}
 
 
-def numeric_gradients(cell, problem, eps=1e-6):
-    """Central differences of the loss with respect to every entry of x, the states and the present parameters."""
-    arrays = {"x": problem.x, **{f"{s}0": a for s, a in zip("hc", problem.states)},
-              **{name: problem.params[name] for name in problem.present_params()}}
+def central_differences(arrays, loss_of, eps=1e-6):
+    """name -> d loss / d array by central differences, perturbing each entry of each array in place."""
     result = {}
     for name, array in arrays.items():
         grad = np.empty_like(array)
         for idx in np.ndindex(array.shape):
             orig = array[idx]
             array[idx] = orig + eps
-            plus = loss(cell, problem)
+            plus = loss_of()
             array[idx] = orig - eps
-            minus = loss(cell, problem)
+            minus = loss_of()
             array[idx] = orig
             grad[idx] = (plus - minus) / (2 * eps)
         result[name] = grad
     return result
+
+
+def numeric_gradients(cell, problem, eps=1e-6):
+    """Central differences of the loss with respect to every entry of x, the states and the present parameters."""
+    arrays = {"x": problem.x, **{f"{s}0": a for s, a in zip("hc", problem.states)},
+              **{name: problem.params[name] for name in problem.present_params()}}
+    return central_differences(arrays, lambda: loss(cell, problem), eps)
 
 
 def assert_close_relative(actual, expected, rtol, what=""):
@@ -419,19 +424,7 @@ class SeqProblem:
 
     def numeric_gradients(self, cell, eps=1e-6):
         arrays = {"x": self.x, **{f"{s}0": a for s, a in zip("hc", self.states)}, **self.params}
-        result = {}
-        for name, array in arrays.items():
-            grad = np.empty_like(array)
-            for idx in np.ndindex(array.shape):
-                orig = array[idx]
-                array[idx] = orig + eps
-                plus = self.seq_loss(cell)
-                array[idx] = orig - eps
-                minus = self.seq_loss(cell)
-                array[idx] = orig
-                grad[idx] = (plus - minus) / (2 * eps)
-            result[name] = grad
-        return result
+        return central_differences(arrays, lambda: self.seq_loss(cell), eps)
 
 
 def _rnn_preactivations(problem):

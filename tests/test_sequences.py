@@ -25,6 +25,7 @@ import zlib
 import numpy as np
 import pytest
 
+import compare
 import pylstm
 from pylstm import reference as ref
 
@@ -184,15 +185,7 @@ def oracle_stack(spec, params, x, state0=None, lengths=None, dout=None, dstate=N
 
 
 def assert_close(actual, expected, dtype, what):
-    actual = np.asarray(actual)
-    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
-    assert actual.dtype == np.dtype(dtype), f"{what}: dtype {actual.dtype}"
-    if np.dtype(dtype) == np.float64:
-        np.testing.assert_allclose(actual, expected, err_msg=what, **F64)
-    else:
-        err = np.max(np.abs(actual.astype(np.float64) - expected), initial=0.0)
-        scale = max(1.0, np.max(np.abs(expected), initial=0.0))
-        assert err <= F32_OF_SCALE * scale, f"{what}: max error {err:.3g} > {F32_OF_SCALE:g} * {scale:.3g}"
+    compare.assert_close(actual, expected, dtype, what, f64_tol=F64, f32_of_scale=F32_OF_SCALE)
 
 
 def tm(a, batch_first):

@@ -13,6 +13,7 @@ GRU only with reset_after=True: PyTorch has no reset_after=False form.
 import numpy as np
 import pytest
 
+import compare
 import pylstm
 
 torch = pytest.importorskip("torch")
@@ -47,21 +48,8 @@ def make_pair(kind, I, H, bias, dtype, seed):
     return layer, module
 
 
-def max_scaled_error(actual, expected):
-    """max |actual - expected| / max(1, max |expected|): the error measure the float32 tolerance is stated in."""
-    expected = np.asarray(expected, dtype=np.float64)
-    err = np.max(np.abs(np.asarray(actual, dtype=np.float64) - expected), initial=0.0)
-    return err / max(1.0, np.max(np.abs(expected), initial=0.0))
-
-
 def assert_close(actual, expected, dtype, what):
-    assert actual.shape == tuple(expected.shape), f"{what}: {actual.shape} != {tuple(expected.shape)}"
-    assert actual.dtype == np.dtype(dtype), what
-    if dtype == "float64":
-        np.testing.assert_allclose(actual, expected, err_msg=what, **F64_TOL)
-    else:
-        err = max_scaled_error(actual, expected)
-        assert err <= F32_RTOL_OF_SCALE, f"{what}: scaled max error {err:.3g} > {F32_RTOL_OF_SCALE:g}"
+    compare.assert_close(actual, expected, dtype, what, f64_tol=F64_TOL, f32_of_scale=F32_RTOL_OF_SCALE)
 
 
 def run_both(kind, T, B, I, H, bias, dtype, seed=0):

@@ -19,9 +19,11 @@ import itertools
 import numpy as np
 import pytest
 
+import compare
 import pylstm
 
 torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
 
 # float64: the same formulas in double precision on both sides; only summation orders differ (measured worst, over
@@ -125,23 +127,10 @@ def run_both(case, dtype, lengths=None, seed=0):
     return ours, theirs
 
 
-def max_scaled_error(actual, expected):
-    expected = np.asarray(expected, dtype=np.float64)
-    err = np.max(np.abs(np.asarray(actual, dtype=np.float64) - expected), initial=0.0)
-    return err / max(1.0, np.max(np.abs(expected), initial=0.0))
-
-
 def assert_all_close(ours, theirs, dtype):
     assert ours.keys() == theirs.keys()
     for name, expected in theirs.items():
-        actual = ours[name]
-        assert actual.shape == expected.shape, f"{name}: {actual.shape} != {expected.shape}"
-        assert actual.dtype == np.dtype(dtype), name
-        if dtype == "float64":
-            np.testing.assert_allclose(actual, expected, err_msg=name, **F64_TOL)
-        else:
-            err = max_scaled_error(actual, expected)
-            assert err <= F32_RTOL_OF_SCALE, f"{name}: scaled max error {err:.3g} > {F32_RTOL_OF_SCALE:g}"
+        compare.assert_close(ours[name], expected, dtype, name, f64_tol=F64_TOL, f32_of_scale=F32_RTOL_OF_SCALE)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
