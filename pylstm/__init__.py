@@ -1,7 +1,9 @@
 """pylstm: LSTM, GRU and RNN layers on the CPU, run by C++ kernels and checked against a NumPy reference.
 
-    layers (pylstm.LSTM, GRU, RNN)  ->  pylstm.functional  ->  pylstm._core (pybind11)  ->  csrc/ kernels
-                                        pylstm.reference: the readable NumPy twin of pylstm.functional
+    layers (pylstm.LSTM, GRU, RNN; LSTMCell, GRUCell, RNNCell)  ->  pylstm.functional  ->  pylstm._core (pybind11)
+        |  pylstm.sequence: padded batch + lengths <-> packed rows        ->  csrc/ kernels
+    pylstm.reference: the readable NumPy twin of pylstm.functional
+    pylstm.checkpoint (save, load), pylstm.padding (pad_sequences, unpad)
 """
 try:
     from . import _core  # noqa: F401  (the compiled extension; everything below needs it)
@@ -21,7 +23,8 @@ from .layers import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: E402
 from .padding import pad_sequences, unpad  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "save", "load", "pad_sequences", "unpad", "functional", "reference", "isa", "supported_isas", "get_num_threads",
+__all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "save", "load", "pad_sequences", "unpad",
+           "functional", "reference", "isa", "supported_isas", "get_num_threads",
            "set_num_threads", "__version__"]
 
 
