@@ -23,8 +23,15 @@ namespace pylstm {
 // At most this many rows, a GEMM against W^T uses dot products on the unpacked weights (no packing: a single step at
 // batch 1 would spend longer packing the weights than using them).
 constexpr int64_t kDotRows = 4;
-// Inference projects the inputs of this many rows (whole steps) at a time, so its scratch stays O(B * H).
+// The input projection runs this many rows (whole steps) at a time: inference scratch stays O(B * H).
 constexpr int64_t kProjectionRows = 256;
+
+// Steps whose input projection is computed together: about kProjectionRows rows, so the projected rows are still
+// in cache when their steps read them (projecting a whole long sequence first leaves each step's rows in memory).
+inline int64_t projection_chunk(int64_t steps, int64_t batch) {
+  return std::clamp<int64_t>((kProjectionRows + batch - 1) / std::max<int64_t>(batch, 1), 1,
+                             std::max<int64_t>(steps, 1));
+}
 
 // The hidden units [j0, j1) of one work item: panels [q0, q1) of every gate.
 struct UnitSlice {

@@ -14,8 +14,7 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
   const bool training = gates != nullptr;
   // Pre-activation rows: in training the saved gates' rows (width W), turned into r, z, n [, hn] in place.
   const int64_t W = training ? gru_saved_width(H, reset_after) : G;
-  const int64_t chunk = training ? steps : std::clamp<int64_t>((kProjectionRows + B - 1) / std::max<int64_t>(B, 1),
-                                                               1, std::max<int64_t>(steps, 1));
+  const int64_t chunk = projection_chunk(steps, B);
   const bool dot_projection = chunk * B <= kDotRows, dot_recurrent = B <= kDotRows;
   PackedB<T> wih = gate_panels<T>(I, H, 3, nr), whh = gate_panels<T>(H, H, 3, nr);
   T *pre_chunk = nullptr, *bias = nullptr, *gh = nullptr, *rh = nullptr;

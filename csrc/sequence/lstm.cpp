@@ -13,9 +13,9 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
   const StepRows rows(s);
   const int64_t steps = s.steps, B = s.batch, I = s.input, H = s.hidden, P = s.state(), G = 4 * H, nr = o.nr;
   const bool training = gates != nullptr, projected = extras.w_hr != nullptr;
-  // Training projects all steps' inputs straight into the saved gates; inference a chunk of steps at a time.
-  const int64_t chunk = training ? steps : std::clamp<int64_t>((kProjectionRows + B - 1) / std::max<int64_t>(B, 1),
-                                                               1, std::max<int64_t>(steps, 1));
+  // The input projection runs a chunk of steps at a time, just before they need it: in training straight into the
+  // saved gates, in inference into a small scratch.
+  const int64_t chunk = projection_chunk(steps, B);
   const bool dot_projection = chunk * B <= kDotRows, dot_recurrent = B <= kDotRows;
   PackedB<T> wih = gate_panels<T>(I, H, 4, nr), whh = gate_panels<T>(P, H, 4, nr), whr = gate_panels<T>(H, P, 1, nr);
   T *pre_chunk = nullptr, *bias = nullptr, *m = nullptr;
