@@ -94,11 +94,15 @@ void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const Gra
     }
 #pragma omp barrier
     T* a_block = a_blocks + a_size * tid;
-#pragma omp for schedule(static)
-    for (int64_t bi = 0; bi < n_blocks; ++bi) {
-      const int64_t m0 = blocks[bi].first, mcb = blocks[bi].second - m0;
-      for (int64_t k0 = 0; k0 < K; k0 += o.kc) {
-        const int64_t kcb = std::min(o.kc, K - k0);
+    // Each thread owns a fixed range of row blocks (no barrier: nothing is shared but the packed B). The sum over the
+    // rows (k) is the outer loop, so a chunk of packed B and of dpre's rows is read from memory once and reused by
+    // all of the thread's row blocks while in cache (K, the number of rows, is large: T * B); each element still
+    // adds its k chunks in increasing order, so the result does not depend on the thread count.
+    const int64_t b_begin = n_blocks * tid / nt, b_end = n_blocks * (tid + 1) / nt;
+    for (int64_t k0 = 0; k0 < K; k0 += o.kc) {
+      const int64_t kcb = std::min(o.kc, K - k0);
+      for (int64_t bi = b_begin; bi < b_end; ++bi) {
+        const int64_t m0 = blocks[bi].first, mcb = blocks[bi].second - m0;
         o.pack_a_block(mcb, kcb, dpre + m0 + k0 * ld, 1, ld, a_block, sums + m0);
         for (int j = 0; j < n_terms; ++j) {
           const GradTerm<T>& g = terms[j];
