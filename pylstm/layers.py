@@ -192,38 +192,29 @@ class _LSTMKernel:
         return dx, (dh0, dc0)
 
 
-class _GRUKernel:
-    name, gates, state_names = "GRU", 3, ("h",)
+class _HiddenStateKernel:
+    """GRU and RNN: the state is h alone; ``options`` (reset_after, nonlinearity) go to the forward."""
+    state_names = ("h",)
 
-    def __init__(self, reset_after):
-        self.reset_after = reset_after
+    def __init__(self, name, gates, forward, backward, **options):
+        self.name, self.gates = name, gates
+        self._forward, self._backward, self._options = forward, backward, options
 
     def forward(self, x, state, w, extras, batch_sizes, training):
-        out, h_n, saved = F.gru_forward(x, *state, *w, reset_after=self.reset_after, batch_sizes=batch_sizes,
-                                        training=training)
+        out, h_n, saved = self._forward(x, *state, *w, batch_sizes=batch_sizes, training=training, **self._options)
         return out, (h_n,), saved
 
-    @staticmethod
-    def backward(saved, w, extras, dout, dstate, grads, extra_grads):
-        dx, dh0 = F.gru_backward(saved, w[0], w[1], dout, *dstate, **grads)
+    def backward(self, saved, w, extras, dout, dstate, grads, extra_grads):
+        dx, dh0 = self._backward(saved, w[0], w[1], dout, *dstate, **grads)
         return dx, (dh0,)
 
 
-class _RNNKernel:
-    name, gates, state_names = "RNN", 1, ("h",)
+def _gru_kernel(reset_after):
+    return _HiddenStateKernel("GRU", 3, F.gru_forward, F.gru_backward, reset_after=reset_after)
 
-    def __init__(self, nonlinearity):
-        self.nonlinearity = nonlinearity
 
-    def forward(self, x, state, w, extras, batch_sizes, training):
-        out, h_n, saved = F.rnn_forward(x, *state, *w, nonlinearity=self.nonlinearity, batch_sizes=batch_sizes,
-                                        training=training)
-        return out, (h_n,), saved
-
-    @staticmethod
-    def backward(saved, w, extras, dout, dstate, grads, extra_grads):
-        dx, dh0 = F.rnn_backward(saved, w[0], w[1], dout, *dstate, **grads)
-        return dx, (dh0,)
+def _rnn_kernel(nonlinearity):
+    return _HiddenStateKernel("RNN", 1, F.rnn_forward, F.rnn_backward, nonlinearity=nonlinearity)
 
 
 def _rnn_nonlinearity(value):
@@ -507,7 +498,7 @@ class GRU(_Recurrent):
     def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, dtype="float32", seed=None, reset_after=True):
         self.reset_after = _bool(reset_after, "reset_after")
-        super().__init__(_GRUKernel(self.reset_after), input_size, hidden_size, num_layers, bias, batch_first,
+        super().__init__(_gru_kernel(self.reset_after), input_size, hidden_size, num_layers, bias, batch_first,
                          dropout, bidirectional, dtype, seed, extra_config=dict(reset_after=self.reset_after))
 
 
@@ -520,7 +511,7 @@ class RNN(_Recurrent):
     def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, dtype="float32", seed=None, nonlinearity="tanh"):
         self.nonlinearity = _rnn_nonlinearity(nonlinearity)
-        super().__init__(_RNNKernel(self.nonlinearity), input_size, hidden_size, num_layers, bias, batch_first,
+        super().__init__(_rnn_kernel(self.nonlinearity), input_size, hidden_size, num_layers, bias, batch_first,
                          dropout, bidirectional, dtype, seed, extra_config=dict(nonlinearity=self.nonlinearity))
 
 
@@ -620,7 +611,7 @@ class GRUCell(_Cell):
 
     def __init__(self, input_size, hidden_size, *, bias=True, dtype="float32", seed=None, reset_after=True):
         self.reset_after = _bool(reset_after, "reset_after")
-        super().__init__(_GRUKernel(self.reset_after), input_size, hidden_size, bias, dtype, seed,
+        super().__init__(_gru_kernel(self.reset_after), input_size, hidden_size, bias, dtype, seed,
                          extra_config=dict(reset_after=self.reset_after))
 
     def __call__(self, x, h=None):
@@ -633,7 +624,7 @@ class RNNCell(_Cell):
 
     def __init__(self, input_size, hidden_size, *, bias=True, dtype="float32", seed=None, nonlinearity="tanh"):
         self.nonlinearity = _rnn_nonlinearity(nonlinearity)
-        super().__init__(_RNNKernel(self.nonlinearity), input_size, hidden_size, bias, dtype, seed,
+        super().__init__(_rnn_kernel(self.nonlinearity), input_size, hidden_size, bias, dtype, seed,
                          extra_config=dict(nonlinearity=self.nonlinearity))
 
     def __call__(self, x, h=None):

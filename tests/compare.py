@@ -1,4 +1,5 @@
-"""The one comparison the layer tests share: float64 elementwise, float32 relative to the compared array's scale.
+"""What the tests share for comparing results: float64 elementwise, float32 relative to the compared array's scale,
+and gradients by central differences.
 
 float32 results differ from their oracle by rounding that grows with the magnitudes involved, so the float32 error is
 stated as max |actual - expected| / max(1, max |expected|); each test file passes the tolerances it measured.
@@ -24,3 +25,21 @@ def assert_close(actual, expected, dtype, what, *, f64_tol, f32_of_scale):
     else:
         err = max_scaled_error(actual, expected)
         assert err <= f32_of_scale, f"{what}: scaled max error {err:.3g} > {f32_of_scale:g}"
+
+
+def central_differences(arrays, loss_of, eps=1e-6):
+    """name -> d loss / d array by central differences, perturbing each entry of each array in place (and
+    restoring it); loss_of() computes the loss from the arrays' current values."""
+    result = {}
+    for name, array in arrays.items():
+        grad = np.empty_like(array)
+        for idx in np.ndindex(array.shape):
+            orig = array[idx]
+            array[idx] = orig + eps
+            plus = loss_of()
+            array[idx] = orig - eps
+            minus = loss_of()
+            array[idx] = orig
+            grad[idx] = (plus - minus) / (2 * eps)
+        result[name] = grad
+    return result

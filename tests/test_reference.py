@@ -34,6 +34,8 @@ from cells import (
     with_bias,
 )
 
+from compare import central_differences
+
 from pylstm import reference as ref
 from pylstm.saved import GRUSaved, LSTMSaved, RNNSaved
 
@@ -50,23 +52,6 @@ def analytic_gradients(cell, problem, grads=None):
         grads = {name: np.zeros_like(problem.params[name]) for name in problem.present_params()}
     dx, dstates = cell.backward(saved, problem.params, problem.w_out, problem.w_finals, grads)
     return {"x": dx, **{f"{s}0": d for s, d in zip("hc", dstates)}, **grads}
-
-
-def central_differences(arrays, loss_of, eps=1e-6):
-    """name -> d loss / d array by central differences, perturbing each entry of each array in place."""
-    result = {}
-    for name, array in arrays.items():
-        grad = np.empty_like(array)
-        for idx in np.ndindex(array.shape):
-            orig = array[idx]
-            array[idx] = orig + eps
-            plus = loss_of()
-            array[idx] = orig - eps
-            minus = loss_of()
-            array[idx] = orig
-            grad[idx] = (plus - minus) / (2 * eps)
-        result[name] = grad
-    return result
 
 
 def numeric_gradients(cell, problem, eps=1e-6):

@@ -635,26 +635,10 @@ def test_dropout_backward_finite_differences(monkeypatch):
     layer.zero_grad()
     dx, _ = layer.backward(W, (V, U))
     assert np.any(masks.drawn[0] == 0) and np.any(masks.drawn[0] != 0)
-    eps = 1e-6
-
-    def numeric(array, index, fn):
-        old = array[index]
-        array[index] = old + eps
-        plus = fn()
-        array[index] = old - eps
-        minus = fn()
-        array[index] = old
-        return (plus - minus) / (2 * eps)
-
-    num_dx = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        num_dx[index] = numeric(x, index, lambda: loss(x))
-    np.testing.assert_allclose(dx, num_dx, rtol=1e-6, atol=1e-8)
-    for name, p in layer.params.items():
-        num = np.zeros_like(p)
-        for index in np.ndindex(p.shape):
-            num[index] = numeric(p, index, lambda: loss(x))
-        np.testing.assert_allclose(layer.grads[name], num, rtol=1e-6, atol=1e-8, err_msg=name)
+    numeric = compare.central_differences({"x": x, **layer.params}, lambda: loss(x))
+    np.testing.assert_allclose(dx, numeric["x"], rtol=1e-6, atol=1e-8)
+    for name in layer.params:
+        np.testing.assert_allclose(layer.grads[name], numeric[name], rtol=1e-6, atol=1e-8, err_msg=name)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
