@@ -119,10 +119,12 @@ void pack_a_block(int64_t mc, int64_t kc, const typename V::T* A, int64_t as_m, 
 }
 
 // C[:, the columns of panels q0..q1 of blocks g0..g1) [+]= A_block @ B[k0 : k0 + kc, those columns], A_block
-// (mc, kc) packed by pack_a_block.
+// (mc, kc) in kMr-row strips: the strip of rows m.. starts at A + (m / kMr) * strip, and its element (r, k) is at
+// r * as_m + k * as_k from there (packed by pack_a_block, or a row-major A read in place).
 template <typename V>
-void gemm_a_packed(int64_t mc, int64_t kc, const typename V::T* a_packed, const PackedB<typename V::T>& B, int64_t k0,
-                   int64_t g0, int64_t g1, int64_t q0, int64_t q1, typename V::T* C, int64_t ldc, bool accumulate) {
+void gemm_a_block(int64_t mc, int64_t kc, const typename V::T* A, int64_t strip, int64_t as_m, int64_t as_k,
+                  const PackedB<typename V::T>& B, int64_t k0, int64_t g0, int64_t g1, int64_t q0, int64_t q1,
+                  typename V::T* C, int64_t ldc, bool accumulate) {
   using Tl = Tiling<V>;
   const int64_t ppb = B.panels_per_block();
   for (int64_t g = g0; g < g1; ++g)
@@ -132,10 +134,18 @@ void gemm_a_packed(int64_t mc, int64_t kc, const typename V::T* a_packed, const 
       const int width = B.width(p);
       for (int64_t m = 0; m < mc; m += Tl::kMr) {
         const int rows = static_cast<int>(std::min<int64_t>(Tl::kMr, mc - m));
-        micro_kernel_upto<V, Tl::kMr>(rows, kc, a_packed + m * kc, 1, Tl::kMr, panel, Cp + m * ldc, ldc, width,
-                                      accumulate);
+        micro_kernel_upto<V, Tl::kMr>(rows, kc, A + m / Tl::kMr * strip, as_m, as_k, panel, Cp + m * ldc, ldc,
+                                      width, accumulate);
       }
     }
+}
+
+// gemm_a_block for A_block (mc, kc) packed by pack_a_block: kMr-row strips, each k-major.
+template <typename V>
+void gemm_a_packed(int64_t mc, int64_t kc, const typename V::T* a_packed, const PackedB<typename V::T>& B, int64_t k0,
+                   int64_t g0, int64_t g1, int64_t q0, int64_t q1, typename V::T* C, int64_t ldc, bool accumulate) {
+  using Tl = Tiling<V>;
+  gemm_a_block<V>(mc, kc, a_packed, Tl::kMr * kc, 1, Tl::kMr, B, k0, g0, g1, q0, q1, C, ldc, accumulate);
 }
 
 // C[:, the columns of panels q0..q1 of blocks g0..g1) [+]= A (M, K) @ B, B packed (packed.h): for a gate-blocked
@@ -168,17 +178,8 @@ void gemm_panels(int64_t M, const typename V::T* A, int64_t as_m, int64_t as_k, 
       const int64_t kc = std::min(Tl::kKc, K - k0);
       const bool acc = accumulate || k0 > 0;
       if (direct) {
-        for (int64_t g = g0; g < g1; ++g)
-          for (int64_t p = g * ppb + q0; p < g * ppb + q1; ++p) {
-            const T* panel = B.panel(p) + k0 * B.nr;
-            T* Cp = C + m0 * ldc + B.col(p);
-            const int width = B.width(p);
-            for (int64_t m = 0; m < mc; m += Tl::kMr) {
-              const int rows = static_cast<int>(std::min<int64_t>(Tl::kMr, mc - m));
-              micro_kernel_upto<V, Tl::kMr>(rows, kc, A + (m0 + m) * as_m + k0, as_m, 1, panel, Cp + m * ldc, ldc,
-                                            width, acc);
-            }
-          }
+        gemm_a_block<V>(mc, kc, A + m0 * as_m + k0, Tl::kMr * as_m, as_m, 1, B, k0, g0, g1, q0, q1, C + m0 * ldc,
+                        ldc, acc);
         continue;
       }
       pack_a_block<V>(mc, kc, A + m0 * as_m + k0 * as_k, as_m, as_k, a_block.data(), nullptr);
