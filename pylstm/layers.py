@@ -340,8 +340,8 @@ class _Recurrent(_Module):
         ``out`` is read-only and x must not be modified in place before ``backward``, which reads them.
         """
         x = self._array(x, "x")
-        order = "(B, T, input_size)" if self.batch_first else "(T, B, input_size)"
         if x.ndim != 3 or x.shape[2] != self.input_size:
+            order = "(B, T, input_size)" if self.batch_first else "(T, B, input_size)"
             raise ValueError(f"x: expected shape {order} with input_size = {self.input_size}, got {x.shape}")
         if lengths is None and self._single and not self.batch_first:
             return self._forward_single(x, state)
@@ -388,14 +388,15 @@ class _Recurrent(_Module):
         weights through the caches, so every Python step here costs several times what it does in a warm loop."""
         steps, batch = x.shape[:2]
         if state is None:
-            start = tuple(np.zeros((batch, w), self.dtype) for w in self._state_widths())
+            start = tuple(self._zeros(batch, w) for w in self._state_widths())
         else:
-            start = tuple(np.zeros((batch, w), self.dtype) if s is None else s[0]
+            start = tuple(self._zeros(batch, w) if s is None else s[0]
                           for s, w in zip(self._state_tuple(state, batch, "state"), self._state_widths()))
         w, extras = self._weights(self.params, 0, 0)
         out, final, rec = self._kernel.forward(x, start, w, extras, None, self.training)
-        self._saved = (Layout(steps, batch), [[rec]], [], out.shape) if self.training else None
+        self._saved = None
         if self.training:
+            self._saved = (Layout(steps, batch), [[rec]], [], out.shape)
             out.flags.writeable = False
         return out, self._state_result(tuple(value[None] for value in final))
 
@@ -421,13 +422,13 @@ class _Recurrent(_Module):
                 drows = drows * masks[k]
             dx_layer = None
             for d in range(D):
-                part = drows if D == 1 else np.ascontiguousarray(drows[..., d * P:(d + 1) * P])
+                dout_d = drows if D == 1 else np.ascontiguousarray(drows[..., d * P:(d + 1) * P])
                 dlast = tuple(None if s is None else layout.sort_state(s[k * D + d]) for s in dfinal)
                 w, extras = self._weights(self.params, k, d)
                 gw, gextras = self._weights(self.grads, k, d)
                 grads = dict(dweight_ih=gw[0], dweight_hh=gw[1], dbias_ih=gw[2], dbias_hh=gw[3])
-                dx, dstart = self._kernel.backward(saved[k][d], w, extras, part if d == 0 else layout.reverse(part),
-                                                   dlast, grads, gextras)
+                dx, dstart = self._kernel.backward(saved[k][d], w, extras,
+                                                   dout_d if d == 0 else layout.reverse(dout_d), dlast, grads, gextras)
                 dx = dx if d == 0 else layout.reverse(dx)
                 dx_layer = dx if dx_layer is None else dx_layer + dx
                 for part, value in zip(dinitial, dstart):
