@@ -86,6 +86,7 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
   const StepRows step_rows(s);
   const int64_t steps = s.steps, B = s.batch, H = s.hidden, G = 3 * H, W = gru_saved_width(H, reset_after);
   const int64_t nr = o.nr, rows = step_rows.total();
+  const int64_t ldg = unaliased_stride<T>(G);  // dgx's and dgh's row stride
   // Gradients of the ih and hh pre-activations (r, z, n blocks). They differ only in the n block with reset_after
   // (d(W_hn h + b_hn) = dn_pre * r); without it they are equal, and dW_hn needs r * h_{t-1} instead of h_{t-1}.
   T *dgx = nullptr, *dgh = nullptr, *rh = nullptr, *drh = nullptr, *prev = nullptr;
@@ -93,9 +94,9 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
   PackedB<T> whrz = plain_panels<T>(2 * H, H, nr);     // reset_before: dh += d[r, z]_t @ W_h[rz]
   PackedB<T> whn = plain_panels<T>(H, H, nr);          //               d(r * h) = dn_t @ W_hn
   Scratch scratch(0);
-  scratch.need(&dgx, rows * G);
+  scratch.need(&dgx, rows * ldg);
   if (reset_after) {
-    scratch.need(&dgh, rows * G);
+    scratch.need(&dgh, rows * ldg);
     scratch.need(&whh.data, whh.size());
   } else {
     scratch.need(&rh, rows * H);
@@ -130,8 +131,8 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
     if (!second_half && t + 1 < steps && u.n() > 0 && step_rows.rows(t + 1) > 0) {
       // dh_t += (recurrent pre-activation grads of t+1) @ W, for the rows that ran step t + 1
       const int64_t next = step_rows.rows(t + 1), next_off = step_rows.offset(t + 1);
-      if (reset_after) o.gemm_panels(next, dgh + next_off * G, G, 1, whh, 0, 1, u.q0, u.q1, dh, H, true);
-      else o.gemm_panels(next, dgx + next_off * G, G, 1, whrz, 0, 1, u.q0, u.q1, dh, H, true);
+      if (reset_after) o.gemm_panels(next, dgh + next_off * ldg, ldg, 1, whh, 0, 1, u.q0, u.q1, dh, H, true);
+      else o.gemm_panels(next, dgx + next_off * ldg, ldg, 1, whrz, 0, 1, u.q0, u.q1, dh, H, true);
     }
     if (t < 0) return;
     const int64_t B = step_rows.rows(t), off = step_rows.offset(t);
@@ -139,41 +140,41 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
     const T* g_t = gates + off * W;
     const T* h_prev = t == 0 ? h0 : out + step_rows.offset(t - 1) * H;
     const T* dout_t = dout + off * H;
-    T* dx_pre = dgx + off * G;
+    T* dx_pre = dgx + off * ldg;
     if (reset_after) {
-      T* dh_pre = dgh + off * G;
+      T* dh_pre = dgh + off * ldg;
       for (int64_t b = 0; b < B; ++b) {
         const int64_t k = b * H + u.j0;
         o.gru_backward_after_units(u.n(), H, g_t + b * W + u.j0, h_prev + k, dout_t + k, dh + k,
-                                   dx_pre + b * G + u.j0, dh_pre + b * G + u.j0);
+                                   dx_pre + b * ldg + u.j0, dh_pre + b * ldg + u.j0);
       }
     } else if (!second_half) {
       for (int64_t b = 0; b < B; ++b) {
         const int64_t k = b * H + u.j0;
         o.gru_backward_zn_units(u.n(), H, g_t + b * W + u.j0, h_prev + k, dout_t + k, dh + k,
-                                dx_pre + b * G + u.j0);
+                                dx_pre + b * ldg + u.j0);
       }
     } else {
-      if (u.n() > 0) o.gemm_panels(B, dx_pre + 2 * H, G, 1, whn, 0, 1, u.q0, u.q1, drh, H, false);
+      if (u.n() > 0) o.gemm_panels(B, dx_pre + 2 * H, ldg, 1, whn, 0, 1, u.q0, u.q1, drh, H, false);
       for (int64_t b = 0; b < B; ++b) {
         const int64_t k = b * H + u.j0;
-        o.gru_backward_r_units(u.n(), g_t + b * W + u.j0, h_prev + k, drh + k, dh + k, dx_pre + b * G + u.j0,
+        o.gru_backward_r_units(u.n(), g_t + b * W + u.j0, h_prev + k, drh + k, dh + k, dx_pre + b * ldg + u.j0,
                                rh + off * H + k);
       }
     }
   });
-  input_grad(s, step_rows, G, w_ih, dgx, dx);
+  input_grad(s, step_rows, G, w_ih, dgx, ldg, dx);
   if (reset_after) {
     const GradTerm<T> ih[] = {input_term(s, step_rows, x, 0, G, dw_ih)};
     const GradTerm<T> hh[] = {hidden_term(s, step_rows, h0, out, prev, 0, G, dw_hh)};
-    weight_gradients(G, rows, dgx, G, ih, 1, db_ih, static_cast<T*>(nullptr));
-    weight_gradients(G, rows, dgh, G, hh, 1, db_hh, static_cast<T*>(nullptr));
+    weight_gradients(G, rows, dgx, ldg, ih, 1, db_ih, static_cast<T*>(nullptr));
+    weight_gradients(G, rows, dgh, ldg, hh, 1, db_hh, static_cast<T*>(nullptr));
   } else {
     // One gradient for both biases; dW_hn pairs dn with r * h_{t-1} (kept as rh), dW_hr and dW_hz with h_{t-1}.
     const GradTerm<T> terms[] = {input_term(s, step_rows, x, 0, G, dw_ih),
                                  hidden_term(s, step_rows, h0, out, prev, 0, 2 * H, dw_hh),
                                  GradTerm<T>{rh, rows, nullptr, H, 2 * H, G, dw_hh + 2 * H * H, H}};
-    weight_gradients(G, rows, dgx, G, terms, 3, db_ih, db_hh);
+    weight_gradients(G, rows, dgx, ldg, terms, 3, db_ih, db_hh);
   }
 }
 

@@ -84,12 +84,13 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
   DenormalsAreZero daz;
   const StepRows rows(s);
   const int64_t steps = s.steps, B = s.batch, H = s.hidden, P = s.state(), G = 4 * H, nr = o.nr, R = rows.total();
+  const int64_t ldp = unaliased_stride<T>(G);  // dpre's row stride
   const bool projected = extras.w_hr != nullptr;
   PackedB<T> whh = plain_panels<T>(G, P, nr);  // dh_{t-1} = dpre_t @ W_hh
   PackedB<T> whr = plain_panels<T>(P, H, nr);  // dm_t = dh_t @ W_hr
   T *dpre = nullptr, *dh_total = nullptr, *m = nullptr, *dm = nullptr, *prev = nullptr;
   Scratch scratch(0);
-  scratch.need(&dpre, R * G);
+  scratch.need(&dpre, R * ldp);
   scratch.need(&whh.data, whh.size());
   if (projected) {
     scratch.need(&whr.data, whr.size());
@@ -113,7 +114,7 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
   // dh_t (these h units) = dpre_{t+1} @ W_hh, for the rows that ran step t + 1.
   auto recurrent_grad = [&](int64_t t, const UnitSlice& pu) {
     if (t + 1 < steps && pu.n() > 0 && rows.rows(t + 1) > 0)
-      o.gemm_panels(rows.rows(t + 1), dpre + rows.offset(t + 1) * G, G, 1, whh, 0, 1, pu.q0, pu.q1, dh, P, false);
+      o.gemm_panels(rows.rows(t + 1), dpre + rows.offset(t + 1) * ldp, ldp, 1, whh, 0, 1, pu.q0, pu.q1, dh, P, false);
   };
   // The elementwise backward of step t for hidden units u; dh_t is dh (+ dout_t), or dm with a projection.
   auto cell_grad = [&](int64_t t, const UnitSlice& u) {
@@ -122,15 +123,15 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
     const T* c_t = cells + off * H;
     const T* c_prev = t == 0 ? c0 : cells + rows.offset(t - 1) * H;
     const Peepholes<T> peep = extras.peepholes.at(u.j0);
-    T* dp = dpre + off * G;
+    T* dp = dpre + off * ldp;
     for (int64_t b = 0; b < n; ++b) {
       const int64_t k = b * H + u.j0;
       if (projected)
         o.lstm_backward_units(u.n(), H, g_t + b * G + u.j0, c_t + k, c_prev + k, nullptr, dm + k, dc + k,
-                              dp + b * G + u.j0, peep, m + off * H + k);
+                              dp + b * ldp + u.j0, peep, m + off * H + k);
       else
         o.lstm_backward_units(u.n(), H, g_t + b * G + u.j0, c_t + k, c_prev + k, dout + off * H + k, dh + k, dc + k,
-                              dp + b * G + u.j0, peep, nullptr);
+                              dp + b * ldp + u.j0, peep, nullptr);
     }
   };
 
@@ -174,9 +175,9 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
       cell_grad(t, u);
     });
   }
-  input_grad(s, rows, G, w_ih, dpre, dx);
+  input_grad(s, rows, G, w_ih, dpre, ldp, dx);
   const GradTerm<T> terms[] = {input_term(s, rows, x, 0, G, dw_ih), hidden_term(s, rows, h0, out, prev, 0, G, dw_hh)};
-  weight_gradients(G, R, dpre, G, terms, 2, db_ih, db_hh);
+  weight_gradients(G, R, dpre, ldp, terms, 2, db_ih, db_hh);
   if (projected) {
     const GradTerm<T> hr[] = {GradTerm<T>{m, R, nullptr, H, 0, P, dextras.dw_hr, H}};
     weight_gradients(P, R, dh_total, P, hr, 1, static_cast<T*>(nullptr), static_cast<T*>(nullptr));
@@ -187,7 +188,7 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
         const int64_t row = rows.offset(t) + b;
         const T* c_prev = t == 0 ? c0 + b * H : cells + (rows.offset(t - 1) + b) * H;
         const T* c_t = cells + row * H;
-        const T* dp = dpre + row * G;
+        const T* dp = dpre + row * ldp;
         for (int64_t j = 0; j < H; ++j) {
           dextras.dp_i[j] += dp[j] * c_prev[j];
           dextras.dp_f[j] += dp[H + j] * c_prev[j];

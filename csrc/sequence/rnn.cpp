@@ -52,10 +52,11 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
   const StepRows step_rows(s);
   const int64_t steps = s.steps, B = s.batch, H = s.hidden, nr = o.nr;
   const bool relu = act == Nonlinearity::kRelu;
+  const int64_t ldp = unaliased_stride<T>(H);  // dpre's row stride
   PackedB<T> whh = plain_panels<T>(H, H, nr);
   T *dpre = nullptr, *prev = nullptr;
   Scratch scratch(0);
-  scratch.need(&dpre, step_rows.total() * H);
+  scratch.need(&dpre, step_rows.total() * ldp);
   scratch.need(&whh.data, whh.size());
   scratch.need(&prev, previous_states_size(step_rows) * H);
   scratch.allocate();
@@ -73,18 +74,18 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
     }
     const int64_t t = steps - round;
     if (t + 1 < steps && u.n() > 0 && step_rows.rows(t + 1) > 0)
-      o.gemm_panels(step_rows.rows(t + 1), dpre + step_rows.offset(t + 1) * H, H, 1, whh, 0, 1, u.q0, u.q1, dh, H,
+      o.gemm_panels(step_rows.rows(t + 1), dpre + step_rows.offset(t + 1) * ldp, ldp, 1, whh, 0, 1, u.q0, u.q1, dh, H,
                     false);
     if (t < 0) return;
     for (int64_t b = 0; b < step_rows.rows(t); ++b) {
-      const int64_t k = step_rows.offset(t) * H + b * H + u.j0;
-      o.rnn_backward_units(u.n(), relu, out + k, dout + k, dh + b * H + u.j0, dpre + k);
+      const int64_t row = step_rows.offset(t) + b, k = row * H + u.j0;
+      o.rnn_backward_units(u.n(), relu, out + k, dout + k, dh + b * H + u.j0, dpre + row * ldp + u.j0);
     }
   });
-  input_grad(s, step_rows, H, w_ih, dpre, dx);
+  input_grad(s, step_rows, H, w_ih, dpre, ldp, dx);
   const GradTerm<T> terms[] = {input_term(s, step_rows, x, 0, H, dw_ih),
                                hidden_term(s, step_rows, h0, out, prev, 0, H, dw_hh)};
-  weight_gradients(H, step_rows.total(), dpre, H, terms, 2, db_ih, db_hh);
+  weight_gradients(H, step_rows.total(), dpre, ldp, terms, 2, db_ih, db_hh);
 }
 
 #define PYLSTM_INSTANTIATE(T)                                                                                      \
