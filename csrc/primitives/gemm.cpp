@@ -34,7 +34,8 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t as_m, int64_t as_
   {
     DenormalsAreZero daz;
     const int tid = thread_id(), nt = team_size();
-    pack_b(B, ldb, b_transposed, packed, panels * tid / nt, panels * (tid + 1) / nt);
+    if (b_transposed) o.pack_b_transposed(B, ldb, packed, panels * tid / nt, panels * (tid + 1) / nt);
+    else pack_b(B, ldb, false, packed, panels * tid / nt, panels * (tid + 1) / nt);
 #pragma omp barrier
     if (split_rows) {
       const int64_t r0 = row_blocks * tid / nt * kRowBlock, r1 = std::min(M, row_blocks * (tid + 1) / nt * kRowBlock);

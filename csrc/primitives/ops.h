@@ -38,6 +38,8 @@ struct Ops {
   // C[:, n_begin..n_end) [+]= A (M, K) @ W^T, W row-major (N, K): dot products, no packing (for M of a few rows).
   void (*gemm_dot)(int64_t M, int64_t n_begin, int64_t n_end, int64_t K, const T* A, int64_t lda, const T* W,
                    int64_t ldw, T* C, int64_t ldc, bool accumulate);
+  // pack_b (packed.h) of panels [p_begin, p_end) from W^T, W row-major (N, K) with leading dimension ld.
+  void (*pack_b_transposed)(const T* src, int64_t ld, const PackedB<T>& b, int64_t p_begin, int64_t p_end);
 
   void (*sigmoid)(int64_t n, const T* x, T* y);
   void (*tanh)(int64_t n, const T* x, T* y);

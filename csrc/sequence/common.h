@@ -105,9 +105,10 @@ PackedB<T> plain_panels(int64_t K, int64_t N, int64_t nr) {
 
 // The panels of units `u` in gates [g0, g1) of a gate-blocked packing, from W (G*H, K) with leading dimension ld.
 template <typename T>
-void pack_gate_panels(const T* w, int64_t ld, const PackedB<T>& b, const UnitSlice& u, int64_t g0, int64_t g1) {
+void pack_gate_panels(const Ops<T>& o, const T* w, int64_t ld, const PackedB<T>& b, const UnitSlice& u, int64_t g0,
+                      int64_t g1) {
   const int64_t ppg = b.panels_per_block();
-  for (int64_t g = g0; g < g1; ++g) pack_b(w, ld, true, b, g * ppg + u.q0, g * ppg + u.q1);
+  for (int64_t g = g0; g < g1; ++g) o.pack_b_transposed(w, ld, b, g * ppg + u.q0, g * ppg + u.q1);
 }
 
 // C[:, the columns of units `u` in gates g0..g1) [+]= A (M, K) @ W^T, W (G*H, K) row-major: from the packed panels, or

@@ -40,8 +40,8 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
   run_rounds(threads, chunks.items, 1 + steps * rounds_per_step, [&](int64_t round, int64_t item) {
     const UnitSlice u = chunks(item);
     if (round == 0) {
-      if (!dot_projection) pack_gate_panels(w_ih, I, wih, u, 0, 3);
-      if (!dot_recurrent) pack_gate_panels(w_hh, H, whh, u, 0, 3);
+      if (!dot_projection) pack_gate_panels(o, w_ih, I, wih, u, 0, 3);
+      if (!dot_recurrent) pack_gate_panels(o, w_hh, H, whh, u, 0, 3);
       return;
     }
     const int64_t t = (round - 1) / rounds_per_step, B = rows.rows(t), off = rows.offset(t);

@@ -43,9 +43,9 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
   run_rounds(threads, chunks.items, 1 + steps * rounds_per_step, [&](int64_t round, int64_t item) {
     const UnitSlice u = chunks(item);
     if (round == 0) {
-      if (!dot_projection) pack_gate_panels(w_ih, I, wih, u, 0, 4);
-      if (!dot_recurrent) pack_gate_panels(w_hh, P, whh, u, 0, 4);
-      if (projected && !dot_recurrent) pack_gate_panels(extras.w_hr, H, whr, proj_chunks(item), 0, 1);
+      if (!dot_projection) pack_gate_panels(o, w_ih, I, wih, u, 0, 4);
+      if (!dot_recurrent) pack_gate_panels(o, w_hh, P, whh, u, 0, 4);
+      if (projected && !dot_recurrent) pack_gate_panels(o, extras.w_hr, H, whr, proj_chunks(item), 0, 1);
       return;
     }
     const int64_t t = (round - 1) / rounds_per_step, n = rows.rows(t), off = rows.offset(t);

@@ -27,8 +27,8 @@ void rnn_forward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, c
   run_rounds(threads, chunks.items, steps + 1, [&](int64_t round, int64_t item) {
     const UnitSlice u = chunks(item);
     if (round == 0) {  // pack, and these units' columns of the input projection of all steps, straight into out
-      if (!dot_projection) pack_gate_panels(w_ih, I, wih, u, 0, 1);
-      if (!dot_recurrent) pack_gate_panels(w_hh, H, whh, u, 0, 1);
+      if (!dot_projection) pack_gate_panels(o, w_ih, I, wih, u, 0, 1);
+      if (!dot_recurrent) pack_gate_panels(o, w_hh, H, whh, u, 0, 1);
       fill_columns(out, rows, H, bias, H, 0, 1, u);
       gate_gemm(o, rows, x, I, dot_projection ? nullptr : &wih, w_ih, I, H, 0, 1, u, out, H, true);
       return;

@@ -54,6 +54,10 @@ struct Vec<float> {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
+  // Lane j = base[offsets[j]] (kLanes offsets, 32-byte aligned).
+  static Reg gather(const T* base, const int32_t* offsets) {
+    return _mm256_i32gather_ps(base, _mm256_load_si256(reinterpret_cast<const __m256i*>(offsets)), sizeof(T));
+  }
 };
 
 template <>
@@ -97,6 +101,9 @@ struct Vec<double> {
     __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
     s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
     return _mm_cvtsd_f64(s);
+  }
+  static Reg gather(const T* base, const int32_t* offsets) {
+    return _mm256_i32gather_pd(base, _mm_load_si128(reinterpret_cast<const __m128i*>(offsets)), sizeof(T));
   }
 };
 

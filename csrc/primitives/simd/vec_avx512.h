@@ -48,6 +48,10 @@ struct Vec<float> {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(shifted), 23));
   }
   static T reduce_add(Reg a) { return _mm512_reduce_add_ps(a); }
+  // Lane j = base[offsets[j]] (kLanes offsets, 64-byte aligned).
+  static Reg gather(const T* base, const int32_t* offsets) {
+    return _mm512_i32gather_ps(_mm512_load_si512(offsets), base, sizeof(T));
+  }
 };
 
 template <>
@@ -87,6 +91,9 @@ struct Vec<double> {
     return _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_castpd_si512(shifted), 52));
   }
   static T reduce_add(Reg a) { return _mm512_reduce_add_pd(a); }
+  static Reg gather(const T* base, const int32_t* offsets) {
+    return _mm512_i32gather_pd(_mm256_load_si256(reinterpret_cast<const __m256i*>(offsets)), base, sizeof(T));
+  }
 };
 
 }  // namespace avx512
