@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "primitives/buffers.h"
 #include "primitives/cpu.h"
 #include "primitives/parallel.h"
 #include "sequence/gru.h"
@@ -234,10 +235,16 @@ class ArgChecker {
     return obj.is_none() ? absent() : accumulator(obj, name, shape);
   }
 
-  // A new output array of this call's dtype.
+  // A new output array of this call's dtype. A large one takes a recycled block (primitives/buffers.h), which goes
+  // back to the cache when NumPy frees the array.
   template <typename T>
   py::array_t<T> output(const std::vector<int64_t>& shape) const {
-    return py::array_t<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+    std::vector<py::ssize_t> dims(shape.begin(), shape.end());
+    size_t bytes = sizeof(T);
+    for (const int64_t d : shape) bytes *= static_cast<size_t>(d);
+    if (bytes < kRecycledMinBytes) return py::array_t<T>(dims);
+    void* data = take_buffer(bytes);
+    return py::array_t<T>(dims, static_cast<T*>(data), py::capsule(data, [](void* p) { give_buffer(p); }));
   }
 
   bool is_double() const { return same_dtype(dtype_, py::dtype::of<double>()); }
@@ -600,6 +607,9 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("isa"), "Run the kernels of this instruction set from now on (for tests and comparisons).");
   m.def("get_num_threads", &get_num_threads, "Threads the kernels may use.");
+  m.def("release_memory", &release_buffers,
+        "Free the cached blocks of earlier large outputs (kept for reuse, at most 512 MiB); returns the bytes freed.");
+  m.def("cached_bytes", &cached_buffer_bytes, "Bytes of earlier large outputs' blocks kept for reuse.");
   m.def("set_adaptive_threads", &set_adaptive_threads, py::arg("enabled"),
         "False: never fall back to one thread on a busy machine (for tests that must see two threads at work).");
   m.def(

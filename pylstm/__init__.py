@@ -17,7 +17,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
 import os as _os  # noqa: E402
 
 from . import functional, reference  # noqa: E402
-from ._core import get_num_threads, set_num_threads, supported_isas  # noqa: E402
+from ._core import get_num_threads, release_memory, set_num_threads, supported_isas  # noqa: E402
 from .checkpoint import load, save  # noqa: E402
 from .layers import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: E402
 from .padding import pad_sequences, unpad  # noqa: E402
@@ -25,7 +25,7 @@ from .padding import pad_sequences, unpad  # noqa: E402
 __version__ = "0.1.0"
 __all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "save", "load", "pad_sequences", "unpad",
            "functional", "reference", "isa", "supported_isas", "get_num_threads",
-           "set_num_threads", "__version__"]
+           "set_num_threads", "release_memory", "__version__"]
 
 
 def isa():

@@ -1,0 +1,112 @@
+#include "buffers.h"
+
+#include <cstdint>
+#include <cstdlib>
+#include <deque>
+#include <mutex>
+#include <new>
+
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
+
+namespace pylstm {
+namespace {
+
+// Each block starts with a header holding its capacity; the caller's data begins one cache line later.
+constexpr size_t kHeader = 64;
+
+struct Cache {
+  std::mutex mutex;
+  std::deque<void*> blocks;  // data pointers, oldest first
+  size_t bytes = 0;
+};
+
+Cache& cache() {
+  static Cache* c = new Cache;  // never destroyed: arrays may return their blocks during interpreter shutdown
+  return *c;
+}
+
+size_t& capacity_of(void* data) { return *reinterpret_cast<size_t*>(static_cast<char*>(data) - kHeader); }
+
+void free_block(void* data) { std::free(static_cast<char*>(data) - kHeader); }
+
+}  // namespace
+
+void* take_buffer(size_t bytes) {
+  Cache& c = cache();
+  {
+    std::lock_guard<std::mutex> lock(c.mutex);
+    auto best = c.blocks.end();
+    for (auto it = c.blocks.begin(); it != c.blocks.end(); ++it) {
+      const size_t cap = capacity_of(*it);
+      if (cap >= bytes && cap - bytes <= bytes / 4 && (best == c.blocks.end() || cap < capacity_of(*best))) best = it;
+    }
+    if (best != c.blocks.end()) {
+      void* data = *best;
+      c.bytes -= capacity_of(data);
+      c.blocks.erase(best);
+      return data;
+    }
+  }
+  const size_t capacity = (bytes + 63) / 64 * 64;
+  char* block = static_cast<char*>(std::aligned_alloc(64, kHeader + capacity));
+  if (block == nullptr) throw std::bad_alloc();
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  // As NumPy does for its large arrays: huge pages where the OS grants them on request (fewer TLB misses in the
+  // GEMMs). The block is reused, so their one-time cost is not paid per call.
+  constexpr size_t kHugePage = size_t(2) << 20;
+  if (capacity >= 2 * kHugePage) {
+    const uintptr_t start = (reinterpret_cast<uintptr_t>(block) + kHugePage - 1) / kHugePage * kHugePage;
+    const uintptr_t end = (reinterpret_cast<uintptr_t>(block) + kHeader + capacity) / kHugePage * kHugePage;
+    if (end > start) madvise(reinterpret_cast<void*>(start), end - start, MADV_HUGEPAGE);
+  }
+#endif
+  void* data = block + kHeader;
+  capacity_of(data) = capacity;
+  return data;
+}
+
+void give_buffer(void* data) {
+  if (data == nullptr) return;
+  Cache& c = cache();
+  std::deque<void*> evicted;
+  {
+    std::lock_guard<std::mutex> lock(c.mutex);
+    const size_t cap = capacity_of(data);
+    if (cap > kRecycledMaxBytes) {
+      evicted.push_back(data);
+    } else {
+      while (c.bytes + cap > kRecycledMaxBytes) {
+        c.bytes -= capacity_of(c.blocks.front());
+        evicted.push_back(c.blocks.front());
+        c.blocks.pop_front();
+      }
+      c.blocks.push_back(data);
+      c.bytes += cap;
+    }
+  }
+  for (void* d : evicted) free_block(d);
+}
+
+size_t release_buffers() {
+  Cache& c = cache();
+  std::deque<void*> all;
+  size_t bytes;
+  {
+    std::lock_guard<std::mutex> lock(c.mutex);
+    all.swap(c.blocks);
+    bytes = c.bytes;
+    c.bytes = 0;
+  }
+  for (void* d : all) free_block(d);
+  return bytes;
+}
+
+size_t cached_buffer_bytes() {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  return c.bytes;
+}
+
+}  // namespace pylstm
