@@ -33,20 +33,20 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
 
   const int threads = loop_threads(steps, B * G * (H + I), G * (H + I) * int64_t(sizeof(T)), H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
-  // Round 0 packs; then a round per step, or two without reset_after: r and z (and r * h) first, then n, which needs
-  // every unit of r * h.
-  const int64_t rounds_per_step = reset_after ? 1 : 2;
+  // Round 0 packs (when any weight is packed); then a round per step, or two without reset_after: r and z (and
+  // r * h) first, then n, which needs every unit of r * h.
+  const int64_t rounds_per_step = reset_after ? 1 : 2, pack_rounds = dot_projection && dot_recurrent ? 0 : 1;
   const PackedB<T>* whh_p = dot_recurrent ? nullptr : &whh;
-  run_rounds(threads, chunks.items, 1 + steps * rounds_per_step, [&](int64_t round, int64_t item) {
+  run_rounds(threads, chunks.items, pack_rounds + steps * rounds_per_step, [&](int64_t round, int64_t item) {
     const UnitSlice u = chunks(item);
-    if (round == 0) {
+    if (round < pack_rounds) {
       if (!dot_projection) pack_gate_panels(o, w_ih, I, wih, u, 0, 3);
       if (!dot_recurrent) pack_gate_panels(o, w_hh, H, whh, u, 0, 3);
       return;
     }
-    const int64_t t = (round - 1) / rounds_per_step, B = rows.rows(t), off = rows.offset(t);
+    const int64_t t = (round - pack_rounds) / rounds_per_step, B = rows.rows(t), off = rows.offset(t);
     if (B == 0) return;  // no row runs this step (nor any later one)
-    const bool second_half = (round - 1) % rounds_per_step == 1;
+    const bool second_half = (round - pack_rounds) % rounds_per_step == 1;
     T* pre = training ? gates + off * W : pre_chunk + (off - rows.offset(t - t % chunk)) * G;
     const T* h_prev = t == 0 ? h0 : out + rows.offset(t - 1) * H;
     T* h = out + off * H;

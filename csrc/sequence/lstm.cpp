@@ -37,21 +37,21 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
       loop_threads(steps, B * (G * (P + I) + proj_work), (G * (P + I) + proj_work) * int64_t(sizeof(T)), H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
   const UnitChunks proj_chunks{P, nr, chunks.items};  // the projection's output units, as many items
-  // Round 0 packs; then a round per step, or two with a projection: the gates and m = o * tanh(c) of these hidden
-  // units, then h = W_hr m for these output units (it needs all of m).
-  const int64_t rounds_per_step = projected ? 2 : 1;
-  run_rounds(threads, chunks.items, 1 + steps * rounds_per_step, [&](int64_t round, int64_t item) {
+  // Round 0 packs (when any weight is packed); then a round per step, or two with a projection: the gates and
+  // m = o * tanh(c) of these hidden units, then h = W_hr m for these output units (it needs all of m).
+  const int64_t rounds_per_step = projected ? 2 : 1, pack_rounds = dot_projection && dot_recurrent ? 0 : 1;
+  run_rounds(threads, chunks.items, pack_rounds + steps * rounds_per_step, [&](int64_t round, int64_t item) {
     const UnitSlice u = chunks(item);
-    if (round == 0) {
+    if (round < pack_rounds) {
       if (!dot_projection) pack_gate_panels(o, w_ih, I, wih, u, 0, 4);
       if (!dot_recurrent) pack_gate_panels(o, w_hh, P, whh, u, 0, 4);
       if (projected && !dot_recurrent) pack_gate_panels(o, extras.w_hr, H, whr, proj_chunks(item), 0, 1);
       return;
     }
-    const int64_t t = (round - 1) / rounds_per_step, n = rows.rows(t), off = rows.offset(t);
+    const int64_t t = (round - pack_rounds) / rounds_per_step, n = rows.rows(t), off = rows.offset(t);
     if (n == 0) return;  // no row runs this step (nor any later one)
     T* h = out + off * P;
-    if ((round - 1) % rounds_per_step == 1) {
+    if ((round - pack_rounds) % rounds_per_step == 1) {
       gate_gemm(o, n, m, H, dot_recurrent ? nullptr : &whr, extras.w_hr, H, P, 0, 1, proj_chunks(item), h, P, false);
       return;
     }
