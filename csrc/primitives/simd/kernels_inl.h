@@ -127,19 +127,23 @@ void pack_b_transposed(const typename V::T* src, int64_t ld, const PackedB<typen
                        int64_t p_end) {
   using T = typename V::T;
   constexpr int L = V::kLanes;
-  const int64_t K = b.K, nr = b.nr;
-  if (L == 1 || nr % L != 0 || (L - 1) * ld > INT32_MAX) return pack_b(src, ld, true, b, p_begin, p_end);
-  alignas(64) int32_t offsets[L];
-  for (int j = 0; j < L; ++j) offsets[j] = static_cast<int32_t>(j * ld);
-  for (int64_t p = p_begin; p < p_end; ++p) {
-    if (b.width(p) < nr) {
-      pack_b(src, ld, true, b, p, p + 1);
-      continue;
+  if constexpr (L == 1) {
+    pack_b(src, ld, true, b, p_begin, p_end);
+  } else {
+    const int64_t K = b.K, nr = b.nr;
+    if (nr % L != 0 || (L - 1) * ld > INT32_MAX) return pack_b(src, ld, true, b, p_begin, p_end);
+    alignas(64) int32_t offsets[L];
+    for (int j = 0; j < L; ++j) offsets[j] = static_cast<int32_t>(j * ld);
+    for (int64_t p = p_begin; p < p_end; ++p) {
+      if (b.width(p) < nr) {
+        pack_b(src, ld, true, b, p, p + 1);
+        continue;
+      }
+      T* dst = b.panel(p);
+      const T* rows = src + b.col(p) * ld;
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t v = 0; v < nr; v += L) V::store(dst + k * nr + v, V::gather(rows + v * ld + k, offsets));
     }
-    T* dst = b.panel(p);
-    const T* rows = src + b.col(p) * ld;
-    for (int64_t k = 0; k < K; ++k)
-      for (int64_t v = 0; v < nr; v += L) V::store(dst + k * nr + v, V::gather(rows + v * ld + k, offsets));
   }
 }
 

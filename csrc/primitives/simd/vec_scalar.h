@@ -35,7 +35,6 @@ struct Vec {
   static Mask gt(Reg a, Reg b) { return a > b; }
   static Reg select(Mask m, Reg if_true, Reg if_false) { return m ? if_true : if_false; }
   static T reduce_add(Reg a) { return a; }
-  static Reg gather(const T* base, const int32_t* offsets) { return base[offsets[0]]; }
 };
 
 }  // namespace scalar
