@@ -11,6 +11,13 @@
 
 namespace pylstm {
 
+// True when rows `row_stride` values of T apart all fall into the same L1 cache sets (a multiple of 4 KiB): the GEMM
+// micro-kernel cannot read such an A operand in place without its rows evicting each other.
+template <typename T>
+constexpr bool rows_share_cache_sets(int64_t row_stride) {
+  return (row_stride * static_cast<int64_t>(sizeof(T))) % 4096 == 0;
+}
+
 template <typename T>
 struct PackedB {
   T* data = nullptr;

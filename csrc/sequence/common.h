@@ -170,7 +170,7 @@ void final_state(const StepRows& r, int64_t steps, int64_t B, int64_t n, const T
 // pre-activation gradients are 8 KiB per row, that packing took ~9% of the time).
 template <typename T>
 int64_t unaliased_stride(int64_t n) {
-  return (n * int64_t(sizeof(T))) % 4096 == 0 ? n + 64 / int64_t(sizeof(T)) : n;
+  return rows_share_cache_sets<T>(n) ? n + 64 / int64_t(sizeof(T)) : n;
 }
 
 // After the time loop: dx = dpre_ih @ w_ih, one GEMM over all R rows.

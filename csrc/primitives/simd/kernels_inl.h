@@ -197,7 +197,7 @@ void gemm_panels(int64_t M, const typename V::T* A, int64_t as_m, int64_t as_k, 
   // Row-major A (a step's h_{t-1}, a chunk of inputs) is read in place by the micro-kernel: packing it costs a
   // strided gather per call, ~11% of LSTM 64,512,512,100 inference, and the rows are read once per panel either way
   // from L1/L2. Only a row stride of a multiple of 4 KiB is packed: its rows would share one L1 cache set.
-  const bool direct = as_k == 1 && (as_m * static_cast<int64_t>(sizeof(T))) % 4096 != 0;
+  const bool direct = as_k == 1 && !rows_share_cache_sets<T>(as_m);
   thread_local std::vector<T> a_block;  // this thread's packed A block, kept for the next call
   const size_t a_size = static_cast<size_t>(Tl::kMc * Tl::kKc + V::kLanes);
   if (!direct && a_block.size() < a_size) a_block.resize(a_size);
