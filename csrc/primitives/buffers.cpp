@@ -33,6 +33,18 @@ void free_block(void* data) { std::free(static_cast<char*>(data) - kHeader); }
 
 }  // namespace
 
+void* allocate_block(size_t bytes) {
+  constexpr size_t kHugePage = size_t(2) << 20;
+  const bool huge = bytes >= 2 * kHugePage;
+  const size_t align = huge ? kHugePage : 64, size = (bytes + align - 1) / align * align;
+  void* block = std::aligned_alloc(align, size == 0 ? align : size);
+  if (block == nullptr) throw std::bad_alloc();
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (huge) madvise(block, size, MADV_HUGEPAGE);
+#endif
+  return block;
+}
+
 void* take_buffer(size_t bytes) {
   Cache& c = cache();
   {
@@ -50,18 +62,7 @@ void* take_buffer(size_t bytes) {
     }
   }
   const size_t capacity = (bytes + 63) / 64 * 64;
-  char* block = static_cast<char*>(std::aligned_alloc(64, kHeader + capacity));
-  if (block == nullptr) throw std::bad_alloc();
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  // As NumPy does for its large arrays: huge pages where the OS grants them on request (fewer TLB misses in the
-  // GEMMs). The block is reused, so their one-time cost is not paid per call.
-  constexpr size_t kHugePage = size_t(2) << 20;
-  if (capacity >= 2 * kHugePage) {
-    const uintptr_t start = (reinterpret_cast<uintptr_t>(block) + kHugePage - 1) / kHugePage * kHugePage;
-    const uintptr_t end = (reinterpret_cast<uintptr_t>(block) + kHeader + capacity) / kHugePage * kHugePage;
-    if (end > start) madvise(reinterpret_cast<void*>(start), end - start, MADV_HUGEPAGE);
-  }
-#endif
+  char* block = static_cast<char*>(allocate_block(kHeader + capacity));
   void* data = block + kHeader;
   capacity_of(data) = capacity;
   return data;

@@ -1,7 +1,8 @@
 #include "workspace.h"
 
 #include <cstdlib>
-#include <new>
+
+#include "buffers.h"
 
 namespace pylstm {
 
@@ -23,9 +24,7 @@ void Scratch::allocate() {
     std::free(b.data);
     b.data = nullptr;
     b.bytes = 0;
-    void* p = std::aligned_alloc(64, bytes_ == 0 ? 64 : bytes_);
-    if (p == nullptr) throw std::bad_alloc();
-    b.data = p;
+    b.data = allocate_block(bytes_);
     b.bytes = bytes_;
   }
   for (const Request& r : requests_) *r.where = static_cast<char*>(b.data) + r.offset;
