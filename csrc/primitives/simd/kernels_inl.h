@@ -198,11 +198,14 @@ void gemm_panels(int64_t M, const typename V::T* A, int64_t as_m, int64_t as_k, 
   // strided gather per call, ~11% of LSTM 64,512,512,100 inference, and the rows are read once per panel either way
   // from L1/L2. Only a row stride of a multiple of 4 KiB is packed: its rows would share one L1 cache set.
   const bool direct = as_k == 1 && !rows_share_cache_sets<T>(as_m);
+  // A last block of up to a quarter of kMc more rows joins the one before: on its own, a block of a few rows would
+  // stream all of B through the cache again for little work (a 256-row input projection chunk was 240 + 16 rows).
+  constexpr int64_t kMcMax = Tl::kMc + Tl::kMc / 4;
   thread_local std::vector<T> a_block;  // this thread's packed A block, kept for the next call
-  const size_t a_size = static_cast<size_t>(Tl::kMc * Tl::kKc + V::kLanes);
+  const size_t a_size = static_cast<size_t>(kMcMax * Tl::kKc + V::kLanes);
   if (!direct && a_block.size() < a_size) a_block.resize(a_size);
-  for (int64_t m0 = 0; m0 < M; m0 += Tl::kMc) {
-    const int64_t mc = std::min(Tl::kMc, M - m0);
+  for (int64_t m0 = 0, mc = 0; m0 < M; m0 += mc) {
+    mc = M - m0 <= kMcMax ? M - m0 : Tl::kMc;
     for (int64_t k0 = 0; k0 < K; k0 += Tl::kKc) {
       const int64_t kc = std::min(Tl::kKc, K - k0);
       const bool acc = accumulate || k0 > 0;
