@@ -1,6 +1,5 @@
 #include "buffers.h"
 
-#include <cstdint>
 #include <cstdlib>
 #include <deque>
 #include <mutex>
