@@ -1,8 +1,13 @@
 #include "gemm.h"
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <utility>
 #include <vector>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 #include "cpu.h"
 #include "ops.h"
@@ -10,6 +15,21 @@
 #include "workspace.h"
 
 namespace pylstm {
+
+void FinalRows::wait_until(int64_t row) const {
+  // The loop publishes a step every few microseconds: spin briefly, then yield, then nap (a core it may need).
+  for (int i = 0; first_.load(std::memory_order_acquire) > row; ++i) {
+    if (i < 2000) {
+#if defined(__x86_64__) || defined(__i386__)
+      _mm_pause();
+#endif
+    } else if (i < 2100) {
+      std::this_thread::yield();
+    } else {
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+    }
+  }
+}
 
 template <typename T>
 void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t as_m, int64_t as_k, const T* B, int64_t ldb,
@@ -49,7 +69,7 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t as_m, int64_t as_
 
 template <typename T>
 void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const GradTerm<T>* terms, int n_terms, T* bias,
-                      T* bias2) {
+                      T* bias2, const FinalRows* ready) {
   if (M <= 0) return;
   const Ops<T>& o = ops<T>();
   // Row blocks of dpre^T that never straddle a term's boundary, small enough that every thread gets some.
@@ -59,7 +79,7 @@ void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const Gra
   cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
   int64_t work = 0;
   for (int j = 0; j < n_terms; ++j) work += (terms[j].m_end - terms[j].m_begin) * terms[j].N * K;
-  const int threads = threads_for(work);
+  const int threads = ready != nullptr ? 1 : threads_for(work);
   constexpr int64_t kRowQuantum = 48;  // a multiple of every ISA's micro-kernel rows
   const int64_t mc = std::min<int64_t>(o.mc, std::max<int64_t>(kRowQuantum,
                                         (M + 2 * threads - 1) / (2 * threads) / kRowQuantum * kRowQuantum));
@@ -97,11 +117,13 @@ void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const Gra
     T* a_block = a_blocks + a_size * tid;
     // Each thread owns a fixed range of row blocks (no barrier: nothing is shared but the packed B). The sum over the
     // rows (k) is the outer loop, so a chunk of packed B and of dpre's rows is read from memory once and reused by
-    // all of the thread's row blocks while in cache (K, the number of rows, is large: T * B); each element still
-    // adds its k chunks in increasing order, so the result does not depend on the thread count.
+    // all of the thread's row blocks while in cache (K, the number of rows, is large: T * B); each element adds its
+    // k chunks in the same order (the last first, the order in which a backward loop finishes them) whatever the
+    // thread count.
     const int64_t b_begin = n_blocks * tid / nt, b_end = n_blocks * (tid + 1) / nt;
-    for (int64_t k0 = 0; k0 < K; k0 += o.kc) {
+    for (int64_t k0 = K > 0 ? (K - 1) / o.kc * o.kc : -1; k0 >= 0; k0 -= o.kc) {
       const int64_t kcb = std::min(o.kc, K - k0);
+      if (ready != nullptr) ready->wait_until(k0);
       for (int64_t bi = b_begin; bi < b_end; ++bi) {
         const int64_t m0 = blocks[bi].first, mcb = blocks[bi].second - m0;
         o.pack_a_block(mcb, kcb, dpre + m0 + k0 * ld, 1, ld, a_block, sums + m0);
@@ -125,8 +147,8 @@ template void gemm<float>(int64_t, int64_t, int64_t, const float*, int64_t, int6
 template void gemm<double>(int64_t, int64_t, int64_t, const double*, int64_t, int64_t, const double*, int64_t, bool,
                            double*, int64_t, bool);
 template void weight_gradients<float>(int64_t, int64_t, const float*, int64_t, const GradTerm<float>*, int,
-                                      float*, float*);
+                                      float*, float*, const FinalRows*);
 template void weight_gradients<double>(int64_t, int64_t, const double*, int64_t, const GradTerm<double>*, int,
-                                       double*, double*);
+                                       double*, double*, const FinalRows*);
 
 }  // namespace pylstm

@@ -1,8 +1,23 @@
 // The parallel GEMM driver for the big products outside the time loops (dx and the weight gradients).
 #pragma once
+#include <atomic>
 #include <cstdint>
 
 namespace pylstm {
+
+// The rows of a backward time loop's pre-activation gradients that are final. The loop goes from the last step to
+// the first and publishes, after each step, the first row from which on every row is final; the products after the
+// loop can then run beside it on another thread, each block of rows once it is final (wait_until).
+class FinalRows {
+ public:
+  explicit FinalRows(int64_t total) : first_(total) {}
+  void publish(int64_t first_final_row) { first_.store(first_final_row, std::memory_order_release); }
+  // Returns once rows [row, total) are final.
+  void wait_until(int64_t row) const;
+
+ private:
+  std::atomic<int64_t> first_;
+};
 
 // C (M, N) = [C +] A (M, K) @ B (K, N), with the active ISA's micro-kernels.
 //   A: element (m, k) at A[m * a_row_stride + k * a_col_stride] (so A^T of a stored matrix is just other strides).
@@ -31,9 +46,11 @@ struct GradTerm {
 // The weight and bias gradients of a layer from one pass over its pre-activation gradients dpre (K = T*B rows, M
 // gate columns, leading dimension ld): every (mc, kc) block of dpre^T is packed once and multiplied into every term
 // that covers its rows, and its row sums (the bias gradient, the same for b_ih and b_hh) are added to bias and
-// bias2 (each may be null). Threads split the M rows; results do not depend on their number.
+// bias2 (each may be null). Threads split the M rows; results do not depend on their number. The sum over K runs in
+// blocks from the last rows to the first, so that with `ready` (not null: dpre is still being made by a backward
+// loop, from its last row to its first) each block starts once its rows are final, with the same result.
 template <typename T>
 void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const GradTerm<T>* terms, int n_terms, T* bias,
-                      T* bias2);
+                      T* bias2, const FinalRows* ready = nullptr);
 
 }  // namespace pylstm

@@ -115,6 +115,10 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
   // pre-activation gradients are all done) and then does their elementwise backward of step t; without reset_after
   // a second round per step makes d(r * h) = dn @ W_hn, which needs every unit's dn. A last round makes dh0.
   const int64_t rounds_per_step = reset_after ? 1 : 2;
+  const GradTerm<T> x_term = input_term(s, step_rows, x, 0, G, dw_ih);
+  const GradTerm<T> h_term = hidden_term(s, step_rows, h0, out, prev, 0, reset_after ? G : 2 * H, dw_hh);
+  FinalRows final_rows(rows);
+  auto loop = [&] {
   run_rounds(threads, chunks.items, 2 + steps * rounds_per_step, [&](int64_t round, int64_t item) {
     const UnitSlice u = chunks(item);
     if (round == 0) {
@@ -148,6 +152,7 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
         o.gru_backward_after_units(u.n(), H, g_t + b * W + u.j0, h_prev + k, dout_t + k, dh + k,
                                    dx_pre + b * ldg + u.j0, dh_pre + b * ldg + u.j0);
       }
+      if (chunks.items == 1) final_rows.publish(off);
     } else if (!second_half) {
       for (int64_t b = 0; b < B; ++b) {
         const int64_t k = b * H + u.j0;
@@ -161,21 +166,24 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
         o.gru_backward_r_units(u.n(), g_t + b * W + u.j0, h_prev + k, drh + k, dh + k, dx_pre + b * ldg + u.j0,
                                rh + off * H + k);
       }
+      if (chunks.items == 1) final_rows.publish(off);
     }
   });
-  input_grad(s, step_rows, G, w_ih, dgx, ldg, dx);
-  if (reset_after) {
-    const GradTerm<T> ih[] = {input_term(s, step_rows, x, 0, G, dw_ih)};
-    const GradTerm<T> hh[] = {hidden_term(s, step_rows, h0, out, prev, 0, G, dw_hh)};
-    weight_gradients(G, rows, dgx, ldg, ih, 1, db_ih, static_cast<T*>(nullptr));
-    weight_gradients(G, rows, dgh, ldg, hh, 1, db_hh, static_cast<T*>(nullptr));
-  } else {
-    // One gradient for both biases; dW_hn pairs dn with r * h_{t-1} (kept as rh), dW_hr and dW_hz with h_{t-1}.
-    const GradTerm<T> terms[] = {input_term(s, step_rows, x, 0, G, dw_ih),
-                                 hidden_term(s, step_rows, h0, out, prev, 0, 2 * H, dw_hh),
-                                 GradTerm<T>{rh, rows, nullptr, H, 2 * H, G, dw_hh + 2 * H * H, H}};
-    weight_gradients(G, rows, dgx, ldg, terms, 3, db_ih, db_hh);
-  }
+  };
+  auto input_grads = [&] { input_grad(s, step_rows, G, w_ih, dgx, ldg, dx); };
+  auto weight_grads = [&](const FinalRows* ready) {
+    if (reset_after) {
+      weight_gradients(G, rows, dgx, ldg, &x_term, 1, db_ih, static_cast<T*>(nullptr), ready);
+      weight_gradients(G, rows, dgh, ldg, &h_term, 1, db_hh, static_cast<T*>(nullptr), ready);
+    } else {
+      // One gradient for both biases; dW_hn pairs dn with r * h_{t-1} (kept as rh), dW_hr and dW_hz with h_{t-1}.
+      const GradTerm<T> terms[] = {x_term, h_term, GradTerm<T>{rh, rows, nullptr, H, 2 * H, G, dw_hh + 2 * H * H, H}};
+      weight_gradients(G, rows, dgx, ldg, terms, 3, db_ih, db_hh, ready);
+    }
+  };
+  // Without reset_after, dW_hn's factor r * h_{t-1} (rh) is made by the loop itself, and weight_gradients packs its
+  // factors before it starts: its products then wait for the loop (no work counted as worth running beside it).
+  backward_pass(threads, reset_after ? rows * G * (s.input + H) : 0, final_rows, loop, input_grads, weight_grads);
 }
 
 #define PYLSTM_INSTANTIATE(T)                                                                                    \

@@ -135,19 +135,30 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
     }
   };
 
+  const GradTerm<T> terms[] = {input_term(s, rows, x, 0, G, dw_ih), hidden_term(s, rows, h0, out, prev, 0, G, dw_hh)};
+  auto input_grads = [&] { input_grad(s, rows, G, w_ih, dpre, ldp, dx); };
+  auto weight_grads = [&](const FinalRows* ready) {
+    weight_gradients(G, R, dpre, ldp, terms, 2, db_ih, db_hh, ready);
+  };
   if (!projected) {
     // Round 0 packs; round r = 1 .. T handles step t = T - r: first dh for these units from step t + 1 (all of
     // dpre_{t+1} being done), then their elementwise backward; a last round makes dh0.
-    run_rounds(threads, chunks.items, steps + 2, [&](int64_t round, int64_t item) {
-      const UnitSlice u = chunks(item);
-      if (round == 0) {
-        pack_b(w_hh, P, false, whh, u.q0, u.q1);
-        return;
-      }
-      const int64_t t = steps - round;
-      recurrent_grad(t, u);
-      if (t >= 0) cell_grad(t, u);
-    });
+    FinalRows final_rows(R);
+    auto loop = [&] {
+      run_rounds(threads, chunks.items, steps + 2, [&](int64_t round, int64_t item) {
+        const UnitSlice u = chunks(item);
+        if (round == 0) {
+          pack_b(w_hh, P, false, whh, u.q0, u.q1);
+          return;
+        }
+        const int64_t t = steps - round;
+        recurrent_grad(t, u);
+        if (t < 0) return;
+        cell_grad(t, u);
+        if (chunks.items == 1) final_rows.publish(rows.offset(t));
+      });
+    };
+    backward_pass(threads, R * G * (s.input + P), final_rows, loop, input_grads, weight_grads);
   } else {
     // Two rounds per step t (from the last): dh_t for these h units from step t + 1 and dh_total_t = dh_t + dout_t;
     // then dm_t = dh_total_t @ W_hr for these hidden units (it needs all of dh_total_t) and their elementwise
@@ -174,10 +185,9 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
       if (u.n() > 0) o.gemm_panels(n, dh_total + rows.offset(t) * P, P, 1, whr, 0, 1, u.q0, u.q1, dm, H, false);
       cell_grad(t, u);
     });
+    input_grads();
+    weight_grads(nullptr);
   }
-  input_grad(s, rows, G, w_ih, dpre, ldp, dx);
-  const GradTerm<T> terms[] = {input_term(s, rows, x, 0, G, dw_ih), hidden_term(s, rows, h0, out, prev, 0, G, dw_hh)};
-  weight_gradients(G, R, dpre, ldp, terms, 2, db_ih, db_hh);
   if (projected) {
     const GradTerm<T> hr[] = {GradTerm<T>{m, R, nullptr, H, 0, P, dextras.dw_hr, H}};
     weight_gradients(P, R, dh_total, P, hr, 1, static_cast<T*>(nullptr), static_cast<T*>(nullptr));

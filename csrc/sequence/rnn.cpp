@@ -65,27 +65,35 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
 
   const int threads = loop_threads(steps, B * H * H, H * H * int64_t(sizeof(T)), H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
-  // As lstm_backward: round 0 packs, round r handles step t = T - r after dh from step t + 1, a last one dh0.
-  run_rounds(threads, chunks.items, steps + 2, [&](int64_t round, int64_t item) {
-    const UnitSlice u = chunks(item);
-    if (round == 0) {
-      pack_b(w_hh, H, false, whh, u.q0, u.q1);
-      return;
-    }
-    const int64_t t = steps - round;
-    if (t + 1 < steps && u.n() > 0 && step_rows.rows(t + 1) > 0)
-      o.gemm_panels(step_rows.rows(t + 1), dpre + step_rows.offset(t + 1) * ldp, ldp, 1, whh, 0, 1, u.q0, u.q1, dh, H,
-                    false);
-    if (t < 0) return;
-    for (int64_t b = 0; b < step_rows.rows(t); ++b) {
-      const int64_t row = step_rows.offset(t) + b, k = row * H + u.j0;
-      o.rnn_backward_units(u.n(), relu, out + k, dout + k, dh + b * H + u.j0, dpre + row * ldp + u.j0);
-    }
-  });
-  input_grad(s, step_rows, H, w_ih, dpre, ldp, dx);
+  const int64_t R = step_rows.total();
   const GradTerm<T> terms[] = {input_term(s, step_rows, x, 0, H, dw_ih),
                                hidden_term(s, step_rows, h0, out, prev, 0, H, dw_hh)};
-  weight_gradients(H, step_rows.total(), dpre, ldp, terms, 2, db_ih, db_hh);
+  FinalRows final_rows(R);
+  // As lstm_backward: round 0 packs, round r handles step t = T - r after dh from step t + 1, a last one dh0.
+  auto loop = [&] {
+    run_rounds(threads, chunks.items, steps + 2, [&](int64_t round, int64_t item) {
+      const UnitSlice u = chunks(item);
+      if (round == 0) {
+        pack_b(w_hh, H, false, whh, u.q0, u.q1);
+        return;
+      }
+      const int64_t t = steps - round;
+      if (t + 1 < steps && u.n() > 0 && step_rows.rows(t + 1) > 0)
+        o.gemm_panels(step_rows.rows(t + 1), dpre + step_rows.offset(t + 1) * ldp, ldp, 1, whh, 0, 1, u.q0, u.q1, dh,
+                      H, false);
+      if (t < 0) return;
+      for (int64_t b = 0; b < step_rows.rows(t); ++b) {
+        const int64_t row = step_rows.offset(t) + b, k = row * H + u.j0;
+        o.rnn_backward_units(u.n(), relu, out + k, dout + k, dh + b * H + u.j0, dpre + row * ldp + u.j0);
+      }
+      if (chunks.items == 1) final_rows.publish(step_rows.offset(t));
+    });
+  };
+  auto input_grads = [&] { input_grad(s, step_rows, H, w_ih, dpre, ldp, dx); };
+  auto weight_grads = [&](const FinalRows* ready) {
+    weight_gradients(H, R, dpre, ldp, terms, 2, db_ih, db_hh, ready);
+  };
+  backward_pass(threads, R * H * (s.input + H), final_rows, loop, input_grads, weight_grads);
 }
 
 #define PYLSTM_INSTANTIATE(T)                                                                                      \
