@@ -44,8 +44,8 @@ struct Ops {
   void (*sigmoid)(int64_t n, const T* x, T* y);
   void (*tanh)(int64_t n, const T* x, T* y);
 
-  void (*lstm_forward_units)(int64_t n, int64_t H, T* pre, const T* c_prev, T* c, T* h, const Peepholes<T>& p,
-                             bool save_gates);
+  void (*lstm_forward_units)(int64_t n, int64_t H, const T* pre, const T* c_prev, T* c, T* h, const Peepholes<T>& p,
+                             T* saved);
   void (*lstm_backward_units)(int64_t n, int64_t H, const T* gates, const T* c, const T* c_prev, const T* dout,
                               const T* dh, T* dc, T* dpre, const Peepholes<T>& p, T* m);
   void (*gru_forward_units)(int64_t n, int64_t H, T* pre, const T* gh, const T* h_prev, T* h, bool save_gates);

@@ -36,8 +36,8 @@ struct LstmExtraGrads {
 //   h_n      out (B, P)     c_n out (B, H): every row's state after its last step
 //   gates    out (R, 4H)    training only: post-activation i, f, g, o
 //   cells    out (R, H)     training only: c_t
-// Training keeps 5*H values per row and step (gates and cells); out is the caller's. Scratch: the packed weights, in
-// inference a chunk of the input projection, and m = o * tanh(c) of one step with a projection.
+// Training keeps 5*H values per row and step (gates and cells); out is the caller's. Scratch: the packed weights, a
+// chunk of the input projection, and m = o * tanh(c) of one step with a projection.
 template <typename T>
 void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const T* w_ih, const T* w_hh,
                   const T* b_ih, const T* b_hh, const LstmExtras<T>& extras, T* out, T* h_n, T* c_n, T* gates,

@@ -317,13 +317,13 @@ void tanh_array(int64_t n, const typename V::T* x, typename V::T* y) {
 // first unit); gate g of a (G*H)-wide row is at offset g * H (PyTorch's gate-blocked layout).
 
 // LSTM step. pre: the i, f, g, o pre-activations without the peephole terms (input and recurrent parts summed,
-// biases included), row width >= 4H; with save_gates, i, f, g, o replace them. c_prev in; c = f * c_prev + i * g and
-// h = o * tanh(c) out (h is m, before a projection). c may alias c_prev.
+// biases included), row width >= 4H (in); saved (when not null): i, f, g, o, at the same offsets (out). c_prev in;
+// c = f * c_prev + i * g and h = o * tanh(c) out (h is m, before a projection). c may alias c_prev.
 // Peepholes (all three or none): i and f see p * c_prev, o sees p_o * c.
 template <typename V, bool kPeepholes>
-inline void lstm_forward_loop(int64_t n, int64_t H, typename V::T* pre, const typename V::T* c_prev,
+inline void lstm_forward_loop(int64_t n, int64_t H, const typename V::T* pre, const typename V::T* c_prev,
                               typename V::T* c, typename V::T* h, const Peepholes<typename V::T>& p,
-                              bool save_gates) {
+                              typename V::T* saved) {
   using Reg = typename V::Reg;
   for (int64_t j = 0; j < n; j += V::kLanes) {
     const int w = static_cast<int>(std::min<int64_t>(V::kLanes, n - j));
@@ -339,20 +339,20 @@ inline void lstm_forward_loop(int64_t n, int64_t H, typename V::T* pre, const ty
     const Reg o = sigmoid<V>(po);
     store_n<V>(c + j, cj, w);
     store_n<V>(h + j, V::mul(o, tanh<V>(cj)), w);
-    if (save_gates) {
-      store_n<V>(pre + j, i, w);
-      store_n<V>(pre + H + j, f, w);
-      store_n<V>(pre + 2 * H + j, g, w);
-      store_n<V>(pre + 3 * H + j, o, w);
+    if (saved != nullptr) {
+      store_n<V>(saved + j, i, w);
+      store_n<V>(saved + H + j, f, w);
+      store_n<V>(saved + 2 * H + j, g, w);
+      store_n<V>(saved + 3 * H + j, o, w);
     }
   }
 }
 
 template <typename V>
-void lstm_forward_units(int64_t n, int64_t H, typename V::T* pre, const typename V::T* c_prev, typename V::T* c,
-                        typename V::T* h, const Peepholes<typename V::T>& p, bool save_gates) {
-  if (p.i != nullptr) lstm_forward_loop<V, true>(n, H, pre, c_prev, c, h, p, save_gates);
-  else lstm_forward_loop<V, false>(n, H, pre, c_prev, c, h, p, save_gates);
+void lstm_forward_units(int64_t n, int64_t H, const typename V::T* pre, const typename V::T* c_prev, typename V::T* c,
+                        typename V::T* h, const Peepholes<typename V::T>& p, typename V::T* saved) {
+  if (p.i != nullptr) lstm_forward_loop<V, true>(n, H, pre, c_prev, c, h, p, saved);
+  else lstm_forward_loop<V, false>(n, H, pre, c_prev, c, h, p, saved);
 }
 
 // LSTM step backward. gates: saved i, f, g, o; c: c_t; dh: gradient w.r.t. h_t (m_t with a projection) from later
