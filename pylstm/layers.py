@@ -69,6 +69,17 @@ def _layer_dtype(dtype):
 # What layers and cells share: parameters, gradients, modes, state dicts, array checks.
 
 
+def _aligned_zeros(shape, dtype, alignment=64):
+    """Zeros whose data starts on a cache line. NumPy aligns its arrays to 16 bytes only, and the kernels read a
+    batch-1 step's weights in place, row by row: rows that straddle cache lines made LSTM 1,256,256,150 inference
+    ~30% slower (2.06 vs 1.52 ms), and how much slower varied from one allocation to the next."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    buffer = np.zeros(nbytes + alignment, np.uint8)
+    start = -buffer.ctypes.data % alignment
+    return buffer[start:start + nbytes].view(dtype).reshape(shape)
+
+
 class _Module:
     """Holds ``params`` and ``grads`` (name -> array, PyTorch names) and the training flag."""
 
@@ -78,11 +89,12 @@ class _Module:
         rng = np.random.default_rng(seed)
         bound = 1.0 / np.sqrt(hidden_size)
         #: name -> the live arrays the module computes with (an optimizer may update them in place).
-        self.params = {name: (np.zeros(shape, self.dtype) if name.startswith("peephole_") else
-                              rng.uniform(-bound, bound, size=shape).astype(self.dtype))
-                       for name, shape in shapes.items()}
+        self.params = {name: _aligned_zeros(shape, self.dtype) for name, shape in shapes.items()}
+        for name, p in self.params.items():
+            if not name.startswith("peephole_"):
+                p[...] = rng.uniform(-bound, bound, size=p.shape)
         #: name -> gradient arrays of the same shapes; ``backward`` adds into them, ``zero_grad`` clears them.
-        self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
+        self.grads = {name: _aligned_zeros(p.shape, self.dtype) for name, p in self.params.items()}
 
     def train(self, mode=True):
         """Training mode (the default): a forward keeps what ``backward`` needs."""
