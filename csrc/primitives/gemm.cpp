@@ -45,7 +45,7 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t as_m, int64_t as_
   scratch.need(&packed.data, packed.size());
   scratch.allocate();
 
-  // Row blocks of 192 rows when there are enough of them to share, else column panels.
+  // Rows when there are enough of them to share (two 192-row blocks per thread), else column panels.
   constexpr int64_t kRowBlock = 192;
   const int64_t row_blocks = (M + kRowBlock - 1) / kRowBlock, panels = packed.panels();
   const int threads = threads_for(M * N * K);
@@ -58,7 +58,11 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t as_m, int64_t as_
     else pack_b(B, ldb, false, packed, panels * tid / nt, panels * (tid + 1) / nt);
 #pragma omp barrier
     if (split_rows) {
-      const int64_t r0 = row_blocks * tid / nt * kRowBlock, r1 = std::min(M, row_blocks * (tid + 1) / nt * kRowBlock);
+      // Equal shares in multiples of 12 rows (every ISA's micro-kernel rows divide 12): whole 192-row blocks had
+      // split GRU 32,1760,1760,20's dx (640 rows) as 384 + 256.
+      constexpr int64_t kQuantum = 12;
+      const int64_t quanta = (M + kQuantum - 1) / kQuantum;
+      const int64_t r0 = quanta * tid / nt * kQuantum, r1 = std::min(M, quanta * (tid + 1) / nt * kQuantum);
       if (r0 < r1) o.gemm_panels(r1 - r0, A + r0 * as_m, as_m, as_k, packed, 0, 1, 0, panels, C + r0 * ldc, ldc, accumulate);
     } else {
       const int64_t p0 = panels * tid / nt, p1 = panels * (tid + 1) / nt;
