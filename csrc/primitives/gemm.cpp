@@ -91,10 +91,18 @@ void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const Gra
   for (size_t c = 0; c + 1 < cuts.size(); ++c)
     for (int64_t m = cuts[c]; m < cuts[c + 1]; m += mc) blocks.push_back({m, std::min(cuts[c + 1], m + mc)});
 
+  // Few rows to sum over (K) against a large gradient: each row block packs its whole K of dpre^T (at most
+  // kWholeKBytes, kept in L2) and finishes one panel of C at a time, so that C goes through memory once instead of
+  // once per k block (GRU 32,1760,1760,20: K = 640, a 37 MB dW read and written three times). Not beside a loop,
+  // which makes the rows from the last block to the first.
+  constexpr int64_t kWholeKBytes = int64_t(768) << 10;
+  const int64_t k_blocks = (K + o.kc - 1) / o.kc;
+  const bool whole_k = ready == nullptr && k_blocks > 1 && mc * K * int64_t(sizeof(T)) <= kWholeKBytes;
+
   std::vector<PackedB<T>> packed(n_terms);
   T* sums = nullptr;
   T* a_blocks = nullptr;
-  const int64_t a_size = o.mc * o.kc + 64;
+  const int64_t a_size = (o.mc * o.kc + 64) * (whole_k ? k_blocks : 1);  // per thread
   Scratch scratch(1);
   for (int j = 0; j < n_terms; ++j) {
     packed[j].K = K;
@@ -125,7 +133,21 @@ void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const Gra
     // k chunks in the same order (the last first, the order in which a backward loop finishes them) whatever the
     // thread count.
     const int64_t b_begin = n_blocks * tid / nt, b_end = n_blocks * (tid + 1) / nt;
-    for (int64_t k0 = K > 0 ? (K - 1) / o.kc * o.kc : -1; k0 >= 0; k0 -= o.kc) {
+    for (int64_t bi = b_begin; whole_k && bi < b_end; ++bi) {  // the same sums in the same order, C panel by panel
+      const int64_t m0 = blocks[bi].first, mcb = blocks[bi].second - m0;
+      for (int64_t kb = k_blocks - 1; kb >= 0; --kb)
+        o.pack_a_block(mcb, std::min(o.kc, K - kb * o.kc), dpre + m0 + kb * o.kc * ld, 1, ld,
+                       a_block + kb * (o.mc * o.kc + 64), sums + m0);
+      for (int j = 0; j < n_terms; ++j) {
+        const GradTerm<T>& g = terms[j];
+        if (m0 < g.m_begin || m0 >= g.m_end) continue;
+        for (int64_t p = 0; p < packed[j].panels(); ++p)
+          for (int64_t kb = k_blocks - 1; kb >= 0; --kb)
+            o.gemm_a_packed(mcb, std::min(o.kc, K - kb * o.kc), a_block + kb * (o.mc * o.kc + 64), packed[j],
+                            kb * o.kc, 0, 1, p, p + 1, g.C + (m0 - g.m_begin) * g.ldc, g.ldc, true);
+      }
+    }
+    for (int64_t k0 = whole_k || K == 0 ? -1 : (K - 1) / o.kc * o.kc; k0 >= 0; k0 -= o.kc) {
       const int64_t kcb = std::min(o.kc, K - k0);
       if (ready != nullptr) ready->wait_until(k0);
       for (int64_t bi = b_begin; bi < b_end; ++bi) {
