@@ -162,6 +162,27 @@ def test_parameter_names_and_shapes_are_pytorchs(kind, bias):
 
 
 @kinds
+@dtypes
+def test_parameters_and_gradients_start_on_a_cache_line(kind, dtype):
+    """Every parameter and gradient array of layers (stacked, bidirectional) and cells starts on a 64-byte boundary
+    (NumPy's own arrays start on 16): a batch-1 step reads the weights in place, and rows straddling cache lines slow
+    it down. They stay there through load_state_dict, writable and C-contiguous, and compute what copies of them do."""
+    cell = {pylstm.LSTM: pylstm.LSTMCell, pylstm.GRU: pylstm.GRUCell, pylstm.RNN: pylstm.RNNCell}[kind.cls]
+    modules = [kind.make(5, 7, dtype=dtype), kind.make(5, 7, num_layers=2, bidirectional=True, dtype=dtype),
+               cell(5, 7, dtype=dtype)]
+    for m in modules:
+        m.load_state_dict({k: v * 2 for k, v in m.state_dict().items()})
+        for name, a in (*m.params.items(), *m.grads.items()):
+            assert a.ctypes.data % 64 == 0, f"{type(m).__name__} {name}: address % 64 = {a.ctypes.data % 64}"
+            assert a.flags.writeable and a.flags.c_contiguous and a.dtype == dtype, name
+    layer = modules[0]
+    x = np.random.default_rng(0).standard_normal((3, 1, 5)).astype(dtype)
+    copied = kind.make(5, 7, dtype=dtype)
+    copied.params.update({k: v.copy() for k, v in layer.params.items()})  # NumPy's alignment
+    np.testing.assert_array_equal(layer(x)[0], copied(x)[0])
+
+
+@kinds
 def test_dtype_default_float32_and_float64(kind):
     assert kind.make().dtype == np.float32
     for dtype in ("float64", np.float64, np.dtype("float64")):
