@@ -12,8 +12,9 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
   const StepRows rows(s);
   const int64_t steps = s.steps, B = s.batch, I = s.input, H = s.hidden, G = 3 * H, nr = o.nr;
   const bool training = gates != nullptr;
-  // Pre-activation rows: in training the saved gates' rows (width W), turned into r, z, n [, hn] in place.
-  const int64_t W = training ? gru_saved_width(H, reset_after) : G;
+  // Pre-activation rows (width G) in a scratch chunk, as lstm_forward; in training the gate math writes the saved
+  // gates' rows (width W): r, z, n [, hn].
+  const int64_t W = gru_saved_width(H, reset_after);
   const int64_t chunk = projection_chunk(steps, B);
   const bool dot_projection = chunk * B <= kDotRows, dot_recurrent = B <= kDotRows;
   PackedB<T> wih = gate_panels<T>(I, H, 3, nr), whh = gate_panels<T>(H, H, 3, nr);
@@ -21,7 +22,7 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
   Scratch scratch(0);
   if (!dot_projection) scratch.need(&wih.data, wih.size());
   if (!dot_recurrent) scratch.need(&whh.data, whh.size());
-  if (!training) scratch.need(&pre_chunk, chunk * B * G);
+  scratch.need(&pre_chunk, chunk * B * G);
   if (b_ih != nullptr) scratch.need(&bias, G);
   scratch.need(&gh, B * G);  // the recurrent parts of a step: W_hh h (+ b_hn), or W_hr h, W_hz h, W_hn (r * h)
   if (!reset_after) scratch.need(&rh, B * H);
@@ -47,31 +48,32 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
     const int64_t t = (round - pack_rounds) / rounds_per_step, B = rows.rows(t), off = rows.offset(t);
     if (B == 0) return;  // no row runs this step (nor any later one)
     const bool second_half = (round - pack_rounds) % rounds_per_step == 1;
-    T* pre = training ? gates + off * W : pre_chunk + (off - rows.offset(t - t % chunk)) * G;
+    T* pre = pre_chunk + (off - rows.offset(t - t % chunk)) * G;
+    T* saved = training ? gates + off * W : nullptr;
     const T* h_prev = t == 0 ? h0 : out + rows.offset(t - 1) * H;
     T* h = out + off * H;
     if (!second_half && t % chunk == 0) {
       const int64_t chunk_rows = rows.offset(std::min(t + chunk, steps)) - off;
-      fill_columns(pre, chunk_rows, W, bias, H, 0, 3, u);
-      gate_gemm(o, chunk_rows, x + off * I, I, dot_projection ? nullptr : &wih, w_ih, I, H, 0, 3, u, pre, W, true);
+      fill_columns(pre, chunk_rows, G, bias, H, 0, 3, u);
+      gate_gemm(o, chunk_rows, x + off * I, I, dot_projection ? nullptr : &wih, w_ih, I, H, 0, 3, u, pre, G, true);
     }
     if (reset_after) {
       fill_columns(gh, B, G, static_cast<const T*>(nullptr), H, 0, 2, u);
       fill_columns(gh, B, G, b_hn, H, 2, 3, u);
       gate_gemm(o, B, h_prev, H, whh_p, w_hh, H, H, 0, 3, u, gh, G, true);
       for (int64_t b = 0; b < B; ++b)
-        o.gru_forward_units(u.n(), H, pre + b * W + u.j0, gh + b * G + u.j0, h_prev + b * H + u.j0,
-                            h + b * H + u.j0, training);
+        o.gru_forward_units(u.n(), H, pre + b * G + u.j0, gh + b * G + u.j0, h_prev + b * H + u.j0,
+                            h + b * H + u.j0, saved == nullptr ? nullptr : saved + b * W + u.j0);
     } else if (!second_half) {
       gate_gemm(o, B, h_prev, H, whh_p, w_hh, H, H, 0, 2, u, gh, G, false);
       for (int64_t b = 0; b < B; ++b)
-        o.gru_rz_units(u.n(), H, pre + b * W + u.j0, gh + b * G + u.j0, H, h_prev + b * H + u.j0,
-                       rh + b * H + u.j0);
+        o.gru_rz_units(u.n(), H, pre + b * G + u.j0, gh + b * G + u.j0, H, h_prev + b * H + u.j0,
+                       rh + b * H + u.j0, saved == nullptr ? nullptr : saved + b * W + u.j0);
     } else {
       gate_gemm(o, B, rh, H, whh_p, w_hh, H, H, 2, 3, u, gh, G, false);
       for (int64_t b = 0; b < B; ++b)
-        o.gru_n_units(u.n(), H, pre + b * W + u.j0, gh + b * G + 2 * H + u.j0, h_prev + b * H + u.j0,
-                      h + b * H + u.j0);
+        o.gru_n_units(u.n(), H, pre + b * G + u.j0, gh + b * G + 2 * H + u.j0, h_prev + b * H + u.j0,
+                      h + b * H + u.j0, saved == nullptr ? nullptr : saved + b * W + u.j0);
     }
   });
   final_state(rows, steps, B, H, out, h0, h_n);

@@ -397,12 +397,12 @@ void lstm_backward_units(int64_t n, int64_t H, const typename V::T* gates, const
   else lstm_backward_loop<V, false>(n, H, gates, c, c_prev, dout, dh, dc, dpre, p, m);
 }
 
-// GRU step, reset_after. pre: r, z, n input pre-activations (b_ih and b_hr, b_hz folded in), row width >= 3H
-// (4H when saving); gh: the recurrent part W_hh h + [0, 0, b_hn] (3H). With save_gates, r, z, n and hn replace
-// pre's row (4H wide). h = (1 - z) * n + z * h_prev.
+// GRU step, reset_after. pre: r, z, n input pre-activations (b_ih and b_hr, b_hz folded in), row width >= 3H;
+// gh: the recurrent part W_hh h + [0, 0, b_hn] (3H). saved (when not null): r, z, n and hn (4H wide, out).
+// h = (1 - z) * n + z * h_prev.
 template <typename V>
-void gru_forward_units(int64_t n, int64_t H, typename V::T* pre, const typename V::T* gh, const typename V::T* h_prev,
-                       typename V::T* h, bool save_gates) {
+void gru_forward_units(int64_t n, int64_t H, const typename V::T* pre, const typename V::T* gh,
+                       const typename V::T* h_prev, typename V::T* h, typename V::T* saved) {
   using Reg = typename V::Reg;
   const Reg one = V::set1(1);
   for (int64_t j = 0; j < n; j += V::kLanes) {
@@ -412,20 +412,20 @@ void gru_forward_units(int64_t n, int64_t H, typename V::T* pre, const typename 
     const Reg hn = load_n<V>(gh + 2 * H + j, w);
     const Reg nn = tanh<V>(V::add(load_n<V>(pre + 2 * H + j, w), V::mul(r, hn)));
     store_n<V>(h + j, V::add(V::mul(V::sub(one, z), nn), V::mul(z, load_n<V>(h_prev + j, w))), w);
-    if (save_gates) {
-      store_n<V>(pre + j, r, w);
-      store_n<V>(pre + H + j, z, w);
-      store_n<V>(pre + 2 * H + j, nn, w);
-      store_n<V>(pre + 3 * H + j, hn, w);
+    if (saved != nullptr) {
+      store_n<V>(saved + j, r, w);
+      store_n<V>(saved + H + j, z, w);
+      store_n<V>(saved + 2 * H + j, nn, w);
+      store_n<V>(saved + 3 * H + j, hn, w);
     }
   }
 }
 
 // GRU step, reset_before, first half: r and z from pre (all biases folded) + grz (W_hr h, W_hz h), written over
-// pre's r and z; rh = r * h_prev.
+// pre's r and z, and to saved's when not null; rh = r * h_prev.
 template <typename V>
 void gru_rz_units(int64_t n, int64_t H, typename V::T* pre, const typename V::T* grz, int64_t grz_h,
-                  const typename V::T* h_prev, typename V::T* rh) {
+                  const typename V::T* h_prev, typename V::T* rh, typename V::T* saved) {
   using Reg = typename V::Reg;
   for (int64_t j = 0; j < n; j += V::kLanes) {
     const int w = static_cast<int>(std::min<int64_t>(V::kLanes, n - j));
@@ -433,22 +433,26 @@ void gru_rz_units(int64_t n, int64_t H, typename V::T* pre, const typename V::T*
     const Reg z = sigmoid<V>(V::add(load_n<V>(pre + H + j, w), load_n<V>(grz + grz_h + j, w)));
     store_n<V>(pre + j, r, w);
     store_n<V>(pre + H + j, z, w);
+    if (saved != nullptr) {
+      store_n<V>(saved + j, r, w);
+      store_n<V>(saved + H + j, z, w);
+    }
     store_n<V>(rh + j, V::mul(r, load_n<V>(h_prev + j, w)), w);
   }
 }
 
-// GRU step, reset_before, second half: n = tanh(pre_n + gn) (gn = W_hn (r * h)), written over pre's n;
-// h = (1 - z) * n + z * h_prev.
+// GRU step, reset_before, second half: n = tanh(pre_n + gn) (gn = W_hn (r * h)), written to saved's n when not
+// null; h = (1 - z) * n + z * h_prev (z from pre).
 template <typename V>
-void gru_n_units(int64_t n, int64_t H, typename V::T* pre, const typename V::T* gn, const typename V::T* h_prev,
-                 typename V::T* h) {
+void gru_n_units(int64_t n, int64_t H, const typename V::T* pre, const typename V::T* gn,
+                 const typename V::T* h_prev, typename V::T* h, typename V::T* saved) {
   using Reg = typename V::Reg;
   const Reg one = V::set1(1);
   for (int64_t j = 0; j < n; j += V::kLanes) {
     const int w = static_cast<int>(std::min<int64_t>(V::kLanes, n - j));
     const Reg z = load_n<V>(pre + H + j, w);
     const Reg nn = tanh<V>(V::add(load_n<V>(pre + 2 * H + j, w), load_n<V>(gn + j, w)));
-    store_n<V>(pre + 2 * H + j, nn, w);
+    if (saved != nullptr) store_n<V>(saved + 2 * H + j, nn, w);
     store_n<V>(h + j, V::add(V::mul(V::sub(one, z), nn), V::mul(z, load_n<V>(h_prev + j, w))), w);
   }
 }
