@@ -455,8 +455,11 @@ def relocate(problem, offset):
 
 @cells
 @dtypes
-# Dot products on both GEMMs, dot recurrent + packed projection, packed both with tails, and two threads.
-@pytest.mark.parametrize("T,B,I,H", [(2, 2, 7, 13), (3, 3, 19, 33), (3, 5, 17, 31), (5, 16, 48, 80)], ids=str)
+# Dot products on both GEMMs, dot recurrent + packed projection, packed both with tails, and two threads; then
+# dot recurrent over enough steps that weights whose rows do not start on cache lines are read from an aligned copy
+# (DotWeight): with H = 32 only the offset runs copy, with H = 13 all do.
+@pytest.mark.parametrize("T,B,I,H", [(2, 2, 7, 13), (3, 3, 19, 33), (3, 5, 17, 31), (5, 16, 48, 80), (10, 2, 7, 32),
+                                     (9, 1, 3, 13)], ids=str)
 def test_misaligned_inputs_give_bitwise_the_aligned_results(cell, dtype, T, B, I, H, isa, two_threads_stay_two):
     problem = random_problem(cell, T, B, I, H, dtype, seed=T + B + I + H)
     aligned = forward_backward_all(cell, relocate(problem, 0), grads_offset=0)

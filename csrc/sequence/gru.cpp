@@ -22,6 +22,7 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
   Scratch scratch(0);
   if (!dot_projection) scratch.need(&wih.data, wih.size());
   if (!dot_recurrent) scratch.need(&whh.data, whh.size());
+  DotWeight<T> whh_dot(w_hh, 3, H, H, steps, dot_recurrent, scratch);
   scratch.need(&pre_chunk, chunk * B * G);
   if (b_ih != nullptr) scratch.need(&bias, G);
   scratch.need(&gh, B * G);  // the recurrent parts of a step: W_hh h (+ b_hn), or W_hr h, W_hz h, W_hn (r * h)
@@ -36,13 +37,15 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
   const UnitChunks chunks = unit_chunks(threads, H, nr);
   // Round 0 packs (when any weight is packed); then a round per step, or two without reset_after: r and z (and
   // r * h) first, then n, which needs every unit of r * h.
-  const int64_t rounds_per_step = reset_after ? 1 : 2, pack_rounds = dot_projection && dot_recurrent ? 0 : 1;
+  const int64_t rounds_per_step = reset_after ? 1 : 2;
+  const int64_t pack_rounds = dot_projection && dot_recurrent && !whh_dot.copied ? 0 : 1;
   const PackedB<T>* whh_p = dot_recurrent ? nullptr : &whh;
   run_rounds(threads, chunks.items, pack_rounds + steps * rounds_per_step, [&](int64_t round, int64_t item) {
     const UnitSlice u = chunks(item);
     if (round < pack_rounds) {
       if (!dot_projection) pack_gate_panels(o, w_ih, I, wih, u, 0, 3);
       if (!dot_recurrent) pack_gate_panels(o, w_hh, H, whh, u, 0, 3);
+      whh_dot.copy_rows(u, 0, 3);
       return;
     }
     const int64_t t = (round - pack_rounds) / rounds_per_step, B = rows.rows(t), off = rows.offset(t);
@@ -55,22 +58,22 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
     if (!second_half && t % chunk == 0) {
       const int64_t chunk_rows = rows.offset(std::min(t + chunk, steps)) - off;
       fill_columns(pre, chunk_rows, G, bias, H, 0, 3, u);
-      gate_gemm(o, chunk_rows, x + off * I, I, dot_projection ? nullptr : &wih, w_ih, I, H, 0, 3, u, pre, G, true);
+      gate_gemm(o, chunk_rows, x + off * I, I, dot_projection ? nullptr : &wih, w_ih, I, I, H, 0, 3, u, pre, G, true);
     }
     if (reset_after) {
       fill_columns(gh, B, G, static_cast<const T*>(nullptr), H, 0, 2, u);
       fill_columns(gh, B, G, b_hn, H, 2, 3, u);
-      gate_gemm(o, B, h_prev, H, whh_p, w_hh, H, H, 0, 3, u, gh, G, true);
+      gate_gemm(o, B, h_prev, H, whh_p, whh_dot.rows(), whh_dot.ld, H, H, 0, 3, u, gh, G, true);
       for (int64_t b = 0; b < B; ++b)
         o.gru_forward_units(u.n(), H, pre + b * G + u.j0, gh + b * G + u.j0, h_prev + b * H + u.j0,
                             h + b * H + u.j0, saved == nullptr ? nullptr : saved + b * W + u.j0);
     } else if (!second_half) {
-      gate_gemm(o, B, h_prev, H, whh_p, w_hh, H, H, 0, 2, u, gh, G, false);
+      gate_gemm(o, B, h_prev, H, whh_p, whh_dot.rows(), whh_dot.ld, H, H, 0, 2, u, gh, G, false);
       for (int64_t b = 0; b < B; ++b)
         o.gru_rz_units(u.n(), H, pre + b * G + u.j0, gh + b * G + u.j0, H, h_prev + b * H + u.j0,
                        rh + b * H + u.j0, saved == nullptr ? nullptr : saved + b * W + u.j0);
     } else {
-      gate_gemm(o, B, rh, H, whh_p, w_hh, H, H, 2, 3, u, gh, G, false);
+      gate_gemm(o, B, rh, H, whh_p, whh_dot.rows(), whh_dot.ld, H, H, 2, 3, u, gh, G, false);
       for (int64_t b = 0; b < B; ++b)
         o.gru_n_units(u.n(), H, pre + b * G + u.j0, gh + b * G + 2 * H + u.j0, h_prev + b * H + u.j0,
                       h + b * H + u.j0, saved == nullptr ? nullptr : saved + b * W + u.j0);

@@ -23,6 +23,7 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
   Scratch scratch(0);
   if (!dot_projection) scratch.need(&wih.data, wih.size());
   if (!dot_recurrent) scratch.need(&whh.data, whh.size());
+  DotWeight<T> whh_dot(w_hh, 4, P, H, steps, dot_recurrent, scratch);
   scratch.need(&pre_chunk, chunk * B * G);
   if (b_ih != nullptr) scratch.need(&bias, G);
   if (projected) {
@@ -40,12 +41,14 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
   const UnitChunks proj_chunks{P, nr, chunks.items};  // the projection's output units, as many items
   // Round 0 packs (when any weight is packed); then a round per step, or two with a projection: the gates and
   // m = o * tanh(c) of these hidden units, then h = W_hr m for these output units (it needs all of m).
-  const int64_t rounds_per_step = projected ? 2 : 1, pack_rounds = dot_projection && dot_recurrent ? 0 : 1;
+  const int64_t rounds_per_step = projected ? 2 : 1;
+  const int64_t pack_rounds = dot_projection && dot_recurrent && !whh_dot.copied ? 0 : 1;
   run_rounds(threads, chunks.items, pack_rounds + steps * rounds_per_step, [&](int64_t round, int64_t item) {
     const UnitSlice u = chunks(item);
     if (round < pack_rounds) {
       if (!dot_projection) pack_gate_panels(o, w_ih, I, wih, u, 0, 4);
       if (!dot_recurrent) pack_gate_panels(o, w_hh, P, whh, u, 0, 4);
+      whh_dot.copy_rows(u, 0, 4);
       if (projected && !dot_recurrent) pack_gate_panels(o, extras.w_hr, H, whr, proj_chunks(item), 0, 1);
       return;
     }
@@ -53,20 +56,21 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
     if (n == 0) return;  // no row runs this step (nor any later one)
     T* h = out + off * P;
     if ((round - pack_rounds) % rounds_per_step == 1) {
-      gate_gemm(o, n, m, H, dot_recurrent ? nullptr : &whr, extras.w_hr, H, P, 0, 1, proj_chunks(item), h, P, false);
+      gate_gemm(o, n, m, H, dot_recurrent ? nullptr : &whr, extras.w_hr, H, H, P, 0, 1, proj_chunks(item), h, P,
+                false);
       return;
     }
     T* pre = pre_chunk + (off - rows.offset(t - t % chunk)) * G;
     if (t % chunk == 0) {  // these units' columns of the input projection of steps t .. t + chunk
       const int64_t chunk_rows = rows.offset(std::min(t + chunk, steps)) - off;
       fill_columns(pre, chunk_rows, G, bias, H, 0, 4, u);
-      gate_gemm(o, chunk_rows, x + off * I, I, dot_projection ? nullptr : &wih, w_ih, I, H, 0, 4, u, pre, G, true);
+      gate_gemm(o, chunk_rows, x + off * I, I, dot_projection ? nullptr : &wih, w_ih, I, I, H, 0, 4, u, pre, G, true);
     }
     const T* h_prev = t == 0 ? h0 : out + rows.offset(t - 1) * P;
     const T* c_prev = !training ? c_n : t == 0 ? c0 : cells + rows.offset(t - 1) * H;
     T* c = training ? cells + off * H : c_n;
     T* hm = projected ? m : h;  // both H wide
-    gate_gemm(o, n, h_prev, P, dot_recurrent ? nullptr : &whh, w_hh, P, H, 0, 4, u, pre, G, true);
+    gate_gemm(o, n, h_prev, P, dot_recurrent ? nullptr : &whh, whh_dot.rows(), whh_dot.ld, P, H, 0, 4, u, pre, G, true);
     const Peepholes<T> peep = extras.peepholes.at(u.j0);
     for (int64_t b = 0; b < n; ++b)
       o.lstm_forward_units(u.n(), H, pre + b * G + u.j0, c_prev + b * H + u.j0, c + b * H + u.j0,

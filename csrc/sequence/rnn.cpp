@@ -18,6 +18,7 @@ void rnn_forward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, c
   Scratch scratch(0);
   if (!dot_projection) scratch.need(&wih.data, wih.size());
   if (!dot_recurrent) scratch.need(&whh.data, whh.size());
+  DotWeight<T> whh_dot(w_hh, 1, H, H, steps, dot_recurrent, scratch);
   if (b_ih != nullptr) scratch.need(&bias, H);
   scratch.allocate();
   if (b_ih != nullptr) fold_biases(b_ih, b_hh, H, H, bias);
@@ -29,15 +30,16 @@ void rnn_forward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, c
     if (round == 0) {  // pack, and these units' columns of the input projection of all steps, straight into out
       if (!dot_projection) pack_gate_panels(o, w_ih, I, wih, u, 0, 1);
       if (!dot_recurrent) pack_gate_panels(o, w_hh, H, whh, u, 0, 1);
+      whh_dot.copy_rows(u, 0, 1);
       fill_columns(out, rows, H, bias, H, 0, 1, u);
-      gate_gemm(o, rows, x, I, dot_projection ? nullptr : &wih, w_ih, I, H, 0, 1, u, out, H, true);
+      gate_gemm(o, rows, x, I, dot_projection ? nullptr : &wih, w_ih, I, I, H, 0, 1, u, out, H, true);
       return;
     }
     const int64_t t = round - 1, n = step_rows.rows(t);
     if (n == 0) return;
     const T* h_prev = t == 0 ? h0 : out + step_rows.offset(t - 1) * H;
     T* h = out + step_rows.offset(t) * H;
-    gate_gemm(o, n, h_prev, H, dot_recurrent ? nullptr : &whh, w_hh, H, H, 0, 1, u, h, H, true);
+    gate_gemm(o, n, h_prev, H, dot_recurrent ? nullptr : &whh, whh_dot.rows(), whh_dot.ld, H, H, 0, 1, u, h, H, true);
     for (int64_t b = 0; b < n; ++b) o.rnn_forward_units(u.n(), relu, h + b * H + u.j0);
   });
   final_state(step_rows, steps, B, H, out, h0, h_n);
