@@ -8,6 +8,8 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 namespace pylstm {
 
@@ -64,7 +66,7 @@ void pack_b(const T* src, int64_t ld, bool transposed_source, const PackedB<T>& 
           for (int64_t k = k0; k < k1; ++k) dst[k * nr + c] = row[k];
         }
       }
-    } else {
+    } else if (w < nr) {
       for (int64_t k = 0; k < K; ++k) {
         const T* row = k < split ? src + k * ld : tail + (k - split) * ld;
         for (int c = 0; c < w; ++c) dst[k * nr + c] = row[c0 + c];
@@ -72,6 +74,35 @@ void pack_b(const T* src, int64_t ld, bool transposed_source, const PackedB<T>& 
     }
     for (int64_t k = 0; k < K; ++k)
       for (int64_t c = w; c < nr; ++c) dst[k * nr + c] = T(0);
+  }
+  if (transposed_source) return;
+  // Whole panels of a row-major source, a block of rows at a time: the block's part of each source row is read once
+  // and copied into every panel while it is in cache. Panel by panel down all of K, each panel read 128 bytes of every
+  // row, a new cache line for every few values (a 37 MB weight took 16 ms to pack that way, 3x the transposed pack).
+  const int64_t row_bytes = std::max<int64_t>(1, (p_end - p_begin) * nr * int64_t(sizeof(T)));
+  const int64_t k_block = std::clamp<int64_t>((int64_t(256) << 10) / row_bytes, 8, 256);
+  auto copy_rows = [&](auto panel_width) {  // a compile-time width: each row's copy is a few vector moves
+    constexpr int64_t kNr = decltype(panel_width)::value;
+    for (int64_t k0 = 0; k0 < K; k0 += k_block) {
+      const int64_t k1 = std::min(K, k0 + k_block);
+      for (int64_t p = p_begin; p < p_end; ++p) {
+        if (b.width(p) < kNr) continue;
+        T* dst = b.panel(p);
+        const int64_t c0 = b.col(p);
+        for (int64_t k = k0; k < k1; ++k)
+          std::memcpy(dst + k * kNr, (k < split ? src + k * ld : tail + (k - split) * ld) + c0, kNr * sizeof(T));
+      }
+    }
+  };
+  switch (nr) {
+    case 8: copy_rows(std::integral_constant<int64_t, 8>{}); break;
+    case 16: copy_rows(std::integral_constant<int64_t, 16>{}); break;
+    case 32: copy_rows(std::integral_constant<int64_t, 32>{}); break;
+    default:
+      for (int64_t p = p_begin; p < p_end; ++p)
+        if (b.width(p) == nr)
+          for (int64_t k = 0; k < K; ++k)
+            std::copy_n((k < split ? src + k * ld : tail + (k - split) * ld) + b.col(p), nr, b.panel(p) + k * nr);
   }
 }
 
