@@ -421,8 +421,8 @@ void gru_forward_units(int64_t n, int64_t H, const typename V::T* pre, const typ
   }
 }
 
-// GRU step, reset_before, first half: r and z from pre (all biases folded) + grz (W_hr h, W_hz h), written over
-// pre's r and z, and to saved's when not null; rh = r * h_prev.
+// GRU step, reset_before, first half: r and z from pre (all biases folded) + grz (W_hr h, W_hz h); z written over
+// pre's z (gru_n_units reads it), r and z to saved when not null; rh = r * h_prev.
 template <typename V>
 void gru_rz_units(int64_t n, int64_t H, typename V::T* pre, const typename V::T* grz, int64_t grz_h,
                   const typename V::T* h_prev, typename V::T* rh, typename V::T* saved) {
@@ -431,7 +431,6 @@ void gru_rz_units(int64_t n, int64_t H, typename V::T* pre, const typename V::T*
     const int w = static_cast<int>(std::min<int64_t>(V::kLanes, n - j));
     const Reg r = sigmoid<V>(V::add(load_n<V>(pre + j, w), load_n<V>(grz + j, w)));
     const Reg z = sigmoid<V>(V::add(load_n<V>(pre + H + j, w), load_n<V>(grz + grz_h + j, w)));
-    store_n<V>(pre + j, r, w);
     store_n<V>(pre + H + j, z, w);
     if (saved != nullptr) {
       store_n<V>(saved + j, r, w);
