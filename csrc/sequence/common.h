@@ -133,6 +133,7 @@ void gate_gemm(const Ops<T>& o, int64_t M, const T* A, int64_t lda, const Packed
 template <typename T>
 struct DotWeight {
   static constexpr int64_t kMinSteps = 8;
+  static constexpr int64_t kLine = 64 / int64_t(sizeof(T));  // values per cache line
   const T* src;
   int64_t K, H;
   bool copied;
@@ -140,9 +141,8 @@ struct DotWeight {
   T* copy = nullptr;   // (G*H, ld), set through Scratch::need when copied
   DotWeight(const T* w, int64_t G, int64_t K_, int64_t H_, int64_t steps, bool dot, Scratch& scratch)
       : src(w), K(K_), H(H_),
-        copied(dot && steps >= kMinSteps &&
-               (reinterpret_cast<uintptr_t>(w) % 64 != 0 || (K_ * int64_t(sizeof(T))) % 64 != 0)),
-        ld(copied ? (K_ + 64 / int64_t(sizeof(T)) - 1) / (64 / int64_t(sizeof(T))) * (64 / int64_t(sizeof(T))) : K_) {
+        copied(dot && steps >= kMinSteps && (reinterpret_cast<uintptr_t>(w) % 64 != 0 || K_ % kLine != 0)),
+        ld(copied ? (K_ + kLine - 1) / kLine * kLine : K_) {
     if (copied) scratch.need(&copy, G * H * ld);
   }
   const T* rows() const { return copied ? copy : src; }
