@@ -11,6 +11,9 @@
 * Weights are packed per call: parameters updated in place between calls are seen by the next call.
 * Memory: inputs, weights and gradient accumulators that start at an element offset (not 64-byte aligned) give
   bitwise the results of aligned copies.
+* Sweep direction: batch 1-4 loops whose weights outgrow the L2 cache go over them in alternating directions from
+  step to step and call to call; the results are bitwise those of one direction (with a small assumed L2,
+  ``_core.set_l2_cache_bytes``, on every cell, ISA, dtype and thread count).
 * Denormals: the flush-to-zero / denormals-are-zero mode a kernel sets is restored when it returns, and a kernel fed
   denormal-scale values runs and returns finite results.
 """
@@ -469,7 +472,71 @@ def test_misaligned_inputs_give_bitwise_the_aligned_results(cell, dtype, T, B, I
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# 5. Denormals.
+# 5. Alternating sweeps over the weights (Rounds in csrc/primitives/parallel.h).
+
+
+@pytest.fixture
+def assumed_l2():
+    """Sets the L2 cache size the kernels assume, for the test; the reported size again afterwards."""
+    yield _core.set_l2_cache_bytes
+    _core.set_l2_cache_bytes(0)
+
+
+def lstm_projection_forward(problem, training):
+    """The LSTM with a projection (weight_hr, proj_size = H // 2 + 1), whose h = W_hr m is also read in place."""
+    x, (h0, c0), p = problem["x"], problem["states"], problem["params"]
+    H = p["weight_hh"].shape[1]
+    P = H // 2 + 1
+    rng = np.random.default_rng(5)
+    w_hh = rng.uniform(-0.3, 0.3, (4 * H, P)).astype(x.dtype)
+    w_hr = rng.uniform(-0.3, 0.3, (P, H)).astype(x.dtype)
+    out, h_n, c_n, _ = F.lstm_forward(x, h0[:, :P].copy(), c0, p["weight_ih"], w_hh, p["bias_ih"], p["bias_hh"],
+                                      weight_hr=w_hr, training=training)
+    return {"out": out, "h_n": h_n, "c_n": c_n}
+
+
+def one_alternating_step():
+    """A loop of one step that alternates (with a small assumed L2): the next loop starts on the other direction."""
+    before = _core.alternated_sweeps()
+    x, h0, w = np.ones((1, 1, 3)), np.zeros((1, 4)), np.full((12, 4), 0.1)
+    F.gru_forward(x, h0, w[:, :3].copy(), w, None, None, training=False)
+    assert _core.alternated_sweeps() == before + 1
+
+
+# (T, B, I, H): batch 1-4 loops that read their weights in place: single steps (the input projection by dot products
+# too, and no packing round), sequences (the recurrent weight copied to aligned rows, the projection packed), with H
+# not a multiple of the four rows a dot-product pass takes; and the two-thread "dot" shape above.
+SWEEP_SHAPES = [(1, 1, 7, 13), (1, 4, 24, 32), (2, 3, 5, 6), (9, 2, 6, 19), (12, 1, 16, 34), THREADED_SHAPES["dot"]]
+
+
+@cells
+@dtypes
+@pytest.mark.parametrize("T,B,I,H", SWEEP_SHAPES, ids=str)
+def test_alternating_sweeps_give_bitwise_the_one_direction_results(cell, dtype, T, B, I, H, isa, num_threads,
+                                                                   assumed_l2, two_threads_stay_two):
+    problem = random_problem(cell, T, B, I, H, dtype, seed=T * B + H)
+    assumed_l2(1 << 50)  # the weights fit: one direction
+    before = _core.alternated_sweeps()
+    want = forward_backward_all(cell, problem)
+    want_projected = lstm_projection_forward(problem, True) if cell is LSTM else {}
+    assert _core.alternated_sweeps() == before, "a loop alternated although its weights fit in the L2 cache"
+    assumed_l2(64)  # no weights fit: every batch 1-4 loop alternates
+    for threads in (1, 2):
+        num_threads(threads)
+        # Three calls, with a one-step loop between the second and the third: every loop starts once on either
+        # direction, whatever the parity of its number of steps.
+        for call in range(3):
+            if call == 2:
+                one_alternating_step()
+            before = _core.alternated_sweeps()
+            assert_bitwise_equal(want, forward_backward_all(cell, problem), f"{threads} thread(s), call {call}")
+            assert _core.alternated_sweeps() > before, "no loop alternated"
+            if cell is LSTM:
+                assert_bitwise_equal(want_projected, lstm_projection_forward(problem, True), "with a projection")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# 6. Denormals.
 
 
 def denormals_survive():

@@ -35,9 +35,10 @@ struct Ops {
   void (*pack_a_block)(int64_t mc, int64_t kc, const T* A, int64_t as_m, int64_t as_k, T* dst, T* row_sums);
   void (*gemm_a_packed)(int64_t mc, int64_t kc, const T* a_packed, const PackedB<T>& B, int64_t k0, int64_t g0,
                         int64_t g1, int64_t q0, int64_t q1, T* C, int64_t ldc, bool accumulate);
-  // C[:, n_begin..n_end) [+]= A (M, K) @ W^T, W row-major (N, K): dot products, no packing (for M of a few rows).
+  // C[:, n_begin..n_end) [+]= A (M, K) @ W^T, W row-major (N, K): dot products, no packing (for M of a few rows);
+  // W's rows read from the last group of four down when `descending` (the same values either way).
   void (*gemm_dot)(int64_t M, int64_t n_begin, int64_t n_end, int64_t K, const T* A, int64_t lda, const T* W,
-                   int64_t ldw, T* C, int64_t ldc, bool accumulate);
+                   int64_t ldw, T* C, int64_t ldc, bool accumulate, bool descending);
   // pack_b (packed.h) of panels [p_begin, p_end) from W^T, W row-major (N, K) with leading dimension ld.
   void (*pack_b_transposed)(const T* src, int64_t ld, const PackedB<T>& b, int64_t p_begin, int64_t p_end);
 

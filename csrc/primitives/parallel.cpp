@@ -62,8 +62,22 @@ int threads_for(int64_t work) {
 
 namespace pylstm {
 
-WorkRounds::WorkRounds(int threads, int64_t items)
-    : threads_(threads < 1 ? 1 : threads), items_(items), claimed_(new Counter[threads_]) {}
+namespace {
+std::atomic<int64_t>& sweeps_so_far() {
+  static std::atomic<int64_t> n{0};
+  return n;
+}
+}  // namespace
+
+Rounds::Rounds(int64_t lead, int64_t steps, int64_t rounds_per_step, bool alternate)
+    : lead_(lead), steps_(steps), per_step_(rounds_per_step < 1 ? 1 : rounds_per_step), alternate_(alternate) {
+  if (alternate) first_ = sweeps_so_far().fetch_add(lead + steps, std::memory_order_relaxed);
+}
+
+int64_t alternated_sweeps() { return sweeps_so_far().load(std::memory_order_relaxed); }
+
+WorkRounds::WorkRounds(int threads, int64_t items, const Rounds& rounds)
+    : threads_(threads < 1 ? 1 : threads), items_(items), rounds_(rounds), claimed_(new Counter[threads_]) {}
 
 WorkRounds::~WorkRounds() { delete[] claimed_; }
 
@@ -72,7 +86,7 @@ bool WorkRounds::claim(int owner, int64_t round, int64_t* item) {
   int64_t v = claimed_[owner].value.load(std::memory_order_relaxed);
   while (v < end) {
     if (claimed_[owner].value.compare_exchange_weak(v, v + 1, std::memory_order_relaxed)) {
-      *item = begin(owner) + (v - first);
+      *item = begin(owner) + (rounds_.descending(round) ? end - 1 - v : v - first);
       return true;
     }
   }

@@ -44,6 +44,35 @@ inline int team_size() {
 
 namespace pylstm {
 
+// A time loop's rounds: `lead` rounds (packing), then `steps` steps of `rounds_per_step` rounds each; and in which
+// direction each round sweeps over the loop's weights. When they `alternate`, every other step (and lead round) is
+// descending: its items from the last to the first (each thread's own range; see WorkRounds), and, where the loop
+// reads its weights in place (gate_gemm's dot products), each item's weight rows from the last to the first. The
+// alternation carries on from one loop to the next (a process-wide count of steps). A round thus starts with the
+// weights that the round before read last. When a thread's weights outgrow its L2 cache, one direction every round
+// would find none of them there (each round evicts the lines the next one needs first); alternating, it finds the
+// L2's worth read last (alternate_sweeps, sequence/common.h, decides when). Results do not depend on the direction:
+// a row's arithmetic is the same either way.
+class Rounds {
+ public:
+  Rounds(int64_t lead, int64_t steps, int64_t rounds_per_step, bool alternate);
+  explicit Rounds(int64_t count) : Rounds(0, count, 1, false) {}  // all ascending
+  int64_t count() const { return lead_ + steps_ * per_step_; }
+  bool descending(int64_t round) const {
+    if (!alternate_) return false;
+    const int64_t sweep = round < lead_ ? round : lead_ + (round - lead_) / per_step_;
+    return ((first_ + sweep) & 1) != 0;
+  }
+
+ private:
+  int64_t lead_, steps_, per_step_;
+  bool alternate_;
+  int64_t first_ = 0;
+};
+
+// Steps (and lead rounds) of time loops that alternated so far in this process (tests check the policy with it).
+int64_t alternated_sweeps();
+
 // Rounds of work items shared by the threads of one parallel region: the time loops' scheduler.
 //
 // Every round (a time step, or a phase of one) has the same `items` (slices of hidden units); round r + 1 starts only
@@ -56,20 +85,20 @@ namespace pylstm {
 // Items do identical arithmetic whichever thread runs them, so results do not depend on the schedule.
 class WorkRounds {
  public:
-  WorkRounds(int threads, int64_t items);
+  WorkRounds(int threads, int64_t items, const Rounds& rounds);
   ~WorkRounds();
   WorkRounds(const WorkRounds&) = delete;
   WorkRounds& operator=(const WorkRounds&) = delete;
 
   int64_t items() const { return items_; }
 
-  // Called by every thread of the region: runs work(round, item) for rounds [0, rounds), each item of each round
-  // exactly once across the threads, and returns when this thread finds no more work (the region's closing
-  // barrier then waits for the rest).
+  // Called by every thread of the region: runs work(round, item) for every round, each item of each round exactly
+  // once across the threads, and returns when this thread finds no more work (the region's closing barrier then
+  // waits for the rest).
   template <typename Work>
-  void run(int64_t rounds, Work&& work) {
+  void run(Work&& work) {
     const int me = thread_id() % threads_;
-    for (int64_t r = 0; r < rounds; ++r) {
+    for (int64_t r = 0; r < rounds_.count(); ++r) {
       if (!wait_for_round(r, me)) return;  // another thread carries on alone
       for (int k = 0; k < threads_; ++k) {
         const int owner = (me + k) % threads_;
@@ -100,6 +129,7 @@ class WorkRounds {
 
   const int threads_;
   const int64_t items_;
+  const Rounds& rounds_;
   Counter* claimed_;  // per owner: its items claimed so far, over all rounds
   Counter done_;      // items finished so far, over all rounds
   Counter busy_ns_;   // time spent in items so far

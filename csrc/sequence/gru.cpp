@@ -40,7 +40,10 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
   const int64_t rounds_per_step = reset_after ? 1 : 2;
   const int64_t pack_rounds = dot_projection && dot_recurrent && !whh_dot.copied ? 0 : 1;
   const PackedB<T>* whh_p = dot_recurrent ? nullptr : &whh;
-  run_rounds(threads, chunks.items, pack_rounds + steps * rounds_per_step, [&](int64_t round, int64_t item) {
+  const int64_t in_place = ((dot_recurrent ? G * H : 0) + (dot_projection ? G * I : 0)) * int64_t(sizeof(T));
+  const Rounds rounds(pack_rounds, steps, rounds_per_step, alternate_sweeps(in_place, threads));
+  run_rounds(threads, chunks.items, rounds, [&](int64_t round, int64_t item) {
+    const bool down = rounds.descending(round);
     const UnitSlice u = chunks(item);
     if (round < pack_rounds) {
       if (!dot_projection) pack_gate_panels(o, w_ih, I, wih, u, 0, 3);
@@ -58,22 +61,23 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
     if (!second_half && t % chunk == 0) {
       const int64_t chunk_rows = rows.offset(std::min(t + chunk, steps)) - off;
       fill_columns(pre, chunk_rows, G, bias, H, 0, 3, u);
-      gate_gemm(o, chunk_rows, x + off * I, I, dot_projection ? nullptr : &wih, w_ih, I, I, H, 0, 3, u, pre, G, true);
+      gate_gemm(o, chunk_rows, x + off * I, I, dot_projection ? nullptr : &wih, w_ih, I, I, H, 0, 3, u, pre, G, true,
+                down);
     }
     if (reset_after) {
       fill_columns(gh, B, G, static_cast<const T*>(nullptr), H, 0, 2, u);
       fill_columns(gh, B, G, b_hn, H, 2, 3, u);
-      gate_gemm(o, B, h_prev, H, whh_p, whh_dot.rows(), whh_dot.ld, H, H, 0, 3, u, gh, G, true);
+      gate_gemm(o, B, h_prev, H, whh_p, whh_dot.rows(), whh_dot.ld, H, H, 0, 3, u, gh, G, true, down);
       for (int64_t b = 0; b < B; ++b)
         o.gru_forward_units(u.n(), H, pre + b * G + u.j0, gh + b * G + u.j0, h_prev + b * H + u.j0,
                             h + b * H + u.j0, saved == nullptr ? nullptr : saved + b * W + u.j0);
     } else if (!second_half) {
-      gate_gemm(o, B, h_prev, H, whh_p, whh_dot.rows(), whh_dot.ld, H, H, 0, 2, u, gh, G, false);
+      gate_gemm(o, B, h_prev, H, whh_p, whh_dot.rows(), whh_dot.ld, H, H, 0, 2, u, gh, G, false, down);
       for (int64_t b = 0; b < B; ++b)
         o.gru_rz_units(u.n(), H, pre + b * G + u.j0, gh + b * G + u.j0, H, h_prev + b * H + u.j0,
                        rh + b * H + u.j0, saved == nullptr ? nullptr : saved + b * W + u.j0);
     } else {
-      gate_gemm(o, B, rh, H, whh_p, whh_dot.rows(), whh_dot.ld, H, H, 2, 3, u, gh, G, false);
+      gate_gemm(o, B, rh, H, whh_p, whh_dot.rows(), whh_dot.ld, H, H, 2, 3, u, gh, G, false, down);
       for (int64_t b = 0; b < B; ++b)
         o.gru_n_units(u.n(), H, pre + b * G + u.j0, gh + b * G + 2 * H + u.j0, h_prev + b * H + u.j0,
                       h + b * H + u.j0, saved == nullptr ? nullptr : saved + b * W + u.j0);
@@ -124,7 +128,7 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
   const GradTerm<T> h_term = hidden_term(s, step_rows, h0, out, prev, 0, reset_after ? G : 2 * H, dw_hh);
   FinalRows final_rows(rows);
   auto loop = [&] {
-  run_rounds(threads, chunks.items, 2 + steps * rounds_per_step, [&](int64_t round, int64_t item) {
+  run_rounds(threads, chunks.items, Rounds(2 + steps * rounds_per_step), [&](int64_t round, int64_t item) {
     const UnitSlice u = chunks(item);
     if (round == 0) {
       if (reset_after) {

@@ -43,7 +43,11 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
   // m = o * tanh(c) of these hidden units, then h = W_hr m for these output units (it needs all of m).
   const int64_t rounds_per_step = projected ? 2 : 1;
   const int64_t pack_rounds = dot_projection && dot_recurrent && !whh_dot.copied ? 0 : 1;
-  run_rounds(threads, chunks.items, pack_rounds + steps * rounds_per_step, [&](int64_t round, int64_t item) {
+  const int64_t in_place =
+      ((dot_recurrent ? G * P + proj_work : 0) + (dot_projection ? G * I : 0)) * int64_t(sizeof(T));
+  const Rounds rounds(pack_rounds, steps, rounds_per_step, alternate_sweeps(in_place, threads));
+  run_rounds(threads, chunks.items, rounds, [&](int64_t round, int64_t item) {
+    const bool down = rounds.descending(round);
     const UnitSlice u = chunks(item);
     if (round < pack_rounds) {
       if (!dot_projection) pack_gate_panels(o, w_ih, I, wih, u, 0, 4);
@@ -57,20 +61,22 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
     T* h = out + off * P;
     if ((round - pack_rounds) % rounds_per_step == 1) {
       gate_gemm(o, n, m, H, dot_recurrent ? nullptr : &whr, extras.w_hr, H, H, P, 0, 1, proj_chunks(item), h, P,
-                false);
+                false, down);
       return;
     }
     T* pre = pre_chunk + (off - rows.offset(t - t % chunk)) * G;
     if (t % chunk == 0) {  // these units' columns of the input projection of steps t .. t + chunk
       const int64_t chunk_rows = rows.offset(std::min(t + chunk, steps)) - off;
       fill_columns(pre, chunk_rows, G, bias, H, 0, 4, u);
-      gate_gemm(o, chunk_rows, x + off * I, I, dot_projection ? nullptr : &wih, w_ih, I, I, H, 0, 4, u, pre, G, true);
+      gate_gemm(o, chunk_rows, x + off * I, I, dot_projection ? nullptr : &wih, w_ih, I, I, H, 0, 4, u, pre, G, true,
+                down);
     }
     const T* h_prev = t == 0 ? h0 : out + rows.offset(t - 1) * P;
     const T* c_prev = !training ? c_n : t == 0 ? c0 : cells + rows.offset(t - 1) * H;
     T* c = training ? cells + off * H : c_n;
     T* hm = projected ? m : h;  // both H wide
-    gate_gemm(o, n, h_prev, P, dot_recurrent ? nullptr : &whh, whh_dot.rows(), whh_dot.ld, P, H, 0, 4, u, pre, G, true);
+    gate_gemm(o, n, h_prev, P, dot_recurrent ? nullptr : &whh, whh_dot.rows(), whh_dot.ld, P, H, 0, 4, u, pre, G, true,
+              down);
     const Peepholes<T> peep = extras.peepholes.at(u.j0);
     for (int64_t b = 0; b < n; ++b)
       o.lstm_forward_units(u.n(), H, pre + b * G + u.j0, c_prev + b * H + u.j0, c + b * H + u.j0,
@@ -150,7 +156,7 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
     // dpre_{t+1} being done), then their elementwise backward; a last round makes dh0.
     FinalRows final_rows(R);
     auto loop = [&] {
-      run_rounds(threads, chunks.items, steps + 2, [&](int64_t round, int64_t item) {
+      run_rounds(threads, chunks.items, Rounds(steps + 2), [&](int64_t round, int64_t item) {
         const UnitSlice u = chunks(item);
         if (round == 0) {
           pack_b(w_hh, P, false, whh, u.q0, u.q1);
@@ -168,7 +174,7 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
     // Two rounds per step t (from the last): dh_t for these h units from step t + 1 and dh_total_t = dh_t + dout_t;
     // then dm_t = dh_total_t @ W_hr for these hidden units (it needs all of dh_total_t) and their elementwise
     // backward. A last round makes dh0.
-    run_rounds(threads, chunks.items, 2 + 2 * steps, [&](int64_t round, int64_t item) {
+    run_rounds(threads, chunks.items, Rounds(2 + 2 * steps), [&](int64_t round, int64_t item) {
       const UnitSlice u = chunks(item), pu = proj_chunks(item);
       if (round == 0) {
         pack_b(w_hh, P, false, whh, pu.q0, pu.q1);

@@ -25,21 +25,25 @@ void rnn_forward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, c
 
   const int threads = loop_threads(steps, B * H * (H + I), H * (H + I) * int64_t(sizeof(T)), H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
-  run_rounds(threads, chunks.items, steps + 1, [&](int64_t round, int64_t item) {
+  const int64_t in_place = ((dot_recurrent ? H * H : 0) + (dot_projection ? H * I : 0)) * int64_t(sizeof(T));
+  const Rounds rounds(1, steps, 1, alternate_sweeps(in_place, threads));
+  run_rounds(threads, chunks.items, rounds, [&](int64_t round, int64_t item) {
+    const bool down = rounds.descending(round);
     const UnitSlice u = chunks(item);
     if (round == 0) {  // pack, and these units' columns of the input projection of all steps, straight into out
       if (!dot_projection) pack_gate_panels(o, w_ih, I, wih, u, 0, 1);
       if (!dot_recurrent) pack_gate_panels(o, w_hh, H, whh, u, 0, 1);
       whh_dot.copy_rows(u, 0, 1);
       fill_columns(out, rows, H, bias, H, 0, 1, u);
-      gate_gemm(o, rows, x, I, dot_projection ? nullptr : &wih, w_ih, I, I, H, 0, 1, u, out, H, true);
+      gate_gemm(o, rows, x, I, dot_projection ? nullptr : &wih, w_ih, I, I, H, 0, 1, u, out, H, true, down);
       return;
     }
     const int64_t t = round - 1, n = step_rows.rows(t);
     if (n == 0) return;
     const T* h_prev = t == 0 ? h0 : out + step_rows.offset(t - 1) * H;
     T* h = out + step_rows.offset(t) * H;
-    gate_gemm(o, n, h_prev, H, dot_recurrent ? nullptr : &whh, whh_dot.rows(), whh_dot.ld, H, H, 0, 1, u, h, H, true);
+    gate_gemm(o, n, h_prev, H, dot_recurrent ? nullptr : &whh, whh_dot.rows(), whh_dot.ld, H, H, 0, 1, u, h, H, true,
+              down);
     for (int64_t b = 0; b < n; ++b) o.rnn_forward_units(u.n(), relu, h + b * H + u.j0);
   });
   final_state(step_rows, steps, B, H, out, h0, h_n);
@@ -73,7 +77,7 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
   FinalRows final_rows(R);
   // As lstm_backward: round 0 packs, round r handles step t = T - r after dh from step t + 1, a last one dh0.
   auto loop = [&] {
-    run_rounds(threads, chunks.items, steps + 2, [&](int64_t round, int64_t item) {
+    run_rounds(threads, chunks.items, Rounds(steps + 2), [&](int64_t round, int64_t item) {
       const UnitSlice u = chunks(item);
       if (round == 0) {
         pack_b(w_hh, H, false, whh, u.q0, u.q1);
