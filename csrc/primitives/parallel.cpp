@@ -77,9 +77,16 @@ Rounds::Rounds(int64_t lead, int64_t steps, int64_t rounds_per_step, bool altern
 int64_t alternated_sweeps() { return sweeps_so_far().load(std::memory_order_relaxed); }
 
 WorkRounds::WorkRounds(int threads, int64_t items, const Rounds& rounds)
-    : threads_(threads < 1 ? 1 : threads), items_(items), rounds_(rounds), claimed_(new Counter[threads_]) {}
+    : threads_(threads < 1 ? 1 : threads),
+      items_(items),
+      rounds_(rounds),
+      claimed_(new Counter[threads_]),
+      busy_ns_(new Counter[threads_]) {}
 
-WorkRounds::~WorkRounds() { delete[] claimed_; }
+WorkRounds::~WorkRounds() {
+  delete[] claimed_;
+  delete[] busy_ns_;
+}
 
 bool WorkRounds::claim(int owner, int64_t round, int64_t* item) {
   const int64_t n = size(owner), first = round * n, end = first + n;
@@ -91,11 +98,6 @@ bool WorkRounds::claim(int owner, int64_t round, int64_t* item) {
     }
   }
   return false;
-}
-
-void WorkRounds::finish(int64_t item_ns) {
-  busy_ns_.value.fetch_add(item_ns, std::memory_order_relaxed);
-  done_.value.fetch_add(1, std::memory_order_release);
 }
 
 namespace {
@@ -159,7 +161,9 @@ int64_t WorkRounds::clock_ns() { return now_ns(); }
 
 int64_t WorkRounds::stall_ns() const {
   const int64_t done = done_.value.load(std::memory_order_relaxed);
-  const int64_t average = done > 0 ? busy_ns_.value.load(std::memory_order_relaxed) / done : 0;
+  int64_t busy = 0;
+  for (int t = 0; t < threads_; ++t) busy += busy_ns_[t].value.load(std::memory_order_relaxed);
+  const int64_t average = done > 0 ? busy / done : 0;
   return kStallNs + 4 * average;
 }
 

@@ -100,16 +100,23 @@ class WorkRounds {
     const int me = thread_id() % threads_;
     for (int64_t r = 0; r < rounds_.count(); ++r) {
       if (!wait_for_round(r, me)) return;  // another thread carries on alone
+      // The time in items is taken once per round and thread, into the thread's own counter: a clock read before
+      // and after each item and a counter shared by the threads took 6% of LSTM 1,256,256,150 inference.
+      int64_t started = -1;
       for (int k = 0; k < threads_; ++k) {
         const int owner = (me + k) % threads_;
         int64_t item;
         while (claim(owner, r, &item)) {
-          const int64_t start = clock_ns();
+          if (started < 0) started = clock_ns();
           work(r, item);
-          finish(clock_ns() - start);
-          if (solo_thread_.load(std::memory_order_relaxed) >= 0 && solo_thread_.load() != me) return;
+          done_.value.fetch_add(1, std::memory_order_release);
+          if (solo_thread_.load(std::memory_order_relaxed) >= 0 && solo_thread_.load() != me) {
+            busy_ns_[me].value.fetch_add(clock_ns() - started, std::memory_order_relaxed);
+            return;
+          }
         }
       }
+      if (started >= 0) busy_ns_[me].value.fetch_add(clock_ns() - started, std::memory_order_relaxed);
     }
   }
 
@@ -120,7 +127,6 @@ class WorkRounds {
   int64_t begin(int owner) const { return items_ * owner / threads_; }
   int64_t size(int owner) const { return begin(owner + 1) - begin(owner); }
   bool claim(int owner, int64_t round, int64_t* item);
-  void finish(int64_t item_ns);
   static int64_t clock_ns();
   // Waits until `round` may start. False when this thread is to stop: a thread that waited too long for a round
   // (stall_ns(): its partner was descheduled in the middle of an item) becomes the only one to go on, for the rest
@@ -132,7 +138,7 @@ class WorkRounds {
   const Rounds& rounds_;
   Counter* claimed_;  // per owner: its items claimed so far, over all rounds
   Counter done_;      // items finished so far, over all rounds
-  Counter busy_ns_;   // time spent in items so far
+  Counter* busy_ns_;  // per thread: its time in items so far
   std::atomic<int> solo_thread_{-1};
 
  public:
