@@ -612,11 +612,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("cached_bytes", &cached_buffer_bytes, "Bytes of earlier large outputs' blocks kept for reuse.");
   m.def("set_adaptive_threads", &set_adaptive_threads, py::arg("enabled"),
         "False: never fall back to one thread on a busy machine (for tests that must see two threads at work).");
-  m.def("l2_cache_bytes", &l2_cache_bytes, "One core's L2 cache size in bytes, as the kernels assume it.");
   m.def("alternated_sweeps", &alternated_sweeps,
         "Steps of time loops so far that alternated the direction of their sweeps over the weights (for tests).");
-  m.def("set_l2_cache_bytes", &set_l2_cache_bytes, py::arg("n"),
-        "Assume an L2 cache of n bytes (n <= 0: as the OS reports it); for tests of the paths chosen by cache size.");
   m.def(
       "set_num_threads",
       [](const py::object& n) {

@@ -11,9 +11,9 @@
 * Weights are packed per call: parameters updated in place between calls are seen by the next call.
 * Memory: inputs, weights and gradient accumulators that start at an element offset (not 64-byte aligned) give
   bitwise the results of aligned copies.
-* Sweep direction: batch 1-4 loops whose weights outgrow the L2 cache go over them in alternating directions from
-  step to step and call to call; the results are bitwise those of one direction (with a small assumed L2,
-  ``_core.set_l2_cache_bytes``, on every cell, ISA, dtype and thread count).
+* Sweep direction: batch 1-4 loops go over their weights in alternating directions from step to step and call to
+  call; the results do not depend on which direction each step takes (bitwise, on every cell, ISA, dtype and
+  thread count).
 * Denormals: the flush-to-zero / denormals-are-zero mode a kernel sets is restored when it returns, and a kernel fed
   denormal-scale values runs and returns finite results.
 """
@@ -475,13 +475,6 @@ def test_misaligned_inputs_give_bitwise_the_aligned_results(cell, dtype, T, B, I
 # 5. Alternating sweeps over the weights (Rounds in csrc/primitives/parallel.h).
 
 
-@pytest.fixture
-def assumed_l2():
-    """Sets the L2 cache size the kernels assume, for the test; the reported size again afterwards."""
-    yield _core.set_l2_cache_bytes
-    _core.set_l2_cache_bytes(0)
-
-
 def lstm_projection_forward(problem, training):
     """The LSTM with a projection (weight_hr, proj_size = H // 2 + 1), whose h = W_hr m is also read in place."""
     x, (h0, c0), p = problem["x"], problem["states"], problem["params"]
@@ -496,14 +489,14 @@ def lstm_projection_forward(problem, training):
 
 
 def one_alternating_step():
-    """A loop of one step that alternates (with a small assumed L2): the next loop starts on the other direction."""
+    """A loop of one step that alternates: the next loop starts on the other direction."""
     before = _core.alternated_sweeps()
     x, h0, w = np.ones((1, 1, 3)), np.zeros((1, 4)), np.full((12, 4), 0.1)
     F.gru_forward(x, h0, w[:, :3].copy(), w, None, None, training=False)
     assert _core.alternated_sweeps() == before + 1
 
 
-# (T, B, I, H): batch 1-4 loops that read their weights in place: single steps (the input projection by dot products
+# (T, B, I, H): batch 1-4 loops, which read their weights in place: single steps (the input projection by dot products
 # too, and no packing round), sequences (the recurrent weight copied to aligned rows, the projection packed), with H
 # not a multiple of the four rows a dot-product pass takes; and the two-thread "dot" shape above.
 SWEEP_SHAPES = [(1, 1, 7, 13), (1, 4, 24, 32), (2, 3, 5, 6), (9, 2, 6, 19), (12, 1, 16, 34), THREADED_SHAPES["dot"]]
@@ -512,27 +505,36 @@ SWEEP_SHAPES = [(1, 1, 7, 13), (1, 4, 24, 32), (2, 3, 5, 6), (9, 2, 6, 19), (12,
 @cells
 @dtypes
 @pytest.mark.parametrize("T,B,I,H", SWEEP_SHAPES, ids=str)
-def test_alternating_sweeps_give_bitwise_the_one_direction_results(cell, dtype, T, B, I, H, isa, num_threads,
-                                                                   assumed_l2, two_threads_stay_two):
+def test_either_sweep_direction_gives_the_same_bits(cell, dtype, T, B, I, H, isa, num_threads, two_threads_stay_two):
+    """The same calls twice, the second time with every loop starting on the other direction (each call runs loops
+    of an even number of steps in all, and one step in between shifts them by one): bitwise the same results."""
     problem = random_problem(cell, T, B, I, H, dtype, seed=T * B + H)
-    assumed_l2(1 << 50)  # the weights fit: one direction
-    before = _core.alternated_sweeps()
-    want = forward_backward_all(cell, problem)
-    want_projected = lstm_projection_forward(problem, True) if cell is LSTM else {}
-    assert _core.alternated_sweeps() == before, "a loop alternated although its weights fit in the L2 cache"
-    assumed_l2(64)  # no weights fit: every batch 1-4 loop alternates
     for threads in (1, 2):
         num_threads(threads)
-        # Three calls, with a one-step loop between the second and the third: every loop starts once on either
-        # direction, whatever the parity of its number of steps.
-        for call in range(3):
-            if call == 2:
+        results = []
+        for shift in (False, True):
+            if shift:
                 one_alternating_step()
             before = _core.alternated_sweeps()
-            assert_bitwise_equal(want, forward_backward_all(cell, problem), f"{threads} thread(s), call {call}")
-            assert _core.alternated_sweeps() > before, "no loop alternated"
+            result = forward_backward_all(cell, problem)
+            assert (_core.alternated_sweeps() - before) % 2 == 0 and _core.alternated_sweeps() > before
             if cell is LSTM:
-                assert_bitwise_equal(want_projected, lstm_projection_forward(problem, True), "with a projection")
+                before = _core.alternated_sweeps()
+                for training in (True, False):
+                    result.update({f"projected {k} ({training})": v
+                                   for k, v in lstm_projection_forward(problem, training).items()})
+                assert (_core.alternated_sweeps() - before) % 2 == 0
+            results.append(result)
+        assert_bitwise_equal(results[0], results[1], f"{threads} thread(s), the other direction first")
+
+
+def test_only_loops_that_read_weights_in_place_alternate():
+    rng = np.random.default_rng(0)
+    for B, alternates in ((4, True), (5, False)):
+        before = _core.alternated_sweeps()
+        F.rnn_forward(rng.standard_normal((3, B, 2)), np.zeros((B, 6)), rng.standard_normal((6, 2)),
+                      rng.standard_normal((6, 6)), training=False)
+        assert (_core.alternated_sweeps() > before) == alternates, f"B={B}"
 
 
 # ----------------------------------------------------------------------------------------------------------------------

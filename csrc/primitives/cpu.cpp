@@ -7,9 +7,6 @@
 #ifdef PYLSTM_X86
 #include <cpuid.h>
 #endif
-#if defined(__unix__) || defined(__APPLE__)
-#include <unistd.h>
-#endif
 
 namespace pylstm {
 
@@ -130,26 +127,5 @@ const Ops<double>& ops<double>() {
     default: return kScalarOpsF64;
   }
 }
-
-namespace {
-std::atomic<int64_t>& l2_cache_setting() {
-  static std::atomic<int64_t> n{0};
-  return n;
-}
-}  // namespace
-
-int64_t l2_cache_bytes() {
-  static const int64_t reported = [] {
-    int64_t bytes = 0;
-#ifdef _SC_LEVEL2_CACHE_SIZE
-    bytes = sysconf(_SC_LEVEL2_CACHE_SIZE);
-#endif
-    return bytes > 0 ? bytes : int64_t(1) << 20;
-  }();
-  const int64_t set = l2_cache_setting().load(std::memory_order_relaxed);
-  return set > 0 ? set : reported;
-}
-
-void set_l2_cache_bytes(int64_t n) { l2_cache_setting().store(n > 0 ? n : 0, std::memory_order_relaxed); }
 
 }  // namespace pylstm

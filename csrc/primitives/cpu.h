@@ -1,6 +1,5 @@
 // What the CPU can run, which ISA's building blocks are active, and the floating-point mode of a kernel call.
 #pragma once
-#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -20,11 +19,6 @@ std::vector<std::string> supported_isas();  // names, scalar first
 Isa active_isa();
 // Throws std::invalid_argument naming the ISA when it is unknown or unsupported here.
 void set_active_isa(const std::string& name);
-
-// One core's L2 cache in bytes, as the OS reports it (2 MiB on the project's machine), or 1 MiB when it does not;
-// or what set_l2_cache_bytes(n > 0) set (tests use it to take the kernels' paths for other cache sizes).
-int64_t l2_cache_bytes();
-void set_l2_cache_bytes(int64_t n);  // n <= 0: as reported again
 
 // Flush-to-zero and denormals-are-zero for this thread while the guard lives, then the previous mode again:
 // denormal operands can slow SIMD arithmetic 10-100x, and values below 1e-38 (float) do not matter to a

@@ -72,17 +72,6 @@ inline int loop_threads(int64_t steps, int64_t step_work, int64_t weight_bytes, 
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(get_num_threads(), panels_per_gate(H, nr))));
 }
 
-// Whether a time loop's rounds alternate their direction (Rounds): when the weights that each thread reads in place
-// (by dot products) at every step are more than 3/4 of its L2 cache. Then a round finds the L2's worth of them that
-// the round before read last (GRU 1,512,512,1 inference 0.100 -> 0.070 ms, GRU 1,1024,1024,300 74 -> 47 ms, LSTM
-// 1,384,384,1 29% faster, medians of 3-4 process pairs, 2 threads, 2 MiB L2). Below that they stay in the L2 either
-// way, and a descending sweep costs a little (rows met from the end escape the hardware prefetch: LSTM 1,256,256,1
-// and GRU 1,320,320,1, 1.0-1.2 MiB a thread, were 5-6% slower with it; GRU 1,384,384,1 and LSTM 1,320,320,1, 1.6-1.8
-// MiB, 4-6% faster).
-inline bool alternate_sweeps(int64_t in_place_bytes, int threads) {
-  return in_place_bytes / std::max(threads, 1) * 4 > l2_cache_bytes() * 3;
-}
-
 // The time loop's parallel region: the rounds of `items` work items over `threads` threads (WorkRounds), each
 // thread with denormals flushed, and a stall at the region's end noted (RegionWatch).
 template <typename Work>

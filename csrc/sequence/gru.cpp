@@ -40,8 +40,7 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
   const int64_t rounds_per_step = reset_after ? 1 : 2;
   const int64_t pack_rounds = dot_projection && dot_recurrent && !whh_dot.copied ? 0 : 1;
   const PackedB<T>* whh_p = dot_recurrent ? nullptr : &whh;
-  const int64_t in_place = ((dot_recurrent ? G * H : 0) + (dot_projection ? G * I : 0)) * int64_t(sizeof(T));
-  const Rounds rounds(pack_rounds, steps, rounds_per_step, alternate_sweeps(in_place, threads));
+  const Rounds rounds(pack_rounds, steps, rounds_per_step, dot_recurrent || dot_projection);
   run_rounds(threads, chunks.items, rounds, [&](int64_t round, int64_t item) {
     const bool down = rounds.descending(round);
     const UnitSlice u = chunks(item);

@@ -43,9 +43,7 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
   // m = o * tanh(c) of these hidden units, then h = W_hr m for these output units (it needs all of m).
   const int64_t rounds_per_step = projected ? 2 : 1;
   const int64_t pack_rounds = dot_projection && dot_recurrent && !whh_dot.copied ? 0 : 1;
-  const int64_t in_place =
-      ((dot_recurrent ? G * P + proj_work : 0) + (dot_projection ? G * I : 0)) * int64_t(sizeof(T));
-  const Rounds rounds(pack_rounds, steps, rounds_per_step, alternate_sweeps(in_place, threads));
+  const Rounds rounds(pack_rounds, steps, rounds_per_step, dot_recurrent || dot_projection);
   run_rounds(threads, chunks.items, rounds, [&](int64_t round, int64_t item) {
     const bool down = rounds.descending(round);
     const UnitSlice u = chunks(item);

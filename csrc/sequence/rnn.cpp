@@ -25,8 +25,7 @@ void rnn_forward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, c
 
   const int threads = loop_threads(steps, B * H * (H + I), H * (H + I) * int64_t(sizeof(T)), H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
-  const int64_t in_place = ((dot_recurrent ? H * H : 0) + (dot_projection ? H * I : 0)) * int64_t(sizeof(T));
-  const Rounds rounds(1, steps, 1, alternate_sweeps(in_place, threads));
+  const Rounds rounds(1, steps, 1, dot_recurrent || dot_projection);
   run_rounds(threads, chunks.items, rounds, [&](int64_t round, int64_t item) {
     const bool down = rounds.descending(round);
     const UnitSlice u = chunks(item);
