@@ -51,10 +51,10 @@ namespace pylstm {
 // alternation carries on from one loop to the next (a process-wide count of steps). A round thus starts with the
 // weights that the round before read last. When a thread's weights outgrow its L2 cache, one direction every round
 // would find none of them there (each round evicts the lines the next one needs first); alternating, it finds the
-// L2's worth read last: GRU 1,512,512,1 inference 0.100 -> 0.070 ms, GRU 1,1024,1024,300 74 -> 47 ms, LSTM
-// 1,384,384,1 29% faster (2 threads, 2 MiB of L2 each). Where the weights fit, it changes nothing measurable (LSTM
-// 1,256,256,1 and 1,256,256,150, GRU 1,320,320,1, RNN 1,512,512,100: within 2% either way). Results do not depend
-// on the direction: a row's arithmetic is the same either way.
+// L2's worth read last: GRU 1,512,512,1 inference 0.100 -> 0.070 ms, GRU 1,1024,1024,300 74 -> 47 ms (2 threads,
+// 2 MiB of L2 each). Where the weights fit, it changes nothing measurable (LSTM 1,256,256,1 and 1,256,256,150, GRU
+// 1,320,320,1, RNN 1,512,512,100: within 2% either way). Results do not depend on the direction: a row's arithmetic
+// is the same either way.
 class Rounds {
  public:
   Rounds(int64_t lead, int64_t steps, int64_t rounds_per_step, bool alternate);
@@ -79,10 +79,11 @@ int64_t alternated_sweeps();
 //
 // Every round (a time step, or a phase of one) has the same `items` (slices of hidden units); round r + 1 starts only
 // when every item of round r is done, which is the loop's only synchronization. Each thread owns a fixed range of
-// items and does those first, in order, so that on a quiet machine every thread keeps its units (and their weights
-// stay in its own cache) from step to step. A thread that has finished its own items takes the others' unclaimed
-// ones: when a partner thread has been descheduled by a busy machine, the running thread does the whole step
-// instead of waiting milliseconds for it, and a thread that wakes up late joins the current round.
+// items and does those first, in order (in reverse on a descending round), so that on a quiet machine every thread
+// keeps its units (and their weights stay in its own cache) from step to step. A thread that has finished its own
+// items takes the others' unclaimed ones: when a partner thread has been descheduled by a busy machine, the running
+// thread does the whole step instead of waiting milliseconds for it, and a thread that wakes up late joins the
+// current round.
 //
 // Items do identical arithmetic whichever thread runs them, so results do not depend on the schedule.
 class WorkRounds {
