@@ -14,6 +14,8 @@
 * Sweep direction: batch 1-4 loops go over their weights in alternating directions from step to step and call to
   call; the results do not depend on which direction each step takes (bitwise, on every cell, ISA, dtype and
   thread count).
+* Input projection: packed whole once per call, or a slice at a time as it goes (a weight used by one or two chunks
+  of rows): bitwise the same values (every cell, ISA and dtype).
 * Denormals: the flush-to-zero / denormals-are-zero mode a kernel sets is restored when it returns, and a kernel fed
   denormal-scale values runs and returns finite results.
 """
@@ -382,8 +384,8 @@ def test_threaded_shapes_really_use_two_threads():
 KINDS = [("lstm", pylstm.LSTM, {}), ("gru", pylstm.GRU, {}), ("gru-reset_before", pylstm.GRU, {"reset_after": False}),
          ("rnn-tanh", pylstm.RNN, {}), ("rnn-relu", pylstm.RNN, {"nonlinearity": "relu"})]
 kinds = pytest.mark.parametrize("cls,kwargs", [k[1:] for k in KINDS], ids=[k[0] for k in KINDS])
-# (T, B, I, H): both GEMMs by dot products (T * B <= 4); recurrent by dot products, input projection packed; both
-# packed; and time loops on two threads.
+# (T, B, I, H): both GEMMs by dot products (T * B <= 4); recurrent by dot products, input projection packed a slice
+# at a time; recurrent packed too; and time loops on two threads.
 UPDATE_SHAPES = [(2, 2, 5, 17), (6, 3, 4, 9), (3, 6, 5, 17), (3, 16, 40, 96)]
 
 
@@ -458,7 +460,7 @@ def relocate(problem, offset):
 
 @cells
 @dtypes
-# Dot products on both GEMMs, dot recurrent + packed projection, packed both with tails, and two threads; then
+# Dot products on both GEMMs, dot recurrent + projection in slices, packed recurrent with tails, and two threads; then
 # dot recurrent over enough steps that weights whose rows do not start on cache lines are read from an aligned copy
 # (DotWeight): with H = 32 only the offset runs copy, with H = 13 all do.
 @pytest.mark.parametrize("T,B,I,H", [(2, 2, 7, 13), (3, 3, 19, 33), (3, 5, 17, 31), (5, 16, 48, 80), (10, 2, 7, 32),
@@ -497,7 +499,7 @@ def one_alternating_step():
 
 
 # (T, B, I, H): batch 1-4 loops, which read their weights in place: single steps (the input projection by dot products
-# too, and no packing round), sequences (the recurrent weight copied to aligned rows, the projection packed), with H
+# too, and no packing round), sequences (the recurrent weight copied to aligned rows, the projection in slices), with H
 # not a multiple of the four rows a dot-product pass takes; and the two-thread "dot" shape above.
 SWEEP_SHAPES = [(1, 1, 7, 13), (1, 4, 24, 32), (2, 3, 5, 6), (9, 2, 6, 19), (12, 1, 16, 34), THREADED_SHAPES["dot"]]
 
@@ -538,7 +540,33 @@ def test_only_loops_that_read_weights_in_place_alternate():
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# 6. Denormals.
+# 6. The input projection: W_ih packed whole once per call, or a slice at a time as the product goes.
+
+# (B, I, H, T_short, T_long): the short run's input projection is one chunk of at most one block of rows on every ISA
+# (85 and 60 rows: W_ih packed a slice at a time, gemm_weight_slices), the long run's more than two chunks (W_ih packed
+# whole); the RNN projects all rows at once, one block (85, 60) or several (550, 520). B = 5: the recurrent GEMM from
+# packed panels too, B = 1: by dot products. I = 40: one block of the reduction dimension, I = 300: several (256
+# float32, 128 float64); H = 19 and 37: partial panels on every ISA.
+PROJECTION_SHAPES = [(5, 40, 19, 17, 110), (1, 300, 37, 60, 520)]
+
+
+@cells
+@dtypes
+@pytest.mark.parametrize("B,I,H,T_short,T_long", PROJECTION_SHAPES, ids=str)
+def test_projection_in_slices_gives_the_bits_of_the_packed_projection(cell, dtype, B, I, H, T_short, T_long, isa):
+    """The first T_short steps of a T_long sequence and the T_short steps alone: the same values whichever way the
+    projection was computed, so bitwise the same outputs."""
+    problem = random_problem(cell, T_long, B, I, H, dtype, seed=B + I + H)
+    kernel = cell.on(F)
+    x, states, params = problem["x"], problem["states"], problem["params"]
+    for training in (False, True):
+        long_out, _, _ = kernel.forward(x, states, params, training=training)
+        short_out, _, _ = kernel.forward(x[:T_short].copy(), states, params, training=training)
+        assert_bitwise_equal({"out": short_out}, {"out": long_out[:T_short]}, f"training={training}")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# 7. Denormals.
 
 
 def denormals_survive():

@@ -17,10 +17,11 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
   const int64_t W = gru_saved_width(H, reset_after);
   const int64_t chunk = projection_chunk(steps, B);
   const bool dot_projection = chunk * B <= kDotRows, dot_recurrent = B <= kDotRows;
+  const bool packed_projection = !dot_projection && !projection_in_slices(o, steps, chunk, std::min(chunk, steps) * B);
   PackedB<T> wih = gate_panels<T>(I, H, 3, nr), whh = gate_panels<T>(H, H, 3, nr);
   T *pre_chunk = nullptr, *bias = nullptr, *gh = nullptr, *rh = nullptr;
   Scratch scratch(0);
-  if (!dot_projection) scratch.need(&wih.data, wih.size());
+  if (packed_projection) scratch.need(&wih.data, wih.size());
   if (!dot_recurrent) scratch.need(&whh.data, whh.size());
   DotWeight<T> whh_dot(w_hh, 3, H, H, steps, dot_recurrent, scratch);
   scratch.need(&pre_chunk, chunk * B * G);
@@ -38,14 +39,14 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
   // Round 0 packs (when any weight is packed); then a round per step, or two without reset_after: r and z (and
   // r * h) first, then n, which needs every unit of r * h.
   const int64_t rounds_per_step = reset_after ? 1 : 2;
-  const int64_t pack_rounds = dot_projection && dot_recurrent && !whh_dot.copied ? 0 : 1;
+  const int64_t pack_rounds = !packed_projection && dot_recurrent && !whh_dot.copied ? 0 : 1;
   const PackedB<T>* whh_p = dot_recurrent ? nullptr : &whh;
   const Rounds rounds(pack_rounds, steps, rounds_per_step, dot_recurrent || dot_projection);
   run_rounds(threads, chunks.items, rounds, [&](int64_t round, int64_t item) {
     const bool down = rounds.descending(round);
     const UnitSlice u = chunks(item);
     if (round < pack_rounds) {
-      if (!dot_projection) pack_gate_panels(o, w_ih, I, wih, u, 0, 3);
+      if (packed_projection) pack_gate_panels(o, w_ih, I, wih, u, 0, 3);
       if (!dot_recurrent) pack_gate_panels(o, w_hh, H, whh, u, 0, 3);
       whh_dot.copy_rows(u, 0, 3);
       return;

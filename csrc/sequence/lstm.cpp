@@ -18,10 +18,11 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
   // a fifth of LSTM 32,8,64,1000's training forward).
   const int64_t chunk = projection_chunk(steps, B);
   const bool dot_projection = chunk * B <= kDotRows, dot_recurrent = B <= kDotRows;
+  const bool packed_projection = !dot_projection && !projection_in_slices(o, steps, chunk, std::min(chunk, steps) * B);
   PackedB<T> wih = gate_panels<T>(I, H, 4, nr), whh = gate_panels<T>(P, H, 4, nr), whr = gate_panels<T>(H, P, 1, nr);
   T *pre_chunk = nullptr, *bias = nullptr, *m = nullptr;
   Scratch scratch(0);
-  if (!dot_projection) scratch.need(&wih.data, wih.size());
+  if (packed_projection) scratch.need(&wih.data, wih.size());
   if (!dot_recurrent) scratch.need(&whh.data, whh.size());
   DotWeight<T> whh_dot(w_hh, 4, P, H, steps, dot_recurrent, scratch);
   scratch.need(&pre_chunk, chunk * B * G);
@@ -42,13 +43,13 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
   // Round 0 packs (when any weight is packed); then a round per step, or two with a projection: the gates and
   // m = o * tanh(c) of these hidden units, then h = W_hr m for these output units (it needs all of m).
   const int64_t rounds_per_step = projected ? 2 : 1;
-  const int64_t pack_rounds = dot_projection && dot_recurrent && !whh_dot.copied ? 0 : 1;
+  const int64_t pack_rounds = !packed_projection && dot_recurrent && !whh_dot.copied ? 0 : 1;
   const Rounds rounds(pack_rounds, steps, rounds_per_step, dot_recurrent || dot_projection);
   run_rounds(threads, chunks.items, rounds, [&](int64_t round, int64_t item) {
     const bool down = rounds.descending(round);
     const UnitSlice u = chunks(item);
     if (round < pack_rounds) {
-      if (!dot_projection) pack_gate_panels(o, w_ih, I, wih, u, 0, 4);
+      if (packed_projection) pack_gate_panels(o, w_ih, I, wih, u, 0, 4);
       if (!dot_recurrent) pack_gate_panels(o, w_hh, P, whh, u, 0, 4);
       whh_dot.copy_rows(u, 0, 4);
       if (projected && !dot_recurrent) pack_gate_panels(o, extras.w_hr, H, whr, proj_chunks(item), 0, 1);

@@ -13,10 +13,11 @@ void rnn_forward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, c
   const int64_t steps = s.steps, B = s.batch, I = s.input, H = s.hidden, nr = o.nr, rows = step_rows.total();
   const bool relu = act == Nonlinearity::kRelu;
   const bool dot_projection = rows <= kDotRows, dot_recurrent = B <= kDotRows;
+  const bool packed_projection = !dot_projection && !projection_in_slices(o, steps, steps, rows);
   PackedB<T> wih = gate_panels<T>(I, H, 1, nr), whh = gate_panels<T>(H, H, 1, nr);
   T* bias = nullptr;
   Scratch scratch(0);
-  if (!dot_projection) scratch.need(&wih.data, wih.size());
+  if (packed_projection) scratch.need(&wih.data, wih.size());
   if (!dot_recurrent) scratch.need(&whh.data, whh.size());
   DotWeight<T> whh_dot(w_hh, 1, H, H, steps, dot_recurrent, scratch);
   if (b_ih != nullptr) scratch.need(&bias, H);
@@ -30,7 +31,7 @@ void rnn_forward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, c
     const bool down = rounds.descending(round);
     const UnitSlice u = chunks(item);
     if (round == 0) {  // pack, and these units' columns of the input projection of all steps, straight into out
-      if (!dot_projection) pack_gate_panels(o, w_ih, I, wih, u, 0, 1);
+      if (packed_projection) pack_gate_panels(o, w_ih, I, wih, u, 0, 1);
       if (!dot_recurrent) pack_gate_panels(o, w_hh, H, whh, u, 0, 1);
       whh_dot.copy_rows(u, 0, 1);
       fill_columns(out, rows, H, bias, H, 0, 1, u);

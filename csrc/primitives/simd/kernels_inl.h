@@ -118,33 +118,46 @@ void pack_a_block(int64_t mc, int64_t kc, const typename V::T* A, int64_t as_m, 
   }
 }
 
-// pack_b (packed.h) from a transposed source, W^T for a row-major (N, K) W (a weight as PyTorch stores it): each
-// register of a whole panel's row k gathers kLanes rows of W at that k, instead of copying value by value (~15% of
-// LSTM 4,1024,1024,25 inference was that copy). Partial panels, and strides too large for 32-bit offsets, go the
-// scalar way. A copy, so the packed values do not depend on the ISA.
+// Rows [k0, k0 + kc) of one panel of W^T, from the `width` <= nr rows of the row-major W that start at `rows` (leading
+// dimension ld), into dst (kc x nr values, zero past `width`). For a whole panel each register of dst's row k gathers
+// kLanes rows of W at that k, instead of copying value by value (~15% of LSTM 4,1024,1024,25 inference was that
+// copy); partial panels, and strides too large for 32-bit offsets, go value by value, a block of k at a time. A copy,
+// so the packed values do not depend on the ISA or the route.
+template <typename V>
+void pack_panel_transposed(const typename V::T* rows, int64_t ld, int64_t k0, int64_t kc, int width, int64_t nr,
+                           typename V::T* dst) {
+  using T = typename V::T;
+  constexpr int L = V::kLanes;
+  if constexpr (L > 1) {
+    if (width == nr && nr % L == 0 && (L - 1) * ld <= INT32_MAX) {
+      alignas(64) int32_t offsets[L];
+      for (int j = 0; j < L; ++j) offsets[j] = static_cast<int32_t>(j * ld);
+      for (int64_t k = 0; k < kc; ++k)
+        for (int64_t v = 0; v < nr; v += L) V::store(dst + k * nr + v, V::gather(rows + v * ld + k0 + k, offsets));
+      return;
+    }
+  }
+  // A block of k at a time, so that the rows of dst being written ((kBlock, nr) values) stay in L1 while the `width`
+  // source rows are read: column by column over all of kc, every write would land on another cache line.
+  constexpr int64_t kBlock = 64;
+  for (int64_t kb = 0; kb < kc; kb += kBlock) {
+    const int64_t ke = std::min(kc, kb + kBlock);
+    for (int c = 0; c < width; ++c) {
+      const T* row = rows + c * ld + k0;
+      for (int64_t k = kb; k < ke; ++k) dst[k * nr + c] = row[k];
+    }
+  }
+  for (int64_t k = 0; k < kc; ++k)
+    for (int64_t c = width; c < nr; ++c) dst[k * nr + c] = T(0);
+}
+
+// pack_b (packed.h) from a transposed source, W^T for a row-major (N, K) W (a weight as PyTorch stores it): panels
+// [p_begin, p_end), each by pack_panel_transposed.
 template <typename V>
 void pack_b_transposed(const typename V::T* src, int64_t ld, const PackedB<typename V::T>& b, int64_t p_begin,
                        int64_t p_end) {
-  using T = typename V::T;
-  constexpr int L = V::kLanes;
-  if constexpr (L == 1) {
-    pack_b(src, ld, true, b, p_begin, p_end);
-  } else {
-    const int64_t K = b.K, nr = b.nr;
-    if (nr % L != 0 || (L - 1) * ld > INT32_MAX) return pack_b(src, ld, true, b, p_begin, p_end);
-    alignas(64) int32_t offsets[L];
-    for (int j = 0; j < L; ++j) offsets[j] = static_cast<int32_t>(j * ld);
-    for (int64_t p = p_begin; p < p_end; ++p) {
-      if (b.width(p) < nr) {
-        pack_b(src, ld, true, b, p, p + 1);
-        continue;
-      }
-      T* dst = b.panel(p);
-      const T* rows = src + b.col(p) * ld;
-      for (int64_t k = 0; k < K; ++k)
-        for (int64_t v = 0; v < nr; v += L) V::store(dst + k * nr + v, V::gather(rows + v * ld + k, offsets));
-    }
-  }
+  for (int64_t p = p_begin; p < p_end; ++p)
+    pack_panel_transposed<V>(src + b.col(p) * ld, ld, 0, b.K, b.width(p), b.nr, b.panel(p));
 }
 
 // C[:, the columns of panels q0..q1 of blocks g0..g1) [+]= A_block @ B[k0 : k0 + kc, those columns], A_block
@@ -177,47 +190,114 @@ void gemm_a_packed(int64_t mc, int64_t kc, const typename V::T* a_packed, const 
   gemm_a_block<V>(mc, kc, a_packed, Tl::kMr * kc, 1, Tl::kMr, B, k0, g0, g1, q0, q1, C, ldc, accumulate);
 }
 
+// This thread's buffer number kSlot of at least n values, starting on a cache line (its rows are read and written as
+// whole registers: a buffer off the line split every load of a packed panel's slice in two, 5% of LSTM 1,256,256,150
+// inference); kept for the thread's next call.
+template <typename T, int kSlot>
+T* thread_buffer(size_t n) {
+  constexpr size_t kLine = 64 / sizeof(T);
+  thread_local std::vector<T> buffer;
+  if (buffer.size() < n + kLine) buffer.resize(n + kLine);
+  const size_t past_line = reinterpret_cast<uintptr_t>(buffer.data()) / sizeof(T) % kLine;
+  return buffer.data() + (kLine - past_line) % kLine;
+}
+
+// The rows of A (M, K) that gemm_panels and gemm_weight_slices take together: blocks of kMc, where a last block of up
+// to a quarter of kMc more rows joins the one before (on its own, a block of a few rows would stream all of B through
+// the cache again for little work: a 256-row input projection chunk was 240 + 16 rows).
+template <typename V>
+constexpr int64_t block_rows_max() {
+  return Tiling<V>::kMc + Tiling<V>::kMc / 4;
+}
+
+// Goto's loops over A shared by gemm_panels and gemm_weight_slices: for each (mc, kc) block of A, rows m0.. and
+// columns k0.., product(m0, mc, k0, kc, a, strip, as_m, as_k, acc) with the block's kMr-row strips at
+// a + (m / kMr) * strip and element (r, k) at r * as_m + k * as_k from there; acc: add to C (accumulate, or k0 > 0).
+// Row-major A (a step's h_{t-1}, a chunk of inputs) is read in place by the micro-kernel: packing it costs a strided
+// gather per call, ~11% of LSTM 64,512,512,100 inference, and the rows are read once per panel either way from
+// L1/L2. Only a row stride of a multiple of 4 KiB is packed: its rows would share one L1 cache set.
+template <typename V, typename Product>
+void for_a_blocks(int64_t M, int64_t K, const typename V::T* A, int64_t as_m, int64_t as_k, bool accumulate,
+                  Product&& product) {
+  using Tl = Tiling<V>;
+  using T = typename V::T;
+  const bool direct = as_k == 1 && !rows_share_cache_sets<T>(as_m);
+  const size_t a_size = static_cast<size_t>(block_rows_max<V>() * Tl::kKc + V::kLanes);
+  T* const a_block = direct ? nullptr : thread_buffer<T, 0>(a_size);  // this thread's packed A block
+  for (int64_t m0 = 0, mc = 0; m0 < M; m0 += mc) {
+    mc = M - m0 <= block_rows_max<V>() ? M - m0 : Tl::kMc;
+    for (int64_t k0 = 0; k0 < K; k0 += Tl::kKc) {
+      const int64_t kc = std::min(Tl::kKc, K - k0);
+      const bool acc = accumulate || k0 > 0;
+      if (direct) {
+        product(m0, mc, k0, kc, A + m0 * as_m + k0, Tl::kMr * as_m, as_m, int64_t(1), acc);
+      } else {
+        pack_a_block<V>(mc, kc, A + m0 * as_m + k0 * as_k, as_m, as_k, a_block, nullptr);
+        product(m0, mc, k0, kc, static_cast<const T*>(a_block), Tl::kMr * kc, int64_t(1), int64_t(Tl::kMr), acc);
+      }
+    }
+  }
+}
+
+// C = 0 at the columns of panels q0..q1 of blocks g0..g1 of B (M rows): a product with K = 0, unless accumulating.
+template <typename T>
+void zero_panel_columns(int64_t M, const PackedB<T>& B, int64_t g0, int64_t g1, int64_t q0, int64_t q1, T* C,
+                        int64_t ldc, bool accumulate) {
+  if (accumulate) return;
+  const int64_t ppb = B.panels_per_block();
+  for (int64_t g = g0; g < g1; ++g)
+    for (int64_t p = g * ppb + q0; p < g * ppb + q1; ++p)
+      for (int64_t m = 0; m < M; ++m) std::fill(C + m * ldc + B.col(p), C + m * ldc + B.col(p) + B.width(p), T(0));
+}
+
 // C[:, the columns of panels q0..q1 of blocks g0..g1) [+]= A (M, K) @ B, B packed (packed.h): for a gate-blocked
 // weight, units [q0 * nr, q1 * nr) of gates g0..g1. Goto's blocking: a (kMc, kKc) block of A is packed once and
 // reused across all those panels from L2; a (kKc, kNr) slice of a panel is reused across the block's rows from L1.
 template <typename V>
 void gemm_panels(int64_t M, const typename V::T* A, int64_t as_m, int64_t as_k, const PackedB<typename V::T>& B,
                  int64_t g0, int64_t g1, int64_t q0, int64_t q1, typename V::T* C, int64_t ldc, bool accumulate) {
-  using Tl = Tiling<V>;
   using T = typename V::T;
-  const int64_t K = B.K, ppb = B.panels_per_block();
   if (M <= 0 || q0 >= q1 || g0 >= g1) return;
-  if (K == 0) {
-    if (!accumulate)
-      for (int64_t g = g0; g < g1; ++g)
-        for (int64_t p = g * ppb + q0; p < g * ppb + q1; ++p)
-          for (int64_t m = 0; m < M; ++m) std::fill(C + m * ldc + B.col(p), C + m * ldc + B.col(p) + B.width(p), 0);
-    return;
-  }
-  // Row-major A (a step's h_{t-1}, a chunk of inputs) is read in place by the micro-kernel: packing it costs a
-  // strided gather per call, ~11% of LSTM 64,512,512,100 inference, and the rows are read once per panel either way
-  // from L1/L2. Only a row stride of a multiple of 4 KiB is packed: its rows would share one L1 cache set.
-  const bool direct = as_k == 1 && !rows_share_cache_sets<T>(as_m);
-  // A last block of up to a quarter of kMc more rows joins the one before: on its own, a block of a few rows would
-  // stream all of B through the cache again for little work (a 256-row input projection chunk was 240 + 16 rows).
-  constexpr int64_t kMcMax = Tl::kMc + Tl::kMc / 4;
-  thread_local std::vector<T> a_block;  // this thread's packed A block, kept for the next call
-  const size_t a_size = static_cast<size_t>(kMcMax * Tl::kKc + V::kLanes);
-  if (!direct && a_block.size() < a_size) a_block.resize(a_size);
-  for (int64_t m0 = 0, mc = 0; m0 < M; m0 += mc) {
-    mc = M - m0 <= kMcMax ? M - m0 : Tl::kMc;
-    for (int64_t k0 = 0; k0 < K; k0 += Tl::kKc) {
-      const int64_t kc = std::min(Tl::kKc, K - k0);
-      const bool acc = accumulate || k0 > 0;
-      if (direct) {
-        gemm_a_block<V>(mc, kc, A + m0 * as_m + k0, Tl::kMr * as_m, as_m, 1, B, k0, g0, g1, q0, q1, C + m0 * ldc,
-                        ldc, acc);
-        continue;
-      }
-      pack_a_block<V>(mc, kc, A + m0 * as_m + k0 * as_k, as_m, as_k, a_block.data(), nullptr);
-      gemm_a_packed<V>(mc, kc, a_block.data(), B, k0, g0, g1, q0, q1, C + m0 * ldc, ldc, acc);
-    }
-  }
+  if (B.K == 0) return zero_panel_columns(M, B, g0, g1, q0, q1, C, ldc, accumulate);
+  for_a_blocks<V>(M, B.K, A, as_m, as_k, accumulate,
+                  [&](int64_t m0, int64_t mc, int64_t k0, int64_t kc, const T* a, int64_t strip, int64_t sm,
+                      int64_t sk, bool acc) {
+                    gemm_a_block<V>(mc, kc, a, strip, sm, sk, B, k0, g0, g1, q0, q1, C + m0 * ldc, ldc, acc);
+                  });
+}
+
+// gemm_panels for B = W^T, W row-major (N, K) with leading dimension ldw, in the layout `shape` describes (its data
+// unused), without packing all of B first: each (kc, nr) slice of a panel is packed into an L1 buffer just before
+// the block's rows use it. For a weight that a call uses for one block of rows (M <= block_rows_max()), as an input
+// projection of one chunk is: packing it whole wrote every value to memory and read it back for that one use (the
+// 16 MB W_ih of LSTM 4,1024,1024,25 inference: ~11% of the call). With more rows, each block of them packs the
+// slices again. The same products, value for value, as gemm_panels with B packed.
+template <typename V>
+void gemm_weight_slices(int64_t M, const typename V::T* A, int64_t lda, const typename V::T* W, int64_t ldw,
+                        const PackedB<typename V::T>& shape, int64_t g0, int64_t g1, int64_t q0, int64_t q1,
+                        typename V::T* C, int64_t ldc, bool accumulate) {
+  using T = typename V::T;
+  if (M <= 0 || q0 >= q1 || g0 >= g1) return;
+  if (shape.K == 0) return zero_panel_columns(M, shape, g0, g1, q0, q1, C, ldc, accumulate);
+  T* const slice = thread_buffer<T, 1>(static_cast<size_t>(Tiling<V>::kKc * shape.nr));  // one panel's (kc, nr) slice
+  const int64_t ppb = shape.panels_per_block();
+  for_a_blocks<V>(M, shape.K, A, lda, 1, accumulate,
+                  [&](int64_t m0, int64_t mc, int64_t k0, int64_t kc, const T* a, int64_t strip, int64_t sm,
+                      int64_t sk, bool acc) {
+                    for (int64_t g = g0; g < g1; ++g)
+                      for (int64_t p = g * ppb + q0; p < g * ppb + q1; ++p) {
+                        const int width = shape.width(p);
+                        pack_panel_transposed<V>(W + shape.col(p) * ldw, ldw, k0, kc, width, shape.nr, slice);
+                        PackedB<T> panel;  // the slice as a one-panel B of kc rows
+                        panel.data = slice;
+                        panel.K = kc;
+                        panel.block_cols = width;
+                        panel.blocks = 1;
+                        panel.nr = shape.nr;
+                        gemm_a_block<V>(mc, kc, a, strip, sm, sk, panel, 0, 0, 1, 0, 1, C + m0 * ldc + shape.col(p),
+                                        ldc, acc);
+                      }
+                  });
 }
 
 // C (M, n_end - n_begin) at columns [n_begin, n_end) [+]= A (M, K) @ W^T for W row-major (N, K), M <= 4, without
@@ -568,6 +648,8 @@ constexpr Ops<T> make_ops(const char* name) {
   ops.mc = Tiling<V>::kMc;
   ops.kc = Tiling<V>::kKc;
   ops.gemm_dot = &gemm_dot<V>;
+  ops.gemm_weight_slices = &gemm_weight_slices<V>;
+  ops.block_rows_max = block_rows_max<V>();
   ops.pack_b_transposed = &pack_b_transposed<V>;
   ops.sigmoid = &sigmoid_array<V>;
   ops.tanh = &tanh_array<V>;
