@@ -40,7 +40,8 @@ struct Ops {
   void (*gemm_dot)(int64_t M, int64_t n_begin, int64_t n_end, int64_t K, const T* A, int64_t lda, const T* W,
                    int64_t ldw, T* C, int64_t ldc, bool accumulate, bool descending);
   // gemm_panels for B = W^T, W row-major with leading dimension ldw in the layout of `shape` (its data unused), each
-  // slice of a panel packed just before use: for a weight used by at most block_rows_max rows of A per call.
+  // slice of a panel packed just before use, again for every block of block_rows_max rows of A: for a weight used by
+  // one or two such blocks per call.
   void (*gemm_weight_slices)(int64_t M, const T* A, int64_t lda, const T* W, int64_t ldw, const PackedB<T>& shape,
                              int64_t g0, int64_t g1, int64_t q0, int64_t q1, T* C, int64_t ldc, bool accumulate);
   int64_t block_rows_max;  // the rows of A that gemm_panels takes as one block

@@ -28,14 +28,14 @@ constexpr int64_t kDotRows = 4;
 constexpr int64_t kProjectionRows = 256;
 
 // Whether a time loop's input projection packs W_ih a slice at a time as the product goes (gemm_weight_slices)
-// instead of packing all of it in the packing round: when one or two chunks of at most `chunk_rows` rows (one block
-// of the GEMM's rows) cover the sequence. Packing W_ih whole writes it to memory and reads it back for each chunk; in
-// slices each chunk reads W_ih once. Measured (2 threads, A/B of process pairs): LSTM 4,1024,1024,25 inference
-// 1.08-1.12x, LSTM 1,256,256,150 1.03-1.05x, GRU 1,1024,1024,300 (two chunks) 1.02x; with more chunks each would
-// gather all of W_ih again.
+// instead of packing all of it in the packing round: when one or two chunks of `chunk` steps of `batch` rows cover
+// the sequence's `steps`, and a chunk's rows are one block of the GEMM's rows. Packing W_ih whole writes it to memory
+// and reads it back for each chunk; in slices each chunk reads W_ih once. Measured (2 threads, A/B of process pairs):
+// LSTM 4,1024,1024,25 inference 1.08-1.12x, LSTM 1,256,256,150 1.02-1.05x, GRU 1,1024,1024,300 (two chunks) 1.02x;
+// with more chunks each would gather all of W_ih again.
 template <typename T>
-bool projection_in_slices(const Ops<T>& o, int64_t steps, int64_t chunk, int64_t chunk_rows) {
-  return steps <= 2 * chunk && chunk_rows <= o.block_rows_max;
+bool projection_in_slices(const Ops<T>& o, int64_t steps, int64_t chunk, int64_t batch) {
+  return steps <= 2 * chunk && std::min(chunk, steps) * batch <= o.block_rows_max;
 }
 
 // Steps whose input projection is computed together: about kProjectionRows rows, so the projected rows are still

@@ -18,7 +18,7 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
   // a fifth of LSTM 32,8,64,1000's training forward).
   const int64_t chunk = projection_chunk(steps, B);
   const bool dot_projection = chunk * B <= kDotRows, dot_recurrent = B <= kDotRows;
-  const bool packed_projection = !dot_projection && !projection_in_slices(o, steps, chunk, std::min(chunk, steps) * B);
+  const bool packed_projection = !dot_projection && !projection_in_slices(o, steps, chunk, B);
   PackedB<T> wih = gate_panels<T>(I, H, 4, nr), whh = gate_panels<T>(P, H, 4, nr), whr = gate_panels<T>(H, P, 1, nr);
   T *pre_chunk = nullptr, *bias = nullptr, *m = nullptr;
   Scratch scratch(0);

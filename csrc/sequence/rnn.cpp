@@ -13,7 +13,7 @@ void rnn_forward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, c
   const int64_t steps = s.steps, B = s.batch, I = s.input, H = s.hidden, nr = o.nr, rows = step_rows.total();
   const bool relu = act == Nonlinearity::kRelu;
   const bool dot_projection = rows <= kDotRows, dot_recurrent = B <= kDotRows;
-  const bool packed_projection = !dot_projection && !projection_in_slices(o, steps, steps, rows);
+  const bool packed_projection = !dot_projection && !projection_in_slices(o, steps, steps, B);
   PackedB<T> wih = gate_panels<T>(I, H, 1, nr), whh = gate_panels<T>(H, H, 1, nr);
   T* bias = nullptr;
   Scratch scratch(0);

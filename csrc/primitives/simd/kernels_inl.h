@@ -268,10 +268,10 @@ void gemm_panels(int64_t M, const typename V::T* A, int64_t as_m, int64_t as_k, 
 
 // gemm_panels for B = W^T, W row-major (N, K) with leading dimension ldw, in the layout `shape` describes (its data
 // unused), without packing all of B first: each (kc, nr) slice of a panel is packed into an L1 buffer just before
-// the block's rows use it. For a weight that a call uses for one block of rows (M <= block_rows_max()), as an input
-// projection of one chunk is: packing it whole wrote every value to memory and read it back for that one use (the
-// 16 MB W_ih of LSTM 4,1024,1024,25 inference: ~11% of the call). With more rows, each block of them packs the
-// slices again. The same products, value for value, as gemm_panels with B packed.
+// the block's rows use it. For a weight that a call uses for one block of rows (M <= block_rows_max()) or two, as the
+// input projection of a sequence of one or two chunks does: packing it whole wrote every value to memory and read it
+// back for each use (the 16 MB W_ih of LSTM 4,1024,1024,25 inference: ~11% of the call). Each block of rows packs
+// the slices again. The same products, value for value, as gemm_panels with B packed.
 template <typename V>
 void gemm_weight_slices(int64_t M, const typename V::T* A, int64_t lda, const typename V::T* W, int64_t ldw,
                         const PackedB<typename V::T>& shape, int64_t g0, int64_t g1, int64_t q0, int64_t q1,
