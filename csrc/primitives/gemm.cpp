@@ -63,10 +63,12 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t as_m, int64_t as_
       constexpr int64_t kQuantum = 12;
       const int64_t quanta = (M + kQuantum - 1) / kQuantum;
       const int64_t r0 = quanta * tid / nt * kQuantum, r1 = std::min(M, quanta * (tid + 1) / nt * kQuantum);
-      if (r0 < r1) o.gemm_panels(r1 - r0, A + r0 * as_m, as_m, as_k, packed, 0, 1, 0, panels, C + r0 * ldc, ldc, accumulate);
+      if (r0 < r1)
+        o.gemm_panels(r1 - r0, A + r0 * as_m, as_m, as_k, packed, 0, 1, 0, panels, C + r0 * ldc, ldc, accumulate,
+                      nullptr);
     } else {
       const int64_t p0 = panels * tid / nt, p1 = panels * (tid + 1) / nt;
-      if (p0 < p1) o.gemm_panels(M, A, as_m, as_k, packed, 0, 1, p0, p1, C, ldc, accumulate);
+      if (p0 < p1) o.gemm_panels(M, A, as_m, as_k, packed, 0, 1, p0, p1, C, ldc, accumulate, nullptr);
     }
   }
 }

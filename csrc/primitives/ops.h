@@ -25,9 +25,10 @@ struct Ops {
   int64_t nr;  // panel width of PackedB for gemm_panels
 
   // C[:, columns of panels q0..q1 of blocks g0..g1 of B] [+]= A (M, K) @ B; A element (m, k) at
-  // A[m * as_m + k * as_k].
+  // A[m * as_m + k * as_k]. With `start` (not null: a row indexed like C's columns, e.g. biases), every row of C is
+  // start + A @ B instead, and C is not read. The same for gemm_dot and gemm_weight_slices.
   void (*gemm_panels)(int64_t M, const T* A, int64_t as_m, int64_t as_k, const PackedB<T>& B, int64_t g0, int64_t g1,
-                      int64_t q0, int64_t q1, T* C, int64_t ldc, bool accumulate);
+                      int64_t q0, int64_t q1, T* C, int64_t ldc, bool accumulate, const T* start);
   // The two halves of gemm_panels, for callers that use one packed A block against several B: a (mc, kc) block of A
   // packed into dst (mc * kc + kLanes values), with row_sums (if not null) += the block's row sums; then
   // C[:, those panels' columns] [+]= the packed block @ B[k0 : k0 + kc, those columns].
@@ -38,12 +39,13 @@ struct Ops {
   // C[:, n_begin..n_end) [+]= A (M, K) @ W^T, W row-major (N, K): dot products, no packing (for M of a few rows);
   // W's rows read from the last group of four down when `descending` (the same values either way).
   void (*gemm_dot)(int64_t M, int64_t n_begin, int64_t n_end, int64_t K, const T* A, int64_t lda, const T* W,
-                   int64_t ldw, T* C, int64_t ldc, bool accumulate, bool descending);
+                   int64_t ldw, T* C, int64_t ldc, bool accumulate, bool descending, const T* start);
   // gemm_panels for B = W^T, W row-major with leading dimension ldw in the layout of `shape` (its data unused), each
   // slice of a panel packed just before use, again for every block of block_rows_max rows of A: for a weight used by
   // one or two such blocks per call.
   void (*gemm_weight_slices)(int64_t M, const T* A, int64_t lda, const T* W, int64_t ldw, const PackedB<T>& shape,
-                             int64_t g0, int64_t g1, int64_t q0, int64_t q1, T* C, int64_t ldc, bool accumulate);
+                             int64_t g0, int64_t g1, int64_t q0, int64_t q1, T* C, int64_t ldc, bool accumulate,
+                             const T* start);
   int64_t block_rows_max;  // the rows of A that gemm_panels takes as one block
   // pack_b (packed.h) of panels [p_begin, p_end) from W^T, W row-major (N, K) with leading dimension ld.
   void (*pack_b_transposed)(const T* src, int64_t ld, const PackedB<T>& b, int64_t p_begin, int64_t p_end);

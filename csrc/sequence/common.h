@@ -124,26 +124,28 @@ void pack_gate_panels(const Ops<T>& o, const T* w, int64_t ld, const PackedB<T>&
 }
 
 // C[:, the columns of units `u` in gates g0..g1) [+]= A (M, K) @ W^T, W (G*H, K) row-major with leading dimension
-// ldw: from the packed panels; or, when `packed` has no data (its layout only), packing each slice of W's panels
-// just before use (gemm_weight_slices: for a weight used once per call); or by dot products when `packed` is null,
-// reading W's rows from the last to the first when `descending` (Rounds; the packed panels, in cache for many rows
+// ldw, or C = start + A @ W^T in every row when `start` is given (a row indexed like C's columns: the biases, so that
+// no pass writes them into C first): from the packed panels; or, when `packed` has no data (its layout only),
+// packing each slice of W's panels just before use (gemm_weight_slices: for a weight used once per call); or by dot
+// products when `packed` is null, reading W's rows from the last to the first when `descending` (Rounds; the packed
+// panels, in cache for many rows
 // of A, are read in one order).
 template <typename T>
 void gate_gemm(const Ops<T>& o, int64_t M, const T* A, int64_t lda, const PackedB<T>* packed, const T* w, int64_t ldw,
                int64_t K, int64_t H, int64_t g0, int64_t g1, const UnitSlice& u, T* C, int64_t ldc, bool accumulate,
-               bool descending) {
+               bool descending, const T* start = nullptr) {
   if (u.n() <= 0) return;
   if (packed != nullptr && packed->data == nullptr) {
-    o.gemm_weight_slices(M, A, lda, w, ldw, *packed, g0, g1, u.q0, u.q1, C, ldc, accumulate);
+    o.gemm_weight_slices(M, A, lda, w, ldw, *packed, g0, g1, u.q0, u.q1, C, ldc, accumulate, start);
     return;
   }
   if (packed != nullptr) {
-    o.gemm_panels(M, A, lda, 1, *packed, g0, g1, u.q0, u.q1, C, ldc, accumulate);
+    o.gemm_panels(M, A, lda, 1, *packed, g0, g1, u.q0, u.q1, C, ldc, accumulate, start);
     return;
   }
   for (int64_t i = 0; i < g1 - g0; ++i) {
     const int64_t g = descending ? g1 - 1 - i : g0 + i;
-    o.gemm_dot(M, g * H + u.j0, g * H + u.j1, K, A, lda, w, ldw, C, ldc, accumulate, descending);
+    o.gemm_dot(M, g * H + u.j0, g * H + u.j1, K, A, lda, w, ldw, C, ldc, accumulate, descending, start);
   }
 }
 
@@ -176,7 +178,9 @@ struct DotWeight {
   }
 };
 
-// rows x (the columns of units `u` in gates g0..g1) of C = bias[column], or 0 where bias is null.
+// rows x (the columns of units `u` in gates g0..g1) of C = bias[column], or 0 where bias is null (the GRU's recurrent
+// part, which starts from b_hn in one gate and from 0 in the others; the input projections start from their biases
+// inside the product: gate_gemm's `start`).
 template <typename T>
 void fill_columns(T* C, int64_t rows, int64_t ldc, const T* bias, int64_t H, int64_t g0, int64_t g1,
                       const UnitSlice& u) {

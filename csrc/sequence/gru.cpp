@@ -60,9 +60,8 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
     T* h = out + off * H;
     if (!second_half && t % chunk == 0) {
       const int64_t chunk_rows = rows.offset(std::min(t + chunk, steps)) - off;
-      fill_columns(pre, chunk_rows, G, bias, H, 0, 3, u);
-      gate_gemm(o, chunk_rows, x + off * I, I, dot_projection ? nullptr : &wih, w_ih, I, I, H, 0, 3, u, pre, G, true,
-                down);
+      gate_gemm(o, chunk_rows, x + off * I, I, dot_projection ? nullptr : &wih, w_ih, I, I, H, 0, 3, u, pre, G, false,
+                down, bias);
     }
     if (reset_after) {
       fill_columns(gh, B, G, static_cast<const T*>(nullptr), H, 0, 2, u);
@@ -144,8 +143,8 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
     if (!second_half && t + 1 < steps && u.n() > 0 && step_rows.rows(t + 1) > 0) {
       // dh_t += (recurrent pre-activation grads of t+1) @ W, for the rows that ran step t + 1
       const int64_t next = step_rows.rows(t + 1), next_off = step_rows.offset(t + 1);
-      if (reset_after) o.gemm_panels(next, dgh + next_off * ldg, ldg, 1, whh, 0, 1, u.q0, u.q1, dh, H, true);
-      else o.gemm_panels(next, dgx + next_off * ldg, ldg, 1, whrz, 0, 1, u.q0, u.q1, dh, H, true);
+      if (reset_after) o.gemm_panels(next, dgh + next_off * ldg, ldg, 1, whh, 0, 1, u.q0, u.q1, dh, H, true, nullptr);
+      else o.gemm_panels(next, dgx + next_off * ldg, ldg, 1, whrz, 0, 1, u.q0, u.q1, dh, H, true, nullptr);
     }
     if (t < 0) return;
     const int64_t B = step_rows.rows(t), off = step_rows.offset(t);
@@ -169,7 +168,7 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
                                 dx_pre + b * ldg + u.j0);
       }
     } else {
-      if (u.n() > 0) o.gemm_panels(B, dx_pre + 2 * H, ldg, 1, whn, 0, 1, u.q0, u.q1, drh, H, false);
+      if (u.n() > 0) o.gemm_panels(B, dx_pre + 2 * H, ldg, 1, whn, 0, 1, u.q0, u.q1, drh, H, false, nullptr);
       for (int64_t b = 0; b < B; ++b) {
         const int64_t k = b * H + u.j0;
         o.gru_backward_r_units(u.n(), g_t + b * W + u.j0, h_prev + k, drh + k, dh + k, dx_pre + b * ldg + u.j0,

@@ -66,9 +66,8 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
     T* pre = pre_chunk + (off - rows.offset(t - t % chunk)) * G;
     if (t % chunk == 0) {  // these units' columns of the input projection of steps t .. t + chunk
       const int64_t chunk_rows = rows.offset(std::min(t + chunk, steps)) - off;
-      fill_columns(pre, chunk_rows, G, bias, H, 0, 4, u);
-      gate_gemm(o, chunk_rows, x + off * I, I, dot_projection ? nullptr : &wih, w_ih, I, I, H, 0, 4, u, pre, G, true,
-                down);
+      gate_gemm(o, chunk_rows, x + off * I, I, dot_projection ? nullptr : &wih, w_ih, I, I, H, 0, 4, u, pre, G, false,
+                down, bias);
     }
     const T* h_prev = t == 0 ? h0 : out + rows.offset(t - 1) * P;
     const T* c_prev = !training ? c_n : t == 0 ? c0 : cells + rows.offset(t - 1) * H;
@@ -124,7 +123,8 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
   // dh_t (these h units) = dpre_{t+1} @ W_hh, for the rows that ran step t + 1.
   auto recurrent_grad = [&](int64_t t, const UnitSlice& pu) {
     if (t + 1 < steps && pu.n() > 0 && rows.rows(t + 1) > 0)
-      o.gemm_panels(rows.rows(t + 1), dpre + rows.offset(t + 1) * ldp, ldp, 1, whh, 0, 1, pu.q0, pu.q1, dh, P, false);
+      o.gemm_panels(rows.rows(t + 1), dpre + rows.offset(t + 1) * ldp, ldp, 1, whh, 0, 1, pu.q0, pu.q1, dh, P, false,
+                    nullptr);
   };
   // The elementwise backward of step t for hidden units u; dh_t is dh (+ dout_t), or dm with a projection.
   auto cell_grad = [&](int64_t t, const UnitSlice& u) {
@@ -192,7 +192,8 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
       }
       const int64_t n = rows.rows(t);
       if (n == 0) return;
-      if (u.n() > 0) o.gemm_panels(n, dh_total + rows.offset(t) * P, P, 1, whr, 0, 1, u.q0, u.q1, dm, H, false);
+      if (u.n() > 0)
+        o.gemm_panels(n, dh_total + rows.offset(t) * P, P, 1, whr, 0, 1, u.q0, u.q1, dm, H, false, nullptr);
       cell_grad(t, u);
     });
     input_grads();

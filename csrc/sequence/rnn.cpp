@@ -34,8 +34,7 @@ void rnn_forward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, c
       if (packed_projection) pack_gate_panels(o, w_ih, I, wih, u, 0, 1);
       if (!dot_recurrent) pack_gate_panels(o, w_hh, H, whh, u, 0, 1);
       whh_dot.copy_rows(u, 0, 1);
-      fill_columns(out, rows, H, bias, H, 0, 1, u);
-      gate_gemm(o, rows, x, I, dot_projection ? nullptr : &wih, w_ih, I, I, H, 0, 1, u, out, H, true, down);
+      gate_gemm(o, rows, x, I, dot_projection ? nullptr : &wih, w_ih, I, I, H, 0, 1, u, out, H, false, down, bias);
       return;
     }
     const int64_t t = round - 1, n = step_rows.rows(t);
@@ -86,7 +85,7 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
       const int64_t t = steps - round;
       if (t + 1 < steps && u.n() > 0 && step_rows.rows(t + 1) > 0)
         o.gemm_panels(step_rows.rows(t + 1), dpre + step_rows.offset(t + 1) * ldp, ldp, 1, whh, 0, 1, u.q0, u.q1, dh,
-                      H, false);
+                      H, false, nullptr);
       if (t < 0) return;
       for (int64_t b = 0; b < step_rows.rows(t); ++b) {
         const int64_t row = step_rows.offset(t) + b, k = row * H + u.j0;

@@ -34,20 +34,21 @@ inline void store_n(typename V::T* p, typename V::Reg v, int w) {
 
 // ------------------------------------------------------------------------------------------------------------ GEMM
 
-// C (MR, width) [+]= A (MR, kc) @ panel (kc, kNr): A element (r, k) at A[r * as_m + k * as_k].
+// C (MR, width) = start + A (MR, kc) @ panel (kc, kNr): A element (r, k) at A[r * as_m + k * as_k]; start is the row
+// `start` (width values) in every row when not null, else C itself when accumulating, else zero.
 template <typename V, int MR>
 inline void micro_kernel(int64_t kc, const typename V::T* A, int64_t as_m, int64_t as_k, const typename V::T* panel,
-                         typename V::T* C, int64_t ldc, int width, bool accumulate) {
+                         typename V::T* C, int64_t ldc, int width, bool accumulate, const typename V::T* start) {
   using Reg = typename V::Reg;
   constexpr int L = V::kLanes, NV = Tiling<V>::kNrVecs, NR = Tiling<V>::kNr;
   Reg acc[MR][NV];
-  for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < NV; ++v) {
-      const int lanes = width - v * L;
-      acc[r][v] = !accumulate || lanes <= 0 ? V::zero()
-                  : lanes >= L              ? V::load(C + r * ldc + v * L)
-                                            : V::load_partial(C + r * ldc + v * L, lanes);
-    }
+  for (int v = 0; v < NV; ++v) {
+    const int lanes = width - v * L;
+    const int w = std::min(lanes, L);
+    const Reg first = start == nullptr || lanes <= 0 ? V::zero() : load_n<V>(start + v * L, w);
+    for (int r = 0; r < MR; ++r)
+      acc[r][v] = start != nullptr || !accumulate || lanes <= 0 ? first : load_n<V>(C + r * ldc + v * L, w);
+  }
   for (int64_t k = 0; k < kc; ++k) {
     Reg b[NV];
     for (int v = 0; v < NV; ++v) b[v] = V::load(panel + k * NR + v * L);
@@ -66,11 +67,13 @@ inline void micro_kernel(int64_t kc, const typename V::T* A, int64_t as_m, int64
 
 template <typename V, int MR>
 inline void micro_kernel_upto(int rows, int64_t kc, const typename V::T* A, int64_t as_m, int64_t as_k,
-                              const typename V::T* panel, typename V::T* C, int64_t ldc, int width, bool accumulate) {
+                              const typename V::T* panel, typename V::T* C, int64_t ldc, int width, bool accumulate,
+                              const typename V::T* start) {
   if constexpr (MR > 1) {
-    if (rows < MR) return micro_kernel_upto<V, MR - 1>(rows, kc, A, as_m, as_k, panel, C, ldc, width, accumulate);
+    if (rows < MR)
+      return micro_kernel_upto<V, MR - 1>(rows, kc, A, as_m, as_k, panel, C, ldc, width, accumulate, start);
   }
-  micro_kernel<V, MR>(kc, A, as_m, as_k, panel, C, ldc, width, accumulate);
+  micro_kernel<V, MR>(kc, A, as_m, as_k, panel, C, ldc, width, accumulate, start);
 }
 
 // A (mc, kc) block of A -> kMr-row strips, each k-major (kc x kMr values): the layout the micro-kernel reads, one
@@ -162,11 +165,12 @@ void pack_b_transposed(const typename V::T* src, int64_t ld, const PackedB<typen
 
 // C[:, the columns of panels q0..q1 of blocks g0..g1) [+]= A_block @ B[k0 : k0 + kc, those columns], A_block
 // (mc, kc) in kMr-row strips: the strip of rows m.. starts at A + (m / kMr) * strip, and its element (r, k) is at
-// r * as_m + k * as_k from there (packed by pack_a_block, or a row-major A read in place).
+// r * as_m + k * as_k from there (packed by pack_a_block, or a row-major A read in place). With `start` (a row indexed
+// like C's columns), C's rows start from it instead (micro_kernel).
 template <typename V>
 void gemm_a_block(int64_t mc, int64_t kc, const typename V::T* A, int64_t strip, int64_t as_m, int64_t as_k,
                   const PackedB<typename V::T>& B, int64_t k0, int64_t g0, int64_t g1, int64_t q0, int64_t q1,
-                  typename V::T* C, int64_t ldc, bool accumulate) {
+                  typename V::T* C, int64_t ldc, bool accumulate, const typename V::T* start = nullptr) {
   using Tl = Tiling<V>;
   const int64_t ppb = B.panels_per_block();
   for (int64_t g = g0; g < g1; ++g)
@@ -177,7 +181,7 @@ void gemm_a_block(int64_t mc, int64_t kc, const typename V::T* A, int64_t strip,
       for (int64_t m = 0; m < mc; m += Tl::kMr) {
         const int rows = static_cast<int>(std::min<int64_t>(Tl::kMr, mc - m));
         micro_kernel_upto<V, Tl::kMr>(rows, kc, A + m / Tl::kMr * strip, as_m, as_k, panel, Cp + m * ldc, ldc,
-                                      width, accumulate);
+                                      width, accumulate, start == nullptr ? nullptr : start + B.col(p));
       }
     }
 }
@@ -239,30 +243,39 @@ void for_a_blocks(int64_t M, int64_t K, const typename V::T* A, int64_t as_m, in
   }
 }
 
-// C = 0 at the columns of panels q0..q1 of blocks g0..g1 of B (M rows): a product with K = 0, unless accumulating.
+// A product with K = 0 at the columns of panels q0..q1 of blocks g0..g1 of B (M rows): C = start (a row indexed like
+// C's columns) when given, else C unchanged when accumulating, else 0.
 template <typename T>
-void zero_panel_columns(int64_t M, const PackedB<T>& B, int64_t g0, int64_t g1, int64_t q0, int64_t q1, T* C,
-                        int64_t ldc, bool accumulate) {
-  if (accumulate) return;
+void start_panel_columns(int64_t M, const PackedB<T>& B, int64_t g0, int64_t g1, int64_t q0, int64_t q1, T* C,
+                         int64_t ldc, bool accumulate, const T* start) {
+  if (accumulate && start == nullptr) return;
   const int64_t ppb = B.panels_per_block();
   for (int64_t g = g0; g < g1; ++g)
     for (int64_t p = g * ppb + q0; p < g * ppb + q1; ++p)
-      for (int64_t m = 0; m < M; ++m) std::fill(C + m * ldc + B.col(p), C + m * ldc + B.col(p) + B.width(p), T(0));
+      for (int64_t m = 0; m < M; ++m) {
+        T* row = C + m * ldc + B.col(p);
+        if (start == nullptr) std::fill(row, row + B.width(p), T(0));
+        else std::copy(start + B.col(p), start + B.col(p) + B.width(p), row);
+      }
 }
 
 // C[:, the columns of panels q0..q1 of blocks g0..g1) [+]= A (M, K) @ B, B packed (packed.h): for a gate-blocked
-// weight, units [q0 * nr, q1 * nr) of gates g0..g1. Goto's blocking: a (kMc, kKc) block of A is packed once and
-// reused across all those panels from L2; a (kKc, kNr) slice of a panel is reused across the block's rows from L1.
+// weight, units [q0 * nr, q1 * nr) of gates g0..g1. With `start` (a row indexed like C's columns, e.g. the biases),
+// C = start + A @ B in every row instead, without C being read. Goto's blocking: a (kMc, kKc) block of A is packed
+// once and reused across all those panels from L2; a (kKc, kNr) slice of a panel is reused across the block's rows
+// from L1.
 template <typename V>
 void gemm_panels(int64_t M, const typename V::T* A, int64_t as_m, int64_t as_k, const PackedB<typename V::T>& B,
-                 int64_t g0, int64_t g1, int64_t q0, int64_t q1, typename V::T* C, int64_t ldc, bool accumulate) {
+                 int64_t g0, int64_t g1, int64_t q0, int64_t q1, typename V::T* C, int64_t ldc, bool accumulate,
+                 const typename V::T* start) {
   using T = typename V::T;
   if (M <= 0 || q0 >= q1 || g0 >= g1) return;
-  if (B.K == 0) return zero_panel_columns(M, B, g0, g1, q0, q1, C, ldc, accumulate);
+  if (B.K == 0) return start_panel_columns(M, B, g0, g1, q0, q1, C, ldc, accumulate, start);
   for_a_blocks<V>(M, B.K, A, as_m, as_k, accumulate,
                   [&](int64_t m0, int64_t mc, int64_t k0, int64_t kc, const T* a, int64_t strip, int64_t sm,
                       int64_t sk, bool acc) {
-                    gemm_a_block<V>(mc, kc, a, strip, sm, sk, B, k0, g0, g1, q0, q1, C + m0 * ldc, ldc, acc);
+                    gemm_a_block<V>(mc, kc, a, strip, sm, sk, B, k0, g0, g1, q0, q1, C + m0 * ldc, ldc, acc,
+                                    k0 == 0 ? start : nullptr);
                   });
 }
 
@@ -275,10 +288,10 @@ void gemm_panels(int64_t M, const typename V::T* A, int64_t as_m, int64_t as_k, 
 template <typename V>
 void gemm_weight_slices(int64_t M, const typename V::T* A, int64_t lda, const typename V::T* W, int64_t ldw,
                         const PackedB<typename V::T>& shape, int64_t g0, int64_t g1, int64_t q0, int64_t q1,
-                        typename V::T* C, int64_t ldc, bool accumulate) {
+                        typename V::T* C, int64_t ldc, bool accumulate, const typename V::T* start) {
   using T = typename V::T;
   if (M <= 0 || q0 >= q1 || g0 >= g1) return;
-  if (shape.K == 0) return zero_panel_columns(M, shape, g0, g1, q0, q1, C, ldc, accumulate);
+  if (shape.K == 0) return start_panel_columns(M, shape, g0, g1, q0, q1, C, ldc, accumulate, start);
   T* const slice = thread_buffer<T, 1>(static_cast<size_t>(Tiling<V>::kKc * shape.nr));  // one panel's (kc, nr) slice
   const int64_t ppb = shape.panels_per_block();
   for_a_blocks<V>(M, shape.K, A, lda, 1, accumulate,
@@ -295,7 +308,7 @@ void gemm_weight_slices(int64_t M, const typename V::T* A, int64_t lda, const ty
                         panel.blocks = 1;
                         panel.nr = shape.nr;
                         gemm_a_block<V>(mc, kc, a, strip, sm, sk, panel, 0, 0, 1, 0, 1, C + m0 * ldc + shape.col(p),
-                                        ldc, acc);
+                                        ldc, acc, k0 == 0 && start != nullptr ? start + shape.col(p) : nullptr);
                       }
                   });
 }
@@ -303,10 +316,12 @@ void gemm_weight_slices(int64_t M, const typename V::T* A, int64_t lda, const ty
 // C (M, n_end - n_begin) at columns [n_begin, n_end) [+]= A (M, K) @ W^T for W row-major (N, K), M <= 4, without
 // packing: each output is a dot product of an A row and a W row. For few rows (a single step at batch 1), where
 // packing W would cost more than the product. W's rows go in groups of four from n_begin up (kDescending: from the
-// last group down), then the last few one by one; a row's arithmetic is the same either way.
+// last group down), then the last few one by one; a row's arithmetic is the same either way. With `start`, C =
+// start[column] + the dot product (what accumulating onto C = start gives), C not read.
 template <typename V, int M, bool kDescending>
 void gemm_dot_rows(int64_t n_begin, int64_t n_end, int64_t K, const typename V::T* A, int64_t lda,
-                   const typename V::T* W, int64_t ldw, typename V::T* C, int64_t ldc, bool accumulate) {
+                   const typename V::T* W, int64_t ldw, typename V::T* C, int64_t ldc, bool accumulate,
+                   const typename V::T* start) {
   using Reg = typename V::Reg;
   using T = typename V::T;
   constexpr int L = V::kLanes;
@@ -338,7 +353,7 @@ void gemm_dot_rows(int64_t n_begin, int64_t n_end, int64_t K, const typename V::
     for (int m = 0; m < M; ++m)
       for (int j = 0; j < kRows; ++j) {
         const T s = V::reduce_add(acc[m][j]);
-        C[m * ldc + n + j] = accumulate ? C[m * ldc + n + j] + s : s;
+        C[m * ldc + n + j] = start != nullptr ? start[n + j] + s : accumulate ? C[m * ldc + n + j] + s : s;
       }
   }
   for (int64_t n = singles; n < n_end; ++n) {
@@ -356,7 +371,7 @@ void gemm_dot_rows(int64_t n_begin, int64_t n_end, int64_t K, const typename V::
     }
     for (int m = 0; m < M; ++m) {
       const T s = V::reduce_add(acc[m]);
-      C[m * ldc + n] = accumulate ? C[m * ldc + n] + s : s;
+      C[m * ldc + n] = start != nullptr ? start[n] + s : accumulate ? C[m * ldc + n] + s : s;
     }
   }
 }
@@ -366,24 +381,26 @@ void gemm_dot_rows(int64_t n_begin, int64_t n_end, int64_t K, const typename V::
 // 5% slower).
 template <typename V, bool kDescending>
 void gemm_dot_in(int64_t M, int64_t n_begin, int64_t n_end, int64_t K, const typename V::T* A, int64_t lda,
-                 const typename V::T* W, int64_t ldw, typename V::T* C, int64_t ldc, bool accumulate) {
+                 const typename V::T* W, int64_t ldw, typename V::T* C, int64_t ldc, bool accumulate,
+                 const typename V::T* start) {
   for (int64_t m = 0; m < M; m += 4) {
     const auto* a = A + m * lda;
     auto* c = C + m * ldc;
     switch (std::min<int64_t>(4, M - m)) {
-      case 1: gemm_dot_rows<V, 1, kDescending>(n_begin, n_end, K, a, lda, W, ldw, c, ldc, accumulate); break;
-      case 2: gemm_dot_rows<V, 2, kDescending>(n_begin, n_end, K, a, lda, W, ldw, c, ldc, accumulate); break;
-      case 3: gemm_dot_rows<V, 3, kDescending>(n_begin, n_end, K, a, lda, W, ldw, c, ldc, accumulate); break;
-      default: gemm_dot_rows<V, 4, kDescending>(n_begin, n_end, K, a, lda, W, ldw, c, ldc, accumulate); break;
+      case 1: gemm_dot_rows<V, 1, kDescending>(n_begin, n_end, K, a, lda, W, ldw, c, ldc, accumulate, start); break;
+      case 2: gemm_dot_rows<V, 2, kDescending>(n_begin, n_end, K, a, lda, W, ldw, c, ldc, accumulate, start); break;
+      case 3: gemm_dot_rows<V, 3, kDescending>(n_begin, n_end, K, a, lda, W, ldw, c, ldc, accumulate, start); break;
+      default: gemm_dot_rows<V, 4, kDescending>(n_begin, n_end, K, a, lda, W, ldw, c, ldc, accumulate, start); break;
     }
   }
 }
 
 template <typename V>
 void gemm_dot(int64_t M, int64_t n_begin, int64_t n_end, int64_t K, const typename V::T* A, int64_t lda,
-              const typename V::T* W, int64_t ldw, typename V::T* C, int64_t ldc, bool accumulate, bool descending) {
-  if (descending) gemm_dot_in<V, true>(M, n_begin, n_end, K, A, lda, W, ldw, C, ldc, accumulate);
-  else gemm_dot_in<V, false>(M, n_begin, n_end, K, A, lda, W, ldw, C, ldc, accumulate);
+              const typename V::T* W, int64_t ldw, typename V::T* C, int64_t ldc, bool accumulate, bool descending,
+              const typename V::T* start) {
+  if (descending) gemm_dot_in<V, true>(M, n_begin, n_end, K, A, lda, W, ldw, C, ldc, accumulate, start);
+  else gemm_dot_in<V, false>(M, n_begin, n_end, K, A, lda, W, ldw, C, ldc, accumulate, start);
 }
 
 // ------------------------------------------------------------------------------------------------- activations
