@@ -55,7 +55,7 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t as_m, int64_t as_
     DenormalsAreZero daz;
     const int tid = thread_id(), nt = team_size();
     if (b_transposed) o.pack_b_transposed(B, ldb, packed, panels * tid / nt, panels * (tid + 1) / nt);
-    else pack_b(B, ldb, false, packed, panels * tid / nt, panels * (tid + 1) / nt);
+    else pack_b(B, ldb, packed, panels * tid / nt, panels * (tid + 1) / nt);
 #pragma omp barrier
     if (split_rows) {
       // Equal shares in multiples of 12 rows (every ISA's micro-kernel rows divide 12): whole 192-row blocks had
@@ -124,7 +124,7 @@ void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const Gra
     const int tid = thread_id(), nt = team_size();
     for (int j = 0; j < n_terms; ++j) {
       const int64_t panels = packed[j].panels();
-      pack_b(terms[j].head, terms[j].N, false, packed[j], panels * tid / nt, panels * (tid + 1) / nt, terms[j].split,
+      pack_b(terms[j].head, terms[j].N, packed[j], panels * tid / nt, panels * (tid + 1) / nt, terms[j].split,
              terms[j].tail);
     }
 #pragma omp barrier

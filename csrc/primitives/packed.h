@@ -39,34 +39,20 @@ struct PackedB {
   T* panel(int64_t p) const { return data + p * K * nr; }
 };
 
-// Fill panels [p_begin, p_end) of `b` (its data, K, block_cols, blocks and nr set) from a source matrix:
-//   transposed_source = false: B is the row-major (K, N) matrix at src with leading dimension ld;
-//   transposed_source = true:  B = W^T for the row-major (N, K) matrix W at src with leading dimension ld (a weight
-//                              stored as PyTorch stores it, used as x @ W^T).
-// A row-major source may come in two pieces: rows [0, split) at src and rows [split, K) at tail (the previous hidden
-// states [h0; out[:-1]] without copying them together).
+// Fill panels [p_begin, p_end) of `b` (its data, K, block_cols, blocks and nr set) from the row-major (K, N) matrix
+// at src with leading dimension ld. (W^T for a weight W stored as PyTorch stores it, used as x @ W^T, is packed by
+// Ops::pack_b_transposed.) The source may come in two pieces: rows [0, split) at src and rows [split, K) at tail (the
+// previous hidden states [h0; out[:-1]] without copying them together).
 template <typename T>
-void pack_b(const T* src, int64_t ld, bool transposed_source, const PackedB<T>& b, int64_t p_begin, int64_t p_end,
-            int64_t split = -1, const T* tail = nullptr) {
+void pack_b(const T* src, int64_t ld, const PackedB<T>& b, int64_t p_begin, int64_t p_end, int64_t split = -1,
+            const T* tail = nullptr) {
   const int64_t K = b.K, nr = b.nr;
   if (split < 0) split = K;
   for (int64_t p = p_begin; p < p_end; ++p) {
     T* dst = b.panel(p);
     const int64_t c0 = b.col(p);
     const int w = b.width(p);
-    if (transposed_source) {
-      // A block of k at a time, so that the panel rows being written ((kBlock, nr) values) stay in L1 while the w
-      // source rows are read: column by column over all of K, every write would land on another cache line (a
-      // single pass took ~20% of LSTM 4,1024,1024,25 inference).
-      constexpr int64_t kBlock = 64;
-      for (int64_t k0 = 0; k0 < K; k0 += kBlock) {
-        const int64_t k1 = std::min(K, k0 + kBlock);
-        for (int c = 0; c < w; ++c) {
-          const T* row = src + (c0 + c) * ld;
-          for (int64_t k = k0; k < k1; ++k) dst[k * nr + c] = row[k];
-        }
-      }
-    } else if (w < nr) {
+    if (w < nr) {  // a partial panel, value by value; whole ones below
       for (int64_t k = 0; k < K; ++k) {
         const T* row = k < split ? src + k * ld : tail + (k - split) * ld;
         for (int c = 0; c < w; ++c) dst[k * nr + c] = row[c0 + c];
@@ -75,10 +61,9 @@ void pack_b(const T* src, int64_t ld, bool transposed_source, const PackedB<T>& 
     for (int64_t k = 0; k < K; ++k)
       for (int64_t c = w; c < nr; ++c) dst[k * nr + c] = T(0);
   }
-  if (transposed_source) return;
-  // Whole panels of a row-major source, a block of rows at a time: the block's part of each source row is read once
-  // and copied into every panel while it is in cache. Panel by panel down all of K, each panel read nr values of
-  // every row, a new cache line for every few values (a 37 MB weight took 7-8 ms to pack that way on one thread,
+  // Whole panels, a block of rows at a time: the block's part of each source row is read once and copied into every
+  // panel while it is in cache. Panel by panel down all of K, each panel read nr values of every row, a new cache
+  // line for every few values (a 37 MB weight took 7-8 ms to pack that way on one thread,
   // 4.6-5.4 ms now; the transposed pack takes 3.6-4.5).
   const int64_t row_bytes = std::max<int64_t>(1, (p_end - p_begin) * nr * int64_t(sizeof(T)));
   const int64_t k_block = std::clamp<int64_t>((int64_t(256) << 10) / row_bytes, 8, 256);

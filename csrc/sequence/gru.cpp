@@ -131,10 +131,10 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
     const UnitSlice u = chunks(item);
     if (round == 0) {
       if (reset_after) {
-        pack_b(w_hh, H, false, whh, u.q0, u.q1);
+        pack_b(w_hh, H, whh, u.q0, u.q1);
       } else {
-        pack_b(w_hh, H, false, whrz, u.q0, u.q1);
-        pack_b(w_hh + 2 * H * H, H, false, whn, u.q0, u.q1);
+        pack_b(w_hh, H, whrz, u.q0, u.q1);
+        pack_b(w_hh + 2 * H * H, H, whn, u.q0, u.q1);
       }
       return;
     }

@@ -158,7 +158,7 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
       run_rounds(threads, chunks.items, Rounds(steps + 2), [&](int64_t round, int64_t item) {
         const UnitSlice u = chunks(item);
         if (round == 0) {
-          pack_b(w_hh, P, false, whh, u.q0, u.q1);
+          pack_b(w_hh, P, whh, u.q0, u.q1);
           return;
         }
         const int64_t t = steps - round;
@@ -176,8 +176,8 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
     run_rounds(threads, chunks.items, Rounds(2 + 2 * steps), [&](int64_t round, int64_t item) {
       const UnitSlice u = chunks(item), pu = proj_chunks(item);
       if (round == 0) {
-        pack_b(w_hh, P, false, whh, pu.q0, pu.q1);
-        pack_b(extras.w_hr, H, false, whr, u.q0, u.q1);
+        pack_b(w_hh, P, whh, pu.q0, pu.q1);
+        pack_b(extras.w_hr, H, whr, u.q0, u.q1);
         return;
       }
       const int64_t t = steps - 1 - (round - 1) / 2;

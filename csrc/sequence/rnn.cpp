@@ -79,7 +79,7 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
     run_rounds(threads, chunks.items, Rounds(steps + 2), [&](int64_t round, int64_t item) {
       const UnitSlice u = chunks(item);
       if (round == 0) {
-        pack_b(w_hh, H, false, whh, u.q0, u.q1);
+        pack_b(w_hh, H, whh, u.q0, u.q1);
         return;
       }
       const int64_t t = steps - round;
