@@ -126,10 +126,9 @@ void pack_gate_panels(const Ops<T>& o, const T* w, int64_t ld, const PackedB<T>&
 // C[:, the columns of units `u` in gates g0..g1) [+]= A (M, K) @ W^T, W (G*H, K) row-major with leading dimension
 // ldw, or C = start + A @ W^T in every row when `start` is given (a row indexed like C's columns: the biases, so that
 // no pass writes them into C first): from the packed panels; or, when `packed` has no data (its layout only),
-// packing each slice of W's panels just before use (gemm_weight_slices: for a weight used once per call); or by dot
-// products when `packed` is null, reading W's rows from the last to the first when `descending` (Rounds; the packed
-// panels, in cache for many rows
-// of A, are read in one order).
+// packing each slice of W's panels just before use (gemm_weight_slices: for a weight used by one or two blocks of
+// rows per call); or by dot products when `packed` is null, reading W's rows from the last to the first when
+// `descending` (Rounds; the packed panels, in cache for many rows of A, are read in one order).
 template <typename T>
 void gate_gemm(const Ops<T>& o, int64_t M, const T* A, int64_t lda, const PackedB<T>* packed, const T* w, int64_t ldw,
                int64_t K, int64_t H, int64_t g0, int64_t g1, const UnitSlice& u, T* C, int64_t ldc, bool accumulate,
