@@ -54,9 +54,22 @@ struct Vec<float> {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
-  // Lane j = base[offsets[j]] (kLanes offsets, 32-byte aligned).
-  static Reg gather(const T* base, const int32_t* offsets) {
-    return _mm256_i32gather_ps(base, _mm256_load_si256(reinterpret_cast<const __m256i*>(offsets)), sizeof(T));
+  // The 8 x 8 block r[0..7] (register j: row j) transposed in place: unpacks pair the rows' elements, shuffles make
+  // groups of four, then the two 128-bit halves are exchanged.
+  static void transpose(Reg (&r)[kLanes]) {
+    Reg t[kLanes];
+    for (int i = 0; i < 8; i += 4) {  // t[i + e], 128-bit half q: rows i..i+3 at column 4q + e
+      const Reg lo01 = _mm256_unpacklo_ps(r[i], r[i + 1]), hi01 = _mm256_unpackhi_ps(r[i], r[i + 1]);
+      const Reg lo23 = _mm256_unpacklo_ps(r[i + 2], r[i + 3]), hi23 = _mm256_unpackhi_ps(r[i + 2], r[i + 3]);
+      t[i] = _mm256_shuffle_ps(lo01, lo23, _MM_SHUFFLE(1, 0, 1, 0));
+      t[i + 1] = _mm256_shuffle_ps(lo01, lo23, _MM_SHUFFLE(3, 2, 3, 2));
+      t[i + 2] = _mm256_shuffle_ps(hi01, hi23, _MM_SHUFFLE(1, 0, 1, 0));
+      t[i + 3] = _mm256_shuffle_ps(hi01, hi23, _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int e = 0; e < 4; ++e) {
+      r[e] = _mm256_permute2f128_ps(t[e], t[4 + e], 0x20);
+      r[4 + e] = _mm256_permute2f128_ps(t[e], t[4 + e], 0x31);
+    }
   }
 };
 
@@ -102,8 +115,14 @@ struct Vec<double> {
     s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
     return _mm_cvtsd_f64(s);
   }
-  static Reg gather(const T* base, const int32_t* offsets) {
-    return _mm256_i32gather_pd(base, _mm_load_si128(reinterpret_cast<const __m128i*>(offsets)), sizeof(T));
+  // The 4 x 4 block r[0..3] transposed in place.
+  static void transpose(Reg (&r)[kLanes]) {
+    const Reg lo01 = _mm256_unpacklo_pd(r[0], r[1]), hi01 = _mm256_unpackhi_pd(r[0], r[1]);
+    const Reg lo23 = _mm256_unpacklo_pd(r[2], r[3]), hi23 = _mm256_unpackhi_pd(r[2], r[3]);
+    r[0] = _mm256_permute2f128_pd(lo01, lo23, 0x20);
+    r[1] = _mm256_permute2f128_pd(hi01, hi23, 0x20);
+    r[2] = _mm256_permute2f128_pd(lo01, lo23, 0x31);
+    r[3] = _mm256_permute2f128_pd(hi01, hi23, 0x31);
   }
 };
 

@@ -48,9 +48,30 @@ struct Vec<float> {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(shifted), 23));
   }
   static T reduce_add(Reg a) { return _mm512_reduce_add_ps(a); }
-  // Lane j = base[offsets[j]] (kLanes offsets, 64-byte aligned).
-  static Reg gather(const T* base, const int32_t* offsets) {
-    return _mm512_i32gather_ps(_mm512_load_si512(offsets), base, sizeof(T));
+  // The 16 x 16 block r[0..15] (register j: row j) transposed in place: unpacks pair the rows' elements, shuffles
+  // make groups of four, then 128-bit lane shuffles put each column together.
+  static void transpose(Reg (&r)[kLanes]) {
+    Reg t[kLanes];
+    for (int i = 0; i < 16; i += 2) {
+      t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+      t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {  // then t[i + e], 128-bit lane q: rows i..i+3 at column 4q + e
+      const Reg lo01 = t[i], hi01 = t[i + 1], lo23 = t[i + 2], hi23 = t[i + 3];
+      t[i] = _mm512_shuffle_ps(lo01, lo23, _MM_SHUFFLE(1, 0, 1, 0));
+      t[i + 1] = _mm512_shuffle_ps(lo01, lo23, _MM_SHUFFLE(3, 2, 3, 2));
+      t[i + 2] = _mm512_shuffle_ps(hi01, hi23, _MM_SHUFFLE(1, 0, 1, 0));
+      t[i + 3] = _mm512_shuffle_ps(hi01, hi23, _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int e = 0; e < 4; ++e) {  // column 4q + e: lane q of t[e], t[4 + e], t[8 + e], t[12 + e]
+      const Reg ab02 = _mm512_shuffle_f32x4(t[e], t[4 + e], 0x88), ab13 = _mm512_shuffle_f32x4(t[e], t[4 + e], 0xDD);
+      const Reg cd02 = _mm512_shuffle_f32x4(t[8 + e], t[12 + e], 0x88);
+      const Reg cd13 = _mm512_shuffle_f32x4(t[8 + e], t[12 + e], 0xDD);
+      r[e] = _mm512_shuffle_f32x4(ab02, cd02, 0x88);
+      r[4 + e] = _mm512_shuffle_f32x4(ab13, cd13, 0x88);
+      r[8 + e] = _mm512_shuffle_f32x4(ab02, cd02, 0xDD);
+      r[12 + e] = _mm512_shuffle_f32x4(ab13, cd13, 0xDD);
+    }
   }
 };
 
@@ -91,8 +112,22 @@ struct Vec<double> {
     return _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_castpd_si512(shifted), 52));
   }
   static T reduce_add(Reg a) { return _mm512_reduce_add_pd(a); }
-  static Reg gather(const T* base, const int32_t* offsets) {
-    return _mm512_i32gather_pd(_mm256_load_si256(reinterpret_cast<const __m256i*>(offsets)), base, sizeof(T));
+  // The 8 x 8 block r[0..7] transposed in place (as for floats, with pairs instead of groups of four).
+  static void transpose(Reg (&r)[kLanes]) {
+    Reg t[kLanes];
+    for (int i = 0; i < 8; i += 2) {  // t[i + e], 128-bit lane q: rows i, i+1 at column 2q + e
+      t[i] = _mm512_unpacklo_pd(r[i], r[i + 1]);
+      t[i + 1] = _mm512_unpackhi_pd(r[i], r[i + 1]);
+    }
+    for (int e = 0; e < 2; ++e) {  // column 2q + e: lane q of t[e], t[2 + e], t[4 + e], t[6 + e]
+      const Reg ab02 = _mm512_shuffle_f64x2(t[e], t[2 + e], 0x88), ab13 = _mm512_shuffle_f64x2(t[e], t[2 + e], 0xDD);
+      const Reg cd02 = _mm512_shuffle_f64x2(t[4 + e], t[6 + e], 0x88);
+      const Reg cd13 = _mm512_shuffle_f64x2(t[4 + e], t[6 + e], 0xDD);
+      r[e] = _mm512_shuffle_f64x2(ab02, cd02, 0x88);
+      r[2 + e] = _mm512_shuffle_f64x2(ab13, cd13, 0x88);
+      r[4 + e] = _mm512_shuffle_f64x2(ab02, cd02, 0xDD);
+      r[6 + e] = _mm512_shuffle_f64x2(ab13, cd13, 0xDD);
+    }
   }
 };
 
