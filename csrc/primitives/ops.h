@@ -49,6 +49,8 @@ struct Ops {
   int64_t block_rows_max;  // the rows of A that gemm_panels takes as one block
   // pack_b (packed.h) of panels [p_begin, p_end) from W^T, W row-major (N, K) with leading dimension ld.
   void (*pack_b_transposed)(const T* src, int64_t ld, const PackedB<T>& b, int64_t p_begin, int64_t p_end);
+  // dst (C, R) = src (R, C)^T, row-major with leading dimensions lds and ldd.
+  void (*transpose)(int64_t R, int64_t C, const T* src, int64_t lds, T* dst, int64_t ldd);
 
   void (*sigmoid)(int64_t n, const T* x, T* y);
   void (*tanh)(int64_t n, const T* x, T* y);

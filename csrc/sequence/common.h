@@ -115,6 +115,42 @@ PackedB<T> plain_panels(int64_t K, int64_t N, int64_t nr) {
   return gate_panels<T>(K, N, 1, nr);
 }
 
+// The weight of a backward loop's recurrent product, C [+]= D (M, K) @ W for a row-major W (K, N) used as it is
+// (dh_{t-1} = dpre_t @ W_hh: K gate rows, N units): packed in panels; or, for batch 1-4 (kDotRows), W^T (N, K) in
+// rows that start on cache lines, read by dot products as the forward reads W_hh. For a row or two the packed product
+// is one FMA dependency chain per register of a panel: backward of LSTM 1,256,256,150 2.09 -> 1.84-1.92 ms, RNN
+// 1,512,512,200 2.43 -> 2.14-2.23, GRU 1,1024,1024,50 20.3 -> 18.9-19.1 (2 threads); batch 2-4 within noise. Each work
+// item prepares its own units' part in the packing round.
+template <typename T>
+struct BackwardWeight {
+  static constexpr int64_t kLine = 64 / int64_t(sizeof(T));
+  const T* w;
+  int64_t K, N;
+  bool dot;
+  int64_t ld;                // W^T's leading dimension (dot)
+  PackedB<T> packed;         // (K, N) panels, the data set through Scratch::need (not dot)
+  T* transposed = nullptr;   // W^T (N, ld), set through Scratch::need (dot)
+  // Scratch for it only when `used` (a GRU uses some of its weights depending on its variant).
+  BackwardWeight(const T* w_, int64_t K_, int64_t N_, int64_t nr, int64_t batch, Scratch& scratch, bool used = true)
+      : w(w_), K(K_), N(N_), dot(batch <= kDotRows), ld((K_ + kLine - 1) / kLine * kLine),
+        packed(plain_panels<T>(K_, N_, nr)) {
+    if (used && dot) scratch.need(&transposed, N * ld);
+    if (used && !dot) scratch.need(&packed.data, packed.size());
+  }
+  // The packing round's work for units u (panels q0..q1, or rows j0..j1 of W^T).
+  void prepare(const Ops<T>& o, const UnitSlice& u) const {
+    if (dot) o.transpose(K, u.j1 - u.j0, w + u.j0, N, transposed + u.j0 * ld, ld);
+    else pack_b(w, N, packed, u.q0, u.q1);
+  }
+  // C[:, units u] [+]= D (M, K) @ W[:, units u]; W^T's rows from the last to the first when `descending` (Rounds).
+  void product(const Ops<T>& o, int64_t M, const T* D, int64_t ldd, const UnitSlice& u, T* C, int64_t ldc,
+               bool accumulate, bool descending) const {
+    if (M <= 0 || u.n() <= 0) return;
+    if (dot) o.gemm_dot(M, u.j0, u.j1, K, D, ldd, transposed, ld, C, ldc, accumulate, descending, nullptr);
+    else o.gemm_panels(M, D, ldd, 1, packed, 0, 1, u.q0, u.q1, C, ldc, accumulate, nullptr);
+  }
+};
+
 // The panels of units `u` in gates [g0, g1) of a gate-blocked packing, from W (G*H, K) with leading dimension ld.
 template <typename T>
 void pack_gate_panels(const Ops<T>& o, const T* w, int64_t ld, const PackedB<T>& b, const UnitSlice& u, int64_t g0,

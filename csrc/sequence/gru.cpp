@@ -98,19 +98,17 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
   // Gradients of the ih and hh pre-activations (r, z, n blocks). They differ only in the n block with reset_after
   // (d(W_hn h + b_hn) = dn_pre * r); without it they are equal, and dW_hn needs r * h_{t-1} instead of h_{t-1}.
   T *dgx = nullptr, *dgh = nullptr, *rh = nullptr, *drh = nullptr, *prev = nullptr;
-  PackedB<T> whh = plain_panels<T>(G, H, nr);          // reset_after: dh += dgh_t @ W_hh
-  PackedB<T> whrz = plain_panels<T>(2 * H, H, nr);     // reset_before: dh += d[r, z]_t @ W_h[rz]
-  PackedB<T> whn = plain_panels<T>(H, H, nr);          //               d(r * h) = dn_t @ W_hn
   Scratch scratch(0);
   scratch.need(&dgx, rows * ldg);
+  const BackwardWeight<T> whh(w_hh, G, H, nr, B, scratch, reset_after);  // reset_after: dh += dgh_t @ W_hh
+  // reset_before: dh += d[r, z]_t @ W_h[rz], and d(r * h) = dn_t @ W_hn
+  const BackwardWeight<T> whrz(w_hh, 2 * H, H, nr, B, scratch, !reset_after);
+  const BackwardWeight<T> whn(w_hh + 2 * H * H, H, H, nr, B, scratch, !reset_after);
   if (reset_after) {
     scratch.need(&dgh, rows * ldg);
-    scratch.need(&whh.data, whh.size());
   } else {
     scratch.need(&rh, rows * H);
     scratch.need(&drh, B * H);
-    scratch.need(&whrz.data, whrz.size());
-    scratch.need(&whn.data, whn.size());
   }
   scratch.need(&prev, previous_states_size(step_rows) * H);
   scratch.allocate();
@@ -126,25 +124,28 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
   const GradTerm<T> x_term = input_term(s, step_rows, x, 0, G, dw_ih);
   const GradTerm<T> h_term = hidden_term(s, step_rows, h0, out, prev, 0, reset_after ? G : 2 * H, dw_hh);
   FinalRows final_rows(rows);
+  // With reset_after, batch 1-4 loops alternate the direction of their sweeps over W_hh^T (Rounds); the two rounds a
+  // step of the other variant takes do not pair up with Rounds' steps (a round for dh0 comes last), so it does not.
+  const Rounds rounds = reset_after ? Rounds(1, steps + 1, 1, whh.dot) : Rounds(2 + steps * rounds_per_step);
   auto loop = [&] {
-  run_rounds(threads, chunks.items, Rounds(2 + steps * rounds_per_step), [&](int64_t round, int64_t item) {
+  run_rounds(threads, chunks.items, rounds, [&](int64_t round, int64_t item) {
     const UnitSlice u = chunks(item);
     if (round == 0) {
       if (reset_after) {
-        pack_b(w_hh, H, whh, u.q0, u.q1);
+        whh.prepare(o, u);
       } else {
-        pack_b(w_hh, H, whrz, u.q0, u.q1);
-        pack_b(w_hh + 2 * H * H, H, whn, u.q0, u.q1);
+        whrz.prepare(o, u);
+        whn.prepare(o, u);
       }
       return;
     }
     const int64_t t = steps - 1 - (round - 1) / rounds_per_step;
     const bool second_half = (round - 1) % rounds_per_step == 1;
-    if (!second_half && t + 1 < steps && u.n() > 0 && step_rows.rows(t + 1) > 0) {
+    if (!second_half && t + 1 < steps) {
       // dh_t += (recurrent pre-activation grads of t+1) @ W, for the rows that ran step t + 1
       const int64_t next = step_rows.rows(t + 1), next_off = step_rows.offset(t + 1);
-      if (reset_after) o.gemm_panels(next, dgh + next_off * ldg, ldg, 1, whh, 0, 1, u.q0, u.q1, dh, H, true, nullptr);
-      else o.gemm_panels(next, dgx + next_off * ldg, ldg, 1, whrz, 0, 1, u.q0, u.q1, dh, H, true, nullptr);
+      if (reset_after) whh.product(o, next, dgh + next_off * ldg, ldg, u, dh, H, true, rounds.descending(round));
+      else whrz.product(o, next, dgx + next_off * ldg, ldg, u, dh, H, true, false);
     }
     if (t < 0) return;
     const int64_t B = step_rows.rows(t), off = step_rows.offset(t);
@@ -168,7 +169,7 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
                                 dx_pre + b * ldg + u.j0);
       }
     } else {
-      if (u.n() > 0) o.gemm_panels(B, dx_pre + 2 * H, ldg, 1, whn, 0, 1, u.q0, u.q1, drh, H, false, nullptr);
+      whn.product(o, B, dx_pre + 2 * H, ldg, u, drh, H, false, false);
       for (int64_t b = 0; b < B; ++b) {
         const int64_t k = b * H + u.j0;
         o.gru_backward_r_units(u.n(), g_t + b * W + u.j0, h_prev + k, drh + k, dh + k, dx_pre + b * ldg + u.j0,

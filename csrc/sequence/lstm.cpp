@@ -95,12 +95,11 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
   const int64_t steps = s.steps, B = s.batch, H = s.hidden, P = s.state(), G = 4 * H, nr = o.nr, R = rows.total();
   const int64_t ldp = unaliased_stride<T>(G);  // dpre's row stride
   const bool projected = extras.w_hr != nullptr;
-  PackedB<T> whh = plain_panels<T>(G, P, nr);  // dh_{t-1} = dpre_t @ W_hh
   PackedB<T> whr = plain_panels<T>(P, H, nr);  // dm_t = dh_t @ W_hr
   T *dpre = nullptr, *dh_total = nullptr, *m = nullptr, *dm = nullptr, *prev = nullptr;
   Scratch scratch(0);
   scratch.need(&dpre, R * ldp);
-  scratch.need(&whh.data, whh.size());
+  const BackwardWeight<T> whh(w_hh, G, P, nr, B, scratch);  // dh_{t-1} = dpre_t @ W_hh
   if (projected) {
     scratch.need(&whr.data, whr.size());
     scratch.need(&dh_total, R * P);  // dout + the recurrent gradient, per row: dW_hr's left factor
@@ -121,10 +120,9 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
   const UnitChunks chunks = unit_chunks(threads, H, nr);
   const UnitChunks proj_chunks{P, nr, chunks.items};  // slices of h's P units (the hidden units when P = H)
   // dh_t (these h units) = dpre_{t+1} @ W_hh, for the rows that ran step t + 1.
-  auto recurrent_grad = [&](int64_t t, const UnitSlice& pu) {
-    if (t + 1 < steps && pu.n() > 0 && rows.rows(t + 1) > 0)
-      o.gemm_panels(rows.rows(t + 1), dpre + rows.offset(t + 1) * ldp, ldp, 1, whh, 0, 1, pu.q0, pu.q1, dh, P, false,
-                    nullptr);
+  auto recurrent_grad = [&](int64_t t, const UnitSlice& pu, bool descending) {
+    if (t + 1 < steps)
+      whh.product(o, rows.rows(t + 1), dpre + rows.offset(t + 1) * ldp, ldp, pu, dh, P, false, descending);
   };
   // The elementwise backward of step t for hidden units u; dh_t is dh (+ dout_t), or dm with a projection.
   auto cell_grad = [&](int64_t t, const UnitSlice& u) {
@@ -154,15 +152,16 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
     // Round 0 packs; round r = 1 .. T handles step t = T - r: first dh for these units from step t + 1 (all of
     // dpre_{t+1} being done), then their elementwise backward; a last round makes dh0.
     FinalRows final_rows(R);
+    const Rounds rounds(1, steps + 1, 1, whh.dot);
     auto loop = [&] {
-      run_rounds(threads, chunks.items, Rounds(steps + 2), [&](int64_t round, int64_t item) {
+      run_rounds(threads, chunks.items, rounds, [&](int64_t round, int64_t item) {
         const UnitSlice u = chunks(item);
         if (round == 0) {
-          pack_b(w_hh, P, whh, u.q0, u.q1);
+          whh.prepare(o, u);
           return;
         }
         const int64_t t = steps - round;
-        recurrent_grad(t, u);
+        recurrent_grad(t, u, rounds.descending(round));
         if (t < 0) return;
         cell_grad(t, u);
         if (chunks.items == 1) final_rows.publish(rows.offset(t));
@@ -176,13 +175,13 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
     run_rounds(threads, chunks.items, Rounds(2 + 2 * steps), [&](int64_t round, int64_t item) {
       const UnitSlice u = chunks(item), pu = proj_chunks(item);
       if (round == 0) {
-        pack_b(w_hh, P, whh, pu.q0, pu.q1);
+        whh.prepare(o, pu);
         pack_b(extras.w_hr, H, whr, u.q0, u.q1);
         return;
       }
       const int64_t t = steps - 1 - (round - 1) / 2;
       if ((round - 1) % 2 == 0) {
-        recurrent_grad(t, pu);
+        recurrent_grad(t, pu, false);
         if (t < 0) return;
         const int64_t off = rows.offset(t);
         for (int64_t b = 0; b < rows.rows(t); ++b)

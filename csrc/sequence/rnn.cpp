@@ -58,11 +58,10 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
   const int64_t steps = s.steps, B = s.batch, H = s.hidden, nr = o.nr;
   const bool relu = act == Nonlinearity::kRelu;
   const int64_t ldp = unaliased_stride<T>(H);  // dpre's row stride
-  PackedB<T> whh = plain_panels<T>(H, H, nr);
   T *dpre = nullptr, *prev = nullptr;
   Scratch scratch(0);
   scratch.need(&dpre, step_rows.total() * ldp);
-  scratch.need(&whh.data, whh.size());
+  const BackwardWeight<T> whh(w_hh, H, H, nr, B, scratch);  // dh_{t-1} = dpre_t @ W_hh
   scratch.need(&prev, previous_states_size(step_rows) * H);
   scratch.allocate();
   T* dh = dh0;
@@ -75,17 +74,18 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
                                hidden_term(s, step_rows, h0, out, prev, 0, H, dw_hh)};
   FinalRows final_rows(R);
   // As lstm_backward: round 0 packs, round r handles step t = T - r after dh from step t + 1, a last one dh0.
+  const Rounds rounds(1, steps + 1, 1, whh.dot);
   auto loop = [&] {
-    run_rounds(threads, chunks.items, Rounds(steps + 2), [&](int64_t round, int64_t item) {
+    run_rounds(threads, chunks.items, rounds, [&](int64_t round, int64_t item) {
       const UnitSlice u = chunks(item);
       if (round == 0) {
-        pack_b(w_hh, H, whh, u.q0, u.q1);
+        whh.prepare(o, u);
         return;
       }
       const int64_t t = steps - round;
-      if (t + 1 < steps && u.n() > 0 && step_rows.rows(t + 1) > 0)
-        o.gemm_panels(step_rows.rows(t + 1), dpre + step_rows.offset(t + 1) * ldp, ldp, 1, whh, 0, 1, u.q0, u.q1, dh,
-                      H, false, nullptr);
+      if (t + 1 < steps)
+        whh.product(o, step_rows.rows(t + 1), dpre + step_rows.offset(t + 1) * ldp, ldp, u, dh, H, false,
+                    rounds.descending(round));
       if (t < 0) return;
       for (int64_t b = 0; b < step_rows.rows(t); ++b) {
         const int64_t row = step_rows.offset(t) + b, k = row * H + u.j0;

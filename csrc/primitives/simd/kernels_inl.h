@@ -137,43 +137,36 @@ void pack_a_block(int64_t mc, int64_t kc, const typename V::T* A, int64_t as_m, 
   }
 }
 
+// dst (C, R) = src (R, C)^T, row-major with leading dimensions lds and ldd: blocks of kLanes x kLanes values loaded a
+// row of src per register and transposed in registers (Vec::transpose), the last C % kLanes columns of src by partial
+// loads, the last R % kLanes rows value by value. ~3x faster than gathering each register of dst from kLanes rows of
+// src (13.7 GB/s for a 4 MB LSTM weight; ~15% of LSTM 4,1024,1024,25 inference was a value-by-value copy before
+// that). A copy: the values do not depend on the ISA.
+template <typename V>
+void transpose_matrix(int64_t R, int64_t C, const typename V::T* src, int64_t lds, typename V::T* dst, int64_t ldd) {
+  constexpr int L = V::kLanes;
+  int64_t r0 = 0;
+  for (; r0 + L <= R; r0 += L)
+    for (int64_t c0 = 0; c0 < C; c0 += L) {
+      const int n = static_cast<int>(std::min<int64_t>(L, C - c0));  // rows of dst in this block
+      typename V::Reg block[L];
+      for (int j = 0; j < L; ++j) block[j] = load_n<V>(src + (r0 + j) * lds + c0, n);
+      V::transpose(block);
+      for (int j = 0; j < n; ++j) V::store(dst + (c0 + j) * ldd + r0, block[j]);
+    }
+  for (int64_t c0 = 0; c0 < C; c0 += 64)  // 64 rows of dst at a time, so that their lines stay in L1
+    for (int64_t r = r0; r < R; ++r)
+      for (int64_t c = c0; c < std::min(C, c0 + 64); ++c) dst[c * ldd + r] = src[r * lds + c];
+}
+
 // Rows [k0, k0 + kc) of one panel of W^T, from the `width` <= nr rows of the row-major W that start at `rows` (leading
-// dimension ld), into dst (kc x nr values, zero past `width`). For a whole panel, blocks of kLanes x kLanes values are
-// loaded a row of W per register and transposed in registers (~3x faster than gathering each register of dst's row k
-// from kLanes rows of W, which took 13.7 GB/s for a 4 MB LSTM weight; ~15% of LSTM 4,1024,1024,25 inference was a
-// value-by-value copy before that); the last kc % kLanes rows of dst from partial loads. Partial panels go value by
-// value, a block of k at a time. A copy, so the packed values do not depend on the ISA or the route.
+// dimension ld), into dst (kc x nr values, zero past `width`).
 template <typename V>
 void pack_panel_transposed(const typename V::T* rows, int64_t ld, int64_t k0, int64_t kc, int width, int64_t nr,
                            typename V::T* dst) {
-  using T = typename V::T;
-  constexpr int L = V::kLanes;
-  if constexpr (L > 1) {
-    if (width == nr && nr % L == 0) {
-      for (int64_t k = 0; k < kc; k += L) {
-        const int n = static_cast<int>(std::min<int64_t>(L, kc - k));  // rows of dst in this block
-        for (int64_t v = 0; v < nr; v += L) {
-          typename V::Reg block[L];
-          for (int j = 0; j < L; ++j) block[j] = load_n<V>(rows + (v + j) * ld + k0 + k, n);
-          V::transpose(block);
-          for (int j = 0; j < n; ++j) V::store(dst + (k + j) * nr + v, block[j]);
-        }
-      }
-      return;
-    }
-  }
-  // A block of k at a time, so that the rows of dst being written ((kBlock, nr) values) stay in L1 while the `width`
-  // source rows are read: column by column over all of kc, every write would land on another cache line.
-  constexpr int64_t kBlock = 64;
-  for (int64_t kb = 0; kb < kc; kb += kBlock) {
-    const int64_t ke = std::min(kc, kb + kBlock);
-    for (int c = 0; c < width; ++c) {
-      const T* row = rows + c * ld + k0;
-      for (int64_t k = kb; k < ke; ++k) dst[k * nr + c] = row[k];
-    }
-  }
+  transpose_matrix<V>(width, kc, rows + k0, ld, dst, nr);
   for (int64_t k = 0; k < kc; ++k)
-    for (int64_t c = width; c < nr; ++c) dst[k * nr + c] = T(0);
+    for (int64_t c = width; c < nr; ++c) dst[k * nr + c] = typename V::T(0);
 }
 
 // pack_b (packed.h) from a transposed source, W^T for a row-major (N, K) W (a weight as PyTorch stores it): panels
@@ -690,6 +683,7 @@ constexpr Ops<T> make_ops(const char* name) {
   ops.gemm_weight_slices = &gemm_weight_slices<V>;
   ops.block_rows_max = block_rows_max<V>();
   ops.pack_b_transposed = &pack_b_transposed<V>;
+  ops.transpose = &transpose_matrix<V>;
   ops.sigmoid = &sigmoid_array<V>;
   ops.tanh = &tanh_array<V>;
   ops.lstm_forward_units = &lstm_forward_units<V>;

@@ -35,6 +35,7 @@ struct Vec {
   static Mask gt(Reg a, Reg b) { return a > b; }
   static Reg select(Mask m, Reg if_true, Reg if_false) { return m ? if_true : if_false; }
   static T reduce_add(Reg a) { return a; }
+  static void transpose(Reg (&)[kLanes]) {}  // a 1 x 1 block
 };
 
 }  // namespace scalar
