@@ -295,7 +295,7 @@ void gemm_panels(int64_t M, const typename V::T* A, int64_t as_m, int64_t as_k, 
 }
 
 // gemm_panels for B = W^T, W row-major (N, K) with leading dimension ldw, in the layout `shape` describes (its data
-// unused), without packing all of B first: each (kc, nr) slice of a panel is packed into an L1 buffer just before
+// unused), without packing all of B first: each (kc, nr) slice of a panel is packed into a small buffer just before
 // the block's rows use it. For a weight that a call uses for one block of rows (M <= block_rows_max()) or two, as the
 // input projection of a sequence of one or two chunks does: packing it whole wrote every value to memory and read it
 // back for each use (the 16 MB W_ih of LSTM 4,1024,1024,25 inference: ~11% of the call). Each block of rows packs
