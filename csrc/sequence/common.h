@@ -115,6 +115,13 @@ PackedB<T> plain_panels(int64_t K, int64_t N, int64_t nr) {
   return gate_panels<T>(K, N, 1, nr);
 }
 
+// n values of T rounded up to whole 64-byte cache lines: the row stride of weight copies whose rows dot products read.
+template <typename T>
+constexpr int64_t whole_cache_lines(int64_t n) {
+  constexpr int64_t kLine = 64 / int64_t(sizeof(T));
+  return (n + kLine - 1) / kLine * kLine;
+}
+
 // The weight of a backward loop's recurrent product, C [+]= D (M, K) @ W for a row-major W (K, N) used as it is
 // (dh_{t-1} = dpre_t @ W_hh: K gate rows, N units): packed in panels; or, for batch 1-4 (kDotRows), W^T (N, K) in
 // rows that start on cache lines, read by dot products as the forward reads W_hh. For a row or two the packed product
@@ -123,7 +130,6 @@ PackedB<T> plain_panels(int64_t K, int64_t N, int64_t nr) {
 // item prepares its own units' part in the packing round.
 template <typename T>
 struct BackwardWeight {
-  static constexpr int64_t kLine = 64 / int64_t(sizeof(T));
   const T* w;
   int64_t K, N;
   bool dot;
@@ -132,7 +138,7 @@ struct BackwardWeight {
   T* transposed = nullptr;   // W^T (N, ld), set through Scratch::need (dot)
   // Scratch for it only when `used` (a GRU uses some of its weights depending on its variant).
   BackwardWeight(const T* w_, int64_t K_, int64_t N_, int64_t nr, int64_t batch, Scratch& scratch, bool used = true)
-      : w(w_), K(K_), N(N_), dot(batch <= kDotRows), ld((K_ + kLine - 1) / kLine * kLine),
+      : w(w_), K(K_), N(N_), dot(batch <= kDotRows), ld(whole_cache_lines<T>(K_)),
         packed(plain_panels<T>(K_, N_, nr)) {
     if (used && dot) scratch.need(&transposed, N * ld);
     if (used && !dot) scratch.need(&packed.data, packed.size());
@@ -192,7 +198,6 @@ void gate_gemm(const Ops<T>& o, int64_t M, const T* A, int64_t lda, const Packed
 template <typename T>
 struct DotWeight {
   static constexpr int64_t kMinSteps = 8;
-  static constexpr int64_t kLine = 64 / int64_t(sizeof(T));  // values per cache line
   const T* src;
   int64_t K, H;
   bool copied;
@@ -200,8 +205,9 @@ struct DotWeight {
   T* copy = nullptr;   // (G*H, ld), set through Scratch::need when copied
   DotWeight(const T* w, int64_t G, int64_t K_, int64_t H_, int64_t steps, bool dot, Scratch& scratch)
       : src(w), K(K_), H(H_),
-        copied(dot && steps >= kMinSteps && (reinterpret_cast<uintptr_t>(w) % 64 != 0 || K_ % kLine != 0)),
-        ld(copied ? (K_ + kLine - 1) / kLine * kLine : K_) {
+        copied(dot && steps >= kMinSteps &&
+               (reinterpret_cast<uintptr_t>(w) % 64 != 0 || whole_cache_lines<T>(K_) != K_)),
+        ld(copied ? whole_cache_lines<T>(K_) : K_) {
     if (copied) scratch.need(&copy, G * H * ld);
   }
   const T* rows() const { return copied ? copy : src; }
