@@ -219,20 +219,6 @@ struct DotWeight {
   }
 };
 
-// rows x (the columns of units `u` in gates g0..g1) of C = bias[column], or 0 where bias is null (the GRU's recurrent
-// part, which starts from b_hn in one gate and from 0 in the others; the input projections start from their biases
-// inside the product: gate_gemm's `start`).
-template <typename T>
-void fill_columns(T* C, int64_t rows, int64_t ldc, const T* bias, int64_t H, int64_t g0, int64_t g1,
-                      const UnitSlice& u) {
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t g = g0; g < g1; ++g) {
-      T* c = C + r * ldc + g * H;
-      if (bias == nullptr) std::fill(c + u.j0, c + u.j1, T(0));
-      else std::copy(bias + g * H + u.j0, bias + g * H + u.j1, c + u.j0);
-    }
-}
-
 // The biases as the input projection adds them: b_ih + b_hh, except for gate blocks [keep_from, G) where b_hh does
 // not simply add (the reset_after GRU's n gate). Null when the layer has no bias.
 template <typename T>

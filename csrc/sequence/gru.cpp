@@ -19,7 +19,7 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
   const bool dot_projection = chunk * B <= kDotRows, dot_recurrent = B <= kDotRows;
   const bool packed_projection = !dot_projection && !projection_in_slices(o, steps, chunk, B);
   PackedB<T> wih = gate_panels<T>(I, H, 3, nr), whh = gate_panels<T>(H, H, 3, nr);
-  T *pre_chunk = nullptr, *bias = nullptr, *gh = nullptr, *rh = nullptr;
+  T *pre_chunk = nullptr, *bias = nullptr, *gh = nullptr, *gh_start = nullptr, *rh = nullptr;
   Scratch scratch(0);
   if (packed_projection) scratch.need(&wih.data, wih.size());
   if (!dot_recurrent) scratch.need(&whh.data, whh.size());
@@ -27,12 +27,17 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
   scratch.need(&pre_chunk, chunk * B * G);
   if (b_ih != nullptr) scratch.need(&bias, G);
   scratch.need(&gh, B * G);  // the recurrent parts of a step: W_hh h (+ b_hn), or W_hr h, W_hz h, W_hn (r * h)
-  if (!reset_after) scratch.need(&rh, B * H);
+  if (reset_after) scratch.need(&gh_start, G);  // what W_hh h starts from: 0 in r and z, b_hn (or 0) in n
+  else scratch.need(&rh, B * H);
   scratch.allocate();
   // b_hh adds to the projection where it only adds: r and z, and n too without reset_after (with it, b_hn sits
   // inside r * (W_hn h + b_hn)).
   if (b_ih != nullptr) fold_biases(b_ih, b_hh, G, reset_after ? 2 * H : G, bias);
-  const T* b_hn = reset_after && b_hh != nullptr ? b_hh : nullptr;  // the n block at offset 2H
+  if (reset_after) {
+    std::fill(gh_start, gh_start + 2 * H, T(0));
+    if (b_hh != nullptr) std::copy(b_hh + 2 * H, b_hh + G, gh_start + 2 * H);
+    else std::fill(gh_start + 2 * H, gh_start + G, T(0));
+  }
 
   const int threads = loop_threads(steps, B * G * (H + I), G * (H + I) * int64_t(sizeof(T)), H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
@@ -64,9 +69,7 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
                 down, bias);
     }
     if (reset_after) {
-      fill_columns(gh, B, G, static_cast<const T*>(nullptr), H, 0, 2, u);
-      fill_columns(gh, B, G, b_hn, H, 2, 3, u);
-      gate_gemm(o, B, h_prev, H, whh_p, whh_dot.rows(), whh_dot.ld, H, H, 0, 3, u, gh, G, true, down);
+      gate_gemm(o, B, h_prev, H, whh_p, whh_dot.rows(), whh_dot.ld, H, H, 0, 3, u, gh, G, false, down, gh_start);
       for (int64_t b = 0; b < B; ++b)
         o.gru_forward_units(u.n(), H, pre + b * G + u.j0, gh + b * G + u.j0, h_prev + b * H + u.j0,
                             h + b * H + u.j0, saved == nullptr ? nullptr : saved + b * W + u.j0);
