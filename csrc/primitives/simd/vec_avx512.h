@@ -11,6 +11,17 @@ namespace avx512 {
 template <typename T>
 struct Vec;
 
+// The 4 x 4 transpose of 128-bit lanes: out[q] holds lane q of in[0], in[1], in[2], in[3], in that order. The last
+// step of the float and double block transposes below (doubles pass through it as floats: it only moves lanes).
+inline void transpose_lanes(const __m512 (&in)[4], __m512 (&out)[4]) {
+  const __m512 ab02 = _mm512_shuffle_f32x4(in[0], in[1], 0x88), ab13 = _mm512_shuffle_f32x4(in[0], in[1], 0xDD);
+  const __m512 cd02 = _mm512_shuffle_f32x4(in[2], in[3], 0x88), cd13 = _mm512_shuffle_f32x4(in[2], in[3], 0xDD);
+  out[0] = _mm512_shuffle_f32x4(ab02, cd02, 0x88);
+  out[1] = _mm512_shuffle_f32x4(ab13, cd13, 0x88);
+  out[2] = _mm512_shuffle_f32x4(ab02, cd02, 0xDD);
+  out[3] = _mm512_shuffle_f32x4(ab13, cd13, 0xDD);
+}
+
 template <>
 struct Vec<float> {
   using T = float;
@@ -64,13 +75,10 @@ struct Vec<float> {
       t[i + 3] = _mm512_shuffle_ps(hi01, hi23, _MM_SHUFFLE(3, 2, 3, 2));
     }
     for (int e = 0; e < 4; ++e) {  // column 4q + e: lane q of t[e], t[4 + e], t[8 + e], t[12 + e]
-      const Reg ab02 = _mm512_shuffle_f32x4(t[e], t[4 + e], 0x88), ab13 = _mm512_shuffle_f32x4(t[e], t[4 + e], 0xDD);
-      const Reg cd02 = _mm512_shuffle_f32x4(t[8 + e], t[12 + e], 0x88);
-      const Reg cd13 = _mm512_shuffle_f32x4(t[8 + e], t[12 + e], 0xDD);
-      r[e] = _mm512_shuffle_f32x4(ab02, cd02, 0x88);
-      r[4 + e] = _mm512_shuffle_f32x4(ab13, cd13, 0x88);
-      r[8 + e] = _mm512_shuffle_f32x4(ab02, cd02, 0xDD);
-      r[12 + e] = _mm512_shuffle_f32x4(ab13, cd13, 0xDD);
+      const Reg in[4] = {t[e], t[4 + e], t[8 + e], t[12 + e]};
+      Reg out[4];
+      transpose_lanes(in, out);
+      for (int q = 0; q < 4; ++q) r[4 * q + e] = out[q];
     }
   }
 };
@@ -120,13 +128,11 @@ struct Vec<double> {
       t[i + 1] = _mm512_unpackhi_pd(r[i], r[i + 1]);
     }
     for (int e = 0; e < 2; ++e) {  // column 2q + e: lane q of t[e], t[2 + e], t[4 + e], t[6 + e]
-      const Reg ab02 = _mm512_shuffle_f64x2(t[e], t[2 + e], 0x88), ab13 = _mm512_shuffle_f64x2(t[e], t[2 + e], 0xDD);
-      const Reg cd02 = _mm512_shuffle_f64x2(t[4 + e], t[6 + e], 0x88);
-      const Reg cd13 = _mm512_shuffle_f64x2(t[4 + e], t[6 + e], 0xDD);
-      r[e] = _mm512_shuffle_f64x2(ab02, cd02, 0x88);
-      r[2 + e] = _mm512_shuffle_f64x2(ab13, cd13, 0x88);
-      r[4 + e] = _mm512_shuffle_f64x2(ab02, cd02, 0xDD);
-      r[6 + e] = _mm512_shuffle_f64x2(ab13, cd13, 0xDD);
+      const __m512 in[4] = {_mm512_castpd_ps(t[e]), _mm512_castpd_ps(t[2 + e]), _mm512_castpd_ps(t[4 + e]),
+                            _mm512_castpd_ps(t[6 + e])};
+      __m512 out[4];
+      transpose_lanes(in, out);
+      for (int q = 0; q < 4; ++q) r[2 * q + e] = _mm512_castps_pd(out[q]);
     }
   }
 };
