@@ -35,6 +35,7 @@ from test_layers import as_tuple, random_input, random_state, reference_run
 import pylstm
 from pylstm import _core
 from pylstm import functional as F
+from pylstm import reference as R
 
 KNOWN_ISAS = ("scalar", "avx2", "avx512")
 PACKAGE_PARENT = Path(pylstm.__file__).resolve().parent.parent
@@ -149,11 +150,11 @@ def test_set_and_get_num_threads(num_threads):
 # Shapes (T, B, I, H) whose time loops and big GEMMs run on two threads (the probe below checks it):
 #   packed: the recurrent GEMM from packed panels (B > 4), H = 384 so that even the RNN's steps (over 1M
 #           multiply-adds) take a second thread;
-#   dot: B <= 4, the recurrent GEMM by dot products on the unpacked weights; H = 384 puts even the RNN's float32
+#   dot: B <= 2, the recurrent GEMM by dot products on the unpacked weights; H = 384 puts even the RNN's float32
 #        weights over 512 KiB, where splitting them between two caches pays;
-#   long-I: I = 320, longer than a cache block of the reduction dimension (256 float32, 128 float64);
+#   long-I: I = 640, longer than a cache block of the reduction dimension (512 float32, 256 float64);
 #   long-T: 1280 rows in the weight-gradient GEMMs' reduction dimension, H below one panel on the wide ISAs.
-THREADED_SHAPES = {"packed": (3, 8, 64, 384), "dot": (8, 3, 64, 384), "long-I": (4, 16, 320, 96),
+THREADED_SHAPES = {"packed": (3, 8, 64, 384), "dot": (8, 2, 64, 384), "long-I": (4, 16, 640, 96),
                    "long-T": (40, 32, 128, 24)}
 threaded_shapes = pytest.mark.parametrize("shape", list(THREADED_SHAPES), ids=str)
 
@@ -543,15 +544,35 @@ def test_only_loops_that_read_weights_in_place_alternate():
         assert (_core.alternated_sweeps() > before) == alternates, f"B={B}"
 
 
+# (T, B, H, dot products): batch 1-2 always; batch 3-4 for fewer than 8 steps, or for recurrent weights over 4 MiB
+# (float32 H = 1040: 4.1 MiB), else from packed panels (recurrent_by_dots in csrc/sequence/common.h).
+@pytest.mark.parametrize("T,B,H,dots", [(8, 2, 6, True), (8, 3, 6, False), (8, 4, 6, False), (7, 4, 6, True),
+                                        (8, 4, 1040, True), (8, 4, 1000, False)], ids=str)
+def test_batch_3_and_4_loops_read_small_weights_from_packed_panels(T, B, H, dots):
+    """The forward's choice, seen through alternated_sweeps (only dot-product loops alternate), and the same result
+    from either route: the NumPy reference."""
+    rng = np.random.default_rng(T * B + H)
+    x = rng.standard_normal((T, B, 2)).astype(np.float32)
+    h0 = np.zeros((B, H), np.float32)
+    w_ih = (rng.standard_normal((H, 2)) / 2).astype(np.float32)
+    w_hh = (rng.standard_normal((H, H)) / np.sqrt(H)).astype(np.float32)
+    before = _core.alternated_sweeps()
+    out, _, _ = F.rnn_forward(x, h0, w_ih, w_hh, training=False)
+    assert (_core.alternated_sweeps() > before) == dots
+    expected, _, _ = R.rnn_forward(x.astype(np.float64), h0.astype(np.float64), w_ih.astype(np.float64),
+                                   w_hh.astype(np.float64), training=False)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5)
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # 6. The input projection: W_ih packed whole once per call, or a slice at a time as the product goes.
 
 # (B, I, H, T_short, T_long): the short run's input projection is one chunk of at most one block of rows on every ISA
 # (85 and 60 rows: W_ih packed a slice at a time, gemm_weight_slices), the long run's more than two chunks (W_ih packed
 # whole); the RNN projects all rows at once, one block (85, 60) or several (550, 520). B = 5: the recurrent GEMM from
-# packed panels too, B = 1: by dot products. I = 40: one block of the reduction dimension, I = 300: several (256
-# float32, 128 float64); H = 19 and 37: partial panels on every ISA.
-PROJECTION_SHAPES = [(5, 40, 19, 17, 110), (1, 300, 37, 60, 520)]
+# packed panels too, B = 1: by dot products. I = 40: one block of the reduction dimension, I = 600: several (512
+# float32, 256 float64); H = 19 and 37: partial panels on every ISA.
+PROJECTION_SHAPES = [(5, 40, 19, 17, 110), (1, 600, 37, 60, 520)]
 
 
 @cells

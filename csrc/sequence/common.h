@@ -24,6 +24,20 @@ namespace pylstm {
 // At most this many rows, a GEMM against W^T uses dot products on the unpacked weights (no packing: a single step at
 // batch 1 would spend longer packing the weights than using them).
 constexpr int64_t kDotRows = 4;
+// Whether a forward time loop reads its recurrent weights (weight_bytes in all) in place by dot products (gemm_dot)
+// instead of from panels packed for the call: at batch 1-2 always; at batch 3-4 when the loop has too few steps to
+// pay for the packing, or when the weights outgrow the two cores' L2 caches, where the dot loops' alternating sweeps
+// keep part of them in L2 and packed panels would come from L3 at every step. Dot products with 3-4 rows are
+// compute-bound (90-110 GFLOP/s a core, against ~180-200 for the micro-kernel): with the panels, LSTM 3,256,256,100
+// forward 2.1 -> 1.7 ms, LSTM 4,256,256,100 2.1 -> 1.9, GRU 4,512,512,100 6.0 -> 5.4; by dots, LSTM 4,1024,1024,25
+// inference 11.9 ms, from panels 14.1-14.5 (2 threads). Decided by the call's shape, never by the thread count, so
+// that results do not depend on it (the two routes sum in different orders).
+inline bool recurrent_by_dots(int64_t batch, int64_t steps, int64_t weight_bytes) {
+  constexpr int64_t kAlwaysRows = 2, kMinPackedSteps = 8, kPackedMaxBytes = int64_t(4) << 20;
+  if (batch <= kAlwaysRows) return true;
+  return batch <= kDotRows && (steps < kMinPackedSteps || weight_bytes > kPackedMaxBytes);
+}
+
 // The input projection runs this many rows (whole steps) at a time: inference scratch stays O(B * H).
 constexpr int64_t kProjectionRows = 256;
 

@@ -16,7 +16,8 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
   // gates' rows (width W): r, z, n [, hn].
   const int64_t W = gru_saved_width(H, reset_after);
   const int64_t chunk = projection_chunk(steps, B);
-  const bool dot_projection = chunk * B <= kDotRows, dot_recurrent = B <= kDotRows;
+  const bool dot_projection = chunk * B <= kDotRows;
+  const bool dot_recurrent = recurrent_by_dots(B, steps, G * H * int64_t(sizeof(T)));
   const bool packed_projection = !dot_projection && !projection_in_slices(o, steps, chunk, B);
   PackedB<T> wih = gate_panels<T>(I, H, 3, nr), whh = gate_panels<T>(H, H, 3, nr);
   T *pre_chunk = nullptr, *bias = nullptr, *gh = nullptr, *gh_start = nullptr, *rh = nullptr;

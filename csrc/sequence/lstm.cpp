@@ -17,7 +17,8 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
   // the gate math then writes the saved gates: projecting into them instead wrote each chunk to memory not in cache,
   // a fifth of LSTM 32,8,64,1000's training forward).
   const int64_t chunk = projection_chunk(steps, B);
-  const bool dot_projection = chunk * B <= kDotRows, dot_recurrent = B <= kDotRows;
+  const bool dot_projection = chunk * B <= kDotRows;
+  const bool dot_recurrent = recurrent_by_dots(B, steps, (G * P + (projected ? P * H : 0)) * int64_t(sizeof(T)));
   const bool packed_projection = !dot_projection && !projection_in_slices(o, steps, chunk, B);
   PackedB<T> wih = gate_panels<T>(I, H, 4, nr), whh = gate_panels<T>(P, H, 4, nr), whr = gate_panels<T>(H, P, 1, nr);
   T *pre_chunk = nullptr, *bias = nullptr, *m = nullptr;

@@ -12,7 +12,8 @@ void rnn_forward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, c
   const StepRows step_rows(s);
   const int64_t steps = s.steps, B = s.batch, I = s.input, H = s.hidden, nr = o.nr, rows = step_rows.total();
   const bool relu = act == Nonlinearity::kRelu;
-  const bool dot_projection = rows <= kDotRows, dot_recurrent = B <= kDotRows;
+  const bool dot_projection = rows <= kDotRows;
+  const bool dot_recurrent = recurrent_by_dots(B, steps, H * H * int64_t(sizeof(T)));
   const bool packed_projection = !dot_projection && !projection_in_slices(o, steps, steps, B);
   PackedB<T> wih = gate_panels<T>(I, H, 1, nr), whh = gate_panels<T>(H, H, 1, nr);
   T* bias = nullptr;
