@@ -300,7 +300,7 @@ def test_adapting_to_a_busy_machine_keeps_the_one_thread_results(dtype, num_thre
 # each case, one kernel phase runs with set_num_threads(2) (what precedes it with one thread), and the probe reports
 # whether any thread but the main one was switched meanwhile.
 THREAD_PROBE = """
-    import json, os, sys
+    import json, os, sys, time
     import numpy as np
     import pylstm
     from pylstm import _core
@@ -322,8 +322,28 @@ THREAD_PROBE = """
                     pass
         return counts
 
-    def woken(before, after):
-        return any(n > before.get(tid, -1) for tid, n in after.items())
+    def quiet_switches():
+        # The counts once the workers have settled (no change for 3 ms): a worker of the previous call may still be
+        # on its way back to sleep.
+        counts, deadline = worker_switches(), time.monotonic() + 0.05
+        while time.monotonic() < deadline:
+            time.sleep(0.003)
+            now = worker_switches()
+            if now == counts:
+                break
+            counts = now
+        return counts
+
+    def woken(before):
+        # A worker counts its switch when it goes back to sleep, which may come just after the call has returned:
+        # look again for a few milliseconds before calling it not woken.
+        deadline = time.monotonic() + 0.02
+        while True:
+            if any(n > before.get(tid, -1) for tid, n in worker_switches().items()):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.001)
 
     results = []
     for isa in pylstm.supported_isas():
@@ -334,22 +354,22 @@ THREAD_PROBE = """
                 for shape in THREADED_SHAPES:
                     p = random_problem(cell, *THREADED_SHAPES[shape], dtype, seed=1)
                     pylstm.set_num_threads(2)
-                    before = worker_switches()
+                    before = quiet_switches()
                     out, finals, saved = kernel.forward(p["x"], p["states"], p["params"])
-                    forward = woken(before, worker_switches())
+                    forward = woken(before)
                     pylstm.set_num_threads(1)
                     out, finals, saved = kernel.forward(p["x"], p["states"], p["params"])
                     pylstm.set_num_threads(2)
-                    before = worker_switches()
+                    before = quiet_switches()
                     kernel.backward(saved, p["params"], p["dout"], p["dfinals"], p["grads"])
-                    backward = woken(before, worker_switches())
+                    backward = woken(before)
                     results.append([isa, np.dtype(dtype).name, cell.name, shape, "forward", forward])
                     results.append([isa, np.dtype(dtype).name, cell.name, shape, "backward", backward])
     # The probe itself: a small call stays on one thread, and a large one wakes a worker.
     small = random_problem(ALL_CELLS[0], 2, 2, 3, 4, np.float32, seed=1)
-    before = worker_switches()
+    before = quiet_switches()
     ALL_CELLS[0].on(pylstm.functional).forward(small["x"], small["states"], small["params"])
-    print(json.dumps({{"results": results, "small": woken(before, worker_switches()),
+    print(json.dumps({{"results": results, "small": woken(before),
                       "threads": len(os.listdir("/proc/self/task"))}}))
 """
 
