@@ -1,11 +1,12 @@
 """Large outputs (1 MiB and more) come from blocks recycled between calls (csrc/primitives/buffers.h): a block keeps
 whatever its previous array held, so every kernel must write every element of its outputs, and the blocks must really
-be reused and released."""
+be reused and released. Outputs of 4 KiB and more start on a cache line."""
 import gc
 
 import numpy as np
 import pytest
 from cells import ALL_CELLS
+from test_isa_and_threads import forward_backward_all, random_problem
 from test_kernel_sequences import compare, problem, run
 
 import pylstm
@@ -63,3 +64,20 @@ def test_release_memory_frees_the_cache():
     assert cached >= 2 << 20
     assert pylstm.release_memory() == cached
     assert _core.cached_bytes() == 0
+
+
+@cells
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_outputs_from_4_kib_start_on_a_cache_line(cell, dtype):
+    """Every output of 4 KiB or more (out, dx, the saved gates, under and over the 1 MiB of recycled blocks) starts
+    on a 64-byte boundary: two threads write the rows of h in halves, and a row that starts mid-line shares a line
+    between them (NumPy's own arrays start on 16 bytes). Smaller ones stay NumPy's."""
+    checked = 0
+    for T, H in ((20, 40), (40, 520)):  # out from 9.6 KB, the saved gates up to 2 MB (float64 LSTM)
+        arrays = forward_backward_all(cell, random_problem(cell, T, 3, 50, H, dtype, seed=T))
+        for name, a in arrays.items():  # all but the weight gradients, which the caller provides
+            if a.nbytes >= 4096 and not name.startswith(("dweight", "dbias")):
+                offset = a.ctypes.data % 64
+                assert offset == 0, f"{name} ({a.nbytes} bytes) starts {offset} bytes into a line"
+                checked += 1
+    assert checked >= 6
