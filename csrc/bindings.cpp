@@ -248,12 +248,10 @@ class ArgChecker {
     size_t bytes = sizeof(T);
     for (const int64_t d : shape) bytes *= static_cast<size_t>(d);
     if (bytes < kAlignedMinBytes) return py::array_t<T>(dims);
-    if (bytes < kRecycledMinBytes) {
-      void* data = allocate_block(bytes);
-      return py::array_t<T>(dims, static_cast<T*>(data), py::capsule(data, [](void* p) { std::free(p); }));
-    }
-    void* data = take_buffer(bytes);
-    return py::array_t<T>(dims, static_cast<T*>(data), py::capsule(data, [](void* p) { give_buffer(p); }));
+    const bool recycled = bytes >= kRecycledMinBytes;
+    void* data = recycled ? take_buffer(bytes) : allocate_block(bytes);
+    void (*release)(void*) = recycled ? &give_buffer : +[](void* p) { std::free(p); };
+    return py::array_t<T>(dims, static_cast<T*>(data), py::capsule(data, release));
   }
 
   bool is_double() const { return same_dtype(dtype_, py::dtype::of<double>()); }
