@@ -136,6 +136,34 @@ def test_lstm_projection_and_peepholes_match_reference(dtype, P, peepholes, leng
     compare(LSTM, bs, low, high, dtype)
 
 
+# A training forward whose saved gates pass 8 MiB (kStreamSavedBytes, sequence/common.h) streams them to memory with
+# non-temporal stores; H = 260 puts gate 0 of every row on a cache line and gates 1-3 off it, with a partial register.
+STREAMED_LENGTHS, STREAMED_H = (48,) * 64, 260
+
+
+@pytest.mark.parametrize("cell", ALL_CELLS[:3], ids=lambda c: c.name)
+@dtypes
+def test_saved_gates_streamed_past_the_caches_match_reference(cell, dtype, isa):
+    """LSTM and both GRU forms with 9-17 MB of saved gates: outputs, saved-gate-dependent gradients and all parameter
+    gradients equal the reference's."""
+    bs, low, high = problem(cell, STREAMED_LENGTHS, 8, STREAMED_H, dtype, seed=13)
+    saved_width = {"lstm": 4, "gru": 4 if dict(cell.kwargs).get("reset_after", True) else 3}[cell.family]
+    assert int(bs.sum()) * saved_width * STREAMED_H * np.dtype(dtype).itemsize >= 8 << 20
+    x, states, params, dout, dfinals, _, _ = low
+    # PyTorch's weight scale, 1/sqrt(H): weights of up to 1 make 48 steps of H = 260 chaotic enough that float64
+    # rounding grows past the tolerance whatever the implementation
+    params = {k: (v.astype(np.float64) / np.sqrt(STREAMED_H)).astype(dtype) for k, v in params.items()}
+    T, B = len(bs), len(STREAMED_LENGTHS)
+    got = run(functional, cell, x.reshape(T, B, -1), states, params, dout.reshape(T, B, -1), dfinals, None)
+    hx, hstates, _, hdout, hdfinals, _, _ = high
+    hparams = {k: v.astype(np.float64) for k, v in params.items()}
+    want = run(reference, cell, hx.reshape(T, B, -1), hstates, hparams, hdout.reshape(T, B, -1), hdfinals, None)
+    tol = FLOAT64_TOLERANCE if dtype == np.float64 else FLOAT32_TOLERANCE
+    for name in want:
+        err = relative_error(got[name], want[name])
+        assert err <= tol, f"{cell.name} {name}: relative error {err:.3g} > {tol:g}"
+
+
 @cells
 def test_packed_equal_lengths_equal_the_uniform_layout_bitwise(cell, isa):
     """batch_sizes = [B] * T computes exactly what the (T, B, .) layout does."""

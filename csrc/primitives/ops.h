@@ -56,12 +56,15 @@ struct Ops {
   void (*tanh)(int64_t n, const T* x, T* y);
 
   void (*lstm_forward_units)(int64_t n, int64_t H, const T* pre, const T* c_prev, T* c, T* h, const Peepholes<T>& p,
-                             T* saved);
+                             T* saved, bool stream_saved);
   void (*lstm_backward_units)(int64_t n, int64_t H, const T* gates, const T* c, const T* c_prev, const T* dout,
                               const T* dh, T* dc, T* dpre, const Peepholes<T>& p, T* m);
-  void (*gru_forward_units)(int64_t n, int64_t H, const T* pre, const T* gh, const T* h_prev, T* h, T* saved);
-  void (*gru_rz_units)(int64_t n, int64_t H, T* pre, const T* grz, int64_t grz_h, const T* h_prev, T* rh, T* saved);
-  void (*gru_n_units)(int64_t n, int64_t H, const T* pre, const T* gn, const T* h_prev, T* h, T* saved);
+  void (*gru_forward_units)(int64_t n, int64_t H, const T* pre, const T* gh, const T* h_prev, T* h, T* saved,
+                            bool stream_saved);
+  void (*gru_rz_units)(int64_t n, int64_t H, T* pre, const T* grz, int64_t grz_h, const T* h_prev, T* rh, T* saved,
+                       bool stream_saved);
+  void (*gru_n_units)(int64_t n, int64_t H, const T* pre, const T* gn, const T* h_prev, T* h, T* saved,
+                      bool stream_saved);
   void (*gru_backward_after_units)(int64_t n, int64_t H, const T* gates, const T* h_prev, const T* dout, T* dh,
                                    T* dgx, T* dgh);
   void (*gru_backward_zn_units)(int64_t n, int64_t H, const T* gates, const T* h_prev, const T* dout, T* dh, T* dg);

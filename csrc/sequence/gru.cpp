@@ -15,6 +15,7 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
   // Pre-activation rows (width G) in a scratch chunk, as lstm_forward; in training the gate math writes the saved
   // gates' rows (width W): r, z, n [, hn].
   const int64_t W = gru_saved_width(H, reset_after);
+  const bool stream_saved = training && rows.total() * W * int64_t(sizeof(T)) >= kStreamSavedBytes;
   const int64_t chunk = projection_chunk(steps, B);
   const bool dot_projection = chunk * B <= kDotRows;
   const bool dot_recurrent = recurrent_by_dots(B, steps, G * H * int64_t(sizeof(T)));
@@ -73,18 +74,19 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
       gate_gemm(o, B, h_prev, H, whh_p, whh_dot.rows(), whh_dot.ld, H, H, 0, 3, u, gh, G, false, down, gh_start);
       for (int64_t b = 0; b < B; ++b)
         o.gru_forward_units(u.n(), H, pre + b * G + u.j0, gh + b * G + u.j0, h_prev + b * H + u.j0,
-                            h + b * H + u.j0, saved == nullptr ? nullptr : saved + b * W + u.j0);
+                            h + b * H + u.j0, saved == nullptr ? nullptr : saved + b * W + u.j0, stream_saved);
     } else if (!second_half) {
       gate_gemm(o, B, h_prev, H, whh_p, whh_dot.rows(), whh_dot.ld, H, H, 0, 2, u, gh, G, false, down);
       for (int64_t b = 0; b < B; ++b)
         o.gru_rz_units(u.n(), H, pre + b * G + u.j0, gh + b * G + u.j0, H, h_prev + b * H + u.j0,
-                       rh + b * H + u.j0, saved == nullptr ? nullptr : saved + b * W + u.j0);
+                       rh + b * H + u.j0, saved == nullptr ? nullptr : saved + b * W + u.j0, stream_saved);
     } else {
       gate_gemm(o, B, rh, H, whh_p, whh_dot.rows(), whh_dot.ld, H, H, 2, 3, u, gh, G, false, down);
       for (int64_t b = 0; b < B; ++b)
         o.gru_n_units(u.n(), H, pre + b * G + u.j0, gh + b * G + 2 * H + u.j0, h_prev + b * H + u.j0,
-                      h + b * H + u.j0, saved == nullptr ? nullptr : saved + b * W + u.j0);
+                      h + b * H + u.j0, saved == nullptr ? nullptr : saved + b * W + u.j0, stream_saved);
     }
+    if (stream_saved) store_fence();
   });
   final_state(rows, steps, B, H, out, h0, h_n);
 }

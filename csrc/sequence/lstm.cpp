@@ -13,6 +13,7 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
   const StepRows rows(s);
   const int64_t steps = s.steps, B = s.batch, I = s.input, H = s.hidden, P = s.state(), G = 4 * H, nr = o.nr;
   const bool training = gates != nullptr, projected = extras.w_hr != nullptr;
+  const bool stream_saved = training && rows.total() * G * int64_t(sizeof(T)) >= kStreamSavedBytes;
   // The input projection runs a chunk of steps at a time into a small scratch, just before they need it (in training
   // the gate math then writes the saved gates: projecting into them instead wrote each chunk to memory not in cache,
   // a fifth of LSTM 32,8,64,1000's training forward).
@@ -79,7 +80,8 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
     const Peepholes<T> peep = extras.peepholes.at(u.j0);
     for (int64_t b = 0; b < n; ++b)
       o.lstm_forward_units(u.n(), H, pre + b * G + u.j0, c_prev + b * H + u.j0, c + b * H + u.j0,
-                           hm + b * H + u.j0, peep, training ? gates + (off + b) * G + u.j0 : nullptr);
+                           hm + b * H + u.j0, peep, training ? gates + (off + b) * G + u.j0 : nullptr, stream_saved);
+    if (stream_saved) store_fence();
   });
   final_state(rows, steps, B, P, out, h0, h_n);
   if (training) final_state(rows, steps, B, H, cells, c0, c_n);

@@ -35,6 +35,15 @@ inline void store_n(typename V::T* p, typename V::Reg v, int w) {
   else V::store_partial(p, v, w);
 }
 
+// A value kept for much later (a training forward's saved gates, read by the backward pass): with `stream`, a whole
+// register at an aligned address goes to memory past the caches (a non-temporal store), without the line first being
+// read in for it; the caller then ends its streams with store_fence (cpu.h).
+template <typename V>
+inline void store_saved(typename V::T* p, typename V::Reg v, int w, bool stream) {
+  if (stream && w == V::kLanes && reinterpret_cast<uintptr_t>(p) % sizeof(typename V::Reg) == 0) V::stream(p, v);
+  else store_n<V>(p, v, w);
+}
+
 // ------------------------------------------------------------------------------------------------------------ GEMM
 
 // acc (MR rows, kNr columns) += A (MR, kSteps) @ panel (kSteps, kNr), A element (r, k) at A[r * as_m + k * as_k]: the
@@ -458,13 +467,14 @@ void tanh_array(int64_t n, const typename V::T* x, typename V::T* y) {
 // first unit); gate g of a (G*H)-wide row is at offset g * H (PyTorch's gate-blocked layout).
 
 // LSTM step. pre: the i, f, g, o pre-activations without the peephole terms (input and recurrent parts summed,
-// biases included), row width >= 4H (in); saved (when not null): i, f, g, o, at the same offsets (out). c_prev in;
+// biases included), row width >= 4H (in); saved (when not null): i, f, g, o, at the same offsets (out; store_saved's
+// `stream`). c_prev in;
 // c = f * c_prev + i * g and h = o * tanh(c) out (h is m, before a projection). c may alias c_prev.
 // Peepholes (all three or none): i and f see p * c_prev, o sees p_o * c.
 template <typename V, bool kPeepholes>
 inline void lstm_forward_loop(int64_t n, int64_t H, const typename V::T* pre, const typename V::T* c_prev,
                               typename V::T* c, typename V::T* h, const Peepholes<typename V::T>& p,
-                              typename V::T* saved) {
+                              typename V::T* saved, bool stream) {
   using Reg = typename V::Reg;
   for (int64_t j = 0; j < n; j += V::kLanes) {
     const int w = static_cast<int>(std::min<int64_t>(V::kLanes, n - j));
@@ -481,19 +491,19 @@ inline void lstm_forward_loop(int64_t n, int64_t H, const typename V::T* pre, co
     store_n<V>(c + j, cj, w);
     store_n<V>(h + j, V::mul(o, tanh<V>(cj)), w);
     if (saved != nullptr) {
-      store_n<V>(saved + j, i, w);
-      store_n<V>(saved + H + j, f, w);
-      store_n<V>(saved + 2 * H + j, g, w);
-      store_n<V>(saved + 3 * H + j, o, w);
+      store_saved<V>(saved + j, i, w, stream);
+      store_saved<V>(saved + H + j, f, w, stream);
+      store_saved<V>(saved + 2 * H + j, g, w, stream);
+      store_saved<V>(saved + 3 * H + j, o, w, stream);
     }
   }
 }
 
 template <typename V>
 void lstm_forward_units(int64_t n, int64_t H, const typename V::T* pre, const typename V::T* c_prev, typename V::T* c,
-                        typename V::T* h, const Peepholes<typename V::T>& p, typename V::T* saved) {
-  if (p.i != nullptr) lstm_forward_loop<V, true>(n, H, pre, c_prev, c, h, p, saved);
-  else lstm_forward_loop<V, false>(n, H, pre, c_prev, c, h, p, saved);
+                        typename V::T* h, const Peepholes<typename V::T>& p, typename V::T* saved, bool stream) {
+  if (p.i != nullptr) lstm_forward_loop<V, true>(n, H, pre, c_prev, c, h, p, saved, stream);
+  else lstm_forward_loop<V, false>(n, H, pre, c_prev, c, h, p, saved, stream);
 }
 
 // LSTM step backward. gates: saved i, f, g, o; c: c_t; dh: gradient w.r.t. h_t (m_t with a projection) from later
@@ -539,11 +549,12 @@ void lstm_backward_units(int64_t n, int64_t H, const typename V::T* gates, const
 }
 
 // GRU step, reset_after. pre: r, z, n input pre-activations (b_ih and b_hr, b_hz folded in), row width >= 3H;
-// gh: the recurrent part W_hh h + [0, 0, b_hn] (3H). saved (when not null): r, z, n and hn (4H wide, out).
+// gh: the recurrent part W_hh h + [0, 0, b_hn] (3H). saved (when not null): r, z, n and hn (4H wide, out;
+// store_saved's `stream`).
 // h = (1 - z) * n + z * h_prev.
 template <typename V>
 void gru_forward_units(int64_t n, int64_t H, const typename V::T* pre, const typename V::T* gh,
-                       const typename V::T* h_prev, typename V::T* h, typename V::T* saved) {
+                       const typename V::T* h_prev, typename V::T* h, typename V::T* saved, bool stream) {
   using Reg = typename V::Reg;
   const Reg one = V::set1(1);
   for (int64_t j = 0; j < n; j += V::kLanes) {
@@ -554,10 +565,10 @@ void gru_forward_units(int64_t n, int64_t H, const typename V::T* pre, const typ
     const Reg nn = tanh<V>(V::add(load_n<V>(pre + 2 * H + j, w), V::mul(r, hn)));
     store_n<V>(h + j, V::add(V::mul(V::sub(one, z), nn), V::mul(z, load_n<V>(h_prev + j, w))), w);
     if (saved != nullptr) {
-      store_n<V>(saved + j, r, w);
-      store_n<V>(saved + H + j, z, w);
-      store_n<V>(saved + 2 * H + j, nn, w);
-      store_n<V>(saved + 3 * H + j, hn, w);
+      store_saved<V>(saved + j, r, w, stream);
+      store_saved<V>(saved + H + j, z, w, stream);
+      store_saved<V>(saved + 2 * H + j, nn, w, stream);
+      store_saved<V>(saved + 3 * H + j, hn, w, stream);
     }
   }
 }
@@ -566,7 +577,7 @@ void gru_forward_units(int64_t n, int64_t H, const typename V::T* pre, const typ
 // pre's z (gru_n_units reads it), r and z to saved when not null; rh = r * h_prev.
 template <typename V>
 void gru_rz_units(int64_t n, int64_t H, typename V::T* pre, const typename V::T* grz, int64_t grz_h,
-                  const typename V::T* h_prev, typename V::T* rh, typename V::T* saved) {
+                  const typename V::T* h_prev, typename V::T* rh, typename V::T* saved, bool stream) {
   using Reg = typename V::Reg;
   for (int64_t j = 0; j < n; j += V::kLanes) {
     const int w = static_cast<int>(std::min<int64_t>(V::kLanes, n - j));
@@ -574,8 +585,8 @@ void gru_rz_units(int64_t n, int64_t H, typename V::T* pre, const typename V::T*
     const Reg z = sigmoid<V>(V::add(load_n<V>(pre + H + j, w), load_n<V>(grz + grz_h + j, w)));
     store_n<V>(pre + H + j, z, w);
     if (saved != nullptr) {
-      store_n<V>(saved + j, r, w);
-      store_n<V>(saved + H + j, z, w);
+      store_saved<V>(saved + j, r, w, stream);
+      store_saved<V>(saved + H + j, z, w, stream);
     }
     store_n<V>(rh + j, V::mul(r, load_n<V>(h_prev + j, w)), w);
   }
@@ -585,14 +596,14 @@ void gru_rz_units(int64_t n, int64_t H, typename V::T* pre, const typename V::T*
 // null; h = (1 - z) * n + z * h_prev (z from pre).
 template <typename V>
 void gru_n_units(int64_t n, int64_t H, const typename V::T* pre, const typename V::T* gn,
-                 const typename V::T* h_prev, typename V::T* h, typename V::T* saved) {
+                 const typename V::T* h_prev, typename V::T* h, typename V::T* saved, bool stream) {
   using Reg = typename V::Reg;
   const Reg one = V::set1(1);
   for (int64_t j = 0; j < n; j += V::kLanes) {
     const int w = static_cast<int>(std::min<int64_t>(V::kLanes, n - j));
     const Reg z = load_n<V>(pre + H + j, w);
     const Reg nn = tanh<V>(V::add(load_n<V>(pre + 2 * H + j, w), load_n<V>(gn + j, w)));
-    if (saved != nullptr) store_n<V>(saved + 2 * H + j, nn, w);
+    if (saved != nullptr) store_saved<V>(saved + 2 * H + j, nn, w, stream);
     store_n<V>(h + j, V::add(V::mul(V::sub(one, z), nn), V::mul(z, load_n<V>(h_prev + j, w))), w);
   }
 }

@@ -25,6 +25,7 @@ struct Vec<float> {
   }
   static Reg load_partial(const T* p, int n) { return _mm256_maskload_ps(p, first(n)); }
   static void store_partial(T* p, Reg v, int n) { _mm256_maskstore_ps(p, first(n), v); }
+  static void stream(T* p, Reg v) { _mm256_stream_ps(p, v); }  // non-temporal; p aligned to the register
   static Reg set1(T x) { return _mm256_set1_ps(x); }
   static Reg zero() { return _mm256_setzero_ps(); }
   static Reg add(Reg a, Reg b) { return _mm256_add_ps(a, b); }
@@ -87,6 +88,7 @@ struct Vec<double> {
   }
   static Reg load_partial(const T* p, int n) { return _mm256_maskload_pd(p, first(n)); }
   static void store_partial(T* p, Reg v, int n) { _mm256_maskstore_pd(p, first(n), v); }
+  static void stream(T* p, Reg v) { _mm256_stream_pd(p, v); }
   static Reg set1(T x) { return _mm256_set1_pd(x); }
   static Reg zero() { return _mm256_setzero_pd(); }
   static Reg add(Reg a, Reg b) { return _mm256_add_pd(a, b); }

@@ -34,6 +34,7 @@ struct Vec<float> {
   static Mask first(int n) { return static_cast<Mask>((1u << n) - 1u); }
   static Reg load_partial(const T* p, int n) { return _mm512_maskz_loadu_ps(first(n), p); }
   static void store_partial(T* p, Reg v, int n) { _mm512_mask_storeu_ps(p, first(n), v); }
+  static void stream(T* p, Reg v) { _mm512_stream_ps(p, v); }  // non-temporal; p aligned to the register
   static Reg set1(T x) { return _mm512_set1_ps(x); }
   static Reg zero() { return _mm512_setzero_ps(); }
   static Reg add(Reg a, Reg b) { return _mm512_add_ps(a, b); }
@@ -95,6 +96,7 @@ struct Vec<double> {
   static Mask first(int n) { return static_cast<Mask>((1u << n) - 1u); }
   static Reg load_partial(const T* p, int n) { return _mm512_maskz_loadu_pd(first(n), p); }
   static void store_partial(T* p, Reg v, int n) { _mm512_mask_storeu_pd(p, first(n), v); }
+  static void stream(T* p, Reg v) { _mm512_stream_pd(p, v); }
   static Reg set1(T x) { return _mm512_set1_pd(x); }
   static Reg zero() { return _mm512_setzero_pd(); }
   static Reg add(Reg a, Reg b) { return _mm512_add_pd(a, b); }

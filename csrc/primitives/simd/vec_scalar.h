@@ -17,6 +17,7 @@ struct Vec {
   static void store(T* p, Reg v) { *p = v; }
   static Reg load_partial(const T* p, int n) { return n > 0 ? *p : T(0); }
   static void store_partial(T* p, Reg v, int n) { if (n > 0) *p = v; }
+  static void stream(T* p, Reg v) { *p = v; }
   static Reg set1(T x) { return x; }
   static Reg zero() { return T(0); }
   static Reg add(Reg a, Reg b) { return a + b; }
