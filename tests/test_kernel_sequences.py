@@ -4,6 +4,8 @@ every cell, and the LSTM's projection (weight_hr) and peepholes, forward and bac
 Tolerances are test_kernels.py's: float64 1e-10 and float32 5e-5, relative to max(1, max |reference|) of each compared
 array, the float32 kernel compared to the float64 reference run on the same (upcast) values.
 """
+import functools
+
 import numpy as np
 import pytest
 from cells import ALL_CELLS
@@ -136,28 +138,40 @@ def test_lstm_projection_and_peepholes_match_reference(dtype, P, peepholes, leng
     compare(LSTM, bs, low, high, dtype)
 
 
-# A training forward whose saved gates pass 8 MiB (kStreamSavedBytes, sequence/common.h) streams them to memory with
-# non-temporal stores; H = 260 puts gate 0 of every row on a cache line and gates 1-3 off it, with a partial register.
-STREAMED_LENGTHS, STREAMED_H = (48,) * 64, 260
+# Large outputs of a loop are streamed to memory with non-temporal stores (sequence/common.h): a training forward's
+# saved gates from 8 MiB (kStreamSavedBytes) and, with the loop on two threads, a backward loop's pre-activation
+# gradients from 16 MiB (kStreamGradientBytes). H = 388 puts the first gate of each row on a cache line and the others
+# off it, with a partial register; the RNN's rows (H = 700) start off the line by turns.
+STREAMED = {"lstm": (48, 388), "gru": (48, 388), "rnn": (96, 700)}  # family -> (T, H), with B = 64 and I = 8
 
 
-@pytest.mark.parametrize("cell", ALL_CELLS[:3], ids=lambda c: c.name)
-@dtypes
-def test_saved_gates_streamed_past_the_caches_match_reference(cell, dtype, isa):
-    """LSTM and both GRU forms with 9-17 MB of saved gates: outputs, saved-gate-dependent gradients and all parameter
-    gradients equal the reference's."""
-    bs, low, high = problem(cell, STREAMED_LENGTHS, 8, STREAMED_H, dtype, seed=13)
-    saved_width = {"lstm": 4, "gru": 4 if dict(cell.kwargs).get("reset_after", True) else 3}[cell.family]
-    assert int(bs.sum()) * saved_width * STREAMED_H * np.dtype(dtype).itemsize >= 8 << 20
+@functools.lru_cache(maxsize=None)
+def streamed_problem(cell, dtype):
+    """-> (low, reference results) for test_outputs_streamed_past_the_caches_match_reference, once per cell and dtype."""
+    T, H = STREAMED[cell.family]
+    bs, low, high = problem(cell, (T,) * 64, 8, H, dtype, seed=13)
     x, states, params, dout, dfinals, _, _ = low
-    # PyTorch's weight scale, 1/sqrt(H): weights of up to 1 make 48 steps of H = 260 chaotic enough that float64
+    # PyTorch's weight scale, 1/sqrt(H): weights of up to 1 make sequences this long chaotic enough that float64
     # rounding grows past the tolerance whatever the implementation
-    params = {k: (v.astype(np.float64) / np.sqrt(STREAMED_H)).astype(dtype) for k, v in params.items()}
-    T, B = len(bs), len(STREAMED_LENGTHS)
-    got = run(functional, cell, x.reshape(T, B, -1), states, params, dout.reshape(T, B, -1), dfinals, None)
+    params = {k: (v.astype(np.float64) / np.sqrt(H)).astype(dtype) for k, v in params.items()}
+    shape = (T, 64, -1)
+    low = (x.reshape(shape), states, params, dout.reshape(shape), dfinals)
     hx, hstates, _, hdout, hdfinals, _, _ = high
     hparams = {k: v.astype(np.float64) for k, v in params.items()}
-    want = run(reference, cell, hx.reshape(T, B, -1), hstates, hparams, hdout.reshape(T, B, -1), hdfinals, None)
+    want = run(reference, cell, hx.reshape(shape), hstates, hparams, hdout.reshape(shape), hdfinals, None)
+    return low, want
+
+
+@cells
+@dtypes
+def test_outputs_streamed_past_the_caches_match_reference(cell, dtype, isa):
+    """Every cell with streamed saved gates (LSTM, GRU) and pre-activation gradients (LSTM, reset_after GRU, RNN):
+    outputs, dx, initial-state and all parameter gradients equal the reference's."""
+    T, H = STREAMED[cell.family]
+    size, gradients = np.dtype(dtype).itemsize, {"lstm": 4, "gru": 6, "rnn": 1}[cell.family]
+    assert T * 64 * gradients * H * size >= 16 << 20  # the pre-activation gradients (2 x 3H wide for the GRU)
+    low, want = streamed_problem(cell, dtype)
+    got = run(functional, cell, *low, None)
     tol = FLOAT64_TOLERANCE if dtype == np.float64 else FLOAT32_TOLERANCE
     for name in want:
         err = relative_error(got[name], want[name])

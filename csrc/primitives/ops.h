@@ -58,7 +58,7 @@ struct Ops {
   void (*lstm_forward_units)(int64_t n, int64_t H, const T* pre, const T* c_prev, T* c, T* h, const Peepholes<T>& p,
                              T* saved, bool stream_saved);
   void (*lstm_backward_units)(int64_t n, int64_t H, const T* gates, const T* c, const T* c_prev, const T* dout,
-                              const T* dh, T* dc, T* dpre, const Peepholes<T>& p, T* m);
+                              const T* dh, T* dc, T* dpre, const Peepholes<T>& p, T* m, bool stream_dpre);
   void (*gru_forward_units)(int64_t n, int64_t H, const T* pre, const T* gh, const T* h_prev, T* h, T* saved,
                             bool stream_saved);
   void (*gru_rz_units)(int64_t n, int64_t H, T* pre, const T* grz, int64_t grz_h, const T* h_prev, T* rh, T* saved,
@@ -66,11 +66,11 @@ struct Ops {
   void (*gru_n_units)(int64_t n, int64_t H, const T* pre, const T* gn, const T* h_prev, T* h, T* saved,
                       bool stream_saved);
   void (*gru_backward_after_units)(int64_t n, int64_t H, const T* gates, const T* h_prev, const T* dout, T* dh,
-                                   T* dgx, T* dgh);
+                                   T* dgx, T* dgh, bool stream_dg);
   void (*gru_backward_zn_units)(int64_t n, int64_t H, const T* gates, const T* h_prev, const T* dout, T* dh, T* dg);
   void (*gru_backward_r_units)(int64_t n, const T* gates, const T* h_prev, const T* drh, T* dh, T* dg, T* rh);
   void (*rnn_forward_units)(int64_t n, bool relu, T* h);
-  void (*rnn_backward_units)(int64_t n, bool relu, const T* h, const T* dout, const T* dh, T* dpre);
+  void (*rnn_backward_units)(int64_t n, bool relu, const T* h, const T* dout, const T* dh, T* dpre, bool stream_dpre);
 };
 
 enum class Isa { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };

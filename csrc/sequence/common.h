@@ -269,14 +269,22 @@ int64_t unaliased_stride(int64_t n) {
   return rows_share_cache_sets<T>(n) ? n + 64 / int64_t(sizeof(T)) : n;
 }
 
-// Whether a training forward streams its saved gates to memory (store_saved, non-temporal) rather than through the
-// caches: when they are many times what the caches keep, so that the backward pass finds them in memory either way,
-// and an ordinary store would first read every line in (one core stores 9 GB/s that way, 24 GB/s streaming).
-// LSTM 64,512,512,100 (52 MB of gates): training forward 1.06-1.09x faster, training 1.02-1.03x; LSTM 64,512,512,25
-// (13 MB) training 1.03x, LSTM 16,1024,1024,50 1.01x, GRU 32,1760,1760,20 (18 MB) 1.00x. Streaming smaller sets was
-// slower: LSTM 16,512,512,25 (3.3 MB) 0.99x, LSTM 1,256,256,150 (0.6 MB) 0.97x, whose gates the backward pass found
-// still in the caches.
+// Outputs of a time loop that are read after it are streamed to memory (store_stream, non-temporal stores) rather
+// than written through the caches from these sizes on: that much is found in memory afterwards either way, and an
+// ordinary store first reads every line in (one core stores 9 GB/s that way, 24 GB/s streaming). Below them the
+// caches still held enough of the data for the ordinary stores to win.
+// - A training forward's saved gates: LSTM 64,512,512,100 (52 MB) training forward 1.06-1.09x faster, training
+//   1.02-1.03x; LSTM 64,512,512,25 (13 MB) training 1.03x, LSTM 16,1024,1024,50 1.01x, GRU 32,1760,1760,20 (18 MB)
+//   1.00x. Smaller: LSTM 16,512,512,25 (3.3 MB) 0.99x, LSTM 1,256,256,150 (0.6 MB) 0.97x.
 constexpr int64_t kStreamSavedBytes = int64_t(8) << 20;
+// - A backward loop's pre-activation gradients (all of its buffers together): the next step's product reads a
+//   step's rows back at once, from memory when streamed, and that still costs less than the stores save. LSTM
+//   64,512,512,100 (53 MB): backward loop 54 -> 49 ms (its elementwise part 12 -> 8 ms a thread), training 1.015x;
+//   GRU 32,1760,1760,20 (27 MB) training 1.018x; LSTM 32,512,512,70 (18.5 MB) 1.000x. Smaller: LSTM 64,512,512,25
+//   (13 MB) 1.003x, RNN 32,1760,1760,50 (11 MB) 0.991x, LSTM 16,512,512,70 (9 MB) 0.985x. Only with the loop on two
+//   threads: beside a one-thread loop the weight gradients read each block of rows right after the loop wrote it
+//   (backward_pass).
+constexpr int64_t kStreamGradientBytes = int64_t(16) << 20;
 
 // After the time loop: dx = dpre_ih @ w_ih, one GEMM over all R rows.
 //   dpre_ih (R, N), leading dimension ld; w_ih (N, I); dx (R, I).

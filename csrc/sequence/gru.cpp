@@ -123,6 +123,8 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
 
   const int threads = loop_threads(steps, B * G * H, G * H * int64_t(sizeof(T)), H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
+  // (reset_before reads a step's dn back within the step, for d(r * h): its gradients are not streamed)
+  const bool stream_dg = reset_after && threads > 1 && 2 * rows * ldg * int64_t(sizeof(T)) >= kStreamGradientBytes;
   // Round 0 packs. Then, for t = T-1 .. 0, each round first finishes these units' dh_t from step t + 1 (whose
   // pre-activation gradients are all done) and then does their elementwise backward of step t; without reset_after
   // a second round per step makes d(r * h) = dn @ W_hn, which needs every unit's dn. A last round makes dh0.
@@ -165,8 +167,9 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
       for (int64_t b = 0; b < B; ++b) {
         const int64_t k = b * H + u.j0;
         o.gru_backward_after_units(u.n(), H, g_t + b * W + u.j0, h_prev + k, dout_t + k, dh + k,
-                                   dx_pre + b * ldg + u.j0, dh_pre + b * ldg + u.j0);
+                                   dx_pre + b * ldg + u.j0, dh_pre + b * ldg + u.j0, stream_dg);
       }
+      if (stream_dg) store_fence();
       if (chunks.items == 1) final_rows.publish(off);
     } else if (!second_half) {
       for (int64_t b = 0; b < B; ++b) {

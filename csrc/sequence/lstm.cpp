@@ -120,6 +120,7 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
 
   const int64_t proj_work = projected ? P * H : 0;
   const int threads = loop_threads(steps, B * (G * P + 2 * proj_work), (G * P + proj_work) * int64_t(sizeof(T)), H, nr);
+  const bool stream_dpre = threads > 1 && R * ldp * int64_t(sizeof(T)) >= kStreamGradientBytes;
   const UnitChunks chunks = unit_chunks(threads, H, nr);
   const UnitChunks proj_chunks{P, nr, chunks.items};  // slices of h's P units (the hidden units when P = H)
   // dh_t (these h units) = dpre_{t+1} @ W_hh, for the rows that ran step t + 1.
@@ -139,11 +140,12 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
       const int64_t k = b * H + u.j0;
       if (projected)
         o.lstm_backward_units(u.n(), H, g_t + b * G + u.j0, c_t + k, c_prev + k, nullptr, dm + k, dc + k,
-                              dp + b * ldp + u.j0, peep, m + off * H + k);
+                              dp + b * ldp + u.j0, peep, m + off * H + k, stream_dpre);
       else
         o.lstm_backward_units(u.n(), H, g_t + b * G + u.j0, c_t + k, c_prev + k, dout + off * H + k, dh + k, dc + k,
-                              dp + b * ldp + u.j0, peep, nullptr);
+                              dp + b * ldp + u.j0, peep, nullptr, stream_dpre);
     }
+    if (stream_dpre) store_fence();
   };
 
   const GradTerm<T> terms[] = {input_term(s, rows, x, 0, G, dw_ih), hidden_term(s, rows, h0, out, prev, 0, G, dw_hh)};

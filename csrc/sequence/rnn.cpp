@@ -71,6 +71,7 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
   const int threads = loop_threads(steps, B * H * H, H * H * int64_t(sizeof(T)), H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
   const int64_t R = step_rows.total();
+  const bool stream_dpre = threads > 1 && R * ldp * int64_t(sizeof(T)) >= kStreamGradientBytes;
   const GradTerm<T> terms[] = {input_term(s, step_rows, x, 0, H, dw_ih),
                                hidden_term(s, step_rows, h0, out, prev, 0, H, dw_hh)};
   FinalRows final_rows(R);
@@ -90,8 +91,10 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
       if (t < 0) return;
       for (int64_t b = 0; b < step_rows.rows(t); ++b) {
         const int64_t row = step_rows.offset(t) + b, k = row * H + u.j0;
-        o.rnn_backward_units(u.n(), relu, out + k, dout + k, dh + b * H + u.j0, dpre + row * ldp + u.j0);
+        o.rnn_backward_units(u.n(), relu, out + k, dout + k, dh + b * H + u.j0, dpre + row * ldp + u.j0,
+                             stream_dpre);
       }
+      if (stream_dpre) store_fence();
       if (chunks.items == 1) final_rows.publish(step_rows.offset(t));
     });
   };

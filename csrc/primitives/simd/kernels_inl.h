@@ -35,11 +35,12 @@ inline void store_n(typename V::T* p, typename V::Reg v, int w) {
   else V::store_partial(p, v, w);
 }
 
-// A value kept for much later (a training forward's saved gates, read by the backward pass): with `stream`, a whole
-// register at an aligned address goes to memory past the caches (a non-temporal store), without the line first being
-// read in for it; the caller then ends its streams with store_fence (cpu.h).
+// Stores a value of an output too large to stay in the caches (a training forward's saved gates, a backward loop's
+// pre-activation gradients; kStreamSavedBytes and kStreamGradientBytes, sequence/common.h): with `stream`, a whole
+// register at an aligned address goes to memory past the caches (a non-temporal store), without the line first
+// being read in for it. The caller ends its streams with store_fence (cpu.h).
 template <typename V>
-inline void store_saved(typename V::T* p, typename V::Reg v, int w, bool stream) {
+inline void store_stream(typename V::T* p, typename V::Reg v, int w, bool stream) {
   if (stream && w == V::kLanes && reinterpret_cast<uintptr_t>(p) % sizeof(typename V::Reg) == 0) V::stream(p, v);
   else store_n<V>(p, v, w);
 }
@@ -467,7 +468,7 @@ void tanh_array(int64_t n, const typename V::T* x, typename V::T* y) {
 // first unit); gate g of a (G*H)-wide row is at offset g * H (PyTorch's gate-blocked layout).
 
 // LSTM step. pre: the i, f, g, o pre-activations without the peephole terms (input and recurrent parts summed,
-// biases included), row width >= 4H (in); saved (when not null): i, f, g, o, at the same offsets (out; store_saved's
+// biases included), row width >= 4H (in); saved (when not null): i, f, g, o, at the same offsets (out; store_stream's
 // `stream`). c_prev in;
 // c = f * c_prev + i * g and h = o * tanh(c) out (h is m, before a projection). c may alias c_prev.
 // Peepholes (all three or none): i and f see p * c_prev, o sees p_o * c.
@@ -491,10 +492,10 @@ inline void lstm_forward_loop(int64_t n, int64_t H, const typename V::T* pre, co
     store_n<V>(c + j, cj, w);
     store_n<V>(h + j, V::mul(o, tanh<V>(cj)), w);
     if (saved != nullptr) {
-      store_saved<V>(saved + j, i, w, stream);
-      store_saved<V>(saved + H + j, f, w, stream);
-      store_saved<V>(saved + 2 * H + j, g, w, stream);
-      store_saved<V>(saved + 3 * H + j, o, w, stream);
+      store_stream<V>(saved + j, i, w, stream);
+      store_stream<V>(saved + H + j, f, w, stream);
+      store_stream<V>(saved + 2 * H + j, g, w, stream);
+      store_stream<V>(saved + 3 * H + j, o, w, stream);
     }
   }
 }
@@ -508,12 +509,13 @@ void lstm_forward_units(int64_t n, int64_t H, const typename V::T* pre, const ty
 
 // LSTM step backward. gates: saved i, f, g, o; c: c_t; dh: gradient w.r.t. h_t (m_t with a projection) from later
 // steps, plus dout when dout is not null (read); dc: w.r.t. c_t from step t+1 (in), w.r.t. c_{t-1} (out); dpre: the
-// (4H) pre-activation gradients (out); m: o * tanh(c_t) (out, when not null: a projection's weight gradient needs it).
+// (4H) pre-activation gradients (out; store_stream's `stream`); m: o * tanh(c_t) (out, when not null: a projection's
+// weight gradient needs it).
 template <typename V, bool kPeepholes>
 inline void lstm_backward_loop(int64_t n, int64_t H, const typename V::T* gates, const typename V::T* c,
                                const typename V::T* c_prev, const typename V::T* dout, const typename V::T* dh,
                                typename V::T* dc, typename V::T* dpre, const Peepholes<typename V::T>& p,
-                               typename V::T* m) {
+                               typename V::T* m, bool stream) {
   using Reg = typename V::Reg;
   const Reg one = V::set1(1);
   for (int64_t j = 0; j < n; j += V::kLanes) {
@@ -528,10 +530,10 @@ inline void lstm_backward_loop(int64_t n, int64_t H, const typename V::T* gates,
     if (kPeepholes) dct = V::fmadd(dpo, load_n<V>(p.o + j, w), dct);
     const Reg dpi = V::mul(V::mul(V::mul(dct, g), i), V::sub(one, i));
     const Reg dpf = V::mul(V::mul(V::mul(dct, cp), f), V::sub(one, f));
-    store_n<V>(dpre + j, dpi, w);
-    store_n<V>(dpre + H + j, dpf, w);
-    store_n<V>(dpre + 2 * H + j, V::mul(V::mul(dct, i), V::fnmadd(g, g, one)), w);
-    store_n<V>(dpre + 3 * H + j, dpo, w);
+    store_stream<V>(dpre + j, dpi, w, stream);
+    store_stream<V>(dpre + H + j, dpf, w, stream);
+    store_stream<V>(dpre + 2 * H + j, V::mul(V::mul(dct, i), V::fnmadd(g, g, one)), w, stream);
+    store_stream<V>(dpre + 3 * H + j, dpo, w, stream);
     Reg dcp = V::mul(dct, f);
     if (kPeepholes) dcp = V::fmadd(dpf, load_n<V>(p.f + j, w), V::fmadd(dpi, load_n<V>(p.i + j, w), dcp));
     store_n<V>(dc + j, dcp, w);
@@ -543,14 +545,14 @@ template <typename V>
 void lstm_backward_units(int64_t n, int64_t H, const typename V::T* gates, const typename V::T* c,
                          const typename V::T* c_prev, const typename V::T* dout, const typename V::T* dh,
                          typename V::T* dc, typename V::T* dpre, const Peepholes<typename V::T>& p,
-                         typename V::T* m) {
-  if (p.i != nullptr) lstm_backward_loop<V, true>(n, H, gates, c, c_prev, dout, dh, dc, dpre, p, m);
-  else lstm_backward_loop<V, false>(n, H, gates, c, c_prev, dout, dh, dc, dpre, p, m);
+                         typename V::T* m, bool stream) {
+  if (p.i != nullptr) lstm_backward_loop<V, true>(n, H, gates, c, c_prev, dout, dh, dc, dpre, p, m, stream);
+  else lstm_backward_loop<V, false>(n, H, gates, c, c_prev, dout, dh, dc, dpre, p, m, stream);
 }
 
 // GRU step, reset_after. pre: r, z, n input pre-activations (b_ih and b_hr, b_hz folded in), row width >= 3H;
 // gh: the recurrent part W_hh h + [0, 0, b_hn] (3H). saved (when not null): r, z, n and hn (4H wide, out;
-// store_saved's `stream`).
+// store_stream's `stream`).
 // h = (1 - z) * n + z * h_prev.
 template <typename V>
 void gru_forward_units(int64_t n, int64_t H, const typename V::T* pre, const typename V::T* gh,
@@ -565,10 +567,10 @@ void gru_forward_units(int64_t n, int64_t H, const typename V::T* pre, const typ
     const Reg nn = tanh<V>(V::add(load_n<V>(pre + 2 * H + j, w), V::mul(r, hn)));
     store_n<V>(h + j, V::add(V::mul(V::sub(one, z), nn), V::mul(z, load_n<V>(h_prev + j, w))), w);
     if (saved != nullptr) {
-      store_saved<V>(saved + j, r, w, stream);
-      store_saved<V>(saved + H + j, z, w, stream);
-      store_saved<V>(saved + 2 * H + j, nn, w, stream);
-      store_saved<V>(saved + 3 * H + j, hn, w, stream);
+      store_stream<V>(saved + j, r, w, stream);
+      store_stream<V>(saved + H + j, z, w, stream);
+      store_stream<V>(saved + 2 * H + j, nn, w, stream);
+      store_stream<V>(saved + 3 * H + j, hn, w, stream);
     }
   }
 }
@@ -585,8 +587,8 @@ void gru_rz_units(int64_t n, int64_t H, typename V::T* pre, const typename V::T*
     const Reg z = sigmoid<V>(V::add(load_n<V>(pre + H + j, w), load_n<V>(grz + grz_h + j, w)));
     store_n<V>(pre + H + j, z, w);
     if (saved != nullptr) {
-      store_saved<V>(saved + j, r, w, stream);
-      store_saved<V>(saved + H + j, z, w, stream);
+      store_stream<V>(saved + j, r, w, stream);
+      store_stream<V>(saved + H + j, z, w, stream);
     }
     store_n<V>(rh + j, V::mul(r, load_n<V>(h_prev + j, w)), w);
   }
@@ -603,16 +605,18 @@ void gru_n_units(int64_t n, int64_t H, const typename V::T* pre, const typename 
     const int w = static_cast<int>(std::min<int64_t>(V::kLanes, n - j));
     const Reg z = load_n<V>(pre + H + j, w);
     const Reg nn = tanh<V>(V::add(load_n<V>(pre + 2 * H + j, w), load_n<V>(gn + j, w)));
-    if (saved != nullptr) store_saved<V>(saved + 2 * H + j, nn, w, stream);
+    if (saved != nullptr) store_stream<V>(saved + 2 * H + j, nn, w, stream);
     store_n<V>(h + j, V::add(V::mul(V::sub(one, z), nn), V::mul(z, load_n<V>(h_prev + j, w))), w);
   }
 }
 
 // GRU step backward, reset_after. gates: r, z, n, hn (4H); dh: in, gradient w.r.t. h_t from step t+1; out, its
-// direct part dh_t * z (the caller adds dgh @ W_hh). dgx, dgh: the ih and hh pre-activation gradients (3H each).
+// direct part dh_t * z (the caller adds dgh @ W_hh). dgx, dgh: the ih and hh pre-activation gradients (3H each;
+// store_stream's `stream`).
 template <typename V>
 void gru_backward_after_units(int64_t n, int64_t H, const typename V::T* gates, const typename V::T* h_prev,
-                              const typename V::T* dout, typename V::T* dh, typename V::T* dgx, typename V::T* dgh) {
+                              const typename V::T* dout, typename V::T* dh, typename V::T* dgx, typename V::T* dgh,
+                              bool stream) {
   using Reg = typename V::Reg;
   const Reg one = V::set1(1);
   for (int64_t j = 0; j < n; j += V::kLanes) {
@@ -623,12 +627,12 @@ void gru_backward_after_units(int64_t n, int64_t H, const typename V::T* gates, 
     const Reg dn = V::mul(V::mul(dht, V::sub(one, z)), V::fnmadd(nn, nn, one));
     const Reg dz = V::mul(V::mul(V::mul(dht, V::sub(load_n<V>(h_prev + j, w), nn)), z), V::sub(one, z));
     const Reg dr = V::mul(V::mul(V::mul(dn, hn), r), V::sub(one, r));
-    store_n<V>(dgx + j, dr, w);
-    store_n<V>(dgx + H + j, dz, w);
-    store_n<V>(dgx + 2 * H + j, dn, w);
-    store_n<V>(dgh + j, dr, w);
-    store_n<V>(dgh + H + j, dz, w);
-    store_n<V>(dgh + 2 * H + j, V::mul(dn, r), w);
+    store_stream<V>(dgx + j, dr, w, stream);
+    store_stream<V>(dgx + H + j, dz, w, stream);
+    store_stream<V>(dgx + 2 * H + j, dn, w, stream);
+    store_stream<V>(dgh + j, dr, w, stream);
+    store_stream<V>(dgh + H + j, dz, w, stream);
+    store_stream<V>(dgh + 2 * H + j, V::mul(dn, r), w, stream);
     store_n<V>(dh + j, V::mul(dht, z), w);
   }
 }
@@ -679,10 +683,11 @@ void rnn_forward_units(int64_t n, bool relu, typename V::T* h) {
   }
 }
 
-// RNN step backward: dpre = (dh + dout) * act'(h), act' from h itself (tanh: 1 - h^2; relu: h > 0).
+// RNN step backward: dpre = (dh + dout) * act'(h), act' from h itself (tanh: 1 - h^2; relu: h > 0); dpre with
+// store_stream's `stream`.
 template <typename V>
 void rnn_backward_units(int64_t n, bool relu, const typename V::T* h, const typename V::T* dout,
-                        const typename V::T* dh, typename V::T* dpre) {
+                        const typename V::T* dh, typename V::T* dpre, bool stream) {
   using Reg = typename V::Reg;
   const Reg one = V::set1(1);
   for (int64_t j = 0; j < n; j += V::kLanes) {
@@ -690,7 +695,7 @@ void rnn_backward_units(int64_t n, bool relu, const typename V::T* h, const type
     const Reg hj = load_n<V>(h + j, w);
     const Reg d = V::add(load_n<V>(dh + j, w), load_n<V>(dout + j, w));
     const Reg grad = relu ? V::select(V::gt(hj, V::zero()), one, V::zero()) : V::fnmadd(hj, hj, one);
-    store_n<V>(dpre + j, V::mul(d, grad), w);
+    store_stream<V>(dpre + j, V::mul(d, grad), w, stream);
   }
 }
 
