@@ -34,7 +34,7 @@ class DenormalsAreZero {
 #endif
 };
 
-// Orders this thread's non-temporal stores (store_saved's streams) before its later stores, so that whoever reads
+// Orders this thread's non-temporal stores (store_stream's) before its later stores, so that whoever reads
 // the data after this thread's next synchronization sees it (sfence; nothing to do elsewhere).
 inline void store_fence() {
 #ifdef PYLSTM_X86

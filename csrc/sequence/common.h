@@ -286,6 +286,13 @@ constexpr int64_t kStreamSavedBytes = int64_t(8) << 20;
 //   (backward_pass).
 constexpr int64_t kStreamGradientBytes = int64_t(16) << 20;
 
+// Whether a training forward streams saved gates of `bytes` in all, and whether a backward loop on `loop_threads`
+// threads streams pre-activation gradients of `bytes` in all (see above).
+inline bool stream_saved_gates(int64_t bytes) { return bytes >= kStreamSavedBytes; }
+inline bool stream_gradients(int loop_threads, int64_t bytes) {
+  return loop_threads > 1 && bytes >= kStreamGradientBytes;
+}
+
 // After the time loop: dx = dpre_ih @ w_ih, one GEMM over all R rows.
 //   dpre_ih (R, N), leading dimension ld; w_ih (N, I); dx (R, I).
 template <typename T>

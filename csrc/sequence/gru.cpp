@@ -15,7 +15,7 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
   // Pre-activation rows (width G) in a scratch chunk, as lstm_forward; in training the gate math writes the saved
   // gates' rows (width W): r, z, n [, hn].
   const int64_t W = gru_saved_width(H, reset_after);
-  const bool stream_saved = training && rows.total() * W * int64_t(sizeof(T)) >= kStreamSavedBytes;
+  const bool stream_saved = training && stream_saved_gates(rows.total() * W * int64_t(sizeof(T)));
   const int64_t chunk = projection_chunk(steps, B);
   const bool dot_projection = chunk * B <= kDotRows;
   const bool dot_recurrent = recurrent_by_dots(B, steps, G * H * int64_t(sizeof(T)));
@@ -124,7 +124,7 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
   const int threads = loop_threads(steps, B * G * H, G * H * int64_t(sizeof(T)), H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
   // (reset_before reads a step's dn back within the step, for d(r * h): its gradients are not streamed)
-  const bool stream_dg = reset_after && threads > 1 && 2 * rows * ldg * int64_t(sizeof(T)) >= kStreamGradientBytes;
+  const bool stream_dg = reset_after && stream_gradients(threads, 2 * rows * ldg * int64_t(sizeof(T)));
   // Round 0 packs. Then, for t = T-1 .. 0, each round first finishes these units' dh_t from step t + 1 (whose
   // pre-activation gradients are all done) and then does their elementwise backward of step t; without reset_after
   // a second round per step makes d(r * h) = dn @ W_hn, which needs every unit's dn. A last round makes dh0.

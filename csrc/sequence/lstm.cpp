@@ -13,7 +13,7 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
   const StepRows rows(s);
   const int64_t steps = s.steps, B = s.batch, I = s.input, H = s.hidden, P = s.state(), G = 4 * H, nr = o.nr;
   const bool training = gates != nullptr, projected = extras.w_hr != nullptr;
-  const bool stream_saved = training && rows.total() * G * int64_t(sizeof(T)) >= kStreamSavedBytes;
+  const bool stream_saved = training && stream_saved_gates(rows.total() * G * int64_t(sizeof(T)));
   // The input projection runs a chunk of steps at a time into a small scratch, just before they need it (in training
   // the gate math then writes the saved gates: projecting into them instead wrote each chunk to memory not in cache,
   // a fifth of LSTM 32,8,64,1000's training forward).
@@ -120,7 +120,7 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
 
   const int64_t proj_work = projected ? P * H : 0;
   const int threads = loop_threads(steps, B * (G * P + 2 * proj_work), (G * P + proj_work) * int64_t(sizeof(T)), H, nr);
-  const bool stream_dpre = threads > 1 && R * ldp * int64_t(sizeof(T)) >= kStreamGradientBytes;
+  const bool stream_dpre = stream_gradients(threads, R * ldp * int64_t(sizeof(T)));
   const UnitChunks chunks = unit_chunks(threads, H, nr);
   const UnitChunks proj_chunks{P, nr, chunks.items};  // slices of h's P units (the hidden units when P = H)
   // dh_t (these h units) = dpre_{t+1} @ W_hh, for the rows that ran step t + 1.

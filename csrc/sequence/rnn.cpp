@@ -71,7 +71,7 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
   const int threads = loop_threads(steps, B * H * H, H * H * int64_t(sizeof(T)), H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr);
   const int64_t R = step_rows.total();
-  const bool stream_dpre = threads > 1 && R * ldp * int64_t(sizeof(T)) >= kStreamGradientBytes;
+  const bool stream_dpre = stream_gradients(threads, R * ldp * int64_t(sizeof(T)));
   const GradTerm<T> terms[] = {input_term(s, step_rows, x, 0, H, dw_ih),
                                hidden_term(s, step_rows, h0, out, prev, 0, H, dw_hh)};
   FinalRows final_rows(R);
