@@ -94,7 +94,12 @@ def compare(cell, bs, low, high, dtype, got=None):
     if got is None:
         got = run(functional, cell, *low[:5], bs, *low[5:])
     x, states, params, dout, dfinals, w_hr, peep = high
-    want = run(reference, cell, x, states, params, dout, dfinals, bs, w_hr, peep)
+    assert_matches(cell, got, run(reference, cell, x, states, params, dout, dfinals, bs, w_hr, peep), dtype)
+
+
+def assert_matches(cell, got, want, dtype):
+    """The kernels' results `got` (run()'s dict) have the reference's names and shapes, are in `dtype`, and are
+    within its tolerance of `want`."""
     assert got.keys() == want.keys()
     tol = FLOAT64_TOLERANCE if dtype == np.float64 else FLOAT32_TOLERANCE
     for name in want:
@@ -171,11 +176,7 @@ def test_outputs_streamed_past_the_caches_match_reference(cell, dtype, isa):
     size, gradients = np.dtype(dtype).itemsize, {"lstm": 4, "gru": 6, "rnn": 1}[cell.family]
     assert T * 64 * gradients * H * size >= 16 << 20  # the pre-activation gradients (2 x 3H wide for the GRU)
     low, want = streamed_problem(cell, dtype)
-    got = run(functional, cell, *low, None)
-    tol = FLOAT64_TOLERANCE if dtype == np.float64 else FLOAT32_TOLERANCE
-    for name in want:
-        err = relative_error(got[name], want[name])
-        assert err <= tol, f"{cell.name} {name}: relative error {err:.3g} > {tol:g}"
+    assert_matches(cell, run(functional, cell, *low, None), want, dtype)
 
 
 @cells
