@@ -1,0 +1,106 @@
+"""Lower bounds for the suite cases that miss a target: what their time loops cannot avoid on this machine.
+
+    python bench/floors.py            # builds bench/floors/floors.cpp against csrc/primitives (g++, OpenMP), runs it
+
+Each floor adds up the parts of a case that no schedule removes, each measured alone on two threads with the
+library's own kernels (bench/floors/floors.cpp), and the case's GEMMs at NumPy's matmul rate measured in the same run:
+
+- batch-1 loops: per step, each core reads its half of W_hh from its L2 with dot products and the two exchange h
+  (two threads in lock step, a spin barrier a step);
+- single steps: the weights, read once, half on each core;
+- batch-4 and batch-16 loops: per step, each core streams its half of W_hh (from L3 when it outgrows L2).
+
+Gate math, packing and scheduling are left out, so each floor is optimistic: a case at its floor would spend nothing
+on them. Prints one line per case: its floor and what the pieces took.
+"""
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def build(out_dir):
+    sources = [ROOT / "bench" / "floors" / "floors.cpp", *sorted((ROOT / "csrc" / "primitives").glob("*.cpp"))]
+    exe = Path(out_dir, "floors")
+    cmd = [os.environ.get("CXX", "g++"), "-O3", "-std=c++17", "-fopenmp", f"-I{ROOT / 'csrc'}", "-o", str(exe),
+           *map(str, sources)]
+    subprocess.run(cmd, check=True)
+    return exe
+
+
+def run(exe, *args):
+    out = subprocess.run([str(exe), *map(str, args)], check=True, capture_output=True, text=True).stdout
+    return [float(v) for v in out.split()]
+
+
+def matmul_gflops(threads):
+    """NumPy's float32 2048^3 matmul (the suite's peak), median of 20, with `threads` BLAS threads when settable."""
+    try:
+        from threadpoolctl import threadpool_limits
+        limit = threadpool_limits(threads)
+    except ImportError:
+        limit = None
+    a = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32)
+    c = np.empty_like(a)
+    for _ in range(3):
+        np.matmul(a, a, out=c)
+    ts = []
+    for _ in range(20):
+        t = time.perf_counter()
+        np.matmul(a, a, out=c)
+        ts.append(time.perf_counter() - t)
+    if limit is not None:
+        limit.unregister()
+    return 2 * 2048 ** 3 / float(np.median(ts)) / 1e9
+
+
+def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = build(tmp)
+        # The loops first: NumPy's BLAS threads spin for a while after a matmul and would take a core from them.
+        alone, free, lock = run(exe, "lockstep", 256, 600)
+        (single,) = run(exe, "dots", 2 * 3 * 512, 512, 1, 200)
+        (step4,) = run(exe, "dots", 4 * 1024, 1024, 4, 60)
+        (fw,) = run(exe, "panels", 16, 4 * 512, 512, 25)
+        (bw,) = run(exe, "panels", 16, 512, 4 * 512, 25)
+        peak = matmul_gflops(2)
+        ms = lambda flops: flops / peak / 1e6  # milliseconds at the peak
+        print(f"NumPy float32 2048^3 matmul, 2 threads: {peak:.0f} GFLOP/s\n")
+
+        T, I, H = 150, 256, 256
+        proj = ms(2 * T * 4 * H * I)
+        inf = T * lock / 1e3 + proj
+        print(f"LSTM 1,256,256,150 inference >= {inf:.3f} ms: {T} steps x {lock:.2f} us (each core its 512 KB of "
+              f"W_hh from L2 and the gate math, in lock step; {alone:.2f} us one core alone, {free:.2f} two running "
+              f"free) + the input projection at the peak {proj:.3f} ms")
+        grads = ms(2 * T * 4 * H * (I + I + H))  # dx, dW_ih, dW_hh
+        print(f"LSTM 1,256,256,150 training >= {inf + T * lock / 1e3 + grads:.3f} ms: the inference floor + a backward "
+              f"loop of the same reading {T * lock / 1e3:.3f} ms + dx and the weight gradients at the peak "
+              f"{grads:.3f} ms")
+
+        print(f"GRU 1,512,512,1 inference >= {single / 1e3:.4f} ms: W_ih and W_hh (6.3 MB) read once, half on "
+              f"each core, by dot products")
+
+        T, H = 25, 1024
+        proj = ms(2 * T * 4 * 4 * H * H)
+        print(f"LSTM 4,1024,1024,25 inference >= {T * step4 / 1e3 + proj:.2f} ms: {T} steps x {step4:.1f} us (each "
+              f"core its 8 MB of W_hh against 4 rows) + the input projection at the peak {proj:.2f} ms")
+
+        T, B, H = 25, 16, 512
+        flops = 3 * 2 * T * B * 4 * H * (H + H)
+        gemms = ms(flops - 2 * 2 * T * B * 4 * H * H)  # all but the two loops' recurrent products
+        floor = T * (fw + bw) / 1e3 + gemms
+        print(f"LSTM 16,512,512,25 training >= {floor:.2f} ms ({flops / floor / 1e6 / peak:.1%} of the peak; 90% "
+              f"is {flops / (0.9 * peak) / 1e6:.2f} ms): {T} steps x ({fw:.1f} + {bw:.1f}) us (forward and backward "
+              f"step products, 16 rows against each core's 2 MB of W_hh) + the projection, dx and weight "
+              f"gradients at the peak {gemms:.2f} ms")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+// Lower bounds for the suite cases that miss a target (bench/floors.py builds and runs this; see bench/README.md).
+// Each measurement does only the memory traffic and arithmetic that a case's time loop cannot avoid, with the
+// library's own kernels (gemm_dot, gemm_panels, lstm_forward_units) on two threads, each on its own half of the
+// weights as in the loops, with flush-to-zero on. Nothing here is part of the library.
+//
+//   floors lockstep H STEPS        batch-1 LSTM loop, H units: each thread its half of the units' four gate rows of
+//                                  W_hh (dots), then their gate math. Prints µs a step for one thread alone, two
+//                                  threads running free (each its own h), and two in lock step (a shared h, a spin
+//                                  barrier per step).
+//   floors dots ROWS K M PASSES    each thread reads its ROWS/2 x K half of a weight by dot products against M rows,
+//                                  alternating sweeps as the loops do. Prints µs a pass (median).
+//   floors panels M N K STEPS      each thread multiplies M rows of A (K wide) by its own packed K x N/2 slice; A is
+//                                  shared and each step both threads rewrite their half of its columns before a
+//                                  barrier, as a step's outputs are the next step's input. Prints µs a step.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <omp.h>
+#include <xmmintrin.h>
+
+#include "primitives/ops.h"
+#include "primitives/packed.h"
+
+using namespace pylstm;
+
+namespace {
+
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+float* aligned_floats(int64_t n, float value) {
+  const size_t bytes = (static_cast<size_t>(n) * sizeof(float) + 63) / 64 * 64;
+  auto* p = static_cast<float*>(std::aligned_alloc(64, bytes));
+  std::fill(p, p + n, value);
+  return p;
+}
+
+void random_fill(float* p, int64_t n, float scale) {
+  for (int64_t i = 0; i < n; ++i) p[i] = static_cast<float>(rand() % 1000 - 500) * scale;
+}
+
+void flush_denormals() { _mm_setcsr(_mm_getcsr() | 0x8040); }
+
+// Spin barrier over a shared counter: each thread adds one per step and waits for all.
+struct SpinBarrier {
+  alignas(64) std::atomic<int64_t> arrived{0};
+  void wait(int64_t step, int threads) {
+    arrived.fetch_add(1, std::memory_order_acq_rel);
+    while (arrived.load(std::memory_order_acquire) < (step + 1) * threads) _mm_pause();
+  }
+};
+
+// mode 0: one thread alone, 1: two free, 2: two in lock step. Returns µs a step (median of 21 runs).
+double lockstep(int64_t H, int64_t steps, int mode) {
+  const Ops<float>& o = ops<float>();
+  const int64_t G = 4 * H, K = H, threads = mode == 0 ? 1 : 2;
+  float* w = aligned_floats(G * K, 0.f);
+  random_fill(w, G * K, 0.008f / 500);
+  float* hs = aligned_floats(2 * (steps + 1) * H, 0.1f);  // h of every step; a second copy for free threads
+  std::vector<double> times;
+  for (int run = 0; run < 21; ++run) {
+    SpinBarrier barrier;
+    const double t0 = now();
+#pragma omp parallel num_threads(threads)
+    {
+      flush_denormals();
+      const int me = omp_get_thread_num();
+      const int64_t j0 = H / 2 * me, j1 = j0 + H / 2;
+      std::vector<float> pre(G), c(H, 0.f), c_next(H);
+      float* h = hs + (mode == 1 ? me : 0) * (steps + 1) * H;
+      for (int64_t t = 0; t < steps; ++t) {
+        const bool down = t & 1;
+        for (int i = 0; i < 4; ++i) {
+          const int g = down ? 3 - i : i;
+          o.gemm_dot(1, g * H + j0, g * H + j1, K, h + t * H, K, w, K, pre.data(), G, false, down, nullptr);
+        }
+        o.lstm_forward_units(j1 - j0, H, pre.data() + j0, c.data() + j0, c_next.data() + j0, h + (t + 1) * H + j0,
+                             Peepholes<float>{}, nullptr, false);
+        std::swap(c, c_next);
+        if (mode == 2) barrier.wait(t, 2);
+      }
+    }
+    times.push_back((now() - t0) / steps * 1e6);
+  }
+  std::free(w);
+  std::free(hs);
+  return median(times);
+}
+
+double dots(int64_t rows, int64_t K, int64_t M, int passes) {
+  const Ops<float>& o = ops<float>();
+  std::vector<double> times;
+  float* w = aligned_floats(rows * K, 0.f);
+  random_fill(w, rows * K, 1e-3f);
+  float* a = aligned_floats(M * K, 0.5f);
+  float* c = aligned_floats(M * rows, 0.f);
+  SpinBarrier barrier;
+#pragma omp parallel num_threads(2)
+  {
+    flush_denormals();
+    const int me = omp_get_thread_num();
+    const int64_t r0 = rows / 2 * me, r1 = me == 0 ? rows / 2 : rows;
+    for (int p = 0; p < passes; ++p) {
+      barrier.wait(2 * p, 2);
+      const double t0 = now();
+      o.gemm_dot(M, r0, r1, K, a, K, w, K, c, rows, false, p & 1, nullptr);
+      barrier.wait(2 * p + 1, 2);
+      if (me == 0 && p >= 2) times.push_back((now() - t0) * 1e6);
+    }
+  }
+  std::free(w);
+  std::free(a);
+  std::free(c);
+  return median(times);
+}
+
+double panels(int64_t M, int64_t N, int64_t K, int64_t steps) {
+  const Ops<float>& o = ops<float>();
+  const int64_t lda = K + 16;  // the library's unaliased row stride
+  float* a = aligned_floats(M * lda, 0.01f);
+  std::vector<double> times;
+  SpinBarrier barrier;
+#pragma omp parallel num_threads(2)
+  {
+    flush_denormals();
+    const int me = omp_get_thread_num();
+    PackedB<float> b;
+    b.K = K;
+    b.block_cols = N / 2;
+    b.blocks = 1;
+    b.nr = o.nr;
+    float* w = aligned_floats(K * (N / 2), 0.f);
+    random_fill(w, K * (N / 2), 1e-3f);
+    b.data = aligned_floats(b.size(), 0.f);
+    pack_b(w, N / 2, b, 0, b.panels());
+    float* c = aligned_floats(M * (N / 2), 0.f);
+    const int64_t k0 = K / 2 * me, k1 = me == 0 ? K / 2 : K, items = 4, P = b.panels();
+    int64_t step = 0;
+    for (int run = 0; run < 5; ++run) {
+      barrier.wait(step++, 2);
+      const double t0 = now();
+      for (int64_t t = 0; t < steps; ++t) {
+        for (int64_t i = 0; i < items; ++i)
+          o.gemm_panels(M, a, lda, 1, b, 0, 1, P * i / items, P * (i + 1) / items, c, N / 2, false, nullptr);
+        for (int64_t r = 0; r < M; ++r)
+          for (int64_t k = k0; k < k1; ++k) a[r * lda + k] = 0.01f * static_cast<float>(t & 7);
+        barrier.wait(step++, 2);
+      }
+      if (me == 0) times.push_back((now() - t0) / steps * 1e6);
+    }
+    std::free(w);
+    std::free(b.data);
+    std::free(c);
+  }
+  std::free(a);
+  return median(times);
+}
+
+int usage() {
+  std::fprintf(stderr, "usage: floors lockstep H STEPS | dots ROWS K M PASSES | panels M N K STEPS\n");
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) return usage();
+  const std::string cmd = argv[1];
+  auto arg = [&](int i) { return std::atol(argv[i]); };
+  if (cmd == "lockstep" && argc == 4) {
+    std::printf("%.3f %.3f %.3f\n", lockstep(arg(2), arg(3), 0), lockstep(arg(2), arg(3), 1),
+                lockstep(arg(2), arg(3), 2));
+  } else if (cmd == "dots" && argc == 6) {
+    std::printf("%.3f\n", dots(arg(2), arg(3), arg(4), static_cast<int>(arg(5))));
+  } else if (cmd == "panels" && argc == 6) {
+    std::printf("%.3f\n", panels(arg(2), arg(3), arg(4), arg(5)));
+  } else {
+    return usage();
+  }
+  return 0;
+}

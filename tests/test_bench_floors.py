@@ -1,0 +1,45 @@
+"""bench/floors.py's program (bench/floors/floors.cpp) builds against csrc/primitives and measures what it says.
+
+The floors in the README come from it; this keeps it building as the primitives change, and checks its outputs on
+small sizes: three positive times for the lock step, one for the others, and usage errors for bad commands.
+"""
+import importlib.util
+import math
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++ to build bench/floors/floors.cpp")
+
+
+@pytest.fixture(scope="module")
+def floors(tmp_path_factory):
+    spec = importlib.util.spec_from_file_location("bench_floors", ROOT / "bench" / "floors.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    exe = module.build(tmp_path_factory.mktemp("floors"))
+    return module, exe
+
+
+@pytest.mark.parametrize("args, count", [
+    (("lockstep", 64, 20), 3),              # one thread alone, two free, two in lock step
+    (("dots", 96, 72, 3, 6), 1),            # odd sizes: the dot kernel's row and k tails
+    (("panels", 16, 96, 40, 3), 1),         # a panel of 48 columns: one whole, one partial
+])
+def test_floors_measure_positive_times(floors, args, count):
+    module, exe = floors
+    values = module.run(exe, *args)
+    assert len(values) == count
+    assert all(math.isfinite(v) and v > 0 for v in values), values
+
+
+@pytest.mark.parametrize("args", [(), ("lockstep", 64), ("nonsense", 1, 2, 3, 4)])
+def test_floors_reject_bad_commands(floors, args):
+    _, exe = floors
+    result = subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "usage: floors" in result.stderr
