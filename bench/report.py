@@ -79,10 +79,9 @@ def wait_quiet(max_wait, threshold=5.0, windows=3):
             return busy
 
 
-def matmul_with_env_openblas(threads):
-    """The same matmul with this shell's OPENBLAS_* variables left in place (a note for the header), or None."""
-    if not any(v in os.environ for v in OPENBLAS_VARS):
-        return None
+def matmul_gflops(threads):
+    """NumPy's float32 2048^3 matmul on `threads` BLAS threads, in a process of its own (this shell's environment):
+    (GFLOP/s, the BLAS kernel's architecture), or None when it could not run."""
     code = _MATMUL_SNIPPET.format(threads=threads)
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads))
     try:
@@ -91,6 +90,13 @@ def matmul_with_env_openblas(threads):
         return float(gflops), arch
     except (subprocess.SubprocessError, ValueError):
         return None
+
+
+def matmul_with_env_openblas(threads):
+    """The same matmul with this shell's OPENBLAS_* variables left in place (a note for the header), or None."""
+    if not any(v in os.environ for v in OPENBLAS_VARS):
+        return None
+    return matmul_gflops(threads)
 
 
 def failed_tests(junit_path):
