@@ -1,7 +1,8 @@
 // Lower bounds for the suite cases that miss a target (bench/floors.py builds and runs this; see bench/README.md).
 // Each measurement does only the memory traffic and arithmetic that a case's time loop cannot avoid, with the
 // library's own kernels (gemm_dot, gemm_panels, lstm_forward_units) on two threads, each on its own half of the
-// weights as in the loops, with flush-to-zero on. Nothing here is part of the library.
+// weights as in the loops, with denormals flushed as in the library (DenormalsAreZero). Nothing here is part of the
+// library.
 //
 //   floors lockstep H STEPS        batch-1 LSTM loop, H units: each thread its half of the units' four gate rows of
 //                                  W_hh (dots), then their gate math. Prints µs a step for one thread alone, two
@@ -24,6 +25,7 @@
 #include <omp.h>
 #include <xmmintrin.h>
 
+#include "primitives/cpu.h"
 #include "primitives/ops.h"
 #include "primitives/packed.h"
 
@@ -51,8 +53,6 @@ void random_fill(float* p, int64_t n, float scale) {
   for (int64_t i = 0; i < n; ++i) p[i] = static_cast<float>(rand() % 1000 - 500) * scale;
 }
 
-void flush_denormals() { _mm_setcsr(_mm_getcsr() | 0x8040); }
-
 // Spin barrier over a shared counter: each thread adds one per step and waits for all.
 struct SpinBarrier {
   alignas(64) std::atomic<int64_t> arrived{0};
@@ -75,7 +75,7 @@ double lockstep(int64_t H, int64_t steps, int mode) {
     const double t0 = now();
 #pragma omp parallel num_threads(threads)
     {
-      flush_denormals();
+      DenormalsAreZero daz;
       const int me = omp_get_thread_num();
       const int64_t j0 = H / 2 * me, j1 = j0 + H / 2;
       std::vector<float> pre(G), c(H, 0.f), c_next(H);
@@ -109,7 +109,7 @@ double dots(int64_t rows, int64_t K, int64_t M, int passes) {
   SpinBarrier barrier;
 #pragma omp parallel num_threads(2)
   {
-    flush_denormals();
+    DenormalsAreZero daz;
     const int me = omp_get_thread_num();
     const int64_t r0 = rows / 2 * me, r1 = me == 0 ? rows / 2 : rows;
     for (int p = 0; p < passes; ++p) {
@@ -134,7 +134,7 @@ double panels(int64_t M, int64_t N, int64_t K, int64_t steps) {
   SpinBarrier barrier;
 #pragma omp parallel num_threads(2)
   {
-    flush_denormals();
+    DenormalsAreZero daz;
     const int me = omp_get_thread_num();
     PackedB<float> b;
     b.K = K;
