@@ -89,9 +89,22 @@ void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const Gra
   constexpr int64_t kRowQuantum = 48;  // a multiple of every ISA's micro-kernel rows
   const int64_t mc = std::min<int64_t>(o.mc, std::max<int64_t>(kRowQuantum,
                                         (M + 2 * threads - 1) / (2 * threads) / kRowQuantum * kRowQuantum));
+  // Each thread's rows: equal shares in multiples of 12 (every ISA's micro-kernel rows divide 12), cut into blocks.
+  // Dealing out whole blocks had given LSTM 16,512,512,25's 2048 rows to two threads as 960 + 1088.
+  constexpr int64_t kShareQuantum = 12;
+  const int64_t quanta = (M + kShareQuantum - 1) / kShareQuantum;
   std::vector<std::pair<int64_t, int64_t>> blocks;
-  for (size_t c = 0; c + 1 < cuts.size(); ++c)
-    for (int64_t m = cuts[c]; m < cuts[c + 1]; m += mc) blocks.push_back({m, std::min(cuts[c + 1], m + mc)});
+  std::vector<int64_t> first_block(threads + 1);  // thread t's blocks: [first_block[t], first_block[t + 1])
+  for (int t = 0; t < threads; ++t) {
+    first_block[t] = static_cast<int64_t>(blocks.size());
+    const int64_t r0 = std::min(M, quanta * t / threads * kShareQuantum);
+    const int64_t r1 = std::min(M, quanta * (t + 1) / threads * kShareQuantum);
+    for (size_t c = 0; c + 1 < cuts.size(); ++c) {
+      const int64_t lo = std::max(r0, cuts[c]), hi = std::min(r1, cuts[c + 1]);
+      for (int64_t m = lo; m < hi; m += mc) blocks.push_back({m, std::min(hi, m + mc)});
+    }
+  }
+  first_block[threads] = static_cast<int64_t>(blocks.size());
 
   // Few rows to sum over (K) against a large gradient: each row block packs its whole K of dpre^T (at most
   // kWholeKBytes, kept in L2) and finishes one panel of C at a time, so that C goes through memory once instead of
@@ -134,7 +147,9 @@ void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const Gra
     // all of the thread's row blocks while in cache (K, the number of rows, is large: T * B); each element adds its
     // k chunks in the same order (the last first, the order in which a backward loop finishes them) whatever the
     // thread count.
-    const int64_t b_begin = n_blocks * tid / nt, b_end = n_blocks * (tid + 1) / nt;
+    // (Any split of the blocks gives the same result: when fewer threads came than asked for, they share them out.)
+    const int64_t b_begin = nt == threads ? first_block[tid] : n_blocks * tid / nt;
+    const int64_t b_end = nt == threads ? first_block[tid + 1] : n_blocks * (tid + 1) / nt;
     for (int64_t bi = b_begin; whole_k && bi < b_end; ++bi) {  // the same sums in the same order, C panel by panel
       const int64_t m0 = blocks[bi].first, mcb = blocks[bi].second - m0;
       for (int64_t kb = k_blocks - 1; kb >= 0; --kb)
