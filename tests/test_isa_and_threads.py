@@ -154,6 +154,9 @@ def test_set_and_get_num_threads(num_threads):
 #        weights over 512 KiB, where splitting them between two caches pays;
 #   long-I: I = 640, longer than a cache block of the reduction dimension (512 float32, 256 float64);
 #   long-T: 1280 rows in the weight-gradient GEMMs' reduction dimension, H below one panel on the wide ISAs.
+# At H = 384 the float32 GRU's and RNN's recurrent weights fit the threads' caches (one work item a thread in their
+# time loops, common.h's unit_chunks), the LSTM's and the float64 GRU's do not (four a thread): 'packed' and 'dot'
+# run both schedules.
 THREADED_SHAPES = {"packed": (3, 8, 64, 384), "dot": (8, 2, 64, 384), "long-I": (4, 16, 640, 96),
                    "long-T": (40, 32, 128, 24)}
 threaded_shapes = pytest.mark.parametrize("shape", list(THREADED_SHAPES), ids=str)
@@ -292,6 +295,36 @@ def test_adapting_to_a_busy_machine_keeps_the_one_thread_results(dtype, num_thre
     while attempt < 4 or time.monotonic() < end:
         assert_bitwise_equal(one, forward_backward_all(LSTM, problem), f"1 vs 2 adaptive threads, attempt {attempt}")
         attempt += 1
+
+
+# Runs in a fresh interpreter where OpenMP gives every parallel region a single thread (OMP_THREAD_LIMIT=1), while the
+# kernels plan for two: each time loop's one thread must run every work item of every round, its partner's included.
+THREAD_LIMIT_PROBE = """
+    import sys
+    import numpy as np
+    import pylstm
+    from pylstm import _core
+    sys.path.insert(0, {tests!r})
+    from cells import ALL_CELLS
+    from test_isa_and_threads import THREADED_SHAPES, assert_bitwise_equal, forward_backward_all, random_problem
+
+    _core.set_adaptive_threads(False)
+    for cell in ALL_CELLS:
+        for shape in ("packed", "dot"):
+            for dtype in (np.float32, np.float64):
+                p = random_problem(cell, *THREADED_SHAPES[shape], dtype, seed=5)
+                pylstm.set_num_threads(1)
+                one = forward_backward_all(cell, p)
+                pylstm.set_num_threads(2)
+                assert_bitwise_equal(one, forward_backward_all(cell, p), f"{{cell.name}} {{shape}}")
+    print("ok")
+"""
+
+
+@pytest.mark.skipif(not _core.has_openmp, reason="built without OpenMP: always one thread")
+def test_a_team_smaller_than_planned_runs_every_item():
+    result = run_python(THREAD_LIMIT_PROBE.format(tests=str(Path(__file__).resolve().parent)), OMP_THREAD_LIMIT="1")
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
 
 
 # Runs in a fresh interpreter whose OpenMP worker threads sleep whenever they are idle (OMP_WAIT_POLICY=passive):

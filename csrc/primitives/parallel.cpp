@@ -159,6 +159,21 @@ void note_stall() {
 
 int64_t WorkRounds::clock_ns() { return now_ns(); }
 
+bool WorkRounds::owner_late(int64_t round, int64_t patience_ns) const {
+  const int64_t end = (round + 1) * items_;
+  int64_t deadline = 0;
+  for (int i = 0; done_.value.load(std::memory_order_acquire) < end; ++i) {
+#if defined(__x86_64__) || defined(__i386__)
+    _mm_pause();
+#endif
+    if (i % 16 != 15) continue;  // the clock every few pauses
+    const int64_t now = now_ns();
+    if (deadline == 0) deadline = now + std::max<int64_t>(patience_ns, kMinPatienceNs);
+    else if (now > deadline) return true;
+  }
+  return false;
+}
+
 int64_t WorkRounds::stall_ns() const {
   const int64_t done = done_.value.load(std::memory_order_relaxed);
   int64_t busy = 0;

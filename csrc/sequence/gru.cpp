@@ -42,7 +42,7 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
   }
 
   const int threads = loop_threads(steps, B * G * (H + I), G * (H + I) * int64_t(sizeof(T)), H, nr);
-  const UnitChunks chunks = unit_chunks(threads, H, nr);
+  const UnitChunks chunks = unit_chunks(threads, H, nr, G * H * int64_t(sizeof(T)));
   // Round 0 packs (when any weight is packed); then a round per step, or two without reset_after: r and z (and
   // r * h) first, then n, which needs every unit of r * h.
   const int64_t rounds_per_step = reset_after ? 1 : 2;
@@ -122,7 +122,7 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
   copy_or_zero(dh, dh_n, B * H);
 
   const int threads = loop_threads(steps, B * G * H, G * H * int64_t(sizeof(T)), H, nr);
-  const UnitChunks chunks = unit_chunks(threads, H, nr);
+  const UnitChunks chunks = unit_chunks(threads, H, nr, G * H * int64_t(sizeof(T)));
   // (reset_before reads a step's dn back within the step, for d(r * h): its gradients are not streamed)
   const bool stream_dg = reset_after && stream_gradients(threads, 2 * rows * ldg * int64_t(sizeof(T)));
   // Round 0 packs. Then, for t = T-1 .. 0, each round first finishes these units' dh_t from step t + 1 (whose

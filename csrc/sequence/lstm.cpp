@@ -40,7 +40,7 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
   const int64_t proj_work = projected ? P * H : 0;
   const int threads =
       loop_threads(steps, B * (G * (P + I) + proj_work), (G * (P + I) + proj_work) * int64_t(sizeof(T)), H, nr);
-  const UnitChunks chunks = unit_chunks(threads, H, nr);
+  const UnitChunks chunks = unit_chunks(threads, H, nr, (G * P + proj_work) * int64_t(sizeof(T)));
   const UnitChunks proj_chunks{P, nr, chunks.items};  // the projection's output units, as many items
   // Round 0 packs (when any weight is packed); then a round per step, or two with a projection: the gates and
   // m = o * tanh(c) of these hidden units, then h = W_hr m for these output units (it needs all of m).
@@ -121,7 +121,7 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
   const int64_t proj_work = projected ? P * H : 0;
   const int threads = loop_threads(steps, B * (G * P + 2 * proj_work), (G * P + proj_work) * int64_t(sizeof(T)), H, nr);
   const bool stream_dpre = stream_gradients(threads, R * ldp * int64_t(sizeof(T)));
-  const UnitChunks chunks = unit_chunks(threads, H, nr);
+  const UnitChunks chunks = unit_chunks(threads, H, nr, (G * P + proj_work) * int64_t(sizeof(T)));
   const UnitChunks proj_chunks{P, nr, chunks.items};  // slices of h's P units (the hidden units when P = H)
   // dh_t (these h units) = dpre_{t+1} @ W_hh, for the rows that ran step t + 1.
   auto recurrent_grad = [&](int64_t t, const UnitSlice& pu, bool descending) {

@@ -26,7 +26,7 @@ void rnn_forward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, c
   if (b_ih != nullptr) fold_biases(b_ih, b_hh, H, H, bias);
 
   const int threads = loop_threads(steps, B * H * (H + I), H * (H + I) * int64_t(sizeof(T)), H, nr);
-  const UnitChunks chunks = unit_chunks(threads, H, nr);
+  const UnitChunks chunks = unit_chunks(threads, H, nr, H * H * int64_t(sizeof(T)));
   const Rounds rounds(1, steps, 1, dot_recurrent || dot_projection);
   run_rounds(threads, chunks.items, rounds, [&](int64_t round, int64_t item) {
     const bool down = rounds.descending(round);
@@ -69,7 +69,7 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
   copy_or_zero(dh, dh_n, B * H);
 
   const int threads = loop_threads(steps, B * H * H, H * H * int64_t(sizeof(T)), H, nr);
-  const UnitChunks chunks = unit_chunks(threads, H, nr);
+  const UnitChunks chunks = unit_chunks(threads, H, nr, H * H * int64_t(sizeof(T)));
   const int64_t R = step_rows.total();
   const bool stream_dpre = stream_gradients(threads, R * ldp * int64_t(sizeof(T)));
   const GradTerm<T> terms[] = {input_term(s, step_rows, x, 0, H, dw_ih),
