@@ -1,7 +1,8 @@
 """bench/floors.py's program (bench/floors/floors.cpp) builds against csrc/primitives and measures what it says.
 
 The floors in the README come from it; this keeps it building as the primitives change, and checks its outputs on
-small sizes: three positive times for the lock step, one for the others, and usage errors for bad commands.
+small sizes: three positive times for the lock step and the extras, one for the others, and usage errors for bad
+commands.
 """
 import importlib.util
 import math
@@ -29,6 +30,8 @@ def floors(tmp_path_factory):
     (("lockstep", 64, 20), 3),              # one thread alone, two free, two in lock step
     (("dots", 96, 72, 3, 6), 1),            # odd sizes: the dot kernel's row and k tails
     (("panels", 16, 96, 40, 3), 1),         # a panel of 48 columns: one whole, one partial
+    (("extras", 16, 40, 3), 3),             # packing (B > 4) and gate math; H = 40: partial panels and registers
+    (("extras", 1, 40, 3), 3),              # the batch-1 preparation (a transpose)
 ])
 def test_floors_measure_positive_times(floors, args, count):
     module, exe = floors

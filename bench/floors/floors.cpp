@@ -13,6 +13,12 @@
 //   floors panels M N K STEPS      each thread multiplies M rows of A (K wide) by its own packed K x N/2 slice; A is
 //                                  shared and each step both threads rewrite their half of its columns before a
 //                                  barrier, as a step's outputs are the next step's input. Prints µs a step.
+//   floors extras B H T            what an LSTM training call (batch B, I = H, T steps) does besides its GEMMs, as the
+//                                  library does it, each thread on its half: preparing the weights once per call
+//                                  (B > 4: W_hh packed transposed for the forward, W_hh and W_ih packed as they are
+//                                  for the backward's products; B <= 4: W_hh transposed for the backward's dot
+//                                  products, W_ih packed for dx), then the gate math of the T steps forward (saved
+//                                  gates written) and backward. Prints ms for the three (medians).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -168,8 +174,96 @@ double panels(int64_t M, int64_t N, int64_t K, int64_t steps) {
   return median(times);
 }
 
+// Packed weights in the library's layout: K rows, `blocks` blocks of `cols` columns, this ISA's panel width.
+PackedB<float> packed_layout(int64_t K, int64_t cols, int64_t blocks) {
+  PackedB<float> b;
+  b.K = K;
+  b.block_cols = cols;
+  b.blocks = blocks;
+  b.nr = ops<float>().nr;
+  b.data = aligned_floats(b.size(), 0.f);
+  return b;
+}
+
+void extras(int64_t B, int64_t H, int64_t T, double* prepare_ms, double* forward_ms, double* backward_ms) {
+  const Ops<float>& o = ops<float>();
+  const int64_t G = 4 * H, R = T * B, ldp = G + 16;  // ldp: the library's unaliased stride for dpre
+  float* w_hh = aligned_floats(G * H, 0.f);
+  float* w_ih = aligned_floats(G * H, 0.f);
+  random_fill(w_hh, G * H, 1e-4f);
+  random_fill(w_ih, G * H, 1e-4f);
+  PackedB<float> forward = packed_layout(H, H, 4), backward = packed_layout(G, H, 1), dx = packed_layout(G, H, 1);
+  float* transposed = aligned_floats(H * G, 0.f);
+  float* pre = aligned_floats(R * G, 0.f);
+  random_fill(pre, R * G, 2e-3f);
+  float* gates = aligned_floats(R * G, 0.f);
+  float* cells = aligned_floats((R + B) * H, 0.f);  // c_{-1} = 0 first, then every step's c
+  float* hs = aligned_floats(R * H, 0.f);
+  float* dout = aligned_floats(R * H, 0.f);
+  random_fill(dout, R * H, 1e-3f);
+  float* dh = aligned_floats(B * H, 0.f);
+  float* dc = aligned_floats(B * H, 0.f);
+  float* dpre = aligned_floats(R * ldp, 0.f);
+  std::vector<double> prepare, forward_math, backward_math;
+  for (int run = 0; run < 11; ++run) {
+    SpinBarrier barrier;
+    double t0 = 0, t1 = 0, t2 = 0, t3 = 0;
+#pragma omp parallel num_threads(2)
+    {
+      DenormalsAreZero daz;
+      const int me = omp_get_thread_num();
+      auto half = [&](int64_t n) { return std::pair<int64_t, int64_t>{n * me / 2, n * (me + 1) / 2}; };
+      int64_t step = 0;
+      barrier.wait(step++, 2);
+      if (me == 0) t0 = now();
+      if (B > 4) {
+        const auto [f0, f1] = half(forward.panels());
+        o.pack_b_transposed(w_hh, H, forward, f0, f1);
+        const auto [b0, b1] = half(backward.panels());
+        pack_b(w_hh, H, backward, b0, b1);
+      } else {
+        const auto [j0, j1] = half(H);
+        o.transpose(G, j1 - j0, w_hh + j0, H, transposed + j0 * G, G);
+      }
+      const auto [d0, d1] = half(dx.panels());
+      pack_b(w_ih, H, dx, d0, d1);
+      barrier.wait(step++, 2);
+      if (me == 0) t1 = now();
+      const auto [j0, j1] = half(H);
+      for (int64_t t = 0; t < T; ++t) {
+        for (int64_t b = 0; b < B; ++b) {
+          const int64_t row = t * B + b;
+          o.lstm_forward_units(j1 - j0, H, pre + row * G + j0, cells + row * H + j0, cells + (row + B) * H + j0,
+                               hs + row * H + j0, Peepholes<float>{}, gates + row * G + j0, false);
+        }
+      }
+      barrier.wait(step++, 2);  // (none per step: the floor's step products have theirs)
+      if (me == 0) t2 = now();
+      for (int64_t t = T - 1; t >= 0; --t) {
+        for (int64_t b = 0; b < B; ++b) {
+          const int64_t row = t * B + b;
+          o.lstm_backward_units(j1 - j0, H, gates + row * G + j0, cells + (row + B) * H + j0, cells + row * H + j0,
+                                dout + row * H + j0, dh + b * H + j0, dc + b * H + j0, dpre + row * ldp + j0,
+                                Peepholes<float>{}, nullptr, false);
+        }
+      }
+      barrier.wait(step++, 2);
+      if (me == 0) t3 = now();
+    }
+    prepare.push_back((t1 - t0) * 1e3);
+    forward_math.push_back((t2 - t1) * 1e3);
+    backward_math.push_back((t3 - t2) * 1e3);
+  }
+  for (float* p : {w_hh, w_ih, forward.data, backward.data, dx.data, transposed, pre, gates, cells, hs, dout, dh, dc,
+                   dpre})
+    std::free(p);
+  *prepare_ms = median(prepare);
+  *forward_ms = median(forward_math);
+  *backward_ms = median(backward_math);
+}
+
 int usage() {
-  std::fprintf(stderr, "usage: floors lockstep H STEPS | dots ROWS K M PASSES | panels M N K STEPS\n");
+  std::fprintf(stderr, "usage: floors lockstep H STEPS | dots ROWS K M PASSES | panels M N K STEPS | extras B H T\n");
   return 2;
 }
 
@@ -186,6 +280,10 @@ int main(int argc, char** argv) {
     std::printf("%.3f\n", dots(arg(2), arg(3), arg(4), static_cast<int>(arg(5))));
   } else if (cmd == "panels" && argc == 6) {
     std::printf("%.3f\n", panels(arg(2), arg(3), arg(4), arg(5)));
+  } else if (cmd == "extras" && argc == 5) {
+    double prepare = 0, forward = 0, backward = 0;
+    extras(arg(2), arg(3), arg(4), &prepare, &forward, &backward);
+    std::printf("%.4f %.4f %.4f\n", prepare, forward, backward);
   } else {
     return usage();
   }
