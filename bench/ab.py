@@ -3,18 +3,23 @@
     python bench/ab.py OLD_TREE NEW_TREE LSTM-1-256-256-150-inf GRU-1-320-320-100-inf [--blocks 60] [--calls 10]
 
 OLD_TREE and NEW_TREE are checkouts of this repository, each with its extension built in place (`python setup.py
-build_ext --inplace`, or `pip install -e .`). Each tree's `pylstm` package is copied under a name of its own
-(pylstm_a, pylstm_b: the extension and the Python code both come from that tree), and both are imported into one
-process. A case is `CELL-B-I-H-T-MODE` (MODE: inf, or tr for forward + backward), as the suite's ids are written;
-any shape may be given. For each case the two builds run alternating blocks of `--calls` calls (A B, then B A, ...),
-on the same inputs and weights, and the script prints each build's median time per call and the median and quartiles
-of the per-block ratio old/new (above 1: the new build is faster).
+build_ext --inplace`, or `pip install -e .`). Each tree's `pylstm` package is copied under a name of its own (the
+extension and the Python code both come from that tree), and both are imported into one process. A case is
+`CELL-B-I-H-T-MODE` (MODE: inf, or tr for forward + backward), as the suite's ids are written; any shape may be given.
+For each case the two builds run alternating blocks of `--calls` calls (A B, then B A, ...) on the same inputs and
+weights, and the per-block ratio old/new is taken (above 1: the new build is faster).
 
 Alternating blocks inside one process keep what changes slowly (a virtual machine's speed, which here moved by 2x
-within minutes) out of the ratio; timing each build in its own process, one after the other, does not. Both builds use
-the same threads (`--threads`, default 2) and share OpenMP's thread pool.
+within minutes) out of the ratio; timing each build in its own process, one after the other, does not. What remains
+is the order in which a process imports the builds and makes their layers, which moved the ratio of two identical
+builds by up to 3% here: each case therefore runs in two processes, one importing the old build first and one the new,
+and the printed ratio is the geometric mean of the two (each run's median ratio is printed too). Both builds use the
+same threads (`--threads`, default 2) and share OpenMP's thread pool.
 """
 import argparse
+import json
+import math
+import subprocess
 import shutil
 import statistics
 import sys
@@ -25,14 +30,18 @@ from pathlib import Path
 import numpy as np
 
 
+def check_built(tree):
+    package = Path(tree).resolve() / "pylstm"
+    if not any(package.glob("_core*")):
+        sys.exit(f"bench/ab.py: {package} has no built extension (_core*): build that tree in place first")
+    return package
+
+
 def load_builds(trees, workdir):
-    """Copies of each tree's pylstm package as pylstm_a, pylstm_b, ... imported from `workdir`. -> the modules."""
+    """Copies of each tree's pylstm package as pylstm_a, pylstm_b, imported from `workdir`. -> the modules."""
     modules = []
     for tree, name in zip(trees, ("pylstm_a", "pylstm_b")):
-        package = Path(tree).resolve() / "pylstm"
-        if not any(package.glob("_core*")):
-            sys.exit(f"bench/ab.py: {package} has no built extension (_core*): build that tree in place first")
-        shutil.copytree(package, Path(workdir) / name, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(check_built(tree), Path(workdir) / name, ignore=shutil.ignore_patterns("__pycache__"))
     sys.path.insert(0, str(workdir))
     for name in ("pylstm_a", "pylstm_b"):
         modules.append(__import__(name))
@@ -94,28 +103,55 @@ def compare(call_a, call_b, blocks, calls):
     return statistics.median(a_times), statistics.median(b_times), ratios
 
 
+def measure(trees, case, blocks, calls, threads):
+    """In this process: the builds of `trees` (first imported first) on one case. -> (median time of each, ratios)."""
+    with tempfile.TemporaryDirectory() as workdir:
+        first, second = load_builds(trees, workdir)
+        a, b, ratios = compare(make_call(first, case, threads), make_call(second, case, threads), blocks, calls)
+    return a, b, ratios
+
+
+def run_child(trees, case_text, args):
+    """measure() in a process of its own. -> (median time of trees[0], of trees[1], median ratio trees[0]/trees[1])."""
+    cmd = [sys.executable, __file__, *trees, case_text, "--blocks", str(args.blocks), "--calls", str(args.calls),
+           "--threads", str(args.threads), "--child"]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(result.stderr.strip() or f"bench/ab.py: the measuring process failed ({result.returncode})")
+    return json.loads(result.stdout)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("old", help="the first tree (A)")
-    parser.add_argument("new", help="the second tree (B)")
-    parser.add_argument("cases", nargs="+", type=parse_case, help="CELL-B-I-H-T-MODE")
-    parser.add_argument("--blocks", type=int, default=60, help="blocks of calls per build and case (default 60)")
+    parser.add_argument("old", help="the first tree (the old build)")
+    parser.add_argument("new", help="the second tree (the new build)")
+    parser.add_argument("cases", nargs="+", help="CELL-B-I-H-T-MODE, e.g. LSTM-1-256-256-150-inf")
+    parser.add_argument("--blocks", type=int, default=60, help="blocks of calls per build, case and process (60)")
     parser.add_argument("--calls", type=int, default=10, help="calls per block (default 10)")
     parser.add_argument("--threads", type=int, default=2, help="threads for both builds (default 2)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     for name in ("blocks", "calls", "threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name}: expected at least 1, got {getattr(args, name)}")
-    with tempfile.TemporaryDirectory() as workdir:
-        build_a, build_b = load_builds([args.old, args.new], workdir)
-        for case in args.cases:
-            a, b, ratios = compare(make_call(build_a, case, args.threads), make_call(build_b, case, args.threads),
-                                   args.blocks, args.calls)
-            q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
-            cell, B, I, H, T, mode = case  # noqa: E741
-            print(f"{cell} {B},{I},{H},{T} {mode}: old {a * 1e3:.4f} ms, new {b * 1e3:.4f} ms, old/new "
-                  f"{statistics.median(ratios):.3f} (quartiles {q1:.3f}-{q3:.3f}; {args.blocks} blocks of "
-                  f"{args.calls} calls, {args.threads} threads)")
+    try:
+        cases = [(text, parse_case(text)) for text in args.cases]
+    except argparse.ArgumentTypeError as exc:
+        parser.error(str(exc))
+    for tree in (args.old, args.new):
+        check_built(tree)
+    if args.child:  # one process, one case, the trees in the order given
+        a, b, ratios = measure([args.old, args.new], cases[0][1], args.blocks, args.calls, args.threads)
+        print(json.dumps([a, b, statistics.median(ratios)]))
+        return
+    for case_text, case in cases:
+        old_1, new_1, forward = run_child([args.old, args.new], case_text, args)   # old imported first
+        new_2, old_2, backward = run_child([args.new, args.old], case_text, args)  # new imported first
+        ratio = math.sqrt(forward / backward)
+        cell, B, I, H, T, mode = case  # noqa: E741
+        print(f"{cell} {B},{I},{H},{T} {mode}: old/new {ratio:.3f} (old imported first {forward:.3f}, new first "
+              f"{1 / backward:.3f}); old {(old_1 + old_2) / 2 * 1e3:.4f} ms, new {(new_1 + new_2) / 2 * 1e3:.4f} ms; "
+              f"{args.blocks} blocks of {args.calls} calls in each of two processes, {args.threads} threads")
 
 
 if __name__ == "__main__":
