@@ -321,14 +321,30 @@ def have_torch():
 # pylstm
 
 
-def make_pylstm_layer(case, weights):
-    import pylstm
-    cls = {"LSTM": pylstm.LSTM, "GRU": pylstm.GRU, "RNN": pylstm.RNN}[case.cell]
+def make_pylstm_layer(case, weights, package=None):
+    """The case's layer (float32, seed 0, `weights` loaded when given) from `package` (default: pylstm itself; bench/ab.py
+    passes its two builds)."""
+    if package is None:
+        import pylstm as package
+    cls = {"LSTM": package.LSTM, "GRU": package.GRU, "RNN": package.RNN}[case.cell]
     kwargs = {"reset_after": True} if case.cell == "GRU" else {"nonlinearity": "tanh"} if case.cell == "RNN" else {}
     layer = cls(case.I, case.H, dtype="float32", seed=0, **kwargs)
     if weights is not None:
         layer.load_state_dict(weights)
     return layer.train(case.training)
+
+
+def pylstm_call(layer, data):
+    """What the suite times of pylstm: the forward in eval mode (inference), or forward + backward (training)."""
+    x, dout = data.x, data.dout
+    if not data.case.training:
+        layer.eval()
+        return lambda: layer(x)
+
+    def run():
+        layer(x)
+        layer.backward(dout)
+    return run
 
 
 def pylstm_results(layer, data):

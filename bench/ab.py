@@ -19,15 +19,16 @@ same threads (`--threads`, default 2) and share OpenMP's thread pool.
 import argparse
 import json
 import math
-import subprocess
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # noqa: E402
 
 
 def check_built(tree):
@@ -49,8 +50,9 @@ def load_builds(trees, workdir):
 
 
 def parse_case(text):
+    """CELL-B-I-H-T-MODE (a suite id) -> the suite's Case."""
     parts = text.split("-")
-    if len(parts) != 6 or parts[0] not in ("LSTM", "GRU", "RNN") or parts[5] not in ("inf", "tr"):
+    if len(parts) != 6 or parts[0] not in C.GATES or parts[5] not in ("inf", "tr"):
         raise argparse.ArgumentTypeError(f"case: expected CELL-B-I-H-T-MODE (e.g. LSTM-1-256-256-150-inf), got {text!r}")
     try:
         B, I, H, T = (int(v) for v in parts[1:5])  # noqa: E741
@@ -58,24 +60,13 @@ def parse_case(text):
         raise argparse.ArgumentTypeError(f"case: B, I, H, T must be integers, got {text!r}") from None
     if min(B, I, H, T) < 1:
         raise argparse.ArgumentTypeError(f"case: B, I, H, T must be at least 1, got {text!r}")
-    return parts[0], B, I, H, T, parts[5]
+    return C.Case(parts[0], B, I, H, T, parts[5])
 
 
-def make_call(module, case, threads):
-    cell, B, I, H, T, mode = case  # noqa: E741
-    module.set_num_threads(threads)
-    layer = getattr(module, cell)(I, H, dtype="float32", seed=0)
-    layer.train(mode == "tr")
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((T, B, I), dtype=np.float32)
-    dout = rng.standard_normal((T, B, H), dtype=np.float32)
-    if mode == "inf":
-        return lambda: layer(x)
-
-    def train():
-        layer(x)
-        layer.backward(dout)
-    return train
+def make_call(package, case, threads):
+    """The suite's timed call of `case` (its inputs, seed 0) on a layer of `package`."""
+    package.set_num_threads(threads)
+    return C.pylstm_call(C.make_pylstm_layer(case, None, package=package), C.CaseData(case))
 
 
 def block_median(call, calls):
@@ -148,8 +139,7 @@ def main(argv=None):
         old_1, new_1, forward = run_child([args.old, args.new], case_text, args)   # old imported first
         new_2, old_2, backward = run_child([args.new, args.old], case_text, args)  # new imported first
         ratio = math.sqrt(forward / backward)
-        cell, B, I, H, T, mode = case  # noqa: E741
-        print(f"{cell} {B},{I},{H},{T} {mode}: old/new {ratio:.3f} (old imported first {forward:.3f}, new first "
+        print(f"{case.label}: old/new {ratio:.3f} (old imported first {forward:.3f}, new first "
               f"{1 / backward:.3f}); old {(old_1 + old_2) / 2 * 1e3:.4f} ms, new {(new_1 + new_2) / 2 * 1e3:.4f} ms; "
               f"{args.blocks} blocks of {args.calls} calls in each of two processes, {args.threads} threads")
 
