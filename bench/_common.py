@@ -322,8 +322,8 @@ def have_torch():
 
 
 def make_pylstm_layer(case, weights, package=None):
-    """The case's layer (float32, seed 0, `weights` loaded when given) from `package` (default: pylstm itself; bench/ab.py
-    passes its two builds)."""
+    """The case's layer (float32, seed 0, `weights` loaded when given) from `package` (default: pylstm itself;
+    bench/ab.py passes its two builds)."""
     if package is None:
         import pylstm as package
     cls = {"LSTM": package.LSTM, "GRU": package.GRU, "RNN": package.RNN}[case.cell]

@@ -53,7 +53,8 @@ def parse_case(text):
     """CELL-B-I-H-T-MODE (a suite id) -> the suite's Case."""
     parts = text.split("-")
     if len(parts) != 6 or parts[0] not in C.GATES or parts[5] not in ("inf", "tr"):
-        raise argparse.ArgumentTypeError(f"case: expected CELL-B-I-H-T-MODE (e.g. LSTM-1-256-256-150-inf), got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"case: expected CELL-B-I-H-T-MODE (e.g. LSTM-1-256-256-150-inf), got {text!r}")
     try:
         B, I, H, T = (int(v) for v in parts[1:5])  # noqa: E741
     except ValueError:

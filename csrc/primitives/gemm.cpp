@@ -89,8 +89,9 @@ void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const Gra
   constexpr int64_t kRowQuantum = 48;  // a multiple of every ISA's micro-kernel rows
   const int64_t mc = std::min<int64_t>(o.mc, std::max<int64_t>(kRowQuantum,
                                         (M + 2 * threads - 1) / (2 * threads) / kRowQuantum * kRowQuantum));
-  // Each thread's rows: equal shares in multiples of 12 (every ISA's micro-kernel rows divide 12), cut into blocks.
-  // Dealing out whole blocks had given LSTM 16,512,512,25's 2048 rows to two threads as 960 + 1088.
+  // Each thread's rows, where it keeps to its own (the k loop below): equal shares in multiples of 12 (every ISA's
+  // micro-kernel rows divide 12), cut into blocks. Dealing out whole blocks had given 2048 rows (LSTM H = 512) to two
+  // threads as 960 + 1088.
   constexpr int64_t kShareQuantum = 12;
   const int64_t quanta = (M + kShareQuantum - 1) / kShareQuantum;
   std::vector<std::pair<int64_t, int64_t>> blocks;
@@ -149,18 +150,21 @@ void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const Gra
     }
 #pragma omp barrier
     T* a_block = a_blocks + a_size * tid;
-    // Each thread owns a fixed range of row blocks (no barrier: nothing is shared but the packed B). The sum over the
-    // rows (k) is the outer loop, so a chunk of packed B and of dpre's rows is read from memory once and reused by
-    // all of the thread's row blocks while in cache (K, the number of rows, is large: T * B); each element adds its
-    // k chunks in the same order (the last first, the order in which a backward loop finishes them) whatever the
-    // thread count.
+    // The threads take the row blocks in turn (blocks_in_turn), or each owns a fixed range of them; no barrier:
+    // nothing is shared but the packed B. In the k loop below, the sum over the rows (k) is the outer loop, so a chunk
+    // of packed B and of dpre's rows is read from memory once and reused by all of the thread's row blocks while in
+    // cache (K, the number of rows, is large: T * B); each element adds its k chunks in the same order (the last
+    // first, the order in which a backward loop finishes them) whatever the thread count.
     // (Any split of the blocks gives the same result: when fewer threads came than asked for, they share them out.)
     const int64_t b_begin = nt == threads ? first_block[tid] : n_blocks * tid / nt;
     const int64_t b_end = nt == threads ? first_block[tid + 1] : n_blocks * (tid + 1) / nt;
     auto first = [&] { return blocks_in_turn ? next_block.fetch_add(1, std::memory_order_relaxed) : b_begin; };
-    auto next = [&](int64_t bi) { return blocks_in_turn ? next_block.fetch_add(1, std::memory_order_relaxed) : bi + 1; };
+    auto next = [&](int64_t bi) {
+      return blocks_in_turn ? next_block.fetch_add(1, std::memory_order_relaxed) : bi + 1;
+    };
     auto end = [&] { return blocks_in_turn ? n_blocks : b_end; };
-    for (int64_t bi = whole_k ? first() : end(); bi < end(); bi = next(bi)) {  // the same sums in the same order, C panel by panel
+    // whole_k: the same sums in the same order, C panel by panel.
+    for (int64_t bi = whole_k ? first() : end(); bi < end(); bi = next(bi)) {
       const int64_t m0 = blocks[bi].first, mcb = blocks[bi].second - m0;
       for (int64_t kb = k_blocks - 1; kb >= 0; --kb)
         o.pack_a_block(mcb, std::min(o.kc, K - kb * o.kc), dpre + m0 + kb * o.kc * ld, 1, ld,

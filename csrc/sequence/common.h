@@ -73,9 +73,8 @@ inline int64_t panels_per_gate(int64_t H, int64_t nr) { return (H + nr - 1) / nr
 // Rebalancing pays where the weights stream from L3 at every step, at the pace of each core's memory traffic: with
 // one item a thread, GRU 1,512,512,1 inference ran 0.68-0.77x as fast, GRU 1,1024,1024,300 0.83x. Where they stay in
 // L2 it does not, and every item costs its share of the round's scheduling (WorkRounds): one item a thread instead
-// of four (with WorkRounds::owner_late) made LSTM 1,256,256,150 inference 1.02-1.08x as fast (training 1.02-1.05x),
-// GRU 1,320,320,100 inference 1.09-1.12x, RNN 1,512,512,100 training 1.07x (2 threads; cases with four items as
-// before).
+// of four (with WorkRounds::owner_late) made LSTM 1,256,256,150 inference 1.08x as fast (training 1.05x), GRU
+// 1,320,320,100 inference 1.10x, RNN 1,512,512,100 training 1.03x (2 threads, bench/ab.py).
 struct UnitChunks {
   int64_t H, nr, items;
   UnitSlice operator()(int64_t item) const {
