@@ -89,24 +89,6 @@ void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const Gra
   constexpr int64_t kRowQuantum = 48;  // a multiple of every ISA's micro-kernel rows
   const int64_t mc = std::min<int64_t>(o.mc, std::max<int64_t>(kRowQuantum,
                                         (M + 2 * threads - 1) / (2 * threads) / kRowQuantum * kRowQuantum));
-  // Each thread's rows, where it keeps to its own (the k loop below): equal shares in multiples of 12 (every ISA's
-  // micro-kernel rows divide 12), cut into blocks. Dealing out whole blocks had given 2048 rows (LSTM H = 512) to two
-  // threads as 960 + 1088.
-  constexpr int64_t kShareQuantum = 12;
-  const int64_t quanta = (M + kShareQuantum - 1) / kShareQuantum;
-  std::vector<std::pair<int64_t, int64_t>> blocks;
-  std::vector<int64_t> first_block(threads + 1);  // thread t's blocks: [first_block[t], first_block[t + 1])
-  for (int t = 0; t < threads; ++t) {
-    first_block[t] = static_cast<int64_t>(blocks.size());
-    const int64_t r0 = std::min(M, quanta * t / threads * kShareQuantum);
-    const int64_t r1 = std::min(M, quanta * (t + 1) / threads * kShareQuantum);
-    for (size_t c = 0; c + 1 < cuts.size(); ++c) {
-      const int64_t lo = std::max(r0, cuts[c]), hi = std::min(r1, cuts[c + 1]);
-      for (int64_t m = lo; m < hi; m += mc) blocks.push_back({m, std::min(hi, m + mc)});
-    }
-  }
-  first_block[threads] = static_cast<int64_t>(blocks.size());
-
   // Few rows to sum over (K) against a large gradient: each row block packs its whole K of dpre^T (at most
   // kWholeKBytes, kept in L2) and finishes one panel of C at a time, so that C goes through memory once instead of
   // once per k block (GRU 32,1760,1760,20: K = 640, a 37 MB dW read and written three times). Not beside a loop,
@@ -114,6 +96,31 @@ void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const Gra
   constexpr int64_t kWholeKBytes = int64_t(768) << 10;
   const int64_t k_blocks = (K + o.kc - 1) / o.kc;
   const bool whole_k = ready == nullptr && k_blocks > 1 && mc * K * int64_t(sizeof(T)) <= kWholeKBytes;
+
+  // Where each block takes all of K at once (one k block, or whole_k), the threads take the blocks in turn from a
+  // shared count instead of each its own range: the two cores of a virtual machine run at speeds that differ by 5-20%
+  // from one moment to the next (LSTM 16,512,512,25's weight gradients: 5.3 ms on one core, 6.3 on the other), and
+  // the faster then takes more blocks. The k loop over the thread's own blocks stays for large K (its chunks of
+  // packed B are reused across them) and beside a backward loop.
+  const bool blocks_in_turn = ready == nullptr && (whole_k || k_blocks <= 1);
+  // The row blocks: cut from all rows where the threads take them in turn; else from each thread's own rows, equal
+  // shares in multiples of 12 (every ISA's micro-kernel rows divide 12). Dealing out whole blocks had given 2048 rows
+  // (LSTM H = 512) to two threads as 960 + 1088.
+  constexpr int64_t kShareQuantum = 12;
+  const int64_t quanta = (M + kShareQuantum - 1) / kShareQuantum;
+  const int shares = blocks_in_turn ? 1 : threads;
+  std::vector<std::pair<int64_t, int64_t>> blocks;
+  std::vector<int64_t> first_block(shares + 1);  // share t's blocks: [first_block[t], first_block[t + 1])
+  for (int t = 0; t < shares; ++t) {
+    first_block[t] = static_cast<int64_t>(blocks.size());
+    const int64_t r0 = std::min(M, quanta * t / shares * kShareQuantum);
+    const int64_t r1 = std::min(M, quanta * (t + 1) / shares * kShareQuantum);
+    for (size_t c = 0; c + 1 < cuts.size(); ++c) {
+      const int64_t lo = std::max(r0, cuts[c]), hi = std::min(r1, cuts[c + 1]);
+      for (int64_t m = lo; m < hi; m += mc) blocks.push_back({m, std::min(hi, m + mc)});
+    }
+  }
+  first_block[shares] = static_cast<int64_t>(blocks.size());
 
   std::vector<PackedB<T>> packed(n_terms);
   T* sums = nullptr;
@@ -132,12 +139,6 @@ void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const Gra
   scratch.allocate();
   std::fill(sums, sums + M, T(0));
   const int64_t n_blocks = static_cast<int64_t>(blocks.size());
-  // Where each block takes all of K at once (one k block, or whole_k), the threads take the blocks in turn from a
-  // shared count instead of each its own range: the two cores of a virtual machine run at speeds that differ by 5-20%
-  // from one moment to the next (LSTM 16,512,512,25's weight gradients: 5.3 ms on one core, 6.3 on the other), and
-  // the faster then takes more blocks. The k loop over the thread's own blocks stays for large K (its chunks of
-  // packed B are reused across them) and beside a backward loop.
-  const bool blocks_in_turn = ready == nullptr && (whole_k || k_blocks <= 1);
   std::atomic<int64_t> next_block{0};
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
@@ -156,8 +157,9 @@ void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const Gra
     // cache (K, the number of rows, is large: T * B); each element adds its k chunks in the same order (the last
     // first, the order in which a backward loop finishes them) whatever the thread count.
     // (Any split of the blocks gives the same result: when fewer threads came than asked for, they share them out.)
-    const int64_t b_begin = nt == threads ? first_block[tid] : n_blocks * tid / nt;
-    const int64_t b_end = nt == threads ? first_block[tid + 1] : n_blocks * (tid + 1) / nt;
+    const bool own_share = !blocks_in_turn && nt == threads;
+    const int64_t b_begin = own_share ? first_block[tid] : n_blocks * tid / nt;
+    const int64_t b_end = own_share ? first_block[tid + 1] : n_blocks * (tid + 1) / nt;
     auto first = [&] { return blocks_in_turn ? next_block.fetch_add(1, std::memory_order_relaxed) : b_begin; };
     auto next = [&](int64_t bi) {
       return blocks_in_turn ? next_block.fetch_add(1, std::memory_order_relaxed) : bi + 1;
