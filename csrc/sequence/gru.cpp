@@ -121,8 +121,9 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
   T* dh = dh0;  // running gradient w.r.t. h_t
   copy_or_zero(dh, dh_n, B * H);
 
-  const int threads = loop_threads(steps, B * G * H, G * H * int64_t(sizeof(T)), H, nr);
-  const UnitChunks chunks = unit_chunks(threads, H, nr, G * H * int64_t(sizeof(T)));
+  const int64_t weight_bytes = G * H * int64_t(sizeof(T));  // W_hh, read at every step
+  const int threads = loop_threads(steps, B * G * H, weight_bytes, H, nr);
+  const UnitChunks chunks = unit_chunks(threads, H, nr, weight_bytes);
   // (reset_before reads a step's dn back within the step, for d(r * h): its gradients are not streamed)
   const bool stream_dg = reset_after && stream_gradients(threads, 2 * rows * ldg * int64_t(sizeof(T)));
   // Round 0 packs. Then, for t = T-1 .. 0, each round first finishes these units' dh_t from step t + 1 (whose

@@ -119,9 +119,10 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
   copy_or_zero(dc, dc_n, B * H);
 
   const int64_t proj_work = projected ? P * H : 0;
-  const int threads = loop_threads(steps, B * (G * P + 2 * proj_work), (G * P + proj_work) * int64_t(sizeof(T)), H, nr);
+  const int64_t weight_bytes = (G * P + proj_work) * int64_t(sizeof(T));  // W_hh (and W_hr), read at every step
+  const int threads = loop_threads(steps, B * (G * P + 2 * proj_work), weight_bytes, H, nr);
   const bool stream_dpre = stream_gradients(threads, R * ldp * int64_t(sizeof(T)));
-  const UnitChunks chunks = unit_chunks(threads, H, nr, (G * P + proj_work) * int64_t(sizeof(T)));
+  const UnitChunks chunks = unit_chunks(threads, H, nr, weight_bytes);
   const UnitChunks proj_chunks{P, nr, chunks.items};  // slices of h's P units (the hidden units when P = H)
   // dh_t (these h units) = dpre_{t+1} @ W_hh, for the rows that ran step t + 1.
   auto recurrent_grad = [&](int64_t t, const UnitSlice& pu, bool descending) {

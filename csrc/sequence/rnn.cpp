@@ -68,8 +68,9 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
   T* dh = dh0;
   copy_or_zero(dh, dh_n, B * H);
 
-  const int threads = loop_threads(steps, B * H * H, H * H * int64_t(sizeof(T)), H, nr);
-  const UnitChunks chunks = unit_chunks(threads, H, nr, H * H * int64_t(sizeof(T)));
+  const int64_t weight_bytes = H * H * int64_t(sizeof(T));  // W_hh, read at every step
+  const int threads = loop_threads(steps, B * H * H, weight_bytes, H, nr);
+  const UnitChunks chunks = unit_chunks(threads, H, nr, weight_bytes);
   const int64_t R = step_rows.total();
   const bool stream_dpre = stream_gradients(threads, R * ldp * int64_t(sizeof(T)));
   const GradTerm<T> terms[] = {input_term(s, step_rows, x, 0, H, dw_ih),
