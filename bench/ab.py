@@ -103,9 +103,9 @@ def measure(trees, case, blocks, calls, threads):
     return a, b, ratios
 
 
-def run_child(trees, case_text, args):
+def run_child(trees, case_id, args):
     """measure() in a process of its own. -> (median time of trees[0], of trees[1], median ratio trees[0]/trees[1])."""
-    cmd = [sys.executable, __file__, *trees, case_text, "--blocks", str(args.blocks), "--calls", str(args.calls),
+    cmd = [sys.executable, __file__, *trees, case_id, "--blocks", str(args.blocks), "--calls", str(args.calls),
            "--threads", str(args.threads), "--child"]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
@@ -127,18 +127,18 @@ def main(argv=None):
         if getattr(args, name) < 1:
             parser.error(f"--{name}: expected at least 1, got {getattr(args, name)}")
     try:
-        cases = [(text, parse_case(text)) for text in args.cases]
+        cases = [parse_case(text) for text in args.cases]
     except argparse.ArgumentTypeError as exc:
         parser.error(str(exc))
     for tree in (args.old, args.new):
         check_built(tree)
     if args.child:  # one process, one case, the trees in the order given
-        a, b, ratios = measure([args.old, args.new], cases[0][1], args.blocks, args.calls, args.threads)
+        a, b, ratios = measure([args.old, args.new], cases[0], args.blocks, args.calls, args.threads)
         print(json.dumps([a, b, statistics.median(ratios)]))
         return
-    for case_text, case in cases:
-        old_1, new_1, forward = run_child([args.old, args.new], case_text, args)   # old imported first
-        new_2, old_2, backward = run_child([args.new, args.old], case_text, args)  # new imported first
+    for case in cases:
+        old_1, new_1, forward = run_child([args.old, args.new], case.id, args)   # old imported first
+        new_2, old_2, backward = run_child([args.new, args.old], case.id, args)  # new imported first
         ratio = math.sqrt(forward / backward)
         print(f"{case.label}: old/new {ratio:.3f} (old imported first {forward:.3f}, new first "
               f"{1 / backward:.3f}); old {(old_1 + old_2) / 2 * 1e3:.4f} ms, new {(new_1 + new_2) / 2 * 1e3:.4f} ms; "
