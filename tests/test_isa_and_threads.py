@@ -154,11 +154,14 @@ def test_set_and_get_num_threads(num_threads):
 #        weights over 512 KiB, where splitting them between two caches pays;
 #   long-I: I = 640, longer than a cache block of the reduction dimension (512 float32, 256 float64);
 #   long-T: 1280 rows in the weight-gradient GEMMs' reduction dimension, H below one panel on the wide ISAs.
+#   short: fewer than 8 steps at batch 2, where the backward loop reads W_hh in place (gemm_axpy: each thread its
+#          columns, not transposed first), and T * B = 4 rows, where dx reads W_ih in place too (each thread its
+#          columns; I = 640 gives the LSTM's and GRU's dx the work for two threads).
 # At H = 384 the float32 GRU's and RNN's recurrent weights fit the threads' caches (one work item a thread in their
 # time loops, common.h's unit_chunks), the LSTM's and the float64 GRU's do not (four a thread): 'packed' and 'dot'
 # run both schedules.
 THREADED_SHAPES = {"packed": (3, 8, 64, 384), "dot": (8, 2, 64, 384), "long-I": (4, 16, 640, 96),
-                   "long-T": (40, 32, 128, 24)}
+                   "long-T": (40, 32, 128, 24), "short": (2, 2, 640, 384)}
 threaded_shapes = pytest.mark.parametrize("shape", list(THREADED_SHAPES), ids=str)
 
 

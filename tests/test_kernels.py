@@ -36,10 +36,12 @@ SHAPES = [(1, 1, 1, 1), (1, 3, 5, 7), (6, 2, 3, 5), (4, 5, 17, 13), (3, 4, 8, 16
 # above (packed panels); T * B up to 4 (the training input projection by dot products too) and above; one larger
 # shape, H three panels wide (the shapes that run on two threads are in test_isa_and_threads.py); and H = 256 and
 # 512, where a cell's pre-activation gradients (4H for the LSTM; 3H for the GRU and H for the RNN in float64) are a
-# multiple of 4 KiB per row and get a padded row stride.
+# multiple of 4 KiB per row and get a padded row stride. Fewer than 8 steps at batch 1-4 read W_hh in place in the
+# backward (gemm_axpy), and T * B up to 4 read W_ih in place for dx: the last two shapes give them whole register
+# blocks of columns besides a partial one (H = 200 and 150, I = 130 and 200), at one, three and four rows.
 TAIL_SHAPES = [(2, 1, 3, 15), (3, 5, 2, 17), (2, 6, 1, 31), (1, 13, 7, 33), (3, 3, 9, 63), (2, 13, 5, 65),
                (4, 1, 4, 7), (5, 1, 1, 7), (1, 4, 1, 17), (2, 2, 3, 31), (1, 5, 33, 1), (2, 3, 2, 64),
-               (6, 16, 40, 96), (3, 13, 5, 256), (2, 5, 3, 512)]
+               (6, 16, 40, 96), (3, 13, 5, 256), (2, 5, 3, 512), (3, 1, 130, 200), (1, 4, 200, 150)]
 shapes = pytest.mark.parametrize("T,B,I,H", SHAPES + TAIL_SHAPES, ids=lambda v: str(v))
 dtypes = pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 

@@ -24,8 +24,9 @@ class FinalRows {
 //   B: b_transposed = false: the row-major (K, N) matrix at B with leading dimension ldb;
 //      b_transposed = true:  W^T for the row-major (N, K) matrix W at B with leading dimension ldb.
 //   C: row-major, leading dimension ldc; overwritten, or added to when `accumulate`. Must not overlap A or B.
-// B is packed once into the calling thread's workspace. Threads split C by row blocks or by column panels, never
-// the sum over k, so results are bitwise identical for any thread count.
+// B is packed once into the calling thread's workspace (read in place instead for M of 1-4 rows with
+// a_col_stride = 1). Threads split C by row blocks or by column panels, never the sum over k, so results are bitwise
+// identical for any thread count.
 template <typename T>
 void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row_stride, int64_t a_col_stride, const T* B,
           int64_t ldb, bool b_transposed, T* C, int64_t ldc, bool accumulate);

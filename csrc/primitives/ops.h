@@ -40,6 +40,12 @@ struct Ops {
   // W's rows read from the last group of four down when `descending` (the same values either way).
   void (*gemm_dot)(int64_t M, int64_t n_begin, int64_t n_end, int64_t K, const T* A, int64_t lda, const T* W,
                    int64_t ldw, T* C, int64_t ldc, bool accumulate, bool descending, const T* start);
+  // C[:, n_begin..n_end) [+]= A (M, K) @ B, B row-major (K, N) read in place (for M of a few rows): each row of B
+  // scaled and added into register accumulators, each element's sum over k in an order that depends on M alone (any
+  // split of the columns gives the same bits); blocks of columns from the last to the first when `descending` (the
+  // same values).
+  void (*gemm_axpy)(int64_t M, int64_t n_begin, int64_t n_end, int64_t K, const T* A, int64_t lda, const T* B,
+                    int64_t ldb, T* C, int64_t ldc, bool accumulate, bool descending, const T* start);
   // gemm_panels for B = W^T, W row-major with leading dimension ldw in the layout of `shape` (its data unused), each
   // slice of a panel packed just before use, again for every block of block_rows_max rows of A: for a weight used by
   // one or two such blocks per call.

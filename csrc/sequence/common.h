@@ -148,33 +148,44 @@ constexpr int64_t whole_cache_lines(int64_t n) {
 // (dh_{t-1} = dpre_t @ W_hh: K gate rows, N units): packed in panels; or, for batch 1-4 (kDotRows), W^T (N, K) in
 // rows that start on cache lines, read by dot products as the forward reads W_hh. For a row or two the packed product
 // is one FMA dependency chain per register of a panel: backward of LSTM 1,256,256,150 2.09 -> 1.84-1.92 ms, RNN
-// 1,512,512,200 2.43 -> 2.14-2.23, GRU 1,1024,1024,50 20.3 -> 18.9-19.1 (2 threads); batch 2-4 within noise. Each work
-// item prepares its own units' part in the packing round.
+// 1,512,512,200 2.43 -> 2.14-2.23, GRU 1,1024,1024,50 20.3 -> 18.9-19.1 (2 threads); batch 2-4 within noise. A loop
+// of fewer than kMinTransposeSteps steps reads W in place instead (gemm_axpy): transposing a thread's half of LSTM
+// H = 256's W_hh took as long as ~7 of its products at batch 1 (~8 at batch 4, where dot products are faster).
+// Training, in place against transposed (2 threads, bench/ab.py): LSTM 1,256,256,1 1.18x, 1,256,256,7 1.14x,
+// 1,1024,1024,1 1.57x, 2,512,512,6 1.13x; GRU 1,512,512,7 1.09x, 4,1024,1024,5 1.11x. Longer loops keep the copy:
+// W's rows a power of two of cache lines apart fall in a fraction of the L2 cache's sets, and narrow columns of them
+// (four work items a thread) read that way ran GRU 1,512,512,50 training 0.76-0.80x as fast. Each work item prepares
+// its own units' part in the packing round.
 template <typename T>
 struct BackwardWeight {
+  static constexpr int64_t kMinTransposeSteps = 8;
   const T* w;
   int64_t K, N;
-  bool dot;
-  int64_t ld;                // W^T's leading dimension (dot)
+  bool dot;                  // batch 1-4: W's rows read by dot products or gemm_axpy (else packed panels)
+  bool transposed;           // dot, from W^T (else W in place)
+  int64_t ld;                // W^T's leading dimension (transposed)
   PackedB<T> packed;         // (K, N) panels, the data set through Scratch::need (not dot)
-  T* transposed = nullptr;   // W^T (N, ld), set through Scratch::need (dot)
+  T* copy = nullptr;         // W^T (N, ld), set through Scratch::need (transposed)
   // Scratch for it only when `used` (a GRU uses some of its weights depending on its variant).
-  BackwardWeight(const T* w_, int64_t K_, int64_t N_, int64_t nr, int64_t batch, Scratch& scratch, bool used = true)
-      : w(w_), K(K_), N(N_), dot(batch <= kDotRows), ld(whole_cache_lines<T>(K_)),
-        packed(plain_panels<T>(K_, N_, nr)) {
-    if (used && dot) scratch.need(&transposed, N * ld);
+  BackwardWeight(const T* w_, int64_t K_, int64_t N_, int64_t nr, int64_t batch, int64_t steps, Scratch& scratch,
+                 bool used = true)
+      : w(w_), K(K_), N(N_), dot(batch <= kDotRows), transposed(dot && steps >= kMinTransposeSteps),
+        ld(whole_cache_lines<T>(K_)), packed(plain_panels<T>(K_, N_, nr)) {
+    if (used && transposed) scratch.need(&copy, N * ld);
     if (used && !dot) scratch.need(&packed.data, packed.size());
   }
   // The packing round's work for units u (panels q0..q1, or rows j0..j1 of W^T).
   void prepare(const Ops<T>& o, const UnitSlice& u) const {
-    if (dot) o.transpose(K, u.j1 - u.j0, w + u.j0, N, transposed + u.j0 * ld, ld);
-    else pack_b(w, N, packed, u.q0, u.q1);
+    if (transposed) o.transpose(K, u.j1 - u.j0, w + u.j0, N, copy + u.j0 * ld, ld);
+    else if (!dot) pack_b(w, N, packed, u.q0, u.q1);
   }
-  // C[:, units u] [+]= D (M, K) @ W[:, units u]; W^T's rows from the last to the first when `descending` (Rounds).
+  // C[:, units u] [+]= D (M, K) @ W[:, units u]; W^T's rows (W's columns) from the last to the first when
+  // `descending` (Rounds).
   void product(const Ops<T>& o, int64_t M, const T* D, int64_t ldd, const UnitSlice& u, T* C, int64_t ldc,
                bool accumulate, bool descending) const {
     if (M <= 0 || u.n() <= 0) return;
-    if (dot) o.gemm_dot(M, u.j0, u.j1, K, D, ldd, transposed, ld, C, ldc, accumulate, descending, nullptr);
+    if (transposed) o.gemm_dot(M, u.j0, u.j1, K, D, ldd, copy, ld, C, ldc, accumulate, descending, nullptr);
+    else if (dot) o.gemm_axpy(M, u.j0, u.j1, K, D, ldd, w, N, C, ldc, accumulate, descending, nullptr);
     else o.gemm_panels(M, D, ldd, 1, packed, 0, 1, u.q0, u.q1, C, ldc, accumulate, nullptr);
   }
 };

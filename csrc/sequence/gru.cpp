@@ -106,10 +106,10 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
   T *dgx = nullptr, *dgh = nullptr, *rh = nullptr, *drh = nullptr, *prev = nullptr;
   Scratch scratch(0);
   scratch.need(&dgx, rows * ldg);
-  const BackwardWeight<T> whh(w_hh, G, H, nr, B, scratch, reset_after);  // reset_after: dh += dgh_t @ W_hh
+  const BackwardWeight<T> whh(w_hh, G, H, nr, B, steps, scratch, reset_after);  // reset_after: dh += dgh_t @ W_hh
   // reset_before: dh += d[r, z]_t @ W_h[rz], and d(r * h) = dn_t @ W_hn
-  const BackwardWeight<T> whrz(w_hh, 2 * H, H, nr, B, scratch, !reset_after);
-  const BackwardWeight<T> whn(w_hh + 2 * H * H, H, H, nr, B, scratch, !reset_after);
+  const BackwardWeight<T> whrz(w_hh, 2 * H, H, nr, B, steps, scratch, !reset_after);
+  const BackwardWeight<T> whn(w_hh + 2 * H * H, H, H, nr, B, steps, scratch, !reset_after);
   if (reset_after) {
     scratch.need(&dgh, rows * ldg);
   } else {

@@ -102,7 +102,7 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
   T *dpre = nullptr, *dh_total = nullptr, *m = nullptr, *dm = nullptr, *prev = nullptr;
   Scratch scratch(0);
   scratch.need(&dpre, R * ldp);
-  const BackwardWeight<T> whh(w_hh, G, P, nr, B, scratch);  // dh_{t-1} = dpre_t @ W_hh
+  const BackwardWeight<T> whh(w_hh, G, P, nr, B, steps, scratch);  // dh_{t-1} = dpre_t @ W_hh
   if (projected) {
     scratch.need(&whr.data, whr.size());
     scratch.need(&dh_total, R * P);  // dout + the recurrent gradient, per row: dW_hr's left factor

@@ -62,7 +62,7 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
   T *dpre = nullptr, *prev = nullptr;
   Scratch scratch(0);
   scratch.need(&dpre, step_rows.total() * ldp);
-  const BackwardWeight<T> whh(w_hh, H, H, nr, B, scratch);  // dh_{t-1} = dpre_t @ W_hh
+  const BackwardWeight<T> whh(w_hh, H, H, nr, B, steps, scratch);  // dh_{t-1} = dpre_t @ W_hh
   scratch.need(&prev, previous_states_size(step_rows) * H);
   scratch.allocate();
   T* dh = dh0;

@@ -468,6 +468,114 @@ void gemm_dot(int64_t M, int64_t n_begin, int64_t n_end, int64_t K, const typena
   else gemm_dot_in<V, false>(M, n_begin, n_end, K, A, lda, W, ldw, C, ldc, accumulate, start);
 }
 
+// C[:, n .. n + width) [+]= A (M, K) @ B[:, n .. n + width), B row-major with leading dimension ldb, read in place:
+// each row k of the block, loaded once, is scaled by A[m, k] and added into register accumulators, kCols vectors per
+// row of A (the last `width - (kCols - 1) * L` lanes wide when kPartial) and kSplit of each: accumulator s takes the
+// rows k = s, s + kSplit, ... (more independent FMA chains for narrow blocks), and they are added up at the end, the
+// first to the last. The arithmetic of an element depends on M only, not on the block it falls in. With `start`,
+// C = start[column] + the sum.
+template <typename V, int M, int kCols, int kSplit, bool kPartial>
+void gemm_axpy_block(int64_t n, int64_t width, int64_t K, const typename V::T* A, int64_t lda,
+                     const typename V::T* B, int64_t ldb, typename V::T* C, int64_t ldc, bool accumulate,
+                     const typename V::T* start) {
+  using Reg = typename V::Reg;
+  constexpr int L = V::kLanes;
+  const int last = kPartial ? static_cast<int>(width - (kCols - 1) * L) : L;
+  Reg acc[kSplit][M][kCols];
+  for (int p = 0; p < kSplit; ++p)
+    for (int m = 0; m < M; ++m)
+      for (int c = 0; c < kCols; ++c) acc[p][m][c] = V::zero();
+  const typename V::T* b = B + n;
+  auto row = [&](int p, int64_t k) {
+    Reg a[M];
+    for (int m = 0; m < M; ++m) a[m] = V::set1(A[m * lda + k]);
+    const typename V::T* bk = b + k * ldb;
+    for (int c = 0; c < kCols; ++c) {
+      const Reg w = kPartial && c == kCols - 1 ? V::load_partial(bk + c * L, last) : V::load(bk + c * L);
+      for (int m = 0; m < M; ++m) acc[p][m][c] = V::fmadd(a[m], w, acc[p][m][c]);
+    }
+  };
+  int64_t k = 0;
+  for (; k + kSplit <= K; k += kSplit)
+    for (int p = 0; p < kSplit; ++p) row(p, k + p);
+  for (int p = 0; k < K; ++k, ++p) row(p, k);
+  for (int m = 0; m < M; ++m)
+    for (int c = 0; c < kCols; ++c) {
+      const int lanes = kPartial && c == kCols - 1 ? last : L;
+      typename V::T* out = C + m * ldc + n + c * L;
+      Reg r = acc[0][m][c];
+      for (int p = 1; p < kSplit; ++p) r = V::add(r, acc[p][m][c]);
+      if (start != nullptr) r = V::add(V::load_partial(start + n + c * L, lanes), r);
+      else if (accumulate) r = V::add(V::load_partial(out, lanes), r);
+      if (lanes == L) V::store(out, r);
+      else V::store_partial(out, r, lanes);
+    }
+}
+
+// gemm_axpy's blocks for M rows of A: kSplit accumulators per output vector (two for one or two rows, whose blocks
+// have few chains otherwise), and as many vectors per row (kCols) as the registers hold beside them, A's broadcasts
+// and a loaded row (32 registers with AVX-512, 16 otherwise), at most 8.
+template <typename V, int M>
+struct AxpyTiling {
+  static constexpr int kRegs = sizeof(typename V::Reg) == 64 ? 32 : 16;
+  static constexpr int kSplit = M <= 2 ? 2 : 1;
+  static constexpr int kCols = std::max(1, std::min(8, (kRegs - M - 2) / (M * kSplit + 1)));
+};
+
+template <typename V, int M>
+void gemm_axpy_rows(int64_t n_begin, int64_t n_end, int64_t K, const typename V::T* A, int64_t lda,
+                    const typename V::T* B, int64_t ldb, typename V::T* C, int64_t ldc, bool accumulate,
+                    bool descending, const typename V::T* start) {
+  constexpr int L = V::kLanes, kCols = AxpyTiling<V, M>::kCols, kSplit = AxpyTiling<V, M>::kSplit;
+  constexpr int kBlock = kCols * L;
+  const int64_t full = (n_end - n_begin) / kBlock, tail = n_end - n_begin - full * kBlock;
+  auto full_block = [&](int64_t i) {
+    gemm_axpy_block<V, M, kCols, kSplit, false>(n_begin + i * kBlock, kBlock, K, A, lda, B, ldb, C, ldc, accumulate,
+                                                start);
+  };
+  // The last, narrower block: as many vectors as it needs, the last of them partial.
+  auto tail_block = [&] {
+    if (tail == 0) return;
+    const int64_t n = n_begin + full * kBlock;
+    switch ((tail + L - 1) / L) {
+#define PYLSTM_AXPY_TAIL(v) \
+  case v: if (v <= kCols) gemm_axpy_block<V, M, (v <= kCols ? v : 1), kSplit, true>(n, tail, K, A, lda, B, ldb, C, \
+                                                                                    ldc, accumulate, start); break;
+      PYLSTM_AXPY_TAIL(1) PYLSTM_AXPY_TAIL(2) PYLSTM_AXPY_TAIL(3) PYLSTM_AXPY_TAIL(4)
+      PYLSTM_AXPY_TAIL(5) PYLSTM_AXPY_TAIL(6) PYLSTM_AXPY_TAIL(7) PYLSTM_AXPY_TAIL(8)
+#undef PYLSTM_AXPY_TAIL
+      default: break;
+    }
+  };
+  if (descending) {
+    tail_block();
+    for (int64_t i = full - 1; i >= 0; --i) full_block(i);
+  } else {
+    for (int64_t i = 0; i < full; ++i) full_block(i);
+    tail_block();
+  }
+}
+
+// C[:, n_begin..n_end) [+]= A (M, K) @ B[:, n_begin..n_end), B row-major (K, N) read in place (no packing, no
+// transposing): the product of a few rows (M of 1-4 at a time) with a weight as it is stored. Each element of C sums
+// over k in an order that depends on M alone, so any split of the columns between threads or work items gives the
+// same bits; blocks of columns from the last to the first when `descending` (Rounds: the same values either way).
+template <typename V>
+void gemm_axpy(int64_t M, int64_t n_begin, int64_t n_end, int64_t K, const typename V::T* A, int64_t lda,
+               const typename V::T* B, int64_t ldb, typename V::T* C, int64_t ldc, bool accumulate, bool descending,
+               const typename V::T* start) {
+  for (int64_t m = 0; m < M; m += 4) {
+    const auto* a = A + m * lda;
+    auto* c = C + m * ldc;
+    switch (std::min<int64_t>(4, M - m)) {
+      case 1: gemm_axpy_rows<V, 1>(n_begin, n_end, K, a, lda, B, ldb, c, ldc, accumulate, descending, start); break;
+      case 2: gemm_axpy_rows<V, 2>(n_begin, n_end, K, a, lda, B, ldb, c, ldc, accumulate, descending, start); break;
+      case 3: gemm_axpy_rows<V, 3>(n_begin, n_end, K, a, lda, B, ldb, c, ldc, accumulate, descending, start); break;
+      default: gemm_axpy_rows<V, 4>(n_begin, n_end, K, a, lda, B, ldb, c, ldc, accumulate, descending, start); break;
+    }
+  }
+}
+
 // ------------------------------------------------------------------------------------------------- activations
 
 template <typename V>
@@ -736,6 +844,7 @@ constexpr Ops<T> make_ops(const char* name) {
   ops.mc = Tiling<V>::kMc;
   ops.kc = Tiling<V>::kKc;
   ops.gemm_dot = &gemm_dot<V>;
+  ops.gemm_axpy = &gemm_axpy<V>;
   ops.gemm_weight_slices = &gemm_weight_slices<V>;
   ops.block_rows_max = block_rows_max<V>();
   ops.pack_b_transposed = &pack_b_transposed<V>;
