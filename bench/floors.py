@@ -13,14 +13,20 @@ library's own kernels (bench/floors/floors.cpp), and the case's GEMMs at NumPy's
 Gate math, packing and scheduling are left out, so each floor is optimistic: a case at its floor would spend nothing
 on them. For the two training cases the floors do not exclude, a second figure adds what the issue's design asks
 of every call besides (weights prepared once per call, as parameters may change between calls) and the gate math the
-first leaves out, each timed alone with the library's own routines on two threads. Prints one line per case (two
-for those): its floor and what the pieces took.
+first leaves out, each timed alone with the library's own routines on two threads. A third figure for LSTM
+1,256,256,150 training counts its GEMMs (input projection, dx, weight gradients) at the best rate that the library,
+NumPy or torch reaches at the GEMMs' own shapes instead of the 2048^3 matmul's, and the same run times pylstm and
+torch on the case itself, so that floor, target and result come from one run. Prints one line per case (more for
+those two): its floor and what the pieces took.
 """
 import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
@@ -42,6 +48,59 @@ def run(exe, *args):
     return [float(v) for v in out.split()]
 
 
+def median_ms(fn, calls):
+    fn()
+    times = []
+    for _ in range(calls):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times)) * 1e3
+
+
+def gemms_elsewhere(B, I, H, T, calls=100):
+    """ms (projection, dx, weight and bias gradients) of an LSTM training call's GEMMs with NumPy, and with torch when
+    it is installed, each the better of the two: as gemms in floors.cpp, but the NumPy weight gradients overwrite
+    instead of adding (one pass less over them: an optimistic time)."""
+    rng = np.random.default_rng(0)
+    R, G = T * B, 4 * H
+    x, h = rng.standard_normal((R, I), dtype=np.float32), rng.standard_normal((R, H), dtype=np.float32)
+    w_ih, dpre = rng.standard_normal((G, I), dtype=np.float32), rng.standard_normal((R, G), dtype=np.float32)
+    pre, dx = np.empty((R, G), np.float32), np.empty((R, I), np.float32)
+    dw_ih, dw_hh = np.empty((G, I), np.float32), np.empty((G, H), np.float32)
+    def numpy_grads():
+        np.matmul(dpre.T, x, out=dw_ih)
+        np.matmul(dpre.T, h, out=dw_hh)
+        dpre.sum(0)
+
+    times = [[median_ms(lambda: np.matmul(x, w_ih.T, out=pre), calls)],
+             [median_ms(lambda: np.matmul(dpre, w_ih, out=dx), calls)], [median_ms(numpy_grads, calls)]]
+    if C.have_torch():
+        import torch
+        x, h, w_ih, dpre, pre, dx, dw_ih, dw_hh = map(torch.from_numpy, (x, h, w_ih, dpre, pre, dx, dw_ih, dw_hh))
+        times[0].append(median_ms(lambda: torch.mm(x, w_ih.t(), out=pre), calls))
+        times[1].append(median_ms(lambda: torch.mm(dpre, w_ih, out=dx), calls))
+        times[2].append(median_ms(lambda: (dw_ih.addmm_(dpre.t(), x), dw_hh.addmm_(dpre.t(), h), dpre.sum(0)), calls))
+    return [min(t) for t in times]
+
+
+def case_times(case, blocks=30, calls=5):
+    """Median ms of one call of pylstm and (when installed) torch on a suite case, in alternating blocks of calls."""
+    data = C.CaseData(case)
+    fns = {"pylstm": C.pylstm_call(C.make_pylstm_layer(case, data.weights), data)}
+    if C.have_torch():
+        fns["torch"] = C.torch_call(data)
+    times = {name: [] for name in fns}
+    for _ in range(blocks):
+        for name, fn in fns.items():
+            fn()
+            t = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            times[name].append((time.perf_counter() - t) / calls)
+    return {name: float(np.median(v)) * 1e3 for name, v in times.items()}
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         exe = build(tmp)
@@ -52,6 +111,10 @@ def main():
         (bw,) = run(exe, "panels", 16, 512, 4 * 512, 25)
         prepare1, _, _ = run(exe, "extras", 1, 256, 150)
         prepare16, gates_fw16, gates_bw16 = run(exe, "extras", 16, 512, 25)
+        library_gemms = run(exe, "gemms", 1, 256, 256, 150)
+        C.set_threads(2)
+        other_gemms = gemms_elsewhere(1, 256, 256, 150)
+        times = case_times(C.Case("LSTM", 1, 256, 256, 150, "tr"))
         peak = matmul_gflops(2)
         if peak is None:
             sys.exit("bench/floors.py: NumPy's matmul did not run")
@@ -73,6 +136,19 @@ def main():
         print(f"  with the weights prepared once per call: >= {train + prepare1:.3f} ms (W_hh transposed for the "
               f"backward's dot products and W_ih packed for dx: {prepare1:.3f} ms; the lock-step loops include the "
               f"gate math)")
+        # Each GEMM at the best rate measured at its shape, and never faster than at the peak (the two measured at
+        # different moments of a drifting machine).
+        peak_gemms = [proj, ms(2 * T * 4 * H * I), ms(2 * T * 4 * H * (I + H))]
+        best_gemms = [max(p, min(a, b)) for p, a, b in zip(peak_gemms, library_gemms, other_gemms)]
+        shaped = inf - proj + T * lock / 1e3 + prepare1 + sum(best_gemms)
+        print(f"  and with the GEMMs at the best rate the library, NumPy or torch reach at their own shapes (none "
+              f"above the peak): >= {shaped:.3f} ms (input projection {best_gemms[0]:.3f} ms, dx {best_gemms[1]:.3f}, weight and bias "
+              f"gradients {best_gemms[2]:.3f}; the library's own {library_gemms[0]:.3f}, {library_gemms[1]:.3f}, "
+              f"{library_gemms[2]:.3f})")
+        line = f"  this run, the case itself: pylstm {times['pylstm']:.3f} ms"
+        if "torch" in times:
+            line += f", torch {times['torch']:.3f} ms (2x torch: {times['torch'] / 2:.3f} ms)"
+        print(line)
 
         print(f"GRU 1,512,512,1 inference >= {single / 1e3:.4f} ms: W_ih and W_hh (6.3 MB) read once, half on "
               f"each core, by dot products")

@@ -1,8 +1,8 @@
 """bench/floors.py's program (bench/floors/floors.cpp) builds against csrc/primitives and measures what it says.
 
 The floors in the README come from it; this keeps it building as the primitives change, and checks its outputs on
-small sizes: three positive times for the lock step and the extras, one for the others, and usage errors for bad
-commands.
+small sizes: three positive times for the lock step, the extras and the GEMMs, one for the others, and usage errors
+for bad commands.
 """
 import importlib.util
 import math
@@ -32,6 +32,8 @@ def floors(tmp_path_factory):
     (("panels", 16, 96, 40, 3), 1),         # a panel of 48 columns: one whole, one partial
     (("extras", 16, 40, 3), 3),             # packing (B > 4) and gate math; H = 40: partial panels and registers
     (("extras", 1, 40, 3), 3),              # the batch-1 preparation (a transpose)
+    (("gemms", 1, 24, 40, 3), 3),           # projection, dx (3 rows: read in place) and the weight gradients
+    (("gemms", 4, 24, 40, 5), 3),           # 20 rows: packed
 ])
 def test_floors_measure_positive_times(floors, args, count):
     module, exe = floors
@@ -46,3 +48,13 @@ def test_floors_reject_bad_commands(floors, args):
     result = subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True)
     assert result.returncode == 2
     assert "usage: floors" in result.stderr
+
+
+def test_gemms_elsewhere_and_case_times_give_positive_times(floors):
+    """The third figure's other pieces: NumPy's (and torch's) GEMMs at a case's shapes, and the case itself."""
+    module, _ = floors
+    times = module.gemms_elsewhere(1, 24, 40, 3, calls=3)
+    assert len(times) == 3 and all(math.isfinite(v) and v > 0 for v in times), times
+    case = module.C.Case("LSTM", 1, 24, 40, 3, "tr")
+    measured = module.case_times(case, blocks=2, calls=2)
+    assert "pylstm" in measured and all(math.isfinite(v) and v > 0 for v in measured.values()), measured

@@ -19,6 +19,11 @@
 //                                  for the backward's products; B <= 4: W_hh transposed for the backward's dot
 //                                  products, W_ih packed for dx), then the gate math of the T steps forward (saved
 //                                  gates written) and backward. Prints ms for the three (medians).
+//   floors gemms B I H T           the GEMMs of an LSTM training call (batch B, input I, H units, T steps) with the
+//                                  library's own gemm and weight_gradients, each alone on the library's threads: the
+//                                  input projection (T*B x I against W_ih^T), dx (T*B x 4H against W_ih) and the weight
+//                                  and bias gradients (dW_ih, dW_hh and db from one pass over dpre). Prints ms for
+//                                  the three (medians).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -32,6 +37,7 @@
 #include <xmmintrin.h>
 
 #include "primitives/cpu.h"
+#include "primitives/gemm.h"
 #include "primitives/ops.h"
 #include "primitives/packed.h"
 
@@ -262,8 +268,45 @@ void extras(int64_t B, int64_t H, int64_t T, double* prepare_ms, double* forward
   *backward_ms = median(backward_math);
 }
 
+void gemms(int64_t B, int64_t I, int64_t H, int64_t T, double* projection_ms, double* dx_ms, double* grads_ms) {
+  const int64_t G = 4 * H, R = T * B, ldp = G + 16;  // ldp: the library's unaliased stride for dpre
+  float* x = aligned_floats(R * I, 0.f);
+  float* hs = aligned_floats((R + B) * H, 0.f);  // h0 then every step's h: the previous states of dW_hh
+  float* w_ih = aligned_floats(G * I, 0.f);
+  float* pre = aligned_floats(R * G, 0.f);
+  float* dpre = aligned_floats(R * ldp, 0.f);
+  float* dx = aligned_floats(R * I, 0.f);
+  float* dw_ih = aligned_floats(G * I, 0.f);
+  float* dw_hh = aligned_floats(G * H, 0.f);
+  float* db = aligned_floats(G, 0.f);
+  random_fill(x, R * I, 1e-3f);
+  random_fill(hs, (R + B) * H, 1e-3f);
+  random_fill(w_ih, G * I, 1e-4f);
+  random_fill(dpre, R * ldp, 1e-3f);
+  const GradTerm<float> terms[] = {{x, R, nullptr, I, 0, G, dw_ih, I}, {hs, R, nullptr, H, 0, G, dw_hh, H}};
+  std::vector<double> projection, input_grad, grads;
+  for (int run = 0; run < 21; ++run) {
+    const double t0 = now();
+    gemm(R, G, I, x, I, int64_t(1), w_ih, I, true, pre, G, false);
+    const double t1 = now();
+    gemm(R, I, G, dpre, ldp, int64_t(1), w_ih, I, false, dx, I, false);
+    const double t2 = now();
+    weight_gradients(G, R, dpre, ldp, terms, 2, db, static_cast<float*>(nullptr));
+    const double t3 = now();
+    projection.push_back((t1 - t0) * 1e3);
+    input_grad.push_back((t2 - t1) * 1e3);
+    grads.push_back((t3 - t2) * 1e3);
+  }
+  for (float* p : {x, hs, w_ih, pre, dpre, dx, dw_ih, dw_hh, db}) std::free(p);
+  *projection_ms = median(projection);
+  *dx_ms = median(input_grad);
+  *grads_ms = median(grads);
+}
+
 int usage() {
-  std::fprintf(stderr, "usage: floors lockstep H STEPS | dots ROWS K M PASSES | panels M N K STEPS | extras B H T\n");
+  std::fprintf(stderr,
+               "usage: floors lockstep H STEPS | dots ROWS K M PASSES | panels M N K STEPS | extras B H T | "
+               "gemms B I H T\n");
   return 2;
 }
 
@@ -284,6 +327,10 @@ int main(int argc, char** argv) {
     double prepare = 0, forward = 0, backward = 0;
     extras(arg(2), arg(3), arg(4), &prepare, &forward, &backward);
     std::printf("%.4f %.4f %.4f\n", prepare, forward, backward);
+  } else if (cmd == "gemms" && argc == 6) {
+    double projection = 0, dx = 0, grads = 0;
+    gemms(arg(2), arg(3), arg(4), arg(5), &projection, &dx, &grads);
+    std::printf("%.4f %.4f %.4f\n", projection, dx, grads);
   } else {
     return usage();
   }
