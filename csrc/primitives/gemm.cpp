@@ -42,14 +42,13 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t as_m, int64_t as_
   constexpr int64_t kFewRows = 4;
   if (M <= kFewRows && as_k == 1) {
     const int threads = threads_for(M * N * K);
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    {
+    parallel_region(threads, [&] {
       DenormalsAreZero daz;
       const int tid = thread_id(), nt = team_size();
       const int64_t n0 = N * tid / nt, n1 = N * (tid + 1) / nt;
       if (b_transposed) o.gemm_dot(M, n0, n1, K, A, as_m, B, ldb, C, ldc, accumulate, false, nullptr);
       else o.gemm_axpy(M, n0, n1, K, A, as_m, B, ldb, C, ldc, accumulate, false, nullptr);
-    }
+    });
     return;
   }
   PackedB<T> packed;
@@ -66,8 +65,7 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t as_m, int64_t as_
   const int64_t row_blocks = (M + kRowBlock - 1) / kRowBlock, panels = packed.panels();
   const int threads = threads_for(M * N * K);
   const bool split_rows = row_blocks >= 2 * threads || row_blocks >= panels;
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
+  parallel_region(threads, [&] {
     DenormalsAreZero daz;
     const int tid = thread_id(), nt = team_size();
     if (b_transposed) o.pack_b_transposed(B, ldb, packed, panels * tid / nt, panels * (tid + 1) / nt);
@@ -86,7 +84,7 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t as_m, int64_t as_
       const int64_t p0 = panels * tid / nt, p1 = panels * (tid + 1) / nt;
       if (p0 < p1) o.gemm_panels(M, A, as_m, as_k, packed, 0, 1, p0, p1, C, ldc, accumulate, nullptr);
     }
-  }
+  });
 }
 
 template <typename T>
@@ -156,8 +154,7 @@ void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const Gra
   std::fill(sums, sums + M, T(0));
   const int64_t n_blocks = static_cast<int64_t>(blocks.size());
   std::atomic<int64_t> next_block{0};
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
+  parallel_region(threads, [&] {
     DenormalsAreZero daz;
     const int tid = thread_id(), nt = team_size();
     for (int j = 0; j < n_terms; ++j) {
@@ -210,7 +207,7 @@ void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const Gra
         }
       }
     }
-  }
+  });
   for (int64_t m = 0; m < M; ++m) {
     if (bias != nullptr) bias[m] += sums[m];
     if (bias2 != nullptr) bias2[m] += sums[m];

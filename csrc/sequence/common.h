@@ -111,12 +111,11 @@ template <typename Work>
 void run_rounds(int threads, int64_t items, const Rounds& rounds, Work&& work) {
   WorkRounds schedule(threads, items, rounds);
   RegionWatch watch(schedule);
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
+  parallel_region(threads, [&] {
     DenormalsAreZero daz;
     schedule.run(work);
     watch.done();
-  }
+  });
   watch.check();
 }
 
