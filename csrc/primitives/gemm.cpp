@@ -31,6 +31,13 @@ void FinalRows::wait_until(int64_t row) const {
   }
 }
 
+// What threads_for weighs for a product, in multiply-adds: its arithmetic, plus kElementWork for each element of a
+// matrix that it streams through memory once with little arithmetic on it (a weight read by 1-4 rows, a weight
+// gradient read and written around a short sum), which one core alone reads and writes slower than two. Training on
+// two threads instead of one (bench/ab.py): LSTM 1,256,256,1 1.42x, 1,192,192,1 1.32x, 2,160,160,2 1.16x; GRU
+// 1,512,512,2 1.47x; RNN 1,512,512,1 1.60x, 4,512,512,1 1.07x.
+constexpr int64_t kElementWork = 8;
+
 template <typename T>
 void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t as_m, int64_t as_k, const T* B, int64_t ldb,
           bool b_transposed, T* C, int64_t ldc, bool accumulate) {
@@ -41,7 +48,7 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t as_m, int64_t as_
   // and RNN 4,512,512,1, 1.10x for GRU 1,512,512,4, 1.87x for LSTM 1,1024,1024,1 (2 threads, bench/ab.py).
   constexpr int64_t kFewRows = 4;
   if (M <= kFewRows && as_k == 1) {
-    const int threads = threads_for(M * N * K);
+    const int threads = threads_for(M * N * K + kElementWork * N * K);
     parallel_region(threads, [&] {
       DenormalsAreZero daz;
       const int tid = thread_id(), nt = team_size();
@@ -98,7 +105,7 @@ void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const Gra
   std::sort(cuts.begin(), cuts.end());
   cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
   int64_t work = 0;
-  for (int j = 0; j < n_terms; ++j) work += (terms[j].m_end - terms[j].m_begin) * terms[j].N * K;
+  for (int j = 0; j < n_terms; ++j) work += (terms[j].m_end - terms[j].m_begin) * terms[j].N * (K + kElementWork);
   const int threads = ready != nullptr ? 1 : threads_for(work);
   constexpr int64_t kRowQuantum = 48;  // a multiple of every ISA's micro-kernel rows
   const int64_t mc = std::min<int64_t>(o.mc, std::max<int64_t>(kRowQuantum,
