@@ -47,12 +47,30 @@ inline void store_stream(typename V::T* p, typename V::Reg v, int w, bool stream
 
 // ------------------------------------------------------------------------------------------------------------ GEMM
 
+// The layouts of A that the micro-kernel is compiled for, with its strides as constants: any (the strides as given),
+// rows read in place (as_k = 1), and the strips of pack_a_block (as_m = 1, as_k = kMr). Left to the compiler, these
+// specializations came and went with unrelated code in the same file: adding gemm_axpy made GCC stop cloning the
+// micro-kernel for them, and LSTM 4,1024,1024,25 inference ran 0.95-0.96x as fast, LSTM 16,512,512,25 training
+// 0.96-0.98x, RNN 16,1760,1760,50 training 0.965x; compiled for them explicitly, 0.99-1.01x (bench/ab.py).
+enum class ALayout { kAny, kRows, kStrips };
+
+// A's strides for `layout`: the constants it stands for, else as given.
+template <typename V, ALayout kLayout>
+constexpr int64_t a_row_stride(int64_t as_m) {
+  return kLayout == ALayout::kStrips ? 1 : as_m;
+}
+template <typename V, ALayout kLayout>
+constexpr int64_t a_col_stride(int64_t as_k) {
+  return kLayout == ALayout::kRows ? 1 : kLayout == ALayout::kStrips ? Tiling<V>::kMr : as_k;
+}
+
 // acc (MR rows, kNr columns) += A (MR, kSteps) @ panel (kSteps, kNr), A element (r, k) at A[r * as_m + k * as_k]: the
 // micro-kernel's inner loop body for kSteps values of k.
-template <typename V, int MR, int kSteps>
-inline void micro_kernel_steps(typename V::Reg (&acc)[MR][Tiling<V>::kNrVecs], const typename V::T* A, int64_t as_m,
-                               int64_t as_k, const typename V::T* panel) {
+template <typename V, int MR, int kSteps, ALayout kLayout>
+inline void micro_kernel_steps(typename V::Reg (&acc)[MR][Tiling<V>::kNrVecs], const typename V::T* A,
+                               int64_t as_m_given, int64_t as_k_given, const typename V::T* panel) {
   constexpr int L = V::kLanes, NV = Tiling<V>::kNrVecs, NR = Tiling<V>::kNr;
+  const int64_t as_m = a_row_stride<V, kLayout>(as_m_given), as_k = a_col_stride<V, kLayout>(as_k_given);
   for (int k = 0; k < kSteps; ++k) {
     typename V::Reg b[NV];
     for (int v = 0; v < NV; ++v) b[v] = V::load(panel + k * NR + v * L);
@@ -67,11 +85,12 @@ inline void micro_kernel_steps(typename V::Reg (&acc)[MR][Tiling<V>::kNrVecs], c
 // `start` (width values) in every row when not null, else C itself when accumulating, else zero. With
 // `prefetch_panel` (the first strip of a panel, which brings the panel's slice in for the strips after it), each pass
 // asks for the panel's lines kPanelPrefetchSteps values of k ahead.
-template <typename V, int MR>
-inline void micro_kernel(int64_t kc, const typename V::T* A, int64_t as_m, int64_t as_k, const typename V::T* panel,
-                         typename V::T* C, int64_t ldc, int width, bool accumulate, const typename V::T* start,
-                         bool prefetch_panel) {
+template <typename V, int MR, ALayout kLayout>
+inline void micro_kernel(int64_t kc, const typename V::T* A, int64_t as_m_given, int64_t as_k_given,
+                         const typename V::T* panel, typename V::T* C, int64_t ldc, int width, bool accumulate,
+                         const typename V::T* start, bool prefetch_panel) {
   using Reg = typename V::Reg;
+  const int64_t as_m = a_row_stride<V, kLayout>(as_m_given), as_k = a_col_stride<V, kLayout>(as_k_given);
   constexpr int L = V::kLanes, NV = Tiling<V>::kNrVecs, NR = Tiling<V>::kNr;
   Reg acc[MR][NV];
   for (int v = 0; v < NV; ++v) {
@@ -95,9 +114,9 @@ inline void micro_kernel(int64_t kc, const typename V::T* A, int64_t as_m, int64
     if (prefetch_panel)
       for (int b = 0; b < kPassBytes; b += 64)
         __builtin_prefetch(reinterpret_cast<const char*>(panel + (k + kPanelPrefetchSteps) * NR) + b, 0, 3);
-    micro_kernel_steps<V, MR, 4>(acc, A + k * as_k, as_m, as_k, panel + k * NR);
+    micro_kernel_steps<V, MR, 4, kLayout>(acc, A + k * as_k, as_m, as_k, panel + k * NR);
   }
-  for (; k < kc; ++k) micro_kernel_steps<V, MR, 1>(acc, A + k * as_k, as_m, as_k, panel + k * NR);
+  for (; k < kc; ++k) micro_kernel_steps<V, MR, 1, kLayout>(acc, A + k * as_k, as_m, as_k, panel + k * NR);
   for (int r = 0; r < MR; ++r)
     for (int v = 0; v < NV; ++v) {
       const int lanes = width - v * L;
@@ -106,16 +125,16 @@ inline void micro_kernel(int64_t kc, const typename V::T* A, int64_t as_m, int64
     }
 }
 
-template <typename V, int MR>
+template <typename V, int MR, ALayout kLayout>
 inline void micro_kernel_upto(int rows, int64_t kc, const typename V::T* A, int64_t as_m, int64_t as_k,
                               const typename V::T* panel, typename V::T* C, int64_t ldc, int width, bool accumulate,
                               const typename V::T* start, bool prefetch_panel) {
   if constexpr (MR > 1) {
     if (rows < MR)
-      return micro_kernel_upto<V, MR - 1>(rows, kc, A, as_m, as_k, panel, C, ldc, width, accumulate, start,
-                                          prefetch_panel);
+      return micro_kernel_upto<V, MR - 1, kLayout>(rows, kc, A, as_m, as_k, panel, C, ldc, width, accumulate, start,
+                                                   prefetch_panel);
   }
-  micro_kernel<V, MR>(kc, A, as_m, as_k, panel, C, ldc, width, accumulate, start, prefetch_panel);
+  micro_kernel<V, MR, kLayout>(kc, A, as_m, as_k, panel, C, ldc, width, accumulate, start, prefetch_panel);
 }
 
 // Asks for the (rows, kNr) tile of C at C in L1, to be written.
@@ -216,10 +235,10 @@ void pack_b_transposed(const typename V::T* src, int64_t ld, const PackedB<typen
 // (mc, kc) in kMr-row strips: the strip of rows m.. starts at A + (m / kMr) * strip, and its element (r, k) is at
 // r * as_m + k * as_k from there (packed by pack_a_block, or a row-major A read in place). With `start` (a row indexed
 // like C's columns), C's rows start from it instead (micro_kernel).
-template <typename V>
-void gemm_a_block(int64_t mc, int64_t kc, const typename V::T* A, int64_t strip, int64_t as_m, int64_t as_k,
-                  const PackedB<typename V::T>& B, int64_t k0, int64_t g0, int64_t g1, int64_t q0, int64_t q1,
-                  typename V::T* C, int64_t ldc, bool accumulate, const typename V::T* start = nullptr) {
+template <typename V, ALayout kLayout>
+void gemm_a_block_in(int64_t mc, int64_t kc, const typename V::T* A, int64_t strip, int64_t as_m, int64_t as_k,
+                     const PackedB<typename V::T>& B, int64_t k0, int64_t g0, int64_t g1, int64_t q0, int64_t q1,
+                     typename V::T* C, int64_t ldc, bool accumulate, const typename V::T* start) {
   using Tl = Tiling<V>;
   const int64_t ppb = B.panels_per_block();
   for (int64_t g = g0; g < g1; ++g)
@@ -237,10 +256,24 @@ void gemm_a_block(int64_t mc, int64_t kc, const typename V::T* A, int64_t strip,
             prefetch_tile<V>(Cp + (m + Tl::kMr) * ldc, ldc, std::min<int64_t>(Tl::kMr, mc - m - Tl::kMr));
           else if (p + 1 < g * ppb + q1) prefetch_tile<V>(C + B.col(p + 1), ldc, std::min<int64_t>(Tl::kMr, mc));
         }
-        micro_kernel_upto<V, Tl::kMr>(rows, kc, A + m / Tl::kMr * strip, as_m, as_k, panel, Cp + m * ldc, ldc,
-                                      width, accumulate, start == nullptr ? nullptr : start + B.col(p), m == 0);
+        micro_kernel_upto<V, Tl::kMr, kLayout>(rows, kc, A + m / Tl::kMr * strip, as_m, as_k, panel, Cp + m * ldc,
+                                               ldc, width, accumulate, start == nullptr ? nullptr : start + B.col(p),
+                                               m == 0);
       }
     }
+}
+
+template <typename V>
+void gemm_a_block(int64_t mc, int64_t kc, const typename V::T* A, int64_t strip, int64_t as_m, int64_t as_k,
+                  const PackedB<typename V::T>& B, int64_t k0, int64_t g0, int64_t g1, int64_t q0, int64_t q1,
+                  typename V::T* C, int64_t ldc, bool accumulate, const typename V::T* start = nullptr) {
+  if (as_k == 1)
+    gemm_a_block_in<V, ALayout::kRows>(mc, kc, A, strip, as_m, as_k, B, k0, g0, g1, q0, q1, C, ldc, accumulate, start);
+  else if (as_m == 1 && as_k == Tiling<V>::kMr)
+    gemm_a_block_in<V, ALayout::kStrips>(mc, kc, A, strip, as_m, as_k, B, k0, g0, g1, q0, q1, C, ldc, accumulate,
+                                         start);
+  else
+    gemm_a_block_in<V, ALayout::kAny>(mc, kc, A, strip, as_m, as_k, B, k0, g0, g1, q0, q1, C, ldc, accumulate, start);
 }
 
 // gemm_a_block for A_block (mc, kc) packed by pack_a_block: kMr-row strips, each k-major.
