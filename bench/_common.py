@@ -7,6 +7,7 @@ import gc
 import math
 import os
 import platform
+import statistics
 import time
 from typing import NamedTuple
 
@@ -217,6 +218,35 @@ def rounds_for(seconds_per_call, target_seconds, max_rounds=5000):
     # estimate_seconds has already warmed the caches and the runtimes up; one more warm-up round for cheap calls.
     warmup = 1 if seconds_per_call < 0.5 else 0
     return rounds, warmup
+
+
+def block_median(call, calls):
+    """Median seconds of `calls` calls of call()."""
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def alternating_medians(call_a, call_b, blocks, calls):
+    """Two calls timed in alternating blocks of `calls` calls (a first in even blocks, b first in odd ones), after
+    two warm-up blocks of each: a machine whose speed drifts slows both alike. -> (median block time of a, of b,
+    the blocks' ratios a/b)."""
+    for _ in range(2):  # warm up both (workspaces, caches, thread pools)
+        block_median(call_a, calls)
+        block_median(call_b, calls)
+    a_times, b_times, ratios = [], [], []
+    for i in range(blocks):
+        if i % 2 == 0:
+            a, b = block_median(call_a, calls), block_median(call_b, calls)
+        else:
+            b, a = block_median(call_b, calls), block_median(call_a, calls)
+        a_times.append(a)
+        b_times.append(b)
+        ratios.append(a / b)
+    return statistics.median(a_times), statistics.median(b_times), ratios
 
 
 def cpu_snapshot():

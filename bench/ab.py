@@ -24,7 +24,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -70,36 +69,12 @@ def make_call(package, case, threads):
     return C.pylstm_call(C.make_pylstm_layer(case, None, package=package), C.CaseData(case))
 
 
-def block_median(call, calls):
-    times = []
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def compare(call_a, call_b, blocks, calls):
-    for _ in range(2):  # warm up both (workspaces, caches, thread pool)
-        block_median(call_a, calls)
-        block_median(call_b, calls)
-    a_times, b_times, ratios = [], [], []
-    for i in range(blocks):
-        if i % 2 == 0:
-            a, b = block_median(call_a, calls), block_median(call_b, calls)
-        else:
-            b, a = block_median(call_b, calls), block_median(call_a, calls)
-        a_times.append(a)
-        b_times.append(b)
-        ratios.append(a / b)
-    return statistics.median(a_times), statistics.median(b_times), ratios
-
-
 def measure(trees, case, blocks, calls, threads):
     """In this process: the builds of `trees` (first imported first) on one case. -> (median time of each, ratios)."""
     with tempfile.TemporaryDirectory() as workdir:
         first, second = load_builds(trees, workdir)
-        a, b, ratios = compare(make_call(first, case, threads), make_call(second, case, threads), blocks, calls)
+        a, b, ratios = C.alternating_medians(make_call(first, case, threads), make_call(second, case, threads),
+                                            blocks, calls)
     return a, b, ratios
 
 

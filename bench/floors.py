@@ -23,7 +23,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -50,12 +49,7 @@ def run(exe, *args):
 
 def median_ms(fn, calls):
     fn()
-    times = []
-    for _ in range(calls):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times)) * 1e3
+    return C.block_median(fn, calls) * 1e3
 
 
 def gemms_elsewhere(B, I, H, T, calls=100):
@@ -68,6 +62,7 @@ def gemms_elsewhere(B, I, H, T, calls=100):
     w_ih, dpre = rng.standard_normal((G, I), dtype=np.float32), rng.standard_normal((R, G), dtype=np.float32)
     pre, dx = np.empty((R, G), np.float32), np.empty((R, I), np.float32)
     dw_ih, dw_hh = np.empty((G, I), np.float32), np.empty((G, H), np.float32)
+
     def numpy_grads():
         np.matmul(dpre.T, x, out=dw_ih)
         np.matmul(dpre.T, h, out=dw_hh)
@@ -87,18 +82,12 @@ def gemms_elsewhere(B, I, H, T, calls=100):
 def case_times(case, blocks=30, calls=5):
     """Median ms of one call of pylstm and (when installed) torch on a suite case, in alternating blocks of calls."""
     data = C.CaseData(case)
-    fns = {"pylstm": C.pylstm_call(C.make_pylstm_layer(case, data.weights), data)}
-    if C.have_torch():
-        fns["torch"] = C.torch_call(data)
-    times = {name: [] for name in fns}
-    for _ in range(blocks):
-        for name, fn in fns.items():
-            fn()
-            t = time.perf_counter()
-            for _ in range(calls):
-                fn()
-            times[name].append((time.perf_counter() - t) / calls)
-    return {name: float(np.median(v)) * 1e3 for name, v in times.items()}
+    pylstm_call = C.pylstm_call(C.make_pylstm_layer(case, data.weights), data)
+    if not C.have_torch():
+        pylstm_call()
+        return {"pylstm": C.block_median(pylstm_call, blocks * calls) * 1e3}
+    mine, torch, _ = C.alternating_medians(pylstm_call, C.torch_call(data), blocks, calls)
+    return {"pylstm": mine * 1e3, "torch": torch * 1e3}
 
 
 def main():
@@ -142,9 +131,9 @@ def main():
         best_gemms = [max(p, min(a, b)) for p, a, b in zip(peak_gemms, library_gemms, other_gemms)]
         shaped = inf - proj + T * lock / 1e3 + prepare1 + sum(best_gemms)
         print(f"  and with the GEMMs at the best rate the library, NumPy or torch reach at their own shapes (none "
-              f"above the peak): >= {shaped:.3f} ms (input projection {best_gemms[0]:.3f} ms, dx {best_gemms[1]:.3f}, weight and bias "
-              f"gradients {best_gemms[2]:.3f}; the library's own {library_gemms[0]:.3f}, {library_gemms[1]:.3f}, "
-              f"{library_gemms[2]:.3f})")
+              f"above the peak): >= {shaped:.3f} ms (input projection {best_gemms[0]:.3f} ms, dx {best_gemms[1]:.3f}, "
+              f"weight and bias gradients {best_gemms[2]:.3f}; the library's own {library_gemms[0]:.3f}, "
+              f"{library_gemms[1]:.3f}, {library_gemms[2]:.3f})")
         line = f"  this run, the case itself: pylstm {times['pylstm']:.3f} ms"
         if "torch" in times:
             line += f", torch {times['torch']:.3f} ms (2x torch: {times['torch'] / 2:.3f} ms)"
