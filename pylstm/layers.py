@@ -320,6 +320,12 @@ class _Recurrent(_Module):
         peep = None if peep_names is None else tuple(table[n] for n in peep_names)
         return w, (table.get(hr_name), peep)
 
+    def _gradients(self, k, d):
+        """Layer k, direction d's arrays in ``grads`` as the kernels' backward takes them: (the weight and bias
+        gradients by keyword, the extras' gradients)."""
+        gw, gextras = self._weights(self.grads, k, d)
+        return dict(dweight_ih=gw[0], dweight_hh=gw[1], dbias_ih=gw[2], dbias_hh=gw[3]), gextras
+
     def _state_widths(self):
         return (self.output_size, self.hidden_size)[:len(self._kernel.state_names)]
 
@@ -419,10 +425,7 @@ class _Recurrent(_Module):
         dout = self._checked(dout, "dout", out_shape, "the shape of the last forward's out")
         dlast = tuple(None if s is None else s[0] for s in self._state_tuple(dstate, out_shape[1], "dstate"))
         w, extras = self._weights(self.params, 0, 0)
-        gw, gextras = self._weights(self.grads, 0, 0)
-        dx, dstart = self._kernel.backward(rec, w, extras, dout, dlast,
-                                           dict(dweight_ih=gw[0], dweight_hh=gw[1], dbias_ih=gw[2], dbias_hh=gw[3]),
-                                           gextras)
+        dx, dstart = self._kernel.backward(rec, w, extras, dout, dlast, *self._gradients(0, 0))
         return dx, self._state_result(tuple(value[None] for value in dstart))
 
     def backward(self, dout, dstate=None):
@@ -452,10 +455,9 @@ class _Recurrent(_Module):
                 dout_d = drows if D == 1 else np.ascontiguousarray(drows[..., d * P:(d + 1) * P])
                 dlast = tuple(None if s is None else layout.sort_state(s[k * D + d]) for s in dfinal)
                 w, extras = self._weights(self.params, k, d)
-                gw, gextras = self._weights(self.grads, k, d)
-                grads = dict(dweight_ih=gw[0], dweight_hh=gw[1], dbias_ih=gw[2], dbias_hh=gw[3])
                 dx, dstart = self._kernel.backward(saved[k][d], w, extras,
-                                                   dout_d if d == 0 else layout.reverse(dout_d), dlast, grads, gextras)
+                                                   dout_d if d == 0 else layout.reverse(dout_d), dlast,
+                                                   *self._gradients(k, d))
                 dx = dx if d == 0 else layout.reverse(dx)
                 dx_layer = dx if dx_layer is None else dx_layer + dx
                 for part, value in zip(dinitial, dstart):
