@@ -555,6 +555,18 @@ struct AxpyTiling {
   static constexpr int kCols = std::max(1, std::min(8, (kRegs - M - 2) / (M * kSplit + 1)));
 };
 
+// gemm_axpy_block for a last block of `vectors` vectors (1 to kCols), the last of them partial.
+template <typename V, int M, int kCols, int kSplit>
+void gemm_axpy_tail(int vectors, int64_t n, int64_t width, int64_t K, const typename V::T* A, int64_t lda,
+                    const typename V::T* B, int64_t ldb, typename V::T* C, int64_t ldc, bool accumulate,
+                    const typename V::T* start) {
+  if constexpr (kCols > 1) {
+    if (vectors < kCols)
+      return gemm_axpy_tail<V, M, kCols - 1, kSplit>(vectors, n, width, K, A, lda, B, ldb, C, ldc, accumulate, start);
+  }
+  gemm_axpy_block<V, M, kCols, kSplit, true>(n, width, K, A, lda, B, ldb, C, ldc, accumulate, start);
+}
+
 template <typename V, int M>
 void gemm_axpy_rows(int64_t n_begin, int64_t n_end, int64_t K, const typename V::T* A, int64_t lda,
                     const typename V::T* B, int64_t ldb, typename V::T* C, int64_t ldc, bool accumulate,
@@ -568,17 +580,9 @@ void gemm_axpy_rows(int64_t n_begin, int64_t n_end, int64_t K, const typename V:
   };
   // The last, narrower block: as many vectors as it needs, the last of them partial.
   auto tail_block = [&] {
-    if (tail == 0) return;
-    const int64_t n = n_begin + full * kBlock;
-    switch ((tail + L - 1) / L) {
-#define PYLSTM_AXPY_TAIL(v) \
-  case v: if (v <= kCols) gemm_axpy_block<V, M, (v <= kCols ? v : 1), kSplit, true>(n, tail, K, A, lda, B, ldb, C, \
-                                                                                    ldc, accumulate, start); break;
-      PYLSTM_AXPY_TAIL(1) PYLSTM_AXPY_TAIL(2) PYLSTM_AXPY_TAIL(3) PYLSTM_AXPY_TAIL(4)
-      PYLSTM_AXPY_TAIL(5) PYLSTM_AXPY_TAIL(6) PYLSTM_AXPY_TAIL(7) PYLSTM_AXPY_TAIL(8)
-#undef PYLSTM_AXPY_TAIL
-      default: break;
-    }
+    if (tail > 0)
+      gemm_axpy_tail<V, M, kCols, kSplit>(static_cast<int>((tail + L - 1) / L), n_begin + full * kBlock, tail, K, A,
+                                          lda, B, ldb, C, ldc, accumulate, start);
   };
   if (descending) {
     tail_block();
