@@ -230,23 +230,69 @@ def block_median(call, calls):
     return statistics.median(times)
 
 
-def alternating_medians(call_a, call_b, blocks, calls):
-    """Two calls timed in alternating blocks of `calls` calls (a first in even blocks, b first in odd ones), after
-    two warm-up blocks of each: a machine whose speed drifts slows both alike. -> (median block time of a, of b,
-    the blocks' ratios a/b)."""
+def alternating_medians(call_a, call_b, blocks, calls, settle=0.0):
+    """Two calls timed in alternating blocks of `calls` calls (or `(calls of a, calls of b)`; a first in even blocks,
+    b first in odd ones), after two warm-up blocks of each: a machine whose speed drifts slows both alike. After each
+    block, `settle` seconds of sleep (untimed) let that side's idle threads stop spinning before the other side runs.
+    -> (median block time of a, of b, the blocks' ratios a/b)."""
+    calls_a, calls_b = calls if isinstance(calls, tuple) else (calls, calls)
+
+    def block(call, n):
+        t = block_median(call, n)
+        if settle:
+            time.sleep(settle)
+        return t
     for _ in range(2):  # warm up both (workspaces, caches, thread pools)
-        block_median(call_a, calls)
-        block_median(call_b, calls)
+        block(call_a, calls_a)
+        block(call_b, calls_b)
     a_times, b_times, ratios = [], [], []
     for i in range(blocks):
         if i % 2 == 0:
-            a, b = block_median(call_a, calls), block_median(call_b, calls)
+            a, b = block(call_a, calls_a), block(call_b, calls_b)
         else:
-            b, a = block_median(call_b, calls), block_median(call_a, calls)
+            b, a = block(call_b, calls_b), block(call_a, calls_a)
         a_times.append(a)
         b_times.append(b)
         ratios.append(a / b)
     return statistics.median(a_times), statistics.median(b_times), ratios
+
+
+#: Seconds of sleep after each block of a side-by-side measurement. Idle threads spin after a call: OpenBLAS's for
+#: 2^28 cycles (~0.1 s), ONNX Runtime's and OpenMP's for less; on 2 cores they took a core from whatever ran next
+#: (LSTM 1,256,256,150 inference: 3.7 ms right after a block of matmuls or of ONNX Runtime's calls, 1.7-2.2 alone).
+SETTLE_SECONDS = 0.2
+
+
+def side_by_side(call_p, call_q, seconds):
+    """pylstm's call (call_p) and another's (call_q) timed in alternating blocks for about `seconds` in all, at least
+    7 blocks, each followed by SETTLE_SECONDS of sleep. A block of a call under 50 ms is 50 ms of calls and at least
+    3, whose median skips the first call after the other side has had the caches; longer calls run once a block.
+    What the suite reports beside pytest-benchmark's medians, which time each implementation in its own window: on a
+    machine whose speed drifts by up to 2x within minutes those windows can disagree, while alternating blocks see the
+    same machine. -> dict: each side's median block time (p_s, q_s), the median of the blocks' ratios q/p (ratio:
+    above 1, pylstm faster), blocks, calls of each side a block."""
+    def calls_for(t):
+        return 1 if t >= 0.05 else max(3, int(0.05 / t))
+    t_p, t_q = estimate_seconds(call_p, budget=0.05), estimate_seconds(call_q, budget=0.05)
+    calls = (calls_for(t_p), calls_for(t_q))
+    blocks = max(7, min(60, int(seconds / (calls[0] * t_p + calls[1] * t_q + 2 * SETTLE_SECONDS))))
+    p, q, ratios = alternating_medians(call_p, call_q, blocks, calls, SETTLE_SECONDS)
+    return {"p_s": p, "q_s": q, "ratio": statistics.median(1 / r for r in ratios), "blocks": blocks,
+            "calls": list(calls)}
+
+
+_MATMUL = {}
+
+
+def matmul_call(n=MATMUL_N):
+    """NumPy float32 (n, n) @ (n, n) into a kept output: the suite's practical peak. The operands are made once."""
+    if n not in _MATMUL:
+        _MATMUL.clear()
+        rng = np.random.default_rng(0)
+        _MATMUL[n] = (rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32),
+                      np.empty((n, n), dtype=np.float32))
+    a, b, c = _MATMUL[n]
+    return lambda: np.matmul(a, b, out=c)
 
 
 def cpu_snapshot():
@@ -289,6 +335,7 @@ class CaseData:
         self._torch_module = None
         self._oracle = None
         self._weights = None
+        self.calls = {}  # implementation -> its timed call, kept so that later ones can run side by side with pylstm
 
     # -- weights ------------------------------------------------------------------------------------------------------
 

@@ -79,15 +79,16 @@ def gemms_elsewhere(B, I, H, T, calls=100):
     return [min(t) for t in times]
 
 
-def case_times(case, blocks=30, calls=5):
-    """Median ms of one call of pylstm and (when installed) torch on a suite case, in alternating blocks of calls."""
+def case_times(case, seconds=4.0):
+    """Median ms of one call of pylstm and (when installed) torch on a suite case, side by side (alternating blocks
+    of calls, as the suite's report times them: _common.side_by_side)."""
     data = C.CaseData(case)
     pylstm_call = C.pylstm_call(C.make_pylstm_layer(case, data.weights), data)
     if not C.have_torch():
         pylstm_call()
-        return {"pylstm": C.block_median(pylstm_call, blocks * calls) * 1e3}
-    mine, torch, _ = C.alternating_medians(pylstm_call, C.torch_call(data), blocks, calls)
-    return {"pylstm": mine * 1e3, "torch": torch * 1e3}
+        return {"pylstm": C.block_median(pylstm_call, max(3, int(seconds / C.estimate_seconds(pylstm_call)))) * 1e3}
+    side = C.side_by_side(pylstm_call, C.torch_call(data), seconds)
+    return {"pylstm": side["p_s"] * 1e3, "torch": side["q_s"] * 1e3}
 
 
 def main():

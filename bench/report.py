@@ -236,7 +236,8 @@ def render(data, failed, wall_seconds=None, env_matmul=None):
     out.append("")
 
     header = ["case (cell B,I,H,T mode)", "pylstm ms", "torch ms", "ORT ms", "NumPy-ref ms", "vs torch", "vs ORT",
-              "pylstm GFLOP/s", "% peak", "torch GFLOP/s", "torch % peak", "saved B/step/layer"]
+              "vs torch, side by side", "vs ORT, side by side", "pylstm GFLOP/s", "% peak", "% peak, side by side",
+              "torch GFLOP/s", "torch % peak", "saved B/step/layer"]
     rows = []
     noisy = []
     for case in C.SUITE:
@@ -254,19 +255,30 @@ def render(data, failed, wall_seconds=None, env_matmul=None):
         p_gf = flop / p / 1e9 if p else None
         t_gf = flop / t / 1e9 if t else None
         saved = results.get((case.id, "pylstm"), {}).get("extra_info", {}).get("saved_bytes_per_step")
+        side = {impl: results[(case.id, impl)]["extra_info"].get("side_by_side")
+                for impl in ("pylstm", "torch", "onnxruntime") if (case.id, impl) in results}
+
+        def side_ratio(impl):
+            return "—" if not side.get(impl) else f"{side[impl]['ratio']:.2f}x"
+        # pylstm against the matmul: (flop / p) / (matmul flop / q) = flop / matmul flop * (q / p)
+        side_pct = 100 * flop / C.matmul_flops() * side["pylstm"]["ratio"] if side.get("pylstm") else None
         label = case.label
         if busy:
             label += " †"
             noisy.append(f"{case.label}: " + ", ".join(f"{k} {v:.0f}%" for k, v in busy.items()))
         rows.append([label, p_cell, fmt_ms(t), o_cell, fmt_ms(r), fmt_ratio(t, p), fmt_ratio(o, p),
+                     side_ratio("torch"), side_ratio("onnxruntime"),
                      fmt_num(p_gf, 2 if p_gf is not None and p_gf < 10 else 1),
-                     fmt_num(100 * p_gf / peak_gflops if p_gf and peak_gflops else None),
+                     fmt_num(100 * p_gf / peak_gflops if p_gf and peak_gflops else None), fmt_num(side_pct),
                      fmt_num(t_gf, 2 if t_gf is not None and t_gf < 10 else 1),
                      fmt_num(100 * t_gf / peak_gflops if t_gf and peak_gflops else None),
                      "—" if saved is None else f"{saved:,}"])
     out.append(table(rows, header))
     out.append("")
     out.append("Times are medians. vs torch / vs ORT: the other's time divided by pylstm's (above 1 = pylstm faster). "
+               "Side by side: the same ratios (and pylstm's GFLOP/s over the matmul's) from blocks of calls "
+               "alternating with pylstm's in the same seconds, the median of the blocks' ratios, which a machine "
+               "whose speed drifts does not move as it moves the medians timed one after the other. "
                "GFLOP/s counts forward 2·T·B·G·H·(I+H) and training 3x that. — = not run (ORT: inference only; "
                "NumPy reference: small cases only).")
     if noisy:
