@@ -103,3 +103,18 @@ def test_merged_runs_keep_each_case_side_by_side_results(bench):
         b["extra_info"]["others_cpu_pct"] = 40.0
     data, _ = report.merge_runs([(busy, {}), (quiet, {})])
     assert row_cells(report, data)["vs torch, side by side"] == "3.00x"  # the quiet run's
+
+
+def test_merged_runs_take_each_case_from_the_run_whose_machine_was_fastest(bench):
+    C, report = bench
+    # The matmul beside pylstm took 50 ms in one run and 100 ms in the other (the machine at half speed), which no
+    # other process explains: the faster run's case is kept, although its others_cpu_pct is higher.
+    fast = suite_run(C, {"pylstm": {"p_s": 1e-5, "q_s": 0.05, "ratio": 5000.0},
+                         "torch": {"p_s": 1e-5, "q_s": 3e-5, "ratio": 3.0}})
+    slow = suite_run(C, {"pylstm": {"p_s": 2e-5, "q_s": 0.10, "ratio": 5000.0},
+                         "torch": {"p_s": 2e-5, "q_s": 1e-4, "ratio": 5.0}})
+    for b in fast["benchmarks"]:
+        b["extra_info"]["others_cpu_pct"] = 10.0
+    for order in ([(slow, {}), (fast, {})], [(fast, {}), (slow, {})]):
+        data, _ = report.merge_runs(order)
+        assert row_cells(report, data)["vs torch, side by side"] == "3.00x"
