@@ -259,7 +259,8 @@ def alternating_medians(call_a, call_b, blocks, calls, settle=0.0):
 
 #: Seconds of sleep after each block of a side-by-side measurement. Idle threads spin after a call: OpenBLAS's for
 #: 2^28 cycles (~0.1 s), ONNX Runtime's and OpenMP's for less; on 2 cores they took a core from whatever ran next
-#: (LSTM 1,256,256,150 inference: 3.7 ms right after a block of matmuls or of ONNX Runtime's calls, 1.7-2.2 alone).
+#: (LSTM 1,256,256,150 inference: 3.1-3.7 ms right after a block of matmuls or of ONNX Runtime's calls, 1.7-2.5
+#: alone).
 SETTLE_SECONDS = 0.2
 
 
