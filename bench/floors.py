@@ -18,8 +18,9 @@ of every call besides (weights prepared once per call, as parameters may change 
 first leaves out, each timed alone with the library's own routines on two threads. A third figure for LSTM
 1,256,256,150 training counts its GEMMs (input projection, dx, weight gradients) at the best rate that the library,
 NumPy or torch reaches at the GEMMs' own shapes instead of the 2048^3 matmul's, and the same run times pylstm and
-torch on the case itself, so that floor, target and result come from one run. Prints one line per case (more for
-those two): its floor and what the pieces took.
+torch on the case itself, so that floor, target and result come from one run; for LSTM 16,512,512,25 training the
+pieces and the matmul are also timed in pairs, one right after the other (a percentage of a peak measured at another
+moment moves with the machine). Prints one line per case (more for those two): its floor and what the pieces took.
 """
 import os
 import subprocess
@@ -91,6 +92,25 @@ def case_times(case, seconds=4.0):
         return {"pylstm": C.block_median(pylstm_call, max(3, int(seconds / C.estimate_seconds(pylstm_call)))) * 1e3}
     side = C.side_by_side(pylstm_call, C.torch_call(data), seconds)
     return {"pylstm": side["p_s"] * 1e3, "torch": side["q_s"] * 1e3}
+
+
+PAIRS = 5
+
+
+def lstm16_percentages(exe, flops):
+    """LSTM 16,512,512,25 training's floor and design floor as fractions of the matmul peak, the pieces (step
+    products, weight preparation, gate math) and the matmul timed one right after the other."""
+    T, B, H = 25, 16, 512
+    (fw,) = run(exe, "panels", B, 4 * H, H, T)
+    (bw,) = run(exe, "panels", B, H, 4 * H, T)
+    prepare, gates_fw, gates_bw = run(exe, "extras", B, H, T)
+    peak = matmul_gflops(2)
+    if peak is None:
+        sys.exit("bench/floors.py: NumPy's matmul did not run")
+    gemms = (flops - 2 * 2 * T * B * 4 * H * H) / peak[0] / 1e6  # ms at the peak: all but the recurrent products
+    floor = T * (fw + bw) / 1e3 + gemms
+    design = floor + prepare + gates_fw + gates_bw
+    return flops / floor / 1e6 / peak[0], flops / design / 1e6 / peak[0]
 
 
 def main():
@@ -170,6 +190,13 @@ def main():
               f"({flops / design / 1e6 / peak:.1%} of the peak): W_hh packed for the forward and the backward, W_ih "
               f"for dx {prepare16:.2f} ms; gate math forward {gates_fw16:.2f} ms (saved gates written), backward "
               f"{gates_bw16:.2f} ms")
+        # A percentage of the peak compares pieces timed here with a matmul timed at another moment; on a machine
+        # whose speed drifts, time the two in turns and take the percentage of each pair.
+        pairs = [lstm16_percentages(exe, flops) for _ in range(PAIRS)]
+        for name, k in (("floor", 0), ("with the weights prepared and the gate math", 1)):
+            values = sorted(p[k] for p in pairs)
+            print(f"  {name}, the pieces and the matmul timed in turns ({PAIRS} pairs): {values[0]:.1%}-"
+                  f"{values[-1]:.1%} of the peak, median {values[len(values) // 2]:.1%}")
 
 
 if __name__ == "__main__":
