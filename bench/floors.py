@@ -95,21 +95,37 @@ def case_times(case, seconds=4.0):
 
 
 PAIRS = 5
+LSTM16 = C.Case("LSTM", 16, 512, 512, 25, "tr")
 
 
-def lstm16_percentages(exe, flops):
-    """LSTM 16,512,512,25 training's floor and design floor as fractions of the matmul peak, the pieces (step
-    products, weight preparation, gate math) and the matmul timed one right after the other."""
-    T, B, H = 25, 16, 512
+def lstm16_pieces(exe):
+    """LSTM 16,512,512,25 training's measured pieces: forward and backward step products (us a step), the weights'
+    preparation and the forward and backward gate math (ms)."""
+    T, B, H = LSTM16.T, LSTM16.B, LSTM16.H
     (fw,) = run(exe, "panels", B, 4 * H, H, T)
     (bw,) = run(exe, "panels", B, H, 4 * H, T)
-    prepare, gates_fw, gates_bw = run(exe, "extras", B, H, T)
+    return (fw, bw, *run(exe, "extras", B, H, T))
+
+
+def lstm16_floors(pieces, peak):
+    """(ms at the peak of the GEMMs besides the recurrent products, the floor, the floor with the weights prepared
+    and the gate math) of LSTM 16,512,512,25 training, from lstm16_pieces and the matmul's GFLOP/s."""
+    fw, bw, prepare, gates_fw, gates_bw = pieces
+    T, B, H = LSTM16.T, LSTM16.B, LSTM16.H
+    gemms = (C.flops(LSTM16) - 2 * 2 * T * B * 4 * H * H) / peak / 1e6  # all but the two loops' recurrent products
+    floor = T * (fw + bw) / 1e3 + gemms
+    return gemms, floor, floor + prepare + gates_fw + gates_bw
+
+
+def lstm16_percentages(exe):
+    """LSTM 16,512,512,25 training's floor and design floor as fractions of the matmul peak, the pieces and the
+    matmul timed one right after the other."""
+    pieces = lstm16_pieces(exe)
     peak = matmul_gflops(2)
     if peak is None:
         sys.exit("bench/floors.py: NumPy's matmul did not run")
-    gemms = (flops - 2 * 2 * T * B * 4 * H * H) / peak[0] / 1e6  # ms at the peak: all but the recurrent products
-    floor = T * (fw + bw) / 1e3 + gemms
-    design = floor + prepare + gates_fw + gates_bw
+    _, floor, design = lstm16_floors(pieces, peak[0])
+    flops = C.flops(LSTM16)
     return flops / floor / 1e6 / peak[0], flops / design / 1e6 / peak[0]
 
 
@@ -120,10 +136,8 @@ def main():
         (single,) = run(exe, "dots", 2 * 3 * 512, 512, 1, 200)
         (step4,) = run(exe, "dots", 4 * 1024, 1024, 4, 60)
         (gru_step,) = run(exe, "dots", 3 * 1024, 1024, 1, 100)
-        (fw,) = run(exe, "panels", 16, 4 * 512, 512, 25)
-        (bw,) = run(exe, "panels", 16, 512, 4 * 512, 25)
+        lstm16 = lstm16_pieces(exe)
         prepare1, _, _ = run(exe, "extras", 1, 256, 150)
-        prepare16, gates_fw16, gates_bw16 = run(exe, "extras", 16, 512, 25)
         library_gemms = run(exe, "gemms", 1, 256, 256, 150)
         C.set_threads(2)
         other_gemms = gemms_elsewhere(1, 256, 256, 150)
@@ -177,22 +191,21 @@ def main():
         print(f"LSTM 4,1024,1024,25 inference >= {T * step4 / 1e3 + proj:.2f} ms: {T} steps x {step4:.1f} us (each "
               f"core its 8 MB of W_hh against 4 rows) + the input projection at the peak {proj:.2f} ms")
 
-        T, B, H = 25, 16, 512
-        flops = C.flops(C.Case("LSTM", B, H, H, T, "tr"))  # as the suite's "% peak" counts it
-        gemms = ms(flops - 2 * 2 * T * B * 4 * H * H)  # all but the two loops' recurrent products
-        floor = T * (fw + bw) / 1e3 + gemms
+        T = LSTM16.T
+        flops = C.flops(LSTM16)  # as the suite's "% peak" counts it
+        fw, bw, prepare16, gates_fw16, gates_bw16 = lstm16
+        gemms, floor, design = lstm16_floors(lstm16, peak)
         print(f"LSTM 16,512,512,25 training >= {floor:.2f} ms ({flops / floor / 1e6 / peak:.1%} of the peak; 90% "
               f"is {flops / (0.9 * peak) / 1e6:.2f} ms): {T} steps x ({fw:.1f} + {bw:.1f}) us (forward and backward "
               f"step products, 16 rows against each core's 2 MB of W_hh) + the projection, dx and weight "
               f"gradients at the peak {gemms:.2f} ms")
-        design = floor + prepare16 + gates_fw16 + gates_bw16
         print(f"  with the weights prepared once per call and the gate math: >= {design:.2f} ms "
               f"({flops / design / 1e6 / peak:.1%} of the peak): W_hh packed for the forward and the backward, W_ih "
               f"for dx {prepare16:.2f} ms; gate math forward {gates_fw16:.2f} ms (saved gates written), backward "
               f"{gates_bw16:.2f} ms")
         # A percentage of the peak compares pieces timed here with a matmul timed at another moment; on a machine
         # whose speed drifts, time the two in turns and take the percentage of each pair.
-        pairs = [lstm16_percentages(exe, flops) for _ in range(PAIRS)]
+        pairs = [lstm16_percentages(exe) for _ in range(PAIRS)]
         for name, k in (("floor", 0), ("with the weights prepared and the gate math", 1)):
             values = sorted(p[k] for p in pairs)
             print(f"  {name}, the pieces and the matmul timed in turns ({PAIRS} pairs): {values[0]:.1%}-"
