@@ -68,8 +68,13 @@ struct UnitSlice {
 inline int64_t panels_per_gate(int64_t H, int64_t nr) { return (H + nr - 1) / nr; }
 
 // The hidden units cut into a time loop's work items: one for a single thread; one per thread when each thread's
-// share of the weights a step reads (`step_weight_bytes` in all) fits well in its L2 cache; else about four per
-// thread (fine enough to rebalance when a thread falls behind, coarse enough that each item's GEMMs stay efficient).
+// share of the weights a step reads (`step_weight_bytes` in all) fits well in its L2 cache; else up to eight per
+// thread (fine enough to rebalance when a thread falls behind, and with H = 512 still a whole panel of every gate).
+// Eight instead of four (2 threads, bench/ab.py): LSTM 16,512,512,25 inference 1.055-1.058x, training 1.008-1.018x,
+// GRU 16,512,512,25 training 1.017-1.025x, LSTM 4,1024,1024,25 and 64,512,512,100 inference 1.02-1.03x, GRU
+// 1,1024,1024,300 1.01x; GRU 1,512,512,1, GRU 1,512,512,50 (training and inference), RNN 16,1760,1760,50, GRU
+// 32,1760,1760,20 and LSTM 64,512,512,100 training 0.98-1.01x (noise); two per thread ran LSTM 16,512,512,25
+// inference 0.80x as fast.
 // Rebalancing pays where the weights stream from L3 at every step, at the pace of each core's memory traffic: with
 // one item a thread, GRU 1,512,512,1 inference ran 0.68-0.77x as fast, GRU 1,1024,1024,300 0.83x. Where they stay in
 // L2 it does not, and every item costs its share of the round's scheduling (WorkRounds): one item a thread instead
@@ -86,7 +91,7 @@ struct UnitChunks {
 
 inline UnitChunks unit_chunks(int threads, int64_t H, int64_t nr, int64_t step_weight_bytes) {
   constexpr int64_t kCachedBytesPerThread = int64_t(1) << 20;  // half of a 2 MiB L2
-  const int64_t per_thread = step_weight_bytes <= threads * kCachedBytesPerThread ? 1 : 4;
+  const int64_t per_thread = step_weight_bytes <= threads * kCachedBytesPerThread ? 1 : 8;
   const int64_t items = threads <= 1 ? 1 : std::min<int64_t>(panels_per_gate(H, nr), per_thread * threads);
   return {H, nr, std::max<int64_t>(items, 1)};
 }
