@@ -10,7 +10,6 @@ faster (a floor must not count a GEMM slower than the library runs it):
 - batch-1 loops: per step, each core reads its half of W_hh from its L2 with dot products and the two exchange h
   (two threads in lock step, a spin barrier a step);
 - single steps: the weights, read once, half on each core;
-- batch-64 loops: per step, 64 rows against each core's half of W_hh, the cores exchanging each step's rows;
 - batch-1 loops whose weights outgrow the two L2 caches (GRU 1,1024,1024,300): per step, each core reads its half of
   W_hh by dot products, sweeping up and down on alternate steps as the library does;
 - batch-4 and batch-16 loops: per step, each core streams its half of W_hh (from L3 when it outgrows L2).
@@ -142,10 +141,8 @@ def main():
         alone, free, lock = run(exe, "lockstep", 256, 600)
         (single,) = run(exe, "dots", 2 * 3 * 512, 512, 1, 200)
         (lstm_single,) = run(exe, "dots", 2 * 4 * 256, 256, 1, 400)
-        (step64,) = run(exe, "panels", 64, 4 * 512, 512, 100)
-        # The library's own input projections of three cases (gemms takes LSTM shapes: GRU H = 1024's 3H outputs are
+        # The library's own input projections of two cases (gemms takes LSTM shapes: GRU H = 1024's 3H outputs are
         # an LSTM's 4 x 768).
-        projection64 = run(exe, "gemms", 64, 512, 512, 100)[0]
         projection4 = run(exe, "gemms", 4, 1024, 1024, 25)[0]
         projection_gru = run(exe, "gemms", 1, 1024, 768, 300)[0]
         (step4,) = run(exe, "dots", 4 * 1024, 1024, 4, 60)
@@ -209,12 +206,6 @@ def main():
         print(f"LSTM 4,1024,1024,25 inference >= {T * step4 / 1e3 + proj:.2f} ms: {T} steps x {step4:.1f} us (each "
               f"core its 8 MB of W_hh against 4 rows) + the input projection {proj:.2f} ms (the library's own: "
               f"{projection4:.2f} ms)")
-
-        T, H = 100, 512
-        proj = min(ms(2 * T * 64 * 4 * H * H), projection64)
-        print(f"LSTM 64,512,512,100 inference >= {T * step64 / 1e3 + proj:.1f} ms: {T} steps x {step64:.1f} us (64 "
-              f"rows against each core's 2 MB of W_hh, the cores exchanging each step's rows) + the input projection "
-              f"{proj:.1f} ms (the library's own: {projection64:.1f} ms)")
 
         T = LSTM16.T
         flops = C.flops(LSTM16)  # as the suite's "% peak" counts it
