@@ -4,8 +4,9 @@
 
 Each floor adds up the parts of a case that no schedule removes, each measured alone on two threads with the
 library's own kernels (bench/floors/floors.cpp), and the case's GEMMs at NumPy's matmul rate measured in the same run,
-or, for the input projections and LSTM 16,512,512,25's GEMMs, at the library's own rate at their shapes where that was
-faster (a floor must not count a GEMM slower than the library runs it):
+or, for the input projections of GRU 1,1024,1024,300 and LSTM 4,1024,1024,25 and for LSTM 16,512,512,25's GEMMs, at
+the library's own rate at their shapes where that was faster (a floor must not count a GEMM slower than the library
+runs it):
 
 - batch-1 loops: per step, each core reads its half of W_hh from its L2 with dot products and the two exchange h
   (two threads in lock step, a spin barrier a step);
