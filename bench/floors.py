@@ -124,6 +124,11 @@ def lstm16_floors(pieces, peak):
     return gemms, floor, floor + prepare + gates_fw + gates_bw
 
 
+def lstm16_share(ms, peak):
+    """LSTM 16,512,512,25 training done in `ms` milliseconds as a fraction of `peak` GFLOP/s (the suite's count)."""
+    return C.flops(LSTM16) / ms / 1e6 / peak
+
+
 def lstm16_percentages(exe):
     """LSTM 16,512,512,25 training's floor and design floor as fractions of the matmul peak, the pieces and the
     matmul timed one right after the other."""
@@ -132,8 +137,7 @@ def lstm16_percentages(exe):
     if peak is None:
         sys.exit("bench/floors.py: NumPy's matmul did not run")
     _, floor, design = lstm16_floors(pieces, peak[0])
-    flops = C.flops(LSTM16)
-    return flops / floor / 1e6 / peak[0], flops / design / 1e6 / peak[0]
+    return lstm16_share(floor, peak[0]), lstm16_share(design, peak[0])
 
 
 def main():
@@ -209,16 +213,15 @@ def main():
               f"{projection4:.2f} ms)")
 
         T = LSTM16.T
-        flops = C.flops(LSTM16)  # as the suite's "% peak" counts it
-        fw, bw, prepare16, gates_fw16, gates_bw16, _ = lstm16
+        fw, bw, prepare16, gates_fw16, gates_bw16, library16 = lstm16
         gemms, floor, design = lstm16_floors(lstm16, peak)
-        print(f"LSTM 16,512,512,25 training >= {floor:.2f} ms ({flops / floor / 1e6 / peak:.1%} of the peak; 90% "
-              f"is {flops / (0.9 * peak) / 1e6:.2f} ms): {T} steps x ({fw:.1f} + {bw:.1f}) us (forward and backward "
+        print(f"LSTM 16,512,512,25 training >= {floor:.2f} ms ({lstm16_share(floor, peak):.1%} of the peak; 90% "
+              f"is {ms(C.flops(LSTM16)) / 0.9:.2f} ms): {T} steps x ({fw:.1f} + {bw:.1f}) us (forward and backward "
               f"step products, 16 rows against each core's 2 MB of W_hh) + the projection, dx and weight "
-              f"gradients {gemms:.2f} ms (at the peak, or at the library's own rate when faster: {lstm16[-1]:.2f} "
+              f"gradients {gemms:.2f} ms (at the peak, or at the library's own rate when faster: {library16:.2f} "
               f"ms)")
         print(f"  with the weights prepared once per call and the gate math: >= {design:.2f} ms "
-              f"({flops / design / 1e6 / peak:.1%} of the peak): W_hh packed for the forward and the backward, W_ih "
+              f"({lstm16_share(design, peak):.1%} of the peak): W_hh packed for the forward and the backward, W_ih "
               f"for dx {prepare16:.2f} ms; gate math forward {gates_fw16:.2f} ms (saved gates written), backward "
               f"{gates_bw16:.2f} ms")
         # A percentage of the peak compares pieces timed here with a matmul timed at another moment; on a machine
