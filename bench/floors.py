@@ -176,9 +176,8 @@ def main():
         print(f"LSTM 1,256,256,150 training >= {train:.3f} ms: the inference floor + a backward "
               f"loop of the same reading {T * lock / 1e3:.3f} ms + dx and the weight gradients at the peak "
               f"{grads:.3f} ms")
-        print(f"  with the weights prepared once per call: >= {train + prepare1:.3f} ms (W_hh transposed for the "
-              f"backward's dot products and W_ih packed for dx: {prepare1:.3f} ms; the lock-step loops include the "
-              f"gate math)")
+        print(f"  with the weights prepared once per call: >= {train + prepare1:.3f} ms (W_ih packed for dx, "
+              f"{prepare1:.3f} ms; the backward reads W_hh in place; the lock-step loops include the gate math)")
         # Each GEMM at the best rate measured at its shape, and never faster than at the peak (the two measured at
         # different moments of a drifting machine).
         peak_gemms = [proj, ms(2 * T * 4 * H * I), ms(2 * T * 4 * H * (I + H))]

@@ -158,11 +158,18 @@ constexpr int64_t whole_cache_lines(int64_t n) {
 // Training, in place against transposed (2 threads, bench/ab.py): LSTM 1,256,256,1 1.18x, 1,256,256,7 1.14x,
 // 1,1024,1024,1 1.57x, 2,512,512,6 1.13x; GRU 1,512,512,7 1.09x, 4,1024,1024,5 1.11x. Longer loops keep the copy:
 // W's rows a power of two of cache lines apart fall in a fraction of the L2 cache's sets, and narrow columns of them
-// (four work items a thread) read that way ran GRU 1,512,512,50 training 0.76-0.80x as fast. Each work item prepares
-// its own units' part in the packing round.
+// (four work items a thread) read that way ran GRU 1,512,512,50 training 0.76-0.80x as fast. Longer loops whose
+// recurrent weights (`step_weight_bytes` in all, read at every step) fit in two L2 caches read W in place too at batch
+// 1-2: each thread then reads the same wide columns of W at every step, and the copy is only a cost (in place against
+// transposed, 2 threads, bench/ab.py: LSTM 1,256,256,150 training 1.036-1.041x, RNN 1,512,512,200 1.046-1.051x, GRU
+// 1,320,320,100 1.036x, LSTM 2,256,256,100 1.040x, LSTM 1,352,352,100 1.029x, LSTM 1,128,128,300 1.021x; but GRU
+// 1,512,512,50, 3 MB of W_hh, 0.91x, and LSTM 4,256,256,100 0.965x, where dot products over four rows are faster).
+// Decided by the shape, never by the thread count: the two routes sum in different orders.
+// Each work item prepares its own units' part in the packing round.
 template <typename T>
 struct BackwardWeight {
   static constexpr int64_t kMinTransposeSteps = 8;
+  static constexpr int64_t kInPlaceMaxRows = 2, kInPlaceMaxBytes = int64_t(2) << 20;
   const T* w;
   int64_t K, N;
   bool dot;                  // batch 1-4: W's rows read by dot products or gemm_axpy (else packed panels)
@@ -171,9 +178,11 @@ struct BackwardWeight {
   PackedB<T> packed;         // (K, N) panels, the data set through Scratch::need (not dot)
   T* copy = nullptr;         // W^T (N, ld), set through Scratch::need (transposed)
   // Scratch for it only when `used` (a GRU uses some of its weights depending on its variant).
-  BackwardWeight(const T* w_, int64_t K_, int64_t N_, int64_t nr, int64_t batch, int64_t steps, Scratch& scratch,
-                 bool used = true)
-      : w(w_), K(K_), N(N_), dot(batch <= kDotRows), transposed(dot && steps >= kMinTransposeSteps),
+  BackwardWeight(const T* w_, int64_t K_, int64_t N_, int64_t nr, int64_t batch, int64_t steps,
+                 int64_t step_weight_bytes, Scratch& scratch, bool used = true)
+      : w(w_), K(K_), N(N_), dot(batch <= kDotRows),
+        transposed(dot && steps >= kMinTransposeSteps &&
+                   (batch > kInPlaceMaxRows || step_weight_bytes > kInPlaceMaxBytes)),
         ld(whole_cache_lines<T>(K_)), packed(plain_panels<T>(K_, N_, nr)) {
     if (used && transposed) scratch.need(&copy, N * ld);
     if (used && !dot) scratch.need(&packed.data, packed.size());

@@ -104,12 +104,13 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
   // Gradients of the ih and hh pre-activations (r, z, n blocks). They differ only in the n block with reset_after
   // (d(W_hn h + b_hn) = dn_pre * r); without it they are equal, and dW_hn needs r * h_{t-1} instead of h_{t-1}.
   T *dgx = nullptr, *dgh = nullptr, *rh = nullptr, *drh = nullptr, *prev = nullptr;
+  const int64_t weight_bytes = G * H * int64_t(sizeof(T));  // W_hh, read at every step
   Scratch scratch(0);
   scratch.need(&dgx, rows * ldg);
-  const BackwardWeight<T> whh(w_hh, G, H, nr, B, steps, scratch, reset_after);  // reset_after: dh += dgh_t @ W_hh
+  const BackwardWeight<T> whh(w_hh, G, H, nr, B, steps, weight_bytes, scratch, reset_after);  // reset_after: dh += dgh_t @ W_hh
   // reset_before: dh += d[r, z]_t @ W_h[rz], and d(r * h) = dn_t @ W_hn
-  const BackwardWeight<T> whrz(w_hh, 2 * H, H, nr, B, steps, scratch, !reset_after);
-  const BackwardWeight<T> whn(w_hh + 2 * H * H, H, H, nr, B, steps, scratch, !reset_after);
+  const BackwardWeight<T> whrz(w_hh, 2 * H, H, nr, B, steps, weight_bytes, scratch, !reset_after);
+  const BackwardWeight<T> whn(w_hh + 2 * H * H, H, H, nr, B, steps, weight_bytes, scratch, !reset_after);
   if (reset_after) {
     scratch.need(&dgh, rows * ldg);
   } else {
@@ -121,7 +122,6 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
   T* dh = dh0;  // running gradient w.r.t. h_t
   copy_or_zero(dh, dh_n, B * H);
 
-  const int64_t weight_bytes = G * H * int64_t(sizeof(T));  // W_hh, read at every step
   const int threads = loop_threads(steps, B * G * H, weight_bytes, H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr, weight_bytes);
   // (reset_before reads a step's dn back within the step, for d(r * h): its gradients are not streamed)

@@ -100,9 +100,11 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
   const bool projected = extras.w_hr != nullptr;
   PackedB<T> whr = plain_panels<T>(P, H, nr);  // dm_t = dh_t @ W_hr
   T *dpre = nullptr, *dh_total = nullptr, *m = nullptr, *dm = nullptr, *prev = nullptr;
+  const int64_t proj_work = projected ? P * H : 0;
+  const int64_t weight_bytes = (G * P + proj_work) * int64_t(sizeof(T));  // W_hh (and W_hr), read at every step
   Scratch scratch(0);
   scratch.need(&dpre, R * ldp);
-  const BackwardWeight<T> whh(w_hh, G, P, nr, B, steps, scratch);  // dh_{t-1} = dpre_t @ W_hh
+  const BackwardWeight<T> whh(w_hh, G, P, nr, B, steps, weight_bytes, scratch);  // dh_{t-1} = dpre_t @ W_hh
   if (projected) {
     scratch.need(&whr.data, whr.size());
     scratch.need(&dh_total, R * P);  // dout + the recurrent gradient, per row: dW_hr's left factor
@@ -118,8 +120,6 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
   copy_or_zero(dh, dh_n, B * P);
   copy_or_zero(dc, dc_n, B * H);
 
-  const int64_t proj_work = projected ? P * H : 0;
-  const int64_t weight_bytes = (G * P + proj_work) * int64_t(sizeof(T));  // W_hh (and W_hr), read at every step
   const int threads = loop_threads(steps, B * (G * P + 2 * proj_work), weight_bytes, H, nr);
   const bool stream_dpre = stream_gradients(threads, R * ldp * int64_t(sizeof(T)));
   const UnitChunks chunks = unit_chunks(threads, H, nr, weight_bytes);

@@ -60,15 +60,15 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
   const bool relu = act == Nonlinearity::kRelu;
   const int64_t ldp = unaliased_stride<T>(H);  // dpre's row stride
   T *dpre = nullptr, *prev = nullptr;
+  const int64_t weight_bytes = H * H * int64_t(sizeof(T));  // W_hh, read at every step
   Scratch scratch(0);
   scratch.need(&dpre, step_rows.total() * ldp);
-  const BackwardWeight<T> whh(w_hh, H, H, nr, B, steps, scratch);  // dh_{t-1} = dpre_t @ W_hh
+  const BackwardWeight<T> whh(w_hh, H, H, nr, B, steps, weight_bytes, scratch);  // dh_{t-1} = dpre_t @ W_hh
   scratch.need(&prev, previous_states_size(step_rows) * H);
   scratch.allocate();
   T* dh = dh0;
   copy_or_zero(dh, dh_n, B * H);
 
-  const int64_t weight_bytes = H * H * int64_t(sizeof(T));  // W_hh, read at every step
   const int threads = loop_threads(steps, B * H * H, weight_bytes, H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr, weight_bytes);
   const int64_t R = step_rows.total();
