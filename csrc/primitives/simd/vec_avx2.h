@@ -18,6 +18,7 @@ struct Vec<float> {
   using Mask = __m256;
   static constexpr int kLanes = 8;
   static constexpr bool kExactMath = false;
+  static constexpr bool kHasScalef = false;
   static Reg load(const T* p) { return _mm256_loadu_ps(p); }
   static void store(T* p, Reg v) { _mm256_storeu_ps(p, v); }
   static __m256i first(int n) {
@@ -81,6 +82,7 @@ struct Vec<double> {
   using Mask = __m256d;
   static constexpr int kLanes = 4;
   static constexpr bool kExactMath = false;
+  static constexpr bool kHasScalef = false;
   static Reg load(const T* p) { return _mm256_loadu_pd(p); }
   static void store(T* p, Reg v) { _mm256_storeu_pd(p, v); }
   static __m256i first(int n) {

@@ -29,6 +29,7 @@ struct Vec<float> {
   using Mask = __mmask16;
   static constexpr int kLanes = 16;
   static constexpr bool kExactMath = false;
+  static constexpr bool kHasScalef = true;
   static Reg load(const T* p) { return _mm512_loadu_ps(p); }
   static void store(T* p, Reg v) { _mm512_storeu_ps(p, v); }
   static Mask first(int n) { return static_cast<Mask>((1u << n) - 1u); }
@@ -59,6 +60,8 @@ struct Vec<float> {
     const Reg shifted = _mm512_add_ps(n, _mm512_set1_ps(12582912.0f + 127.0f));  // 1.5 * 2^23 + bias
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(shifted), 23));
   }
+  // a * 2^n for integral n of any size, in one instruction (exp's last step; pow2 needs n within the exponent range).
+  static Reg scalef(Reg a, Reg n) { return _mm512_scalef_ps(a, n); }
   static T reduce_add(Reg a) { return _mm512_reduce_add_ps(a); }
   // The 16 x 16 block r[0..15] (register j: row j) transposed in place: unpacks pair the rows' elements, shuffles
   // make groups of four, then 128-bit lane shuffles put each column together.
@@ -91,6 +94,7 @@ struct Vec<double> {
   using Mask = __mmask8;
   static constexpr int kLanes = 8;
   static constexpr bool kExactMath = false;
+  static constexpr bool kHasScalef = true;
   static Reg load(const T* p) { return _mm512_loadu_pd(p); }
   static void store(T* p, Reg v) { _mm512_storeu_pd(p, v); }
   static Mask first(int n) { return static_cast<Mask>((1u << n) - 1u); }
@@ -121,6 +125,8 @@ struct Vec<double> {
     const Reg shifted = _mm512_add_pd(n, _mm512_set1_pd(6755399441055744.0 + 1023.0));  // 1.5 * 2^52 + bias
     return _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_castpd_si512(shifted), 52));
   }
+  // a * 2^n for integral n of any size, in one instruction (exp's last step; pow2 needs n within the exponent range).
+  static Reg scalef(Reg a, Reg n) { return _mm512_scalef_pd(a, n); }
   static T reduce_add(Reg a) { return _mm512_reduce_add_pd(a); }
   // The 8 x 8 block r[0..7] transposed in place (as for floats, with pairs instead of groups of four).
   static void transpose(Reg (&r)[kLanes]) {

@@ -13,6 +13,7 @@ struct Vec {
   using Mask = bool;
   static constexpr int kLanes = 1;
   static constexpr bool kExactMath = true;
+  static constexpr bool kHasScalef = false;
   static Reg load(const T* p) { return *p; }
   static void store(T* p, Reg v) { *p = v; }
   static Reg load_partial(const T* p, int n) { return n > 0 ? *p : T(0); }
