@@ -17,9 +17,9 @@
 //                                  library does it, each thread on its half: preparing the weights once per call
 //                                  (B > 4: W_hh packed transposed for the forward, W_hh and W_ih packed as they are
 //                                  for the backward's products; B <= 4: W_ih packed for dx, and W_hh transposed for
-//                                  the backward's dot products unless B <= 2 and W_hh fits in two L2 caches, 2 MiB),
-//                                  then the gate math of the T steps forward (saved gates written) and backward.
-//                                  Prints ms for the three (medians).
+//                                  the backward's dot products where the library transposes it, BackwardWeight::
+//                                  transposes), then the gate math of the T steps forward (saved gates written) and
+//                                  backward. Prints ms for the three (medians).
 //   floors gemms B I H T           the GEMMs of an LSTM training call (batch B, input I, H units, T steps) with the
 //                                  library's own gemm and weight_gradients, each alone on the library's threads: the
 //                                  input projection (T*B x I against W_ih^T), dx (T*B x 4H against W_ih) and the weight
@@ -41,6 +41,7 @@
 #include "primitives/gemm.h"
 #include "primitives/ops.h"
 #include "primitives/packed.h"
+#include "sequence/common.h"
 
 using namespace pylstm;
 
@@ -228,10 +229,10 @@ void extras(int64_t B, int64_t H, int64_t T, double* prepare_ms, double* forward
         o.pack_b_transposed(w_hh, H, forward, f0, f1);
         const auto [b0, b1] = half(backward.panels());
         pack_b(w_hh, H, backward, b0, b1);
-      } else if (B > 2 || G * H * int64_t(sizeof(float)) > (int64_t(2) << 20)) {
+      } else if (BackwardWeight<float>::transposes(B, T, G * H * int64_t(sizeof(float)))) {
         const auto [j0, j1] = half(H);
         o.transpose(G, j1 - j0, w_hh + j0, H, transposed + j0 * G, G);
-      }  // (batch 1-2 with W_hh in the L2 caches: read in place, nothing to prepare)
+      }  // (else W_hh is read in place: nothing to prepare)
       const auto [d0, d1] = half(dx.panels());
       pack_b(w_ih, H, dx, d0, d1);
       barrier.wait(step++, 2);

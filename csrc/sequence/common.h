@@ -170,6 +170,11 @@ template <typename T>
 struct BackwardWeight {
   static constexpr int64_t kMinTransposeSteps = 8;
   static constexpr int64_t kInPlaceMaxRows = 2, kInPlaceMaxBytes = int64_t(2) << 20;
+  // Whether a backward loop of `steps` steps at `batch` rows reads W^T from a copy (above).
+  static bool transposes(int64_t batch, int64_t steps, int64_t step_weight_bytes) {
+    return batch <= kDotRows && steps >= kMinTransposeSteps &&
+           (batch > kInPlaceMaxRows || step_weight_bytes > kInPlaceMaxBytes);
+  }
   const T* w;
   int64_t K, N;
   bool dot;                  // batch 1-4: W's rows read by dot products or gemm_axpy (else packed panels)
@@ -180,9 +185,7 @@ struct BackwardWeight {
   // Scratch for it only when `used` (a GRU uses some of its weights depending on its variant).
   BackwardWeight(const T* w_, int64_t K_, int64_t N_, int64_t nr, int64_t batch, int64_t steps,
                  int64_t step_weight_bytes, Scratch& scratch, bool used = true)
-      : w(w_), K(K_), N(N_), dot(batch <= kDotRows),
-        transposed(dot && steps >= kMinTransposeSteps &&
-                   (batch > kInPlaceMaxRows || step_weight_bytes > kInPlaceMaxBytes)),
+      : w(w_), K(K_), N(N_), dot(batch <= kDotRows), transposed(transposes(batch, steps, step_weight_bytes)),
         ld(whole_cache_lines<T>(K_)), packed(plain_panels<T>(K_, N_, nr)) {
     if (used && transposed) scratch.need(&copy, N * ld);
     if (used && !dot) scratch.need(&packed.data, packed.size());

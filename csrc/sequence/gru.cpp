@@ -107,7 +107,8 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
   const int64_t weight_bytes = G * H * int64_t(sizeof(T));  // W_hh, read at every step
   Scratch scratch(0);
   scratch.need(&dgx, rows * ldg);
-  const BackwardWeight<T> whh(w_hh, G, H, nr, B, steps, weight_bytes, scratch, reset_after);  // reset_after: dh += dgh_t @ W_hh
+  // reset_after: dh += dgh_t @ W_hh
+  const BackwardWeight<T> whh(w_hh, G, H, nr, B, steps, weight_bytes, scratch, reset_after);
   // reset_before: dh += d[r, z]_t @ W_h[rz], and d(r * h) = dn_t @ W_hn
   const BackwardWeight<T> whrz(w_hh, 2 * H, H, nr, B, steps, weight_bytes, scratch, !reset_after);
   const BackwardWeight<T> whn(w_hh + 2 * H * H, H, H, nr, B, steps, weight_bytes, scratch, !reset_after);
