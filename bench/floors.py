@@ -23,7 +23,10 @@ first leaves out, each timed alone with the library's own routines on two thread
 NumPy or torch reaches at the GEMMs' own shapes instead of the 2048^3 matmul's, and the same run times pylstm and
 torch on the case itself, so that floor, target and result come from one run; for LSTM 16,512,512,25 training the
 pieces and the matmul are also timed in pairs, one right after the other (a percentage of a peak measured at another
-moment moves with the machine). Prints one line per case (more for those two): its floor and what the pieces took.
+moment moves with the machine). LSTM 64,512,512,100 inference, a case of GEMMs, gets the roofline floor: its
+arithmetic at the cores' FMA peak (floors.cpp `fma`, two threads of register-only FMAs), beside pylstm's and ONNX
+Runtime's times on the case in the same run. Prints one line per case (more for those two): its floor and what the
+pieces took.
 """
 import os
 import subprocess
@@ -97,8 +100,24 @@ def case_times(case, seconds=4.0):
     return {"pylstm": side["p_s"] * 1e3, "torch": side["q_s"] * 1e3}
 
 
+def ort_case_times(case, seconds=6.0):
+    """(pylstm ms, ONNX Runtime ms) of one call on an inference case, side by side as the suite times them
+    (_common.side_by_side); None without onnx and onnxruntime."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return None
+    data = C.CaseData(case)
+    pylstm_call = C.pylstm_call(C.make_pylstm_layer(case, data.weights), data)
+    session = C.ort_session(C.onnx_model(case.cell, data.weights, case.I, case.H), 2)
+    side = C.side_by_side(pylstm_call, lambda: session.run(None, {"X": data.x}), seconds)
+    return side["p_s"] * 1e3, side["q_s"] * 1e3
+
+
 PAIRS = 5
 LSTM16 = C.Case("LSTM", 16, 512, 512, 25, "tr")
+LSTM64 = C.Case("LSTM", 64, 512, 512, 100, "inf")
 
 
 def lstm16_pieces(exe):
@@ -230,6 +249,22 @@ def main():
             values = sorted(p[k] for p in pairs)
             print(f"  {name}, the pieces and the matmul timed in turns ({PAIRS} pairs): {values[0]:.1%}-"
                   f"{values[-1]:.1%} of the peak, median {values[len(values) // 2]:.1%}")
+
+        # The roofline: no schedule runs a product faster than the cores' FMA units (the higher of two measurements
+        # around the case's timing, so the lower floor).
+        fma_before = run(exe, "fma")[0]
+        times64 = ort_case_times(LSTM64)
+        fma = max(fma_before, run(exe, "fma")[0])
+        flops64 = C.flops(LSTM64)
+        line = (f"LSTM 64,512,512,100 inference >= {flops64 / fma / 1e6:.1f} ms: its {flops64 / 1e9:.1f} GFLOP at the "
+                f"cores' FMA peak ({fma:.0f} GFLOP/s, two threads of register-only FMAs)")
+        if times64 is not None:
+            share = lambda t_ms: flops64 / t_ms / 1e6 / fma  # noqa: E731
+            p64, q64 = times64
+            line += (f"; this run, side by side: pylstm {p64:.1f} ms ({share(p64):.0%} of the FMA peak), ORT {q64:.1f} "
+                     f"ms ({share(q64):.0%}); 1.3x ORT would be {q64 / 1.3:.1f} ms, {share(q64 / 1.3):.0%} of the FMA "
+                     f"peak")
+        print(line)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,9 @@ def floors(tmp_path_factory):
     (("dots", 96, 72, 3, 6), 1),            # odd sizes: the dot kernel's row and k tails
     (("panels", 16, 96, 40, 3), 1),         # a panel of 48 columns: one whole, one partial
     (("extras", 16, 40, 3), 3),             # packing (B > 4) and gate math; H = 40: partial panels and registers
-    (("extras", 1, 40, 3), 3),              # the batch-1 preparation (a transpose)
+    (("extras", 1, 40, 3), 3),              # the batch-1 preparation (W_ih packed; W_hh read in place)
+    (("extras", 4, 40, 10), 3),             # batch 4, 10 steps: W_hh transposed for the backward's dot products
+    (("fma",), 1),                          # the cores' FMA peak
     (("gemms", 1, 24, 40, 3), 3),           # projection, dx (3 rows: read in place) and the weight gradients
     (("gemms", 4, 24, 40, 5), 3),           # 20 rows: packed
 ])
@@ -58,3 +60,12 @@ def test_gemms_elsewhere_and_case_times_give_positive_times(floors):
     case = module.C.Case("LSTM", 1, 24, 40, 3, "tr")
     measured = module.case_times(case, seconds=0.2)
     assert "pylstm" in measured and all(math.isfinite(v) and v > 0 for v in measured.values()), measured
+
+
+def test_ort_case_times_give_positive_times(floors):
+    """The roofline line's case times: pylstm and ONNX Runtime side by side on an inference case."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    module, _ = floors
+    times = module.ort_case_times(module.C.Case("LSTM", 2, 24, 40, 3, "inf"), seconds=0.2)
+    assert len(times) == 2 and all(math.isfinite(v) and v > 0 for v in times), times
