@@ -255,6 +255,8 @@ def main():
         fma_before = run(exe, "fma")[0]
         times64 = ort_case_times(LSTM64)
         fma = max(fma_before, run(exe, "fma")[0])
+        if fma <= 0:
+            return  # no vector FMAs on this CPU
         flops64 = C.flops(LSTM64)
         line = (f"LSTM 64,512,512,100 inference >= {flops64 / fma / 1e6:.1f} ms: its {flops64 / 1e9:.1f} GFLOP at the "
                 f"cores' FMA peak ({fma:.0f} GFLOP/s, two threads of register-only FMAs)")
