@@ -310,42 +310,40 @@ void gemms(int64_t B, int64_t I, int64_t H, int64_t T, double* projection_ms, do
   *grads_ms = median(grads);
 }
 
-// GFLOP/s of one thread's run of kChains independent FMA chains (float32) of `iters` steps each, in registers.
+// One thread's kChains independent FMA chains (float32) of `iters` steps each, in registers, per ISA; returns their
+// sum, so that the chains' results are used. Timed by fma_gflops.
 template <int kChains>
-__attribute__((target("avx512f"))) double fma_avx512(int64_t iters) {
+__attribute__((target("avx512f"))) float fma_chains_avx512(int64_t iters) {
   __m512 acc[kChains];
   for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_ps(1e-3f * static_cast<float>(i));
   const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(1e-4f);
-  const double t0 = now();
   for (int64_t n = 0; n < iters; ++n) {
 #pragma GCC unroll 32
     for (int i = 0; i < kChains; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);  // unrolled: acc stays in registers
   }
-  const double t = now() - t0;
-  __m512 sum = acc[0];
-  for (int i = 1; i < kChains; ++i) sum = _mm512_add_ps(sum, acc[i]);
-  volatile float keep = _mm512_reduce_add_ps(sum);  // the chains' results are used
-  (void)keep;
-  return 2.0 * 16 * kChains * static_cast<double>(iters) / t / 1e9;
+  for (int i = 1; i < kChains; ++i) acc[0] = _mm512_add_ps(acc[0], acc[i]);
+  return _mm512_reduce_add_ps(acc[0]);
 }
 template <int kChains>
-__attribute__((target("avx2,fma"))) double fma_avx2(int64_t iters) {
+__attribute__((target("avx2,fma"))) float fma_chains_avx2(int64_t iters) {
   __m256 acc[kChains];
   for (int i = 0; i < kChains; ++i) acc[i] = _mm256_set1_ps(1e-3f * static_cast<float>(i));
   const __m256 a = _mm256_set1_ps(0.999f), b = _mm256_set1_ps(1e-4f);
-  const double t0 = now();
   for (int64_t n = 0; n < iters; ++n) {
 #pragma GCC unroll 32
     for (int i = 0; i < kChains; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
   }
-  const double t = now() - t0;
-  __m256 sum = acc[0];
-  for (int i = 1; i < kChains; ++i) sum = _mm256_add_ps(sum, acc[i]);
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, sum);
-  volatile float keep = lanes[0];
+  for (int i = 1; i < kChains; ++i) acc[0] = _mm256_add_ps(acc[0], acc[i]);
+  return _mm_cvtss_f32(_mm256_castps256_ps128(acc[0]));
+}
+
+// GFLOP/s of one thread running chains(iters), which does `lanes` multiply-adds per step.
+template <typename Chains>
+double fma_gflops(Chains chains, int lanes, int64_t iters) {
+  const double t0 = now();
+  volatile float keep = chains(iters);
   (void)keep;
-  return 2.0 * 8 * kChains * static_cast<double>(iters) / t / 1e9;
+  return 2.0 * lanes * static_cast<double>(iters) / (now() - t0) / 1e9;
 }
 
 // Two threads' FMA rates added up, the median of 7 runs of ~0.1 s.
@@ -356,7 +354,8 @@ double fma_peak() {
   for (int run = 0; run < 7; ++run) {
     double total = 0;
 #pragma omp parallel num_threads(2) reduction(+ : total)
-    total += avx512 ? fma_avx512<24>(int64_t(1) << 21) : fma_avx2<12>(int64_t(1) << 22);
+    total += avx512 ? fma_gflops(fma_chains_avx512<24>, 16 * 24, int64_t(1) << 21)
+                    : fma_gflops(fma_chains_avx2<12>, 8 * 12, int64_t(1) << 22);
     rates.push_back(total);
   }
   return median(rates);
