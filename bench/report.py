@@ -248,7 +248,7 @@ def render(data, failed, wall_seconds=None, env_matmul=None):
 
     header = ["case (cell B,I,H,T mode)", "pylstm ms", "torch ms", "ORT ms", "NumPy-ref ms", "vs torch", "vs ORT",
               "vs torch, side by side", "vs ORT, side by side", "pylstm GFLOP/s", "% peak", "% peak, side by side",
-              "torch GFLOP/s", "torch % peak", "saved B/step/layer"]
+              "torch GFLOP/s", "torch % peak", "ORT % peak, side by side", "saved B/step/layer"]
     rows = []
     noisy = []
     for case in C.SUITE:
@@ -273,6 +273,8 @@ def render(data, failed, wall_seconds=None, env_matmul=None):
             return "—" if not side.get(impl) else f"{side[impl]['ratio']:.2f}x"
         # pylstm against the matmul: (flop / p) / (matmul flop / q) = flop / matmul flop * (q / p)
         side_pct = 100 * flop / C.matmul_flops() * side["pylstm"]["ratio"] if side.get("pylstm") else None
+        # ONNX Runtime against the matmul, through pylstm (two side-by-side timings): pylstm's share over ORT's ratio.
+        ort_side_pct = side_pct / side["onnxruntime"]["ratio"] if side_pct and side.get("onnxruntime") else None
         label = case.label
         if busy:
             label += " †"
@@ -282,7 +284,7 @@ def render(data, failed, wall_seconds=None, env_matmul=None):
                      fmt_num(p_gf, 2 if p_gf is not None and p_gf < 10 else 1),
                      fmt_num(100 * p_gf / peak_gflops if p_gf and peak_gflops else None), fmt_num(side_pct),
                      fmt_num(t_gf, 2 if t_gf is not None and t_gf < 10 else 1),
-                     fmt_num(100 * t_gf / peak_gflops if t_gf and peak_gflops else None),
+                     fmt_num(100 * t_gf / peak_gflops if t_gf and peak_gflops else None), fmt_num(ort_side_pct),
                      "—" if saved is None else f"{saved:,}"])
     out.append(table(rows, header))
     out.append("")
@@ -290,6 +292,8 @@ def render(data, failed, wall_seconds=None, env_matmul=None):
                "Side by side: the same ratios (and pylstm's GFLOP/s over the matmul's) from blocks of calls "
                "alternating with pylstm's in the same seconds, the median of the blocks' ratios, which a machine "
                "whose speed drifts does not move as it moves the medians timed one after the other. "
+               "ORT % peak, side by side: ONNX Runtime's share of the matmul's rate, pylstm's side-by-side share over the "
+               "side-by-side ratio vs ORT (1.3x ORT takes 1.3 times that share). "
                "GFLOP/s counts forward 2·T·B·G·H·(I+H) and training 3x that. — = not run (ORT: inference only; "
                "NumPy reference: small cases only).")
     if noisy:

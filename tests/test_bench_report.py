@@ -84,6 +84,7 @@ def test_report_shows_the_side_by_side_ratios(bench):
     assert cells["vs torch, side by side"] == "12.50x"
     assert cells["vs ORT, side by side"] == "1.50x"
     assert cells["% peak, side by side"] == "25.0"
+    assert cells["ORT % peak, side by side"] == "16.7"  # ORT 1.5x slower than pylstm, at 25% of the peak
     assert cells["vs torch"] == "20.00x"  # pytest-benchmark's medians, as before: 4e-4 / 2e-5
     assert cells["vs ORT"] == "1.50x"
 
@@ -92,6 +93,7 @@ def test_report_without_side_by_side_results(bench):
     C, report = bench
     cells = row_cells(report, suite_run(C, {}))  # a run saved before side-by-side timing existed
     assert cells["vs torch, side by side"] == cells["vs ORT, side by side"] == cells["% peak, side by side"] == "—"
+    assert cells["ORT % peak, side by side"] == "—"
     assert cells["vs torch"] == "20.00x"
 
 
