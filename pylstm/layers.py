@@ -152,6 +152,8 @@ class _Module:
         if isinstance(value, np.ndarray):
             if value.dtype != self.dtype:
                 raise TypeError(f"{name}: expected dtype {self.dtype.name} (the module's dtype), got {value.dtype}")
+            if value.flags.c_contiguous:
+                return value
             return np.asarray(value, order="C")  # not ascontiguousarray: it would report a 0-d x as shape (1,)
         try:
             return np.asarray(value, dtype=self.dtype, order="C")
@@ -264,6 +266,7 @@ class _Recurrent(_Module):
         self.training = True
         self._saved = None
         self._names = {}
+        self._zero_state_cache = None
         self._single = self.num_layers == 1 and not self.bidirectional
         self._config = dict(input_size=self.input_size, hidden_size=self.hidden_size, num_layers=self.num_layers,
                             bias=self.bias, batch_first=self.batch_first, dropout=self.dropout,
@@ -315,10 +318,10 @@ class _Recurrent(_Module):
             names = self._names[(k, d)] = (
                 (f"weight_ih{s}", f"weight_hh{s}", f"bias_ih{s}", f"bias_hh{s}"), f"weight_hr{s}",
                 tuple(f"peephole_{g}{s}" for g in "ifo") if self.peepholes else None)
-        w_names, hr_name, peep_names = names
-        w = tuple(table.get(n) for n in w_names)
-        peep = None if peep_names is None else tuple(table[n] for n in peep_names)
-        return w, (table.get(hr_name), peep)
+        (ih, hh, b_ih, b_hh), hr_name, peep_names = names
+        get = table.get
+        peep = None if peep_names is None else (table[peep_names[0]], table[peep_names[1]], table[peep_names[2]])
+        return (get(ih), get(hh), get(b_ih), get(b_hh)), (get(hr_name), peep)
 
     def _gradients(self, k, d):
         """Layer k, direction d's arrays in ``grads`` as the kernels' backward takes them: (the weight and bias
@@ -404,19 +407,21 @@ class _Recurrent(_Module):
         """__call__ for one layer, one direction and whole (T, B, .) sequences, the streaming hot path: the kernel's
         arrays are returned as they are, with no layout work. Kept short on purpose: the kernel has just streamed the
         weights through the caches, so every Python step here costs several times what it does in a warm loop."""
-        steps, batch = x.shape[:2]
+        batch = x.shape[1]
         if state is None:
-            start = tuple(self._zeros(batch, w) for w in self._state_widths())
+            start = self._zero_states(batch)
         else:
-            start = tuple(self._zeros(batch, w) if s is None else s[0]
-                          for s, w in zip(self._state_tuple(state, batch, "state"), self._state_widths()))
+            zeros = self._zero_states(batch)
+            start = tuple(z if s is None else s[0] for s, z in zip(self._state_tuple(state, batch, "state"), zeros))
         w, extras = self._weights(self.params, 0, 0)
         out, final, rec = self._kernel.forward(x, start, w, extras, None, self.training)
         self._saved = None
         if self.training:
             self._saved = (None, [[rec]], [], out.shape)  # no layout: backward takes _backward_single
             out.flags.writeable = False
-        return out, self._state_result(tuple(value[None] for value in final))
+        if len(final) == 2:
+            return out, (final[0][None], final[1][None])
+        return out, final[0][None]
 
     def _backward_single(self, rec, out_shape, dout, dstate):
         """backward after _forward_single (one layer, one direction, whole sequences): the kernel's arrays as they are,
@@ -475,6 +480,17 @@ class _Recurrent(_Module):
 
     def _zeros(self, batch, width):
         return np.zeros((batch, width), dtype=self.dtype)
+
+    def _zero_states(self, batch):
+        """The zero initial state (one read-only (batch, width) array per state part), kept for the next call of the
+        same batch size: the kernels only read it, and two np.zeros a call were a tenth of a batch-1 single step."""
+        zeros = self._zero_state_cache
+        if zeros is None or zeros[0].shape[0] != batch:
+            zeros = tuple(self._zeros(batch, w) for w in self._state_widths())
+            for z in zeros:
+                z.flags.writeable = False
+            self._zero_state_cache = zeros
+        return zeros
 
     def _dropout_mask(self, shape):
         """Inverted dropout: each element kept with probability 1-p and scaled by 1/(1-p) (all zero when p = 1)."""

@@ -496,6 +496,32 @@ def test_initial_state_is_not_modified(kind):
         np.testing.assert_array_equal(s, c)
 
 
+@kinds
+@dtypes
+def test_missing_state_is_zeros_across_calls_and_batch_sizes(kind, dtype):
+    """A missing state (None, or a None part) is zeros in every call, whatever the calls before it did (the layer
+    keeps its zero state between calls of one batch size): the same results as explicit zeros, after training
+    calls, other batch sizes and a partial state; the final states returned stay the caller's, writeable."""
+    layer = kind.make(3, 4, seed=23, dtype=dtype)
+    rng = np.random.default_rng(6)
+    for batch, mode in ((2, True), (2, False), (3, True), (2, True), (1, False), (2, False)):
+        layer.train(mode)
+        x = random_input(layer, 3, batch, rng)
+        zeros = tuple(np.zeros_like(s) for s in as_tuple(random_state(layer, batch, rng)))
+        out, final = layer(x)
+        want_out, want_final = layer(x, zeros if kind.is_lstm else zeros[0])
+        np.testing.assert_array_equal(out, want_out)
+        for got, want in zip(as_tuple(final), as_tuple(want_final)):
+            np.testing.assert_array_equal(got, want)
+            assert got.flags.writeable
+        if mode:
+            layer.backward(np.ones_like(out))
+        if kind.is_lstm:  # only c given (h zeros), then only h: each missing part is zeros
+            c = rng.standard_normal(zeros[1].shape).astype(dtype)
+            np.testing.assert_array_equal(layer(x, (None, c))[0], layer(x, (zeros[0], c))[0])
+            np.testing.assert_array_equal(layer(x, (c, None))[0], layer(x, (c, zeros[1]))[0])
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # 5. Training and eval mode.
 
