@@ -152,8 +152,8 @@ class _Module:
         if isinstance(value, np.ndarray):
             if value.dtype != self.dtype:
                 raise TypeError(f"{name}: expected dtype {self.dtype.name} (the module's dtype), got {value.dtype}")
-            if value.flags.c_contiguous:
-                return value
+            if type(value) is np.ndarray and value.flags.c_contiguous:
+                return value  # as np.asarray would return it, without the call (a subclass still goes through it)
             return np.asarray(value, order="C")  # not ascontiguousarray: it would report a 0-d x as shape (1,)
         try:
             return np.asarray(value, dtype=self.dtype, order="C")
