@@ -372,8 +372,7 @@ class _Recurrent(_Module):
         training = self.training
         D, L = self.num_directions, self.num_layers
         widths = self._state_widths()
-        # A missing state is zeros: one array per width serves every layer and direction (kernels only read it).
-        zeros = [None if s is not None else self._zeros(batch, w) for s, w in zip(initial, widths)]
+        zeros = self._zero_states(batch)  # for a missing state: serves every layer and direction
         finals = tuple(np.empty((D * L, batch, w), self.dtype) for w in widths)
         saved, masks = [], []
         rows = layout.gather(x, self.batch_first)
@@ -419,9 +418,7 @@ class _Recurrent(_Module):
         if self.training:
             self._saved = (None, [[rec]], [], out.shape)  # no layout: backward takes _backward_single
             out.flags.writeable = False
-        if len(final) == 2:
-            return out, (final[0][None], final[1][None])
-        return out, final[0][None]
+        return out, self._state_result([value[None] for value in final])
 
     def _backward_single(self, rec, out_shape, dout, dstate):
         """backward after _forward_single (one layer, one direction, whole sequences): the kernel's arrays as they are,
@@ -478,15 +475,13 @@ class _Recurrent(_Module):
             return 0
         return sum(saved_bytes_per_step(rec) for layer in self._saved[1] for rec in layer)
 
-    def _zeros(self, batch, width):
-        return np.zeros((batch, width), dtype=self.dtype)
-
     def _zero_states(self, batch):
-        """The zero initial state (one read-only (batch, width) array per state part), kept for the next call of the
-        same batch size: the kernels only read it, and two np.zeros a call were a tenth of a batch-1 single step."""
+        """The zero initial state (one read-only (batch, width) array per state part, for every layer and direction),
+        kept for the next call of the same batch size: the kernels only read it, and two np.zeros a call were a tenth
+        of a batch-1 single step."""
         zeros = self._zero_state_cache
         if zeros is None or zeros[0].shape[0] != batch:
-            zeros = tuple(self._zeros(batch, w) for w in self._state_widths())
+            zeros = tuple(np.zeros((batch, w), dtype=self.dtype) for w in self._state_widths())
             for z in zeros:
                 z.flags.writeable = False
             self._zero_state_cache = zeros
