@@ -303,3 +303,11 @@ def rnn_backward(saved, weight_ih, weight_hh, dout, dh_n=None, *,
             dbias_hh += dpre.sum(axis=0)
         dh[:n] = dpre @ weight_hh
     return dx, dh
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Blocks and losses of a training step (the twins of pylstm.functional's linear, embedding and cross-entropy).
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Optimizers and gradient clipping (the twins of pylstm.optim's update kernels).

@@ -1,4 +1,5 @@
-// pylstm._core: the Python face of the C++ sequence kernels.
+// pylstm._core: the Python face of the C++ kernels (the sequence kernels here; training and optimizers in
+// bindings/training.cpp and bindings/optim.cpp, which add their functions to the same module).
 // Each binding only checks its arguments, allocates the outputs as NumPy arrays, releases the GIL and calls the
 // kernel. Errors name the argument as pylstm.functional names it, with what was expected and what came.
 // Arrays are never converted: a wrong dtype, shape or layout is an error, not a silent copy.
@@ -13,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "bindings/checks.h"
+#include "bindings/parts.h"
 #include "primitives/buffers.h"
 #include "primitives/cpu.h"
 #include "primitives/parallel.h"
@@ -25,26 +28,6 @@ namespace py = pybind11;
 namespace pylstm {
 namespace {
 
-std::string shape_str(const std::vector<int64_t>& shape) {
-  std::string s = "(";
-  for (size_t k = 0; k < shape.size(); ++k) s += (k ? ", " : "") + std::to_string(shape[k]);
-  return s + (shape.size() == 1 ? ",)" : ")");
-}
-
-std::vector<int64_t> shape_of(const py::array& a) { return std::vector<int64_t>(a.shape(), a.shape() + a.ndim()); }
-
-std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
-
-// Equal dtypes (same type and byte order), not the same dtype object: numpy may hand out distinct but equivalent
-// descriptor objects (e.g. with metadata), which must not be rejected as "expected float32, got float32".
-bool same_dtype(const py::dtype& a, const py::dtype& b) {
-  return py::detail::npy_api::get().PyArray_EquivTypes_(a.ptr(), b.ptr());
-}
-
-// An absent optional array (None): a null handle, so that cptr/mptr give nullptr. (A default-constructed py::array
-// is not null but a real empty float64 array, whose data pointer the kernels would read as a bias or dh_n.)
-py::array absent() { return py::reinterpret_steal<py::array>(py::handle()); }
-
 // Checks arguments against one another and remembers the byte ranges of the inputs, so that no output may overlap
 // an input (that would be a silent wrong answer).
 class ArgChecker {
@@ -55,24 +38,24 @@ class ArgChecker {
   // Any C-contiguous float32/float64 array: sets the dtype.
   py::array any_float(const py::object& obj, const char* name) {
     py::array a = ndarray(obj, name);
-    if (!same_dtype(a.dtype(), py::dtype::of<float>()) && !same_dtype(a.dtype(), py::dtype::of<double>()))
+    if (!is_float_dtype(a))
       throw py::type_error(std::string(name) + ": expected dtype float32 or float64, got " + dtype_str(a));
     dtype_ = a.dtype();
-    layout(a, name);
+    check_layout(a, name);
     return a;
   }
 
   // weight_hh (G*H, H): sets the dtype and H.
   py::array weight_hh(const py::object& obj, int64_t gates) {
     py::array a = ndarray(obj, "weight_hh");
-    if (!same_dtype(a.dtype(), py::dtype::of<float>()) && !same_dtype(a.dtype(), py::dtype::of<double>()))
+    if (!is_float_dtype(a))
       throw py::type_error("weight_hh: expected dtype float32 or float64, got " + dtype_str(a));
     dtype_ = a.dtype();
     if (a.ndim() != 2 || a.shape(0) != gates * a.shape(1))
       throw py::value_error("weight_hh: expected shape (" + std::to_string(gates) + "*H, H) for " + cell_ +
                             ", got " + shape_str(shape_of(a)));
     hidden_ = a.shape(1);
-    layout(a, "weight_hh");
+    check_layout(a, "weight_hh");
     add_input(a);
     return a;
   }
@@ -82,7 +65,7 @@ class ArgChecker {
   std::pair<py::array, py::array> lstm_recurrent(const py::object& w_hh, const py::object& w_hr) {
     if (w_hr.is_none()) return {weight_hh(w_hh, 4), absent()};
     py::array hh = ndarray(w_hh, "weight_hh");
-    if (!same_dtype(hh.dtype(), py::dtype::of<float>()) && !same_dtype(hh.dtype(), py::dtype::of<double>()))
+    if (!is_float_dtype(hh))
       throw py::type_error("weight_hh: expected dtype float32 or float64, got " + dtype_str(hh));
     dtype_ = hh.dtype();
     py::array hr = ndarray(w_hr, "weight_hr");
@@ -95,8 +78,8 @@ class ArgChecker {
     if (hh.ndim() != 2 || hh.shape(0) != 4 * hidden_ || hh.shape(1) != proj_)
       throw py::value_error("weight_hh: expected shape " + shape_str({4 * hidden_, proj_}) +
                             " (4*H, P with weight_hr of shape (P, H)), got " + shape_str(shape_of(hh)));
-    layout(hh, "weight_hh");
-    layout(hr, "weight_hr");
+    check_layout(hh, "weight_hh");
+    check_layout(hr, "weight_hr");
     add_input(hh);
     add_input(hr);
     return {hh, hr};
@@ -119,7 +102,7 @@ class ArgChecker {
     if (!same_dtype(bs.dtype(), py::dtype::of<int64_t>()))
       throw py::type_error("batch_sizes: expected dtype int64, got " + dtype_str(bs));
     if (bs.ndim() != 1) throw py::value_error("batch_sizes: expected shape (T,), got " + shape_str(shape_of(bs)));
-    layout(bs, "batch_sizes");
+    check_layout(bs, "batch_sizes");
     py::array h = ndarray(h0, "h0");
     if (h.ndim() != 2) throw py::value_error("h0: expected shape (B, P), got " + shape_str(shape_of(h)));
     const int64_t B = h.shape(0), T_ = bs.shape(0);
@@ -140,7 +123,7 @@ class ArgChecker {
       throw py::value_error("x: expected shape " + shape_str({total, input_}) +
                             " (packed rows: N = sum(batch_sizes), I = weight_ih.shape[1]), got " +
                             shape_str(shape_of(a)));
-    layout(a, "x");
+    check_layout(a, "x");
     add_input(a);
     add_input(bs);
     steps_ = T_;
@@ -165,7 +148,7 @@ class ArgChecker {
                             ", I) (G*H rows, H = weight_hh.shape[1] = " + std::to_string(hidden_) + "), got " +
                             shape_str(shape_of(a)));
     input_ = a.shape(1);
-    layout(a, "weight_ih");
+    check_layout(a, "weight_ih");
     add_input(a);
     return a;
   }
@@ -179,7 +162,7 @@ class ArgChecker {
                             ") (input size from weight_ih.shape[1]), got " + shape_str(shape_of(a)));
     steps_ = a.shape(0);
     batch_ = a.shape(1);
-    layout(a, name);
+    check_layout(a, name);
     add_input(a);
     return a;
   }
@@ -191,7 +174,7 @@ class ArgChecker {
     if (shape_of(a) != shape)
       throw py::value_error(std::string(name) + ": expected shape " + shape_str(shape) + ", got " +
                             shape_str(shape_of(a)));
-    layout(a, name);
+    check_layout(a, name);
     add_input(a);
     return a;
   }
@@ -218,9 +201,9 @@ class ArgChecker {
     if (shape_of(a) != shape)
       throw py::value_error(std::string(name) + ": expected shape " + shape_str(shape) + ", got " +
                             shape_str(shape_of(a)));
-    layout(a, name);
-    if (!a.writeable()) throw py::value_error(std::string(name) + ": expected a writeable array, got a read-only one");
-    const auto r = range(a);
+    check_layout(a, name);
+    check_writeable(a, name);
+    const auto r = byte_range(a);
     for (const auto& [other, other_name] : outputs_)
       if (overlap(r, other))
         throw py::value_error(std::string(name) + ": must not share memory with " + other_name);
@@ -235,23 +218,10 @@ class ArgChecker {
     return obj.is_none() ? absent() : accumulator(obj, name, shape);
   }
 
-  // A new output array of this call's dtype. A large one takes a recycled block (primitives/buffers.h), which goes
-  // back to the cache when NumPy frees the array. From 4 KiB on it starts on a cache line, which NumPy's own arrays
-  // do not (16 bytes): the time loops' threads write each row of h in halves, and a row that starts mid-line puts
-  // the line at the boundary in both threads' hands at every step (LSTM 1,256,256,150 inference 1.02-1.03x faster
-  // aligned). Below that, NumPy's allocation is the faster one (a single step at H = 64 made 3 outputs of 256 bytes
-  // ~6% slower by this path).
-  static constexpr size_t kAlignedMinBytes = 4096;
+  // A new output array of this call's dtype (bindings/checks.h).
   template <typename T>
   py::array_t<T> output(const std::vector<int64_t>& shape) const {
-    std::vector<py::ssize_t> dims(shape.begin(), shape.end());
-    size_t bytes = sizeof(T);
-    for (const int64_t d : shape) bytes *= static_cast<size_t>(d);
-    if (bytes < kAlignedMinBytes) return py::array_t<T>(dims);
-    const bool recycled = bytes >= kRecycledMinBytes;
-    void* data = recycled ? take_buffer(bytes) : allocate_block(bytes);
-    void (*release)(void*) = recycled ? &give_buffer : +[](void* p) { std::free(p); };
-    return py::array_t<T>(dims, static_cast<T*>(data), py::capsule(data, release));
+    return new_output<T>(shape);
   }
 
   bool is_double() const { return same_dtype(dtype_, py::dtype::of<double>()); }
@@ -263,55 +233,21 @@ class ArgChecker {
   int64_t P() const { return proj_ > 0 ? proj_ : hidden_; }  // the width of h
 
  private:
-  using Range = std::pair<uintptr_t, uintptr_t>;
-
-  static py::array ndarray(const py::object& obj, const char* name) {
-    if (!py::isinstance<py::array>(obj))
-      throw py::type_error(std::string(name) + ": expected a numpy.ndarray, got " +
-                           py::str(py::type::of(obj).attr("__name__")).cast<std::string>());
-    return py::reinterpret_borrow<py::array>(obj);
-  }
-
   void dtype(const py::array& a, const char* name) const {
     if (!same_dtype(a.dtype(), dtype_))
       throw py::type_error(std::string(name) + ": expected dtype " + py::str(dtype_).cast<std::string>() +
                            " (the dtype of weight_hh), got " + dtype_str(a));
   }
 
-  static void layout(const py::array& a, const char* name) {
-    const int flags = a.flags();
-    if (!(flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_))
-      throw py::value_error(std::string(name) +
-                            ": expected a C-contiguous array, got a strided view (use numpy.ascontiguousarray)");
-    if (!(flags & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
-      throw py::value_error(std::string(name) + ": expected an array aligned to its element size, got a misaligned one");
-  }
-
-  static Range range(const py::array& a) {
-    const auto begin = reinterpret_cast<uintptr_t>(a.data());
-    return {begin, begin + static_cast<uintptr_t>(a.nbytes())};
-  }
-  static bool overlap(const Range& a, const Range& b) {
-    return a.first < b.second && b.first < a.second && a.first != a.second && b.first != b.second;
-  }
-  void add_input(const py::array& a) { inputs_.push_back(range(a)); }
+  void add_input(const py::array& a) { inputs_.push_back(byte_range(a)); }
 
   std::string cell_;
   py::dtype dtype_ = py::dtype::of<float>();
   int64_t steps_ = 0, batch_ = 0, input_ = 0, hidden_ = 0, proj_ = 0, packed_rows_ = 0;
   const int64_t* batch_sizes_ = nullptr;
-  std::vector<Range> inputs_;
-  std::vector<std::pair<Range, std::string>> outputs_;
+  std::vector<ByteRange> inputs_;
+  std::vector<std::pair<ByteRange, std::string>> outputs_;
 };
-
-template <typename T>
-const T* cptr(const py::array& a) {
-  return a ? static_cast<const T*>(a.data()) : nullptr;
-}
-template <typename T>
-T* mptr(const py::array& a) {
-  return a ? static_cast<T*>(const_cast<void*>(a.data())) : nullptr;
-}
 
 Nonlinearity parse_nonlinearity(const std::string& name) {
   if (name == "tanh") return Nonlinearity::kTanh;
@@ -626,7 +562,7 @@ PYBIND11_MODULE(_core, m) {
       [](const py::object& n) {
         if (!py::isinstance<py::int_>(n) || py::isinstance<py::bool_>(n))
           throw py::type_error("n: expected an int >= 1, got " +
-                               py::str(py::type::of(n).attr("__name__")).cast<std::string>());
+                               type_name(n));
         const long long v = n.cast<long long>();
         if (v < 1 || v > 4096) throw py::value_error("n: expected an int >= 1, got " + std::to_string(v));
         set_num_threads(static_cast<int>(v));
@@ -685,4 +621,7 @@ PYBIND11_MODULE(_core, m) {
         py::arg("batch_sizes").none(true), py::arg("out"), py::arg("nonlinearity"), py::arg("dout"),
         py::arg("dh_n").none(true), py::arg("dweight_ih"), py::arg("dweight_hh"), py::arg("dbias_ih").none(true),
         py::arg("dbias_hh").none(true), "-> (dx, dh0); accumulates into dweight_ih, dweight_hh, dbias_ih, dbias_hh.");
+
+  bind_training(m);
+  bind_optimizers(m);
 }
