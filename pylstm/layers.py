@@ -8,163 +8,28 @@ language: the same constructor arguments, parameter names, shapes, gate order an
 """
 import numpy as np
 
+from . import _checks as check
 from . import functional as F
+from .module import Module
 from .saved import saved_bytes_per_step
 from .sequence import Layout, check_lengths
 
-_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+def _init_uniform(module, shapes, hidden_size, seed):
+    """PyTorch's default initialisation of recurrent weights: every parameter uniform in [-1/sqrt(H), 1/sqrt(H)],
+    drawn in order; ``peephole_*`` parameters (which torch lacks) start at zero."""
+    module._allocate(shapes)
+    rng = np.random.default_rng(seed)
+    bound = 1.0 / np.sqrt(hidden_size)
+    for name, p in module.params.items():
+        if not name.startswith("peephole_"):
+            p[...] = rng.uniform(-bound, bound, size=p.shape)
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Argument checks shared by every class.
+class _RecurrentModule(Module):
+    """What layers and cells share beyond Module: the state arguments (h, or (h, c) for the LSTM)."""
 
-
-def _positive_int(value, name, minimum=1):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: expected an int >= {minimum}, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
-    return int(value)
-
-
-def _bool(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
-    return bool(value)
-
-
-def _float_or_none(value, name):
-    if value is None:
-        return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name}: expected None or a number, got {type(value).__name__}")
-    if not np.isfinite(value):
-        raise ValueError(f"{name}: expected a finite number, got {value}")
-    return float(value)
-
-
-def _seed(value):
-    if value is None:
-        return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"seed: expected None or a non-negative int, got {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"seed: expected None or a non-negative int, got {value}")
-    return int(value)
-
-
-def _layer_dtype(dtype):
-    # None is refused rather than passed to np.dtype, which would read it as float64 (not this class's default).
-    # The membership test must not see a None either: np.dtype("float64") == None is True.
-    try:
-        dt = None if dtype is None else np.dtype(dtype)
-    except (TypeError, ValueError):
-        dt = None
-    if dt is None or dt not in _DTYPES:
-        raise ValueError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
-    return _DTYPES[_DTYPES.index(dt)]
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# What layers and cells share: parameters, gradients, modes, state dicts, array checks.
-
-
-def _aligned_zeros(shape, dtype, alignment=64):
-    """Zeros whose data starts on a cache line. NumPy aligns its arrays to 16 bytes only, and the kernels read a
-    batch-1 step's weights in place, row by row: rows that straddle cache lines made LSTM 1,256,256,150 inference
-    ~30% slower (2.06 vs 1.52 ms), and how much slower varied from one allocation to the next."""
-    dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    buffer = np.zeros(nbytes + alignment, np.uint8)
-    start = -buffer.ctypes.data % alignment
-    return buffer[start:start + nbytes].view(dtype).reshape(shape)
-
-
-class _Module:
-    """Holds ``params`` and ``grads`` (name -> array, PyTorch names) and the training flag."""
-
-    def _init_params(self, shapes, hidden_size, seed):
-        """PyTorch's default initialisation: every parameter uniform in [-1/sqrt(H), 1/sqrt(H)], drawn in order;
-        ``peephole_*`` parameters (which torch lacks) start at zero."""
-        rng = np.random.default_rng(seed)
-        bound = 1.0 / np.sqrt(hidden_size)
-        #: name -> the live arrays the module computes with (an optimizer may update them in place).
-        self.params = {name: _aligned_zeros(shape, self.dtype) for name, shape in shapes.items()}
-        for name, p in self.params.items():
-            if not name.startswith("peephole_"):
-                p[...] = rng.uniform(-bound, bound, size=p.shape)
-        #: name -> gradient arrays of the same shapes; ``backward`` adds into them, ``zero_grad`` clears them.
-        self.grads = {name: _aligned_zeros(p.shape, self.dtype) for name, p in self.params.items()}
-
-    def train(self, mode=True):
-        """Training mode (the default): a forward keeps what ``backward`` needs."""
-        self.training = bool(mode)
-        if not self.training:
-            self._forget_saved()
-        return self
-
-    def eval(self):
-        """Inference mode: a forward keeps nothing, and ``backward`` raises."""
-        return self.train(False)
-
-    def zero_grad(self):
-        """Set every gradient to zero, in place (the arrays stay the same objects)."""
-        for g in self.grads.values():
-            g.fill(0)
-
-    def state_dict(self):
-        """name -> a copy of each parameter (PyTorch names)."""
-        return {name: p.copy() for name, p in self.params.items()}
-
-    def load_state_dict(self, state_dict):
-        """Copy parameters in, in place, from a mapping with exactly this module's names and shapes.
-
-        Values are cast to the module's dtype. Everything is checked before anything is copied, so a bad mapping
-        leaves the module as it was.
-        """
-        missing = [k for k in self.params if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in self.params]
-        if missing or unexpected:
-            raise KeyError(f"state_dict: missing keys {missing}, unexpected keys {unexpected}; "
-                           f"expected exactly {list(self.params)}")
-        values = {}
-        for name, p in self.params.items():
-            v = np.asarray(state_dict[name])
-            if v.shape != p.shape:
-                raise ValueError(f"state_dict[{name!r}]: expected shape {p.shape}, got {v.shape}")
-            if v.dtype.kind not in "fiu":
-                raise TypeError(f"state_dict[{name!r}]: expected real numbers, got dtype {v.dtype}")
-            values[name] = v
-        for name, v in values.items():
-            np.copyto(self.params[name], v, casting="unsafe")
-
-    def config(self):
-        """The constructor's arguments as a JSON-serialisable dict: ``type(m)(**m.config())`` builds a module of the
-        same configuration (parameters drawn anew from ``seed``; copy them with ``load_state_dict``)."""
-        return dict(self._config)
-
-    def __repr__(self):
-        cfg = self.config()
-        head = f"{cfg.pop('input_size')}, {cfg.pop('hidden_size')}"
-        return f"{type(self).__name__}({head}" + "".join(f", {k}={v!r}" for k, v in cfg.items()) + ")"
-
-    def _array(self, value, name):
-        if isinstance(value, np.ndarray):
-            if value.dtype != self.dtype:
-                raise TypeError(f"{name}: expected dtype {self.dtype.name} (the module's dtype), got {value.dtype}")
-            if type(value) is np.ndarray and value.flags.c_contiguous:
-                return value  # as np.asarray would return it, without the call (a subclass still goes through it)
-            return np.asarray(value, order="C")  # not ascontiguousarray: it would report a 0-d x as shape (1,)
-        try:
-            return np.asarray(value, dtype=self.dtype, order="C")
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{name}: expected an array of {self.dtype.name}, got {type(value).__name__}") from exc
-
-    def _checked(self, value, name, shape, meaning):
-        value = self._array(value, name)
-        if value.shape != shape:
-            raise ValueError(f"{name}: expected shape {shape} ({meaning}), got {value.shape}")
-        return value
+    _repr_head = ("input_size", "hidden_size")
 
     def _state_parts(self, state, name, shapes, meanings):
         """A state or state gradient as the caller gives it (h, or a pair (h, c) for the LSTM; None or a None part
@@ -241,26 +106,21 @@ def _rnn_nonlinearity(value):
 # Layers: stacks of one or two directions over whole sequences.
 
 
-class _Recurrent(_Module):
+class _Recurrent(_RecurrentModule):
     """What LSTM, GRU and RNN share. A subclass passes its kernel and its extra parameters' shapes."""
 
     def __init__(self, kernel, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, dtype,
                  seed, proj_size=0, peepholes=False, extra_config=()):
         self._kernel = kernel
-        self.input_size = _positive_int(input_size, "input_size")
-        self.hidden_size = _positive_int(hidden_size, "hidden_size")
-        self.num_layers = _positive_int(num_layers, "num_layers")
-        self.bias = _bool(bias, "bias")
-        self.batch_first = _bool(batch_first, "batch_first")
-        self.bidirectional = _bool(bidirectional, "bidirectional")
-        if dropout is None:
-            raise TypeError("dropout: expected a probability in [0, 1], got None")
-        dropout = _float_or_none(dropout, "dropout")
-        if not 0.0 <= dropout <= 1.0:
-            raise ValueError(f"dropout: expected a probability in [0, 1], got {dropout}")
-        self.dropout = dropout
-        self.dtype = _layer_dtype(dtype)
-        self.seed = _seed(seed)
+        self.input_size = check.positive_int(input_size, "input_size")
+        self.hidden_size = check.positive_int(hidden_size, "hidden_size")
+        self.num_layers = check.positive_int(num_layers, "num_layers")
+        self.bias = check.boolean(bias, "bias")
+        self.batch_first = check.boolean(batch_first, "batch_first")
+        self.bidirectional = check.boolean(bidirectional, "bidirectional")
+        self.dropout = check.probability(dropout, "dropout")
+        self.dtype = check.float_dtype(dtype)
+        self.seed = check.seed(seed)
         self.proj_size = proj_size
         self.peepholes = peepholes
         self.training = True
@@ -275,7 +135,7 @@ class _Recurrent(_Module):
         seeds = np.random.SeedSequence(self.seed)
         # Dropout masks come from their own stream, so dropout never changes the initial parameters.
         self._dropout_rng = np.random.default_rng(seeds.spawn(1)[0])
-        self._init_params(self._shapes(), self.hidden_size, seeds)
+        _init_uniform(self, self._shapes(), self.hidden_size, seeds)
 
     @property
     def num_directions(self):
@@ -512,10 +372,10 @@ class LSTM(_Recurrent):
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, proj_size=0, peepholes=False, forget_bias=None, dtype="float32", seed=None):
-        proj_size = _positive_int(proj_size, "proj_size", minimum=0)
-        peepholes = _bool(peepholes, "peepholes")
-        forget_bias = _float_or_none(forget_bias, "forget_bias")
-        if forget_bias is not None and not _bool(bias, "bias"):
+        proj_size = check.positive_int(proj_size, "proj_size", minimum=0)
+        peepholes = check.boolean(peepholes, "peepholes")
+        forget_bias = check.float_or_none(forget_bias, "forget_bias")
+        if forget_bias is not None and not check.boolean(bias, "bias"):
             raise ValueError("forget_bias: needs bias=True (it sets the forget gate's bias), got bias=False")
         super().__init__(_LSTMKernel(), input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, dtype, seed, proj_size=proj_size, peepholes=peepholes,
@@ -538,7 +398,7 @@ class GRU(_Recurrent):
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, dtype="float32", seed=None, reset_after=True):
-        self.reset_after = _bool(reset_after, "reset_after")
+        self.reset_after = check.boolean(reset_after, "reset_after")
         super().__init__(_gru_kernel(self.reset_after), input_size, hidden_size, num_layers, bias, batch_first,
                          dropout, bidirectional, dtype, seed, extra_config=dict(reset_after=self.reset_after))
 
@@ -560,7 +420,7 @@ class RNN(_Recurrent):
 # Cells: one step per call, for streaming.
 
 
-class _Cell(_Module):
+class _Cell(_RecurrentModule):
     """What LSTMCell, GRUCell and RNNCell share: one time step per call through the same kernels (T = 1).
 
     In training mode each call keeps its step's record on a stack and ``backward`` takes the most recent one, so a
@@ -569,11 +429,11 @@ class _Cell(_Module):
 
     def __init__(self, kernel, input_size, hidden_size, bias, dtype, seed, extra_config=()):
         self._kernel = kernel
-        self.input_size = _positive_int(input_size, "input_size")
-        self.hidden_size = _positive_int(hidden_size, "hidden_size")
-        self.bias = _bool(bias, "bias")
-        self.dtype = _layer_dtype(dtype)
-        self.seed = _seed(seed)
+        self.input_size = check.positive_int(input_size, "input_size")
+        self.hidden_size = check.positive_int(hidden_size, "hidden_size")
+        self.bias = check.boolean(bias, "bias")
+        self.dtype = check.float_dtype(dtype)
+        self.seed = check.seed(seed)
         self.training = True
         self._steps = []
         self._config = dict(input_size=self.input_size, hidden_size=self.hidden_size, bias=self.bias,
@@ -582,7 +442,7 @@ class _Cell(_Module):
         shapes = {"weight_ih": (gh, self.input_size), "weight_hh": (gh, self.hidden_size)}
         if self.bias:
             shapes.update(bias_ih=(gh,), bias_hh=(gh,))
-        self._init_params(shapes, self.hidden_size, self.seed)
+        _init_uniform(self, shapes, self.hidden_size, self.seed)
         p = self.params
         self._w = (p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh"))
         g = self.grads
@@ -655,7 +515,7 @@ class GRUCell(_Cell):
     torch.nn.GRUCell (``reset_after=False``: the Cho et al. form, see GRU)."""
 
     def __init__(self, input_size, hidden_size, *, bias=True, dtype="float32", seed=None, reset_after=True):
-        self.reset_after = _bool(reset_after, "reset_after")
+        self.reset_after = check.boolean(reset_after, "reset_after")
         super().__init__(_gru_kernel(self.reset_after), input_size, hidden_size, bias, dtype, seed,
                          extra_config=dict(reset_after=self.reset_after))
 

@@ -24,12 +24,14 @@ class FinalRows {
 //   B: b_transposed = false: the row-major (K, N) matrix at B with leading dimension ldb;
 //      b_transposed = true:  W^T for the row-major (N, K) matrix W at B with leading dimension ldb.
 //   C: row-major, leading dimension ldc; overwritten, or added to when `accumulate`. Must not overlap A or B.
+//   start: null, or a row of N values (a bias) that every row of C starts from instead: C = start + A @ B (C is
+//      not read; `accumulate` is ignored).
 // B is packed once into the calling thread's workspace (read in place instead for M of 1-4 rows with
 // a_col_stride = 1). Threads split C by row blocks or by column panels, never the sum over k, so results are bitwise
 // identical for any thread count.
 template <typename T>
 void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row_stride, int64_t a_col_stride, const T* B,
-          int64_t ldb, bool b_transposed, T* C, int64_t ldc, bool accumulate);
+          int64_t ldb, bool b_transposed, T* C, int64_t ldc, bool accumulate, const T* start = nullptr);
 
 // One term of a weight gradient: C (rows m_begin..m_end of the gradient, N columns, leading dimension ldc)
 // += dpre[:, m_begin:m_end]^T @ B, with B row-major (K, N): rows [0, split) at head, rows [split, K) at tail.

@@ -60,6 +60,12 @@ struct Ops {
 
   void (*sigmoid)(int64_t n, const T* x, T* y);
   void (*tanh)(int64_t n, const T* x, T* y);
+  // Softmax rows (simd/kernels_inl.h, "row sums"): the maximum and the sum of a row, y = exp(x - shift) returning
+  // the sum of y (shift >= every x), and y = a * y - b in place.
+  T (*row_max)(int64_t n, const T* x);
+  T (*row_sum)(int64_t n, const T* x);
+  T (*exp_minus_sum)(int64_t n, const T* x, T shift, T* y);
+  void (*scale_minus)(int64_t n, T* y, T a, T b);
 
   void (*lstm_forward_units)(int64_t n, int64_t H, const T* pre, const T* c_prev, T* c, T* h, const Peepholes<T>& p,
                              T* saved, bool stream_saved);

@@ -56,6 +56,13 @@ struct Vec<float> {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
+  static Reg max(Reg a, Reg b) { return _mm256_max_ps(a, b); }
+  static T reduce_max(Reg a) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
   // The 8 x 8 block r[0..7] (register j: row j) transposed in place: unpacks pair the rows' elements, shuffles make
   // groups of four, then the two 128-bit halves are exchanged.
   static void transpose(Reg (&r)[kLanes]) {
@@ -117,6 +124,12 @@ struct Vec<double> {
   static T reduce_add(Reg a) {
     __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
     s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
+    return _mm_cvtsd_f64(s);
+  }
+  static Reg max(Reg a, Reg b) { return _mm256_max_pd(a, b); }
+  static T reduce_max(Reg a) {
+    __m128d s = _mm_max_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+    s = _mm_max_sd(s, _mm_unpackhi_pd(s, s));
     return _mm_cvtsd_f64(s);
   }
   // The 4 x 4 block r[0..3] transposed in place.

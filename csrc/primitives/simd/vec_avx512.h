@@ -11,6 +11,17 @@ namespace avx512 {
 template <typename T>
 struct Vec;
 
+// The largest lane, through memory: GCC 12 warns about its own _mm512_reduce_max_* (a false positive: an
+// uninitialized operand in the header's extract), and a softmax row needs only one such reduction.
+template <typename V>
+inline typename V::T reduce_max_stored(typename V::Reg a) {
+  alignas(64) typename V::T lanes[V::kLanes];
+  V::store(lanes, a);
+  typename V::T m = lanes[0];
+  for (int k = 1; k < V::kLanes; ++k) m = lanes[k] > m ? lanes[k] : m;
+  return m;
+}
+
 // The 4 x 4 transpose of 128-bit lanes: out[q] holds lane q of in[0], in[1], in[2], in[3], in that order. The last
 // step of the float and double block transposes below (doubles pass through it as floats: it only moves lanes).
 inline void transpose_lanes(const __m512 (&in)[4], __m512 (&out)[4]) {
@@ -63,6 +74,8 @@ struct Vec<float> {
   // a * 2^n for integral n of any size, in one instruction (exp's last step; pow2 needs n within the exponent range).
   static Reg scalef(Reg a, Reg n) { return _mm512_scalef_ps(a, n); }
   static T reduce_add(Reg a) { return _mm512_reduce_add_ps(a); }
+  static Reg max(Reg a, Reg b) { return _mm512_max_ps(a, b); }
+  static T reduce_max(Reg a) { return reduce_max_stored<Vec>(a); }
   // The 16 x 16 block r[0..15] (register j: row j) transposed in place: unpacks pair the rows' elements, shuffles
   // make groups of four, then 128-bit lane shuffles put each column together.
   static void transpose(Reg (&r)[kLanes]) {
@@ -128,6 +141,8 @@ struct Vec<double> {
   // a * 2^n for integral n of any size, in one instruction (exp's last step; pow2 needs n within the exponent range).
   static Reg scalef(Reg a, Reg n) { return _mm512_scalef_pd(a, n); }
   static T reduce_add(Reg a) { return _mm512_reduce_add_pd(a); }
+  static Reg max(Reg a, Reg b) { return _mm512_max_pd(a, b); }
+  static T reduce_max(Reg a) { return reduce_max_stored<Vec>(a); }
   // The 8 x 8 block r[0..7] transposed in place (as for floats, with pairs instead of groups of four).
   static void transpose(Reg (&r)[kLanes]) {
     Reg t[kLanes];

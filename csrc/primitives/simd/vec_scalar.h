@@ -37,6 +37,9 @@ struct Vec {
   static Mask gt(Reg a, Reg b) { return a > b; }
   static Reg select(Mask m, Reg if_true, Reg if_false) { return m ? if_true : if_false; }
   static T reduce_add(Reg a) { return a; }
+  // The larger of a and b, b where either is NaN (as maxps); the callers only need a value no smaller than the rest.
+  static Reg max(Reg a, Reg b) { return a > b ? a : b; }
+  static T reduce_max(Reg a) { return a; }
   static void transpose(Reg (&)[kLanes]) {}  // a 1 x 1 block
 };
 

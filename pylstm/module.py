@@ -1,0 +1,148 @@
+"""What every pylstm module shares: its parameters and gradients (PyTorch's names, live arrays), training/eval
+mode, state dicts, configuration, and the checks of its array arguments.
+
+``params`` and ``grads`` are read-only mappings (name -> ndarray): the arrays in them are the very arrays the kernels
+compute with, so updating them in place (``p -= lr * g``, ``p[...] = value``, an optimizer) changes the module, and
+replacing an entry is refused rather than silently ignored by a module that keeps references to its arrays.
+"""
+from collections.abc import Mapping
+
+import numpy as np
+
+
+class Parameters(Mapping):
+    """A read-only mapping name -> live ndarray. Entries are updated in place, never replaced."""
+
+    def __init__(self, arrays):
+        self._arrays = dict(arrays)
+
+    def __getitem__(self, name):
+        return self._arrays[name]
+
+    def __iter__(self):
+        return iter(self._arrays)
+
+    def __len__(self):
+        return len(self._arrays)
+
+    def __setitem__(self, name, value):
+        raise TypeError(f"params[{name!r}]: the entries are the arrays the module computes with and cannot be "
+                        f"replaced; update in place (params[{name!r}][...] = value) or use load_state_dict")
+
+    def __delitem__(self, name):
+        raise TypeError(f"params[{name!r}]: entries cannot be removed")
+
+    def __repr__(self):
+        return "Parameters({" + ", ".join(f"{k!r}: {v.dtype.name}{list(v.shape)}" for k, v in self.items()) + "})"
+
+
+def aligned_zeros(shape, dtype, alignment=64):
+    """Zeros whose data starts on a cache line. NumPy aligns its arrays to 16 bytes only, and the kernels read a
+    batch-1 step's weights in place, row by row: rows that straddle cache lines are slower to read, by an amount that
+    varies from one allocation to the next."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    buffer = np.zeros(nbytes + alignment, np.uint8)
+    start = -buffer.ctypes.data % alignment
+    return buffer[start:start + nbytes].view(dtype).reshape(shape)
+
+
+class Module:
+    """Holds ``params`` and ``grads`` (name -> array, PyTorch names), the training flag and the configuration.
+
+    A subclass sets ``self.dtype``, ``self._config`` (its constructor's arguments) and calls ``_allocate``; it defines
+    ``_forget_saved`` (drop what a training forward kept) and ``_repr_head`` (the config keys shown positionally).
+    """
+
+    training = True
+    _repr_head = ()
+
+    def _allocate(self, shapes):
+        """Zero parameters and gradients of these shapes (name -> shape) in the module's dtype, cache-line aligned."""
+        #: name -> the live arrays the module computes with (an optimizer updates them in place).
+        self.params = Parameters({name: aligned_zeros(shape, self.dtype) for name, shape in shapes.items()})
+        #: name -> gradient arrays of the same shapes; ``backward`` adds into them, ``zero_grad`` clears them.
+        self.grads = Parameters({name: aligned_zeros(p.shape, self.dtype) for name, p in self.params.items()})
+
+    def _forget_saved(self):
+        pass
+
+    def train(self, mode=True):
+        """Training mode (the default): a forward keeps what ``backward`` needs."""
+        self.training = bool(mode)
+        if not self.training:
+            self._forget_saved()
+        return self
+
+    def eval(self):
+        """Inference mode: a forward keeps nothing, and ``backward`` raises."""
+        return self.train(False)
+
+    def zero_grad(self):
+        """Set every gradient to zero, in place (the arrays stay the same objects)."""
+        for g in self.grads.values():
+            g.fill(0)
+
+    def state_dict(self):
+        """name -> a copy of each parameter (PyTorch names)."""
+        return {name: p.copy() for name, p in self.params.items()}
+
+    def load_state_dict(self, state_dict):
+        """Copy parameters in, in place, from a mapping with exactly this module's names and shapes.
+
+        Values are cast to the module's dtype. Everything is checked before anything is copied, so a bad mapping
+        leaves the module as it was.
+        """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict: expected a mapping name -> array, got {type(state_dict).__name__}")
+        missing = [k for k in self.params if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in self.params]
+        if missing or unexpected:
+            raise KeyError(f"state_dict: missing keys {missing}, unexpected keys {unexpected}; "
+                           f"expected exactly {list(self.params)}")
+        values = {}
+        for name, p in self.params.items():
+            v = np.asarray(state_dict[name])
+            if v.shape != p.shape:
+                raise ValueError(f"state_dict[{name!r}]: expected shape {p.shape}, got {v.shape}")
+            if v.dtype.kind not in "fiu":
+                raise TypeError(f"state_dict[{name!r}]: expected real numbers, got dtype {v.dtype}")
+            values[name] = v
+        for name, v in values.items():
+            np.copyto(self.params[name], v, casting="unsafe")
+
+    def config(self):
+        """The constructor's arguments as a JSON-serialisable dict: ``type(m).from_config(m.config())`` builds a
+        module of the same configuration (parameters drawn anew from ``seed``; copy them with ``load_state_dict``)."""
+        return dict(self._config)
+
+    @classmethod
+    def from_config(cls, config):
+        """A new module of this configuration (the inverse of ``config()``)."""
+        return cls(**config)
+
+    def __repr__(self):
+        cfg = self.config()
+        head = ", ".join(repr(cfg.pop(k)) for k in self._repr_head)
+        rest = ", ".join(f"{k}={v!r}" for k, v in cfg.items())
+        return f"{type(self).__name__}({head}{', ' if head and rest else ''}{rest})"
+
+    def _array(self, value, name):
+        """value as a C-contiguous ndarray of the module's dtype: an ndarray of another dtype is an error (no silent
+        casts of large arrays), any other array-like is converted."""
+        if isinstance(value, np.ndarray):
+            if value.dtype != self.dtype:
+                raise TypeError(f"{name}: expected dtype {self.dtype.name} (the module's dtype), got {value.dtype}")
+            if type(value) is np.ndarray and value.flags.c_contiguous:
+                return value  # as np.asarray would return it, without the call (a subclass still goes through it)
+            return np.asarray(value, order="C")  # not ascontiguousarray: it would report a 0-d x as shape (1,)
+        try:
+            return np.asarray(value, dtype=self.dtype, order="C")
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name}: expected an array of {self.dtype.name}, got {type(value).__name__}") from exc
+
+    def _checked(self, value, name, shape, meaning):
+        value = self._array(value, name)
+        if value.shape != shape:
+            raise ValueError(f"{name}: expected shape {shape} ({meaning}), got {value.shape}")
+        return value
