@@ -1,8 +1,11 @@
-"""pylstm: LSTM, GRU and RNN layers on the CPU, run by C++ kernels and checked against a NumPy reference.
+"""pylstm: LSTM, GRU and RNN layers on the CPU, run by C++ kernels and checked against a NumPy reference, with
+the blocks, losses and optimizers to train models of them.
 
     layers (pylstm.LSTM, GRU, RNN; LSTMCell, GRUCell, RNNCell)  ->  pylstm.functional  ->  pylstm._core (pybind11)
-        |  pylstm.sequence: padded batch + lengths <-> packed rows        ->  csrc/ kernels
-    pylstm.reference: the readable NumPy twin of pylstm.functional
+    blocks (Embedding, Linear, Dropout, Sequential), pylstm.losses  ->        "                 ->  csrc/ kernels
+        |  pylstm.sequence: padded batch + lengths <-> packed rows
+    pylstm.optim: optimizers, learning-rate schedulers, gradient clipping (C++ update kernels)
+    pylstm.reference: the readable NumPy twin of pylstm.functional and of the optimizers' updates
     pylstm.checkpoint (save, load), pylstm.padding (pad_sequences, unpad)
 """
 try:
@@ -16,15 +19,17 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
 
 import os as _os  # noqa: E402
 
-from . import functional, reference  # noqa: E402
+from . import functional, losses, reference  # noqa: E402
 from ._core import get_num_threads, release_memory, set_num_threads, supported_isas  # noqa: E402
+from .blocks import Dropout, Embedding, Linear, Sequential  # noqa: E402
 from .checkpoint import load, save  # noqa: E402
 from .layers import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: E402
 from .padding import pad_sequences, unpad  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "save", "load", "pad_sequences", "unpad",
-           "functional", "reference", "isa", "supported_isas", "get_num_threads",
+__all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "Embedding", "Linear", "Dropout", "Sequential",
+           "save", "load", "pad_sequences", "unpad", "functional", "losses", "reference", "isa", "supported_isas",
+           "get_num_threads",
            "set_num_threads", "release_memory", "__version__"]
 
 

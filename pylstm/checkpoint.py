@@ -1,8 +1,10 @@
-"""Saving and loading layers and cells: ``pylstm.save(path, module)`` and ``pylstm.load(path) -> module``.
+"""Saving and loading modules (layers, cells, blocks, Sequential models): ``pylstm.save(path, module)`` and
+``pylstm.load(path) -> module``.
 
 File format: a NumPy ``.npz`` archive (an uncompressed zip of ``.npy`` arrays), holding
 
-* every parameter under its PyTorch name (``weight_ih_l0``, ``bias_hh_l1_reverse``, ...), with its exact dtype;
+* every parameter under its PyTorch name (``weight_ih_l0``, ``bias_hh_l1_reverse``, ``0.weight`` in a Sequential,
+  ...), with its exact dtype;
 * one extra entry ``"__pylstm__"``: a uint8 array of UTF-8 JSON, the header::
 
       {"format": "pylstm-checkpoint", "version": 1, "class": "LSTM", "config": {...module.config()...},
@@ -24,20 +26,19 @@ import zipfile
 
 import numpy as np
 
-from . import layers
+from .blocks import module_classes
 
 FORMAT = "pylstm-checkpoint"
 VERSION = 1
 HEADER = "__pylstm__"
-_CLASS_NAMES = ("LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell")
 
 
 def _classes():
-    return {name: getattr(layers, name) for name in _CLASS_NAMES}
+    return module_classes()
 
 
 def save(path, module):
-    """Write ``module`` (a pylstm LSTM, GRU, RNN, LSTMCell, GRUCell or RNNCell) to the file ``path``.
+    """Write ``module`` (any pylstm module: a layer, a cell, a block or a Sequential of them) to the file ``path``.
 
     ``path`` (str or os.PathLike) is used exactly as given: no ``.npz`` suffix is added. The file holds the
     module's class name, its ``config()`` and a copy of every parameter (see the module docstring); gradients,
@@ -50,7 +51,7 @@ def save(path, module):
     classes = _classes()
     name = type(module).__name__
     if classes.get(name) is not type(module):
-        raise TypeError(f"save: expected a pylstm module ({', '.join(_CLASS_NAMES)}), got {type(module).__name__}")
+        raise TypeError(f"save: expected a pylstm module ({', '.join(classes)}), got {type(module).__name__}")
     params = module.state_dict()
     if HEADER in params:  # pragma: no cover - no module has such a parameter
         raise ValueError(f"save: a parameter may not be called {HEADER!r}")
@@ -86,9 +87,9 @@ def save(path, module):
 
 
 def load(path):
-    """Read a module written by ``save`` -> a new LSTM, GRU, RNN, LSTMCell, GRUCell or RNNCell.
+    """Read a module written by ``save`` -> a new module of the saved class and configuration.
 
-    The module is built as ``cls(**config)`` and its parameters are loaded from the file with their exact dtype
+    The module is built as ``cls.from_config(config)`` and its parameters are loaded from the file with their exact dtype
     and values (bit for bit). Like any freshly constructed module it is in training mode: call ``.eval()`` for
     inference. Its gradients are zero.
 
@@ -141,7 +142,7 @@ def load(path):
         _check_sizes(cls, config, declared, bad)
 
         try:
-            module = cls(**config)
+            module = cls.from_config(config)
         except (TypeError, ValueError, OverflowError, MemoryError) as exc:  # MemoryError: absurd sizes
             reason = f"{type(exc).__name__}: {exc}"
             raise bad(f"{cls.__name__} rejects the saved config {config!r} ({reason})") from exc
@@ -189,7 +190,7 @@ def _check_header(header, bad):
     name = header.get("class")
     classes = _classes()
     if not isinstance(name, str) or name not in classes:
-        raise bad(f"unknown class {name!r} (expected one of {', '.join(_CLASS_NAMES)})")
+        raise bad(f"unknown class {name!r} (expected one of {', '.join(classes)})")
     config = header.get("config")
     if not isinstance(config, dict):
         raise bad(f"the header's config is not a JSON object: {config!r}")
@@ -207,25 +208,47 @@ def _check_header(header, bad):
 
 
 _GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+_TABLES = {"Linear": ("out_features", "in_features"), "Embedding": ("num_embeddings", "embedding_dim")}
 
 
-def _check_sizes(cls, config, declared, bad):
-    """Before building anything: the config's sizes must be those of the declared first-layer weights, so a
-    doctored header cannot make ``cls(**config)`` allocate more than the file's own arrays (their shapes are checked
-    against the file when read)."""
-    suffix = "" if cls.__name__.endswith("Cell") else "_l0"
-    gates = _GATES[cls.__name__.replace("Cell", "")]
+def _check_sizes(cls, config, declared, bad, prefix=""):
+    """Before building anything: the config's sizes must be those of the declared weights, so a doctored header
+    cannot make ``cls.from_config(config)`` allocate more than the file's own arrays (their shapes are checked
+    against the file when read). ``prefix`` is a Sequential member's ("0.", "1.", ...)."""
+    name = cls.__name__
+    if name == "Sequential":
+        entries = config.get("modules")
+        if not isinstance(entries, list):
+            return  # from_config rejects it without allocating
+        classes = _classes()
+        for k, entry in enumerate(entries):
+            if isinstance(entry, dict) and entry.get("class") in classes and isinstance(entry.get("config"), dict):
+                _check_sizes(classes[entry["class"]], entry["config"], declared, bad, f"{prefix}{k}.")
+        return
+    if name == "Dropout":
+        return
+    if name in _TABLES:
+        sizes = [config.get(k) for k in _TABLES[name]]
+        if not all(v is None or type(v) is int for v in sizes):
+            return  # not ints: the class's own checks reject them without allocating
+        got = declared.get(f"{prefix}weight", (None,))[0]
+        if got != sizes:
+            raise bad(f"the config's sizes {dict(zip(_TABLES[name], sizes))} do not fit the declared shape of "
+                      f"{prefix + 'weight'!r}: {got}")
+        return
+    suffix = "" if name.endswith("Cell") else "_l0"
+    gates = _GATES[name.replace("Cell", "")]
     sizes = {k: config.get(k) for k in ("input_size", "hidden_size", "proj_size", "num_layers")}
     if not all(v is None or type(v) is int for v in sizes.values()):
         return  # not ints: the class's own checks reject them without allocating
     hidden, width = sizes["hidden_size"], sizes["proj_size"] or sizes["hidden_size"]
-    for name, expected in ((f"weight_ih{suffix}", [gates * (hidden or 0), sizes["input_size"]]),
-                           (f"weight_hh{suffix}", [gates * (hidden or 0), width])):
-        got = declared.get(name, (None,))[0]
+    for weight, expected in ((f"{prefix}weight_ih{suffix}", [gates * (hidden or 0), sizes["input_size"]]),
+                             (f"{prefix}weight_hh{suffix}", [gates * (hidden or 0), width])):
+        got = declared.get(weight, (None,))[0]
         if got != expected:
-            raise bad(f"the config's sizes {sizes} do not fit the declared shape of {name!r}: {got}")
+            raise bad(f"the config's sizes {sizes} do not fit the declared shape of {weight!r}: {got}")
     layers = sizes["num_layers"]
-    if layers is not None and f"weight_ih_l{layers - 1}" not in declared:
+    if layers is not None and f"{prefix}weight_ih_l{layers - 1}" not in declared:
         raise bad(f"the config's sizes {sizes} do not fit the declared parameters {list(declared)}")
 
 

@@ -1,4 +1,5 @@
-"""The functional core: one forward/backward pair per cell over a whole sequence, computed by the C++ kernels.
+"""The functional core: one forward/backward pair per cell over a whole sequence, and per block of a training step
+(linear, embedding) and the fused cross-entropy, computed by the C++ kernels.
 
 Every function here has the same signature and contract as its twin in ``pylstm.reference`` (read that module for
 the equations and shapes): forward returns the outputs and, in training mode, a saved record (``pylstm.saved``),
@@ -95,3 +96,35 @@ def rnn_backward(saved, weight_ih, weight_hh, dout, dh_n=None, *,
     x, h0, out, nonlinearity, batch_sizes = saved
     return _core.rnn_backward(x, h0, weight_ih, weight_hh, batch_sizes, out, nonlinearity, dout, dh_n,
                               dweight_ih, dweight_hh, dbias_ih, dbias_hh)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Blocks and losses of a training step. Rows are the vectors along the last axis, of arrays of any leading shape.
+
+
+def linear_forward(x, weight, bias=None):
+    """x (..., I), weight (O, I), bias (O,) or None -> y (..., O) = x W^T + b."""
+    return _core.linear_forward(x, weight, bias)
+
+
+def linear_backward(x, weight, dy, *, dweight, dbias=None, need_dx=True):
+    """dy (..., O) -> dx (..., I) = dy W (None unless need_dx); accumulates dweight += dy^T x, dbias += sum of dy."""
+    return _core.linear_backward(x, weight, dy, dweight, dbias, bool(need_dx))
+
+
+def embedding_forward(ids, weight):
+    """ids (...) int64 in [0, V), weight (V, D) -> out (..., D) = weight[ids]."""
+    return _core.embedding_forward(ids, weight)
+
+
+def embedding_backward(ids, dout, *, dweight, padding_idx=None):
+    """dout (..., D) -> accumulates dweight[ids[r]] += dout[r] for every id but padding_idx (duplicates summed in
+    order); only the rows looked up are touched."""
+    _core.embedding_backward(ids, dout, dweight, -1 if padding_idx is None else int(padding_idx))
+
+
+def cross_entropy(logits, targets, *, ignore_index=-100, label_smoothing=0.0, reduction="mean", need_grad=True):
+    """logits (..., C), targets (...) int64 -> (loss, grad); see pylstm.reference.cross_entropy for the definition.
+    Log-softmax, loss and gradient in one pass over each row."""
+    return _core.cross_entropy(logits, targets, int(ignore_index), float(label_smoothing), reduction,
+                               bool(need_grad))

@@ -307,6 +307,94 @@ def rnn_backward(saved, weight_ih, weight_hh, dout, dh_n=None, *,
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Blocks and losses of a training step (the twins of pylstm.functional's linear, embedding and cross-entropy).
+# Rows are the last axis's vectors of arrays of any leading shape (every time step of every sequence).
+
+
+def linear_forward(x, weight, bias=None):
+    """x (..., I), weight (O, I), bias (O,) or None -> y (..., O) = x W^T + b."""
+    return _affine(x, weight, bias)
+
+
+def linear_backward(x, weight, dy, *, dweight, dbias=None, need_dx=True):
+    """dy (..., O) -> dx (..., I) = dy W (None unless need_dx); accumulates dweight += dy^T x, dbias += sum of dy."""
+    rows_x, rows_dy = _flat(x), _flat(dy)
+    dweight += rows_dy.T @ rows_x
+    if dbias is not None:
+        dbias += rows_dy.sum(axis=0)
+    return dy @ weight if need_dx else None
+
+
+def embedding_forward(ids, weight):
+    """ids (...) ints in [0, V), weight (V, D) -> out (..., D) = weight[ids]."""
+    return weight[ids]
+
+
+def embedding_backward(ids, dout, *, dweight, padding_idx=None):
+    """dout (..., D) -> accumulates dweight[ids[r]] += dout[r] for every id but padding_idx (duplicates summed)."""
+    ids, rows = ids.reshape(-1), _flat(dout)
+    keep = ids != padding_idx if padding_idx is not None else np.ones(ids.shape, bool)
+    np.add.at(dweight, ids[keep], rows[keep])
+
+
+def log_softmax(logits):
+    """log(softmax) over the last axis, from the row's maximum (no overflow for logits of any size)."""
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def cross_entropy(logits, targets, *, ignore_index=-100, label_smoothing=0.0, reduction="mean", need_grad=True):
+    """logits (..., C), targets (...) class indices -> (loss, grad), PyTorch's F.cross_entropy.
+
+    A row whose target is ignore_index does not count. A counted row's loss is (1 - e) * (-log p_target) +
+    e * mean_j(-log p_j) with e = label_smoothing and p = softmax(row). reduction "mean": the mean over counted
+    rows (NaN when none counts); "sum": their sum; "none": the loss of every row (0 where ignored), and grad is then
+    the gradient of their sum. grad (like logits, or None unless need_grad) is the loss's gradient: zero on ignored
+    rows. The loss is a float (an array of logits' dtype for "none").
+    """
+    C = logits.shape[-1]
+    logp = _flat(log_softmax(logits))
+    t = targets.reshape(-1)
+    counted = t != ignore_index
+    safe_t = np.where(counted, t, 0)
+    row_loss = -(1 - label_smoothing) * logp[np.arange(len(t)), safe_t] - label_smoothing * logp.mean(axis=1)
+    row_loss = np.where(counted, row_loss, 0.0)
+    n = int(counted.sum())
+    if reduction == "none":
+        loss, scale = row_loss.reshape(targets.shape).astype(logits.dtype), 1.0
+    elif reduction == "sum":
+        loss, scale = float(row_loss.sum()), 1.0
+    else:
+        loss, scale = (float(row_loss.sum()) / n if n else float("nan")), (1.0 / n if n else 0.0)
+    grad = None
+    if need_grad:
+        onehot = np.zeros_like(logp)
+        onehot[np.arange(len(t)), safe_t] = 1.0
+        g = np.exp(logp) - (1 - label_smoothing) * onehot - label_smoothing / C
+        grad = (np.where(counted[:, None], g, 0.0) * scale).reshape(logits.shape).astype(logits.dtype)
+    return loss, grad
+
+
+def _reduce(values, reduction, dvalues):
+    """Elementwise losses and their derivatives -> (loss, grad) for reduction "mean", "sum" or "none"."""
+    if reduction == "none":
+        return values, dvalues
+    if reduction == "sum":
+        return float(values.sum()), dvalues
+    return float(values.mean()), dvalues / values.size
+
+
+def mse(pred, target, reduction="mean"):
+    """(pred - target)^2 -> (loss, grad), PyTorch's F.mse_loss."""
+    diff = pred - target
+    return _reduce(diff ** 2, reduction, 2 * diff)
+
+
+def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
+    """-(y log s(x) + (1 - y) log(1 - s(x))) -> (loss, grad), PyTorch's F.binary_cross_entropy_with_logits,
+    written as max(x, 0) - x y + log(1 + exp(-|x|)) so that no exp overflows."""
+    values = np.maximum(logits, 0) - logits * targets + np.log1p(np.exp(-np.abs(logits)))
+    return _reduce(values, reduction, sigmoid(logits) - targets)
+
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,303 @@
+"""The blocks around the recurrent layers in a model: Embedding, Linear, Dropout, and Sequential to chain them.
+
+Each speaks PyTorch's language (constructor arguments, parameter names and shapes, initialisation) and has the
+interface of the recurrent layers: ``out = block(x)`` then ``dx = block.backward(dout)``, with ``params``/``grads``,
+``train()``/``eval()``, ``zero_grad()``, ``state_dict()``/``load_state_dict()`` and ``config()``; every one can be
+saved with ``pylstm.save``. The math is in ``pylstm.functional`` (C++ kernels on pylstm's threads), twinned by
+``pylstm.reference``.
+
+Like the recurrent layers, a block keeps a reference to its training-mode input for ``backward`` (no copy): do not
+modify that array in place in between.
+"""
+import numpy as np
+
+from . import _checks as check
+from . import functional as F
+from .layers import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell, _Recurrent
+from .module import Module, Parameters
+
+
+def _no_forward(name):
+    mode = "a training-mode forward"
+    return RuntimeError(f"backward: needs {mode} of this {name} first (it is in eval mode, or was never called)")
+
+
+class Linear(Module):
+    """``y = x W^T + b`` over the last axis of x (every time step of every sequence), as torch.nn.Linear.
+
+    Parameters ``weight`` (out_features, in_features) and ``bias`` (out_features,), both uniform in
+    [-1/sqrt(in_features), 1/sqrt(in_features)] at the start (torch's initialisation).
+    """
+
+    _repr_head = ("in_features", "out_features")
+
+    def __init__(self, in_features, out_features, *, bias=True, dtype="float32", seed=None):
+        self.in_features = check.positive_int(in_features, "in_features")
+        self.out_features = check.positive_int(out_features, "out_features")
+        self.bias = check.boolean(bias, "bias")
+        self.dtype = check.float_dtype(dtype)
+        self.seed = check.seed(seed)
+        self._config = dict(in_features=self.in_features, out_features=self.out_features, bias=self.bias,
+                            dtype=self.dtype.name, seed=self.seed)
+        shapes = {"weight": (self.out_features, self.in_features)}
+        if self.bias:
+            shapes["bias"] = (self.out_features,)
+        self._allocate(shapes)
+        rng = np.random.default_rng(self.seed)
+        bound = 1.0 / np.sqrt(self.in_features)
+        for p in self.params.values():
+            p[...] = rng.uniform(-bound, bound, size=p.shape)
+        self._x = None
+
+    def _forget_saved(self):
+        self._x = None
+
+    def __call__(self, x):
+        """x (..., in_features) -> y (..., out_features)."""
+        x = self._array(x, "x")
+        if x.ndim < 1 or x.shape[-1] != self.in_features:
+            raise ValueError(f"x: expected shape (..., {self.in_features}) (the last axis in_features), "
+                             f"got {x.shape}")
+        y = F.linear_forward(x, self.params["weight"], self.params.get("bias"))
+        self._x = x if self.training else None
+        return y
+
+    def backward(self, dout):
+        """dout (like the last training forward's y) -> dx (like its x); adds into ``grads``."""
+        if self._x is None:
+            raise _no_forward("Linear")
+        x = self._x
+        dout = self._checked(dout, "dout", x.shape[:-1] + (self.out_features,), "the shape of the last forward's y")
+        return F.linear_backward(x, self.params["weight"], dout, dweight=self.grads["weight"],
+                                 dbias=self.grads.get("bias"))
+
+
+class Embedding(Module):
+    """A lookup table: ``out = weight[ids]`` for integer ids of any shape, as torch.nn.Embedding.
+
+    Parameter ``weight`` (num_embeddings, embedding_dim), standard normal at the start (torch's initialisation), with
+    row ``padding_idx`` (if given) zero and never updated by ``backward``. ``backward`` adds into the rows that were
+    looked up only (a row looked up several times sums its gradients) and returns None: ids have no gradient.
+    """
+
+    _repr_head = ("num_embeddings", "embedding_dim")
+
+    def __init__(self, num_embeddings, embedding_dim, *, padding_idx=None, dtype="float32", seed=None):
+        self.num_embeddings = check.positive_int(num_embeddings, "num_embeddings")
+        self.embedding_dim = check.positive_int(embedding_dim, "embedding_dim")
+        if padding_idx is not None:
+            if isinstance(padding_idx, (bool, np.bool_)) or not isinstance(padding_idx, (int, np.integer)):
+                raise TypeError(f"padding_idx: expected None or an int, got {type(padding_idx).__name__}")
+            if not -self.num_embeddings <= padding_idx < self.num_embeddings:
+                raise ValueError(f"padding_idx: expected None or an int in [-{self.num_embeddings}, "
+                                 f"{self.num_embeddings}) (num_embeddings = {self.num_embeddings}), got {padding_idx}")
+            padding_idx = int(padding_idx) % self.num_embeddings  # torch counts a negative index from the end
+        self.padding_idx = padding_idx
+        self.dtype = check.float_dtype(dtype)
+        self.seed = check.seed(seed)
+        self._config = dict(num_embeddings=self.num_embeddings, embedding_dim=self.embedding_dim,
+                            padding_idx=self.padding_idx, dtype=self.dtype.name, seed=self.seed)
+        self._allocate({"weight": (self.num_embeddings, self.embedding_dim)})
+        weight = self.params["weight"]
+        weight[...] = np.random.default_rng(self.seed).standard_normal(weight.shape)
+        if padding_idx is not None:
+            weight[padding_idx] = 0.0
+        self._ids = None
+
+    def _forget_saved(self):
+        self._ids = None
+
+    @staticmethod
+    def _ids_array(ids):
+        """ids as a C-contiguous int64 array (any integer dtype is accepted; other dtypes are an error)."""
+        if not isinstance(ids, np.ndarray):
+            try:
+                ids = np.asarray(ids)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"ids: expected an array of integers, got {type(ids).__name__}") from exc
+            if ids.size == 0 and ids.dtype.kind == "f":
+                ids = ids.astype(np.int64)  # [] is float64 to NumPy
+        if ids.dtype.kind not in "iu":
+            raise TypeError(f"ids: expected an array of integers, got dtype {ids.dtype}")
+        return np.asarray(ids, dtype=np.int64, order="C")  # not ascontiguousarray: it makes a 0-d array (1,)
+
+    def __call__(self, ids):
+        """ids (...) integers in [0, num_embeddings) -> out (..., embedding_dim)."""
+        ids = self._ids_array(ids)
+        out = F.embedding_forward(ids, self.params["weight"])
+        self._ids = ids if self.training else None
+        return out
+
+    def backward(self, dout):
+        """dout (..., embedding_dim) like the last training forward's out -> None; adds into ``grads["weight"]``."""
+        if self._ids is None:
+            raise _no_forward("Embedding")
+        ids = self._ids
+        dout = self._checked(dout, "dout", ids.shape + (self.embedding_dim,), "the shape of the last forward's out")
+        F.embedding_backward(ids, dout, dweight=self.grads["weight"], padding_idx=self.padding_idx)
+        return None
+
+
+class Dropout(Module):
+    """Inverted dropout, as torch.nn.Dropout: in training mode each element is kept with probability 1 - p and
+    scaled by 1 / (1 - p) (all zero when p = 1); in eval mode the input passes as it is. Masks are drawn from
+    ``seed``. No parameters."""
+
+    _repr_head = ("p",)
+
+    def __init__(self, p=0.5, *, seed=None):
+        self.p = check.probability(p, "p")
+        self.seed = check.seed(seed)
+        self._config = dict(p=self.p, seed=self.seed)
+        self.params = Parameters({})
+        self.grads = Parameters({})
+        self._rng = np.random.default_rng(self.seed)
+        self._mask = None
+
+    def _forget_saved(self):
+        self._mask = None
+
+    def __call__(self, x):
+        """x (any shape, float32 or float64) -> x with elements dropped (training mode) or x itself (eval mode)."""
+        x = np.asarray(x)
+        if x.dtype.kind != "f":
+            raise TypeError(f"x: expected an array of floats, got dtype {x.dtype}")
+        if not self.training:
+            self._mask = None
+            return x
+        keep = 1.0 - self.p
+        mask = np.zeros(x.shape, x.dtype) if keep == 0.0 else \
+            ((self._rng.random(x.shape) < keep) / keep).astype(x.dtype)
+        self._mask = mask
+        return x * mask
+
+    def backward(self, dout):
+        """dout like the last training forward's output -> dx = dout * mask."""
+        if self._mask is None:
+            raise _no_forward("Dropout")
+        dout = np.asarray(dout)
+        if dout.shape != self._mask.shape:
+            raise ValueError(f"dout: expected shape {self._mask.shape} (the shape of the last forward's output), "
+                             f"got {dout.shape}")
+        return dout * self._mask
+
+
+_CELLS = (LSTMCell, GRUCell, RNNCell)
+
+
+class Sequential(Module):
+    """Modules run in order: ``out, states = model(x, states=None, lengths=None)``.
+
+    The recurrent layers (LSTM, GRU, RNN) get ``lengths`` and their entry of ``states`` and return their final
+    states, so ``states`` is a list with one entry per recurrent layer (their state in the layer's own format;
+    ``None`` starts all from zeros, as does a None entry); giving the returned states back continues from them
+    (truncated backpropagation through time). ``model.backward(dout, dstates=None)`` runs the chain backward and
+    returns ``(dx, dstates0)``: the input's gradient (None when the first module is an Embedding) and the gradients
+    of the initial states, one per recurrent layer.
+
+    Parameter names are torch's ``nn.Sequential`` names, the module's index and its own name (``"0.weight"``,
+    ``"1.weight_ih_l0"``, ``"2.bias"``), and ``params``/``grads`` hold the modules' own live arrays.
+    """
+
+    def __init__(self, *modules):
+        if not modules:
+            raise ValueError("modules: expected at least one module, got none")
+        for k, m in enumerate(modules):
+            if isinstance(m, _CELLS):
+                raise TypeError(f"modules[{k}]: a {type(m).__name__} runs one step per call and cannot be chained; "
+                                f"use the layer ({type(m).__name__[:-4]}) instead")
+            if not isinstance(m, Module):
+                raise TypeError(f"modules[{k}]: expected a pylstm module (Embedding, Linear, Dropout, LSTM, GRU, "
+                                f"RNN, Sequential), got {type(m).__name__}")
+        if len({id(m) for m in modules}) != len(modules):
+            raise ValueError("modules: the same module object appears twice (its saved forward state would be shared)")
+        self.modules = list(modules)
+        self._recurrent = [isinstance(m, _Recurrent) for m in self.modules]
+        self.params = Parameters({f"{k}.{name}": a for k, m in enumerate(self.modules) for name, a in m.params.items()})
+        self.grads = Parameters({f"{k}.{name}": a for k, m in enumerate(self.modules) for name, a in m.grads.items()})
+        self.training = all(m.training for m in self.modules)
+
+    def __len__(self):
+        return len(self.modules)
+
+    def __getitem__(self, index):
+        return self.modules[index]
+
+    def _states_list(self, states, name):
+        n = sum(self._recurrent)
+        if states is None:
+            return [None] * n
+        if not isinstance(states, (list, tuple)) or len(states) != n:
+            raise TypeError(f"{name}: expected None or a list of {n} entries (one per recurrent layer), got "
+                            f"{type(states).__name__}" + (f" of {len(states)}" if isinstance(states, (list, tuple))
+                                                          else ""))
+        return list(states)
+
+    def __call__(self, x, states=None, lengths=None):
+        """x -> (out, states): the last module's output and the recurrent layers' final states, in order."""
+        states = self._states_list(states, "states")
+        finals = []
+        for m, recurrent in zip(self.modules, self._recurrent):
+            if recurrent:
+                x, final = m(x, states[len(finals)], lengths=lengths)
+                finals.append(final)
+            elif isinstance(m, Sequential):
+                x, _ = m(x)
+            else:
+                x = m(x)
+        return x, finals
+
+    def backward(self, dout, dstates=None):
+        """dout like the last training forward's out, dstates None or one entry per recurrent layer (the gradient
+        of its final state) -> (dx or None, the gradients of the recurrent layers' initial states)."""
+        dstates = self._states_list(dstates, "dstates")
+        dstarts = [None] * len(dstates)
+        k = len(dstates)
+        for m, recurrent in zip(reversed(self.modules), reversed(self._recurrent)):
+            if dout is None:
+                raise ValueError(f"backward: {type(m).__name__} is below a module whose input has no gradient")
+            if recurrent:
+                k -= 1
+                dout, dstarts[k] = m.backward(dout, dstates[k])
+            elif isinstance(m, Sequential):
+                dout, _ = m.backward(dout)
+            else:
+                dout = m.backward(dout)
+        return dout, dstarts
+
+    def train(self, mode=True):
+        for m in self.modules:
+            m.train(mode)
+        self.training = bool(mode)
+        return self
+
+    def zero_grad(self):
+        for m in self.modules:
+            m.zero_grad()
+
+    def config(self):
+        """{"modules": [{"class": name, "config": the module's config()}, ...]}."""
+        return {"modules": [{"class": type(m).__name__, "config": m.config()} for m in self.modules]}
+
+    @classmethod
+    def from_config(cls, config):
+        entries = config.get("modules") if isinstance(config, dict) else None
+        if not isinstance(entries, list):
+            raise TypeError(f"config: expected {{'modules': [...]}}, got {config!r}")
+        classes = module_classes()
+        modules = []
+        for k, entry in enumerate(entries):
+            if not (isinstance(entry, dict) and entry.get("class") in classes and isinstance(entry.get("config"), dict)):
+                raise ValueError(f"config['modules'][{k}]: expected {{'class': one of {sorted(classes)}, "
+                                 f"'config': {{...}}}}, got {entry!r}")
+            modules.append(classes[entry["class"]].from_config(entry["config"]))
+        return cls(*modules)
+
+    def __repr__(self):
+        return "Sequential(\n" + "".join(f"  ({k}): {m!r}\n" for k, m in enumerate(self.modules)) + ")"
+
+
+def module_classes():
+    """Class name -> class, for every module that config()/from_config() and pylstm.save/load know."""
+    return {c.__name__: c for c in (LSTM, GRU, RNN, LSTMCell, GRUCell, RNNCell, Linear, Embedding, Dropout,
+                                    Sequential)}
