@@ -24,7 +24,6 @@ from compare import assert_close, central_differences
 
 F64 = dict(rtol=1e-12, atol=1e-12)
 F32_OF_SCALE = 2e-6  # float32 linear against the float64 truth: at most 8.5e-7 measured over these sizes, every ISA
-torch.set_default_dtype(torch.float64)
 
 SIZES = [(1, 1, 1), (3, 5, 7), (17, 33, 15), (64, 16, 97), (200, 31, 64)]  # (rows, I, O): SIMD tails on every ISA
 
@@ -127,7 +126,7 @@ def test_embedding_backward_touches_only_rows_looked_up(num_threads):
 
 def test_linear_against_torch():
     lin = pylstm.Linear(5, 3, dtype="float64", seed=0)
-    t = torch.nn.Linear(5, 3)
+    t = torch.nn.Linear(5, 3).double()
     t.load_state_dict({k: torch.tensor(v) for k, v in lin.state_dict().items()})
     x = np.random.default_rng(5).standard_normal((4, 2, 5))
     xt = torch.tensor(x, requires_grad=True)
@@ -145,7 +144,7 @@ def test_linear_against_torch():
 def test_embedding_against_torch():
     emb = pylstm.Embedding(10, 4, padding_idx=-2, dtype="float64", seed=0)  # negative: counted from the end, as torch
     assert emb.padding_idx == 8 and not emb.params["weight"][8].any()
-    t = torch.nn.Embedding(10, 4, padding_idx=8)
+    t = torch.nn.Embedding(10, 4, padding_idx=8).double()
     t.load_state_dict({k: torch.tensor(v) for k, v in emb.state_dict().items()})
     ids = np.array([[1, 8, 1], [9, 0, 8]])
     out = emb(ids)
@@ -247,7 +246,7 @@ def char_model(dtype="float64", seed=0, **lstm):
 
 def test_sequential_names_are_torchs_and_a_torch_state_dict_maps_over():
     model = char_model()
-    t = torch.nn.Sequential(torch.nn.Embedding(12, 5), torch.nn.LSTM(5, 8, 2), torch.nn.Linear(8, 12))
+    t = torch.nn.Sequential(torch.nn.Embedding(12, 5), torch.nn.LSTM(5, 8, 2), torch.nn.Linear(8, 12)).double()
     assert list(model.params) == list(t.state_dict())
     assert list(model.grads) == list(model.params)
     model.load_state_dict({k: v.numpy() for k, v in t.state_dict().items()})
