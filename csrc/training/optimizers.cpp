@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <type_traits>
 #include <vector>
 
@@ -39,7 +38,9 @@ void for_each_chunk(int64_t n, int64_t work_per_element, Body&& body) {
 }
 
 // Calls f with one std::true_type or std::false_type per flag, so that each combination of options has a loop of
-// its own without per-element branches, which the compiler can vectorize.
+// its own without per-element branches, which the compiler can vectorize. (The loops with a square root, Adam's and
+// RMSprop's, stay scalar all the same: the build keeps errno semantics (no -fno-math-errno), so GCC guards each
+// sqrt with a library call for negative inputs, and a loop with a call does not vectorize.)
 template <typename F>
 void specialize(F&& f) {
   f();
