@@ -399,3 +399,130 @@ def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Optimizers and gradient clipping (the twins of pylstm.optim's update kernels).
+#
+# Each update function takes one parameter array, its gradient and its optimizer state (a dict: empty before the first
+# step, then holding what pylstm.optim's state_dict shows for that parameter: "step" and the named buffers), updates
+# the parameter and the state in place, and returns None; the gradient is only read. The hyperparameters are
+# torch.optim's, as keywords. The rules are torch's, in torch's order of operations, in the parameter's dtype: every
+# hyperparameter is rounded to that dtype first (``t(x)`` below), as torch rounds a Python scalar to a tensor's type,
+# and the per-step factors that torch computes in Python floats (bias corrections, step size) are Python floats here.
+# These are the twins of pylstm.optim.sgd_step, adam_step and rmsprop_step (which call the C++ kernels).
+
+
+def _lerp(start, end, weight):
+    """torch's lerp: start + weight * (end - start) for |weight| < 0.5, else end - (end - start) * (1 - weight),
+    so that each formula is exact at its own end."""
+    if abs(weight) < 0.5:
+        return start + weight * (end - start)
+    return end - (end - start) * (weight.dtype.type(1) - weight)
+
+
+def sgd_step(param, grad, state, *, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+    """torch.optim.SGD. ``state`` holds ``momentum_buffer`` after the first step when momentum != 0 (torch starts it
+    as a copy of the decayed gradient, not from zeros), and nothing otherwise."""
+    t = param.dtype.type
+    g = grad
+    if weight_decay != 0:
+        g = g + t(weight_decay) * param
+    if momentum != 0:
+        if "momentum_buffer" not in state:
+            buf = g.copy()
+        else:
+            buf = state["momentum_buffer"] * t(momentum) + t(1 - dampening) * g
+        state["momentum_buffer"] = buf
+        g = g + t(momentum) * buf if nesterov else buf
+    param += t(-lr) * g
+
+
+def adam_step(param, grad, state, *, lr, betas, eps, weight_decay, amsgrad, decoupled_weight_decay=False):
+    """torch.optim.Adam, or AdamW with ``decoupled_weight_decay``. ``state``: ``step`` (the steps taken),
+    ``exp_avg``, ``exp_avg_sq`` and, with amsgrad, ``max_exp_avg_sq`` (all zeros before the first step)."""
+    t = param.dtype.type
+    beta1, beta2 = betas
+    if not state:
+        state.update(step=0, exp_avg=np.zeros_like(param), exp_avg_sq=np.zeros_like(param))
+        if amsgrad:
+            state["max_exp_avg_sq"] = np.zeros_like(param)
+    state["step"] += 1
+    step = float(state["step"])
+    bias_correction1 = 1 - beta1 ** step
+    bias_correction2 = 1 - beta2 ** step
+    step_size = lr / bias_correction1
+    bias_correction2_sqrt = bias_correction2 ** 0.5
+
+    g = grad
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            param *= t(1 - lr * weight_decay)
+        else:
+            g = g + t(weight_decay) * param
+    exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+    exp_avg[...] = _lerp(exp_avg, g, t(1 - beta1))
+    exp_avg_sq[...] = exp_avg_sq * t(beta2) + (t(1 - beta2) * g) * g
+    v = exp_avg_sq
+    if amsgrad:
+        v = state["max_exp_avg_sq"]
+        np.maximum(v, exp_avg_sq, out=v)  # NaN wins, as torch.maximum
+    denom = np.sqrt(v) / t(bias_correction2_sqrt) + t(eps)
+    param += (t(-step_size) * exp_avg) / denom
+
+
+def rmsprop_step(param, grad, state, *, lr, alpha, eps, weight_decay=0.0, momentum=0.0, centered=False):
+    """torch.optim.RMSprop. ``state``: ``step``, ``square_avg``, ``momentum_buffer`` when momentum > 0 and
+    ``grad_avg`` when centered (all zeros before the first step)."""
+    t = param.dtype.type
+    if not state:
+        state.update(step=0, square_avg=np.zeros_like(param))
+        if momentum > 0:
+            state["momentum_buffer"] = np.zeros_like(param)
+        if centered:
+            state["grad_avg"] = np.zeros_like(param)
+    state["step"] += 1
+    g = grad
+    if weight_decay != 0:
+        g = g + t(weight_decay) * param
+    square_avg = state["square_avg"]
+    square_avg[...] = square_avg * t(alpha) + (t(1 - alpha) * g) * g
+    if centered:
+        grad_avg = state["grad_avg"]
+        grad_avg[...] = _lerp(grad_avg, g, t(1 - alpha))
+        avg = np.sqrt(square_avg - grad_avg * grad_avg) + t(eps)  # NaN where rounding makes it negative, as torch
+    else:
+        avg = np.sqrt(square_avg) + t(eps)
+    if momentum > 0:
+        buf = state["momentum_buffer"]
+        buf[...] = buf * t(momentum) + g / avg
+        param += t(-lr) * buf
+    else:
+        param += (t(-lr) * g) / avg
+
+
+def clip_grad_norm(grads, max_norm, norm_type=2.0, error_if_nonfinite=False):
+    """torch.nn.utils.clip_grad_norm_ over a list of gradient arrays: the total p-norm of all of them together (the
+    largest |g| for norm_type inf), computed in float64 and returned as a Python float; when max_norm / (total +
+    1e-6) < 1, every gradient is multiplied in place by that factor (rounded to its dtype). NaN or infinity in a
+    gradient gives a NaN or infinite total, which then reaches every gradient, as torch's does (RuntimeError instead
+    with error_if_nonfinite). The twin of pylstm.optim.clip_grads_by_norm."""
+    p = float(norm_type)
+    wide = [np.abs(g.astype(np.float64)) for g in grads]
+    if p == np.inf:
+        total = max((float(np.max(w)) if w.size else 0.0 for w in wide), default=0.0)
+        if any(np.isnan(w).any() for w in wide):
+            total = float("nan")
+    else:
+        total = float(sum(np.sum(w ** p) for w in wide)) ** (1.0 / p)
+    if error_if_nonfinite and not np.isfinite(total):
+        raise RuntimeError(f"the total norm of order {p} of the gradients is non-finite ({total})")
+    clip_coef = max_norm / (total + 1e-6)
+    if not clip_coef >= 1.0:  # (NaN scales too: it spreads into every gradient, as in torch)
+        for g in grads:
+            g *= g.dtype.type(clip_coef)
+    return total
+
+
+def clip_grad_value(grads, clip_value):
+    """torch.nn.utils.clip_grad_value_ over a list of gradient arrays: each clamped in place to [-clip_value,
+    clip_value]; NaN stays NaN. The twin of pylstm.optim.clip_grads_by_value."""
+    for g in grads:
+        t = g.dtype.type
+        np.clip(g, t(-clip_value), t(clip_value), out=g)
