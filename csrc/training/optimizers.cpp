@@ -20,7 +20,7 @@ constexpr int64_t kChunk = 8192;
 // divisions costs several, a scaling one.
 constexpr int64_t kSgdWork = 2;
 constexpr int64_t kAdaptiveWork = 8;  // Adam, RMSprop
-constexpr int64_t kToolWork = 1;
+constexpr int64_t kToolWork = 8;
 
 // Runs body(chunk, begin, end) over [0, n) in chunks of kChunk, each thread taking one contiguous range of chunks.
 template <typename Body>
