@@ -234,7 +234,7 @@ def test_numpy_between_pylstm_calls(benchmark, request, between):
         for _ in range(3):
             step()
         # setup's result must be None (pytest-benchmark would take it as the step's arguments)
-        benchmark.pedantic(step, setup=lambda: user() and None, rounds=40, warmup_rounds=2, iterations=1)
+        benchmark.pedantic(step, setup=lambda: (user(), None)[1], rounds=40, warmup_rounds=2, iterations=1)
     finally:
         if limits is not None:
             limits.restore_original_limits()

@@ -38,9 +38,8 @@ void for_each_chunk(int64_t n, int64_t work_per_element, Body&& body) {
 }
 
 // Calls f with one std::true_type or std::false_type per flag, so that each combination of options has a loop of
-// its own without per-element branches, which the compiler can vectorize. (The loops with a square root, Adam's and
-// RMSprop's, stay scalar all the same: the build keeps errno semantics (no -fno-math-errno), so GCC guards each
-// sqrt with a library call for negative inputs, and a loop with a call does not vectorize.)
+// its own without per-element branches, which the compiler can vectorize (the loops with a square root too: the build
+// has -fno-math-errno, so a sqrt is one instruction and not a call that may set errno).
 template <typename F>
 void specialize(F&& f) {
   f();
@@ -119,20 +118,24 @@ void adam_step(int64_t n, T* param, const T* grad, T* exp_avg, T* exp_avg_sq, T*
   specialize(
       [&](auto l2, auto decoupled, auto amsgrad, auto small_weight) {
         for_each_chunk(n, kAdaptiveWork, [&](int64_t, int64_t begin, int64_t end) {
+          // Local copies: the captured factors are T objects that the loop's stores of T could alias as far as the
+          // compiler knows, and reloading them at every element keeps the loop from being vectorized.
+          const T step_size = neg_step_size, bc2_sqrt = bias_correction2_sqrt, w1 = beta1_weight, b2 = beta2,
+                  w2 = beta2_weight, e = eps, keep = decay, l2_decay = weight_decay;
           for (int64_t i = begin; i < end; ++i) {
             T p = param[i], g = grad[i];
-            if constexpr (decoupled) p = p * decay;
-            if constexpr (l2) g = g + weight_decay * p;
-            const T m = lerp<small_weight>(exp_avg[i], g, beta1_weight);
-            T v = exp_avg_sq[i] * beta2 + (beta2_weight * g) * g;
+            if constexpr (decoupled) p = p * keep;
+            if constexpr (l2) g = g + l2_decay * p;
+            const T m = lerp<small_weight>(exp_avg[i], g, w1);
+            T v = exp_avg_sq[i] * b2 + (w2 * g) * g;
             exp_avg[i] = m;
             exp_avg_sq[i] = v;
             if constexpr (amsgrad) {
               v = nan_max(max_exp_avg_sq[i], v);
               max_exp_avg_sq[i] = v;
             }
-            const T denom = std::sqrt(v) / bias_correction2_sqrt + eps;
-            param[i] = p + (neg_step_size * m) / denom;
+            const T denom = std::sqrt(v) / bc2_sqrt + e;
+            param[i] = p + (step_size * m) / denom;
           }
         });
       },
@@ -150,25 +153,26 @@ void rmsprop_step(int64_t n, T* param, const T* grad, T* square_avg, T* grad_avg
   specialize(
       [&](auto decay, auto centered, auto with_momentum, auto small_weight) {
         for_each_chunk(n, kAdaptiveWork, [&](int64_t, int64_t begin, int64_t end) {
+          const T lr = neg_lr, a = alpha, aw = alpha_weight, e = eps, wd = weight_decay, mom = momentum;  // (as Adam's)
           for (int64_t i = begin; i < end; ++i) {
             T g = grad[i];
-            if constexpr (decay) g = g + weight_decay * param[i];
-            const T sq = square_avg[i] * alpha + (alpha_weight * g) * g;
+            if constexpr (decay) g = g + wd * param[i];
+            const T sq = square_avg[i] * a + (aw * g) * g;
             square_avg[i] = sq;
             T avg;
             if constexpr (centered) {
-              const T ga = lerp<small_weight>(grad_avg[i], g, alpha_weight);
+              const T ga = lerp<small_weight>(grad_avg[i], g, aw);
               grad_avg[i] = ga;
-              avg = std::sqrt(sq - ga * ga) + eps;
+              avg = std::sqrt(sq - ga * ga) + e;
             } else {
-              avg = std::sqrt(sq) + eps;
+              avg = std::sqrt(sq) + e;
             }
             if constexpr (with_momentum) {
-              const T buf = momentum_buffer[i] * momentum + g / avg;
+              const T buf = momentum_buffer[i] * mom + g / avg;
               momentum_buffer[i] = buf;
-              param[i] = param[i] + neg_lr * buf;
+              param[i] = param[i] + lr * buf;
             } else {
-              param[i] = param[i] + (neg_lr * g) / avg;
+              param[i] = param[i] + (lr * g) / avg;
             }
           }
         });
