@@ -11,9 +11,12 @@ A step is what a user's loop runs: zero the gradients, forward, cross-entropy, b
 NumPy (pylstm, the reference) or torch tensors (torch) around the calls. The NumPy reference runs the same step with
 pylstm.reference's functions and NumPy's matmul (char model only: the word model's reference takes seconds).
 Each case first checks that pylstm's step from torch's weights gives torch's loss and updated weights.
-extra_info holds tokens per second (from the median) and the peak memory of the step: the growth of the resident set
-over 5 steps in a fresh process, after the model and data are made (``python bench/test_training.py memory IMPL
-MODEL`` prints it).
+extra_info holds tokens per second (from the median), the step's products in GFLOP, and the peak memory of the step:
+the growth of the resident set over 5 steps in a fresh process, after the model and data are made (``python
+bench/test_training.py memory IMPL MODEL`` prints it). pylstm's case also times pylstm and torch in alternating blocks
+(``vs_torch_side_by_side``: torch's time over pylstm's) and pylstm against NumPy's 2048^3 matmul
+(``pct_matmul_side_by_side``: pylstm's GFLOP/s as a share of the matmul's), as the suite does (bench/README.md).
+``python bench/training_report.py OUT.json`` prints the table of a run saved with ``--benchmark-json OUT.json``.
 
 * ``numpy-between``: an LSTM(64, 256) forward + backward (B=32, T=64) alone, right after a NumPy matmul of two
   512 x 512 float32 matrices (user code between pylstm's calls), right after other NumPy code (indexing, argmax, a
@@ -24,7 +27,6 @@ float32, the thread count of PYLSTM_BENCH_THREADS (default 2) for pylstm, torch 
 """
 import json
 import os
-import resource
 import subprocess
 import sys
 
@@ -138,18 +140,38 @@ def reference_step(model):
     return step
 
 
+def step_flops(model):
+    """The products of a training step: forward, input and weight gradients of the LSTM layers and the Linear
+    (3 times the forward's 2 * rows * in * out each); the gate math, loss and optimizer are not counted."""
+    V, E, H, L, B, T, *_ = MODELS[model]
+    forward = sum(2 * T * B * 4 * H * ((E if k == 0 else H) + H) for k in range(L)) + 2 * T * B * H * V
+    return 3 * forward
+
+
+def _status_kb(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
 def peak_memory_mb(impl, model):
-    """The growth of this process's peak resident set over 5 steps, after the model and data are made (MB)."""
+    """The growth of this process's peak resident set over 5 steps, after the model and data are made (MB), from
+    Linux's VmHWM, reset to the current resident set first. (Not getrusage's ru_maxrss: after fork and exec it still
+    holds the parent's peak.)"""
     if impl == "pylstm":
         step, _ = pylstm_step(model)
     elif impl == "torch":
         step = torch_step(model)[0]
     else:
         step = reference_step(model)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets VmHWM to the current resident set
+    before = _status_kb("VmRSS")
     for _ in range(5):
         step()
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    return (_status_kb("VmHWM") - before) / 1024
 
 
 def _measured_peak_memory_mb(impl, model):
@@ -191,7 +213,15 @@ def test_training_step(benchmark, request, model, impl):
     _time(benchmark, step, request.config)
     median = benchmark.stats.stats.median
     benchmark.extra_info.update(kind="training-step", threads=C.THREADS, tokens_per_s=round(B * T / median),
-                                peak_memory_mb=_measured_peak_memory_mb(impl, model))
+                                gflop=step_flops(model) / 1e9, peak_memory_mb=_measured_peak_memory_mb(impl, model))
+    if impl == "pylstm":  # the same ratios in alternating blocks, which see the same machine (bench/README.md)
+        seconds = request.config.getoption("--bench-seconds")
+        versus = C.side_by_side(p_step, t_step, 2 * seconds)
+        peak = C.side_by_side(p_step, C.matmul_call(), seconds)
+        matmul_flops = 2 * C.MATMUL_N ** 3
+        benchmark.extra_info.update(
+            vs_torch_side_by_side=versus["ratio"],
+            pct_matmul_side_by_side=100 * (step_flops(model) / peak["p_s"]) / (matmul_flops / peak["q_s"]))
 
 
 def _lstm_step():
