@@ -1,21 +1,22 @@
-"""The table of a bench/test_training.py run: python bench/training_report.py OUT.json [OUT2.json ...]
+"""The tables of bench/test_training.py runs: python bench/training_report.py OUT.json [OUT2.json ...]
 
 OUT.json is pytest-benchmark's JSON (python -m pytest bench/test_training.py --benchmark-json OUT.json). With several
-runs, each row shows the range over them.
+runs, each cell shows the range over them.
 """
 import json
 import sys
 
 
-def rows(paths):
-    """-> {(group, name): [benchmark dicts, one per run]} and the machine info of the first run."""
+def load(paths):
+    """-> {group: {parameter: [benchmark dicts, one per run]}} and the machine info of the first run."""
     found, machine = {}, None
     for path in paths:
         with open(path) as f:
             data = json.load(f)
         machine = machine or data.get("machine_info", {})
         for b in data["benchmarks"]:
-            found.setdefault((b["group"], b["name"]), []).append(b)
+            param = b["name"][b["name"].index("[") + 1:-1]
+            found.setdefault(b["group"], {}).setdefault(param, []).append(b)
     return found, machine
 
 
@@ -23,32 +24,49 @@ def span(values, fmt):
     values = [v for v in values if v is not None]
     if not values:
         return "—"
-    lo, hi = min(values), max(values)
-    return fmt.format(lo) if fmt.format(lo) == fmt.format(hi) else f"{fmt.format(lo)}-{fmt.format(hi)}"
+    lo, hi = fmt.format(min(values)), fmt.format(max(values))
+    return lo if lo == hi else f"{lo}-{hi}"
+
+
+def ratios(numerators, denominators):
+    """Per-run ratios of medians (runs paired in order)."""
+    return [n["stats"]["median"] / d["stats"]["median"] for n, d in zip(numerators, denominators)]
+
+
+def training_table(found):
+    print("| model | implementation | median ms | tokens/s | peak MB | vs torch | vs torch, side by side | "
+          "% of matmul, side by side |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for group in sorted(g for g in found if g.startswith("train-")):
+        cases = found[group]
+        torch_runs = next((runs for param, runs in cases.items() if param.endswith("-torch")), [])
+        for param, runs in sorted(cases.items()):
+            info = [r.get("extra_info", {}) for r in runs]
+            print(f"| {group[6:]} | {param.split('-', 1)[1]} | {span([r['stats']['median'] * 1e3 for r in runs], '{:.1f}')} "
+                  f"| {span([i.get('tokens_per_s') for i in info], '{:,}')} "
+                  f"| {span([i.get('peak_memory_mb') for i in info], '{:.0f}')} "
+                  f"| {span(ratios(torch_runs, runs), '{:.2f}x')} "
+                  f"| {span([i.get('vs_torch_side_by_side') for i in info], '{:.2f}x')} "
+                  f"| {span([i.get('pct_matmul_side_by_side') for i in info], '{:.0f}')} |")
+
+
+def between_table(found):
+    cases = found.get("numpy-between", {})
+    if not cases:
+        return
+    alone = cases.get("nothing", [])
+    print("\n| before each pylstm call | median ms | vs nothing before |")
+    print("|---|---:|---:|")
+    for param, runs in cases.items():
+        print(f"| {param} | {span([r['stats']['median'] * 1e3 for r in runs], '{:.1f}')} "
+              f"| {span(ratios(runs, alone), '{:.2f}x')} |")
 
 
 def main(paths):
-    found, machine = rows(paths)
-    cpu = machine.get("cpu", {}).get("brand_raw", "?")
-    print(f"{len(paths)} run(s); CPU: {cpu}\n")
-    print("| group | implementation | median ms | tokens/s | peak MB | vs torch | vs torch, side by side | "
-          "% of matmul, side by side |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
-    for (group, name), runs in sorted(found.items()):
-        param = name[name.index("[") + 1:-1]
-        impl = param.split("-", 1)[-1] if group.startswith("train-") else param
-        medians = [r["stats"]["median"] * 1e3 for r in runs]
-        info = [r.get("extra_info", {}) for r in runs]
-        versus = "—"
-        if group.startswith("train-"):
-            torch_runs = [b for (g, n), bs in found.items() if g == group and n.endswith("-torch]") for b in bs]
-            if torch_runs and len(torch_runs) == len(runs):
-                versus = span([t["stats"]["median"] / r["stats"]["median"] for t, r in zip(torch_runs, runs)],
-                              "{:.2f}x")
-        print(f"| {group} | {impl} | {span(medians, '{:.1f}')} | {span([i.get('tokens_per_s') for i in info], '{:,}')} "
-              f"| {span([i.get('peak_memory_mb') for i in info], '{:.0f}')} | {versus} | "
-              f"{span([i.get('vs_torch_side_by_side') for i in info], '{:.2f}x')} | "
-              f"{span([i.get('pct_matmul_side_by_side') for i in info], '{:.0f}')} |")
+    found, machine = load(paths)
+    print(f"{len(paths)} run(s); CPU: {machine.get('cpu', {}).get('brand_raw', '?')}\n")
+    training_table(found)
+    between_table(found)
 
 
 if __name__ == "__main__":
