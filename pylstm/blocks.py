@@ -209,6 +209,9 @@ class Sequential(Module):
             if not isinstance(m, Module):
                 raise TypeError(f"modules[{k}]: expected a pylstm module (Embedding, Linear, Dropout, LSTM, GRU, "
                                 f"RNN, Sequential), got {type(m).__name__}")
+            if isinstance(m, Sequential) and any(m._recurrent):
+                raise TypeError(f"modules[{k}]: a Sequential with recurrent layers cannot be nested (their states "
+                                f"and lengths would not reach them); list its modules here instead")
         if len({id(m) for m in modules}) != len(modules):
             raise ValueError("modules: the same module object appears twice (its saved forward state would be shared)")
         self.modules = list(modules)

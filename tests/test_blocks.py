@@ -335,6 +335,8 @@ def test_sequential_errors():
         pylstm.Sequential(pylstm.Linear(2, 2), pylstm.LSTMCell(2, 2))
     with pytest.raises(TypeError, match=r"modules\[0\].*dict"):
         pylstm.Sequential({})
+    with pytest.raises(TypeError, match=r"modules\[1\]: a Sequential with recurrent layers cannot be nested"):
+        pylstm.Sequential(pylstm.Linear(2, 2), pylstm.Sequential(pylstm.GRU(2, 2)))
     lin = pylstm.Linear(2, 2)
     with pytest.raises(ValueError, match="twice"):
         pylstm.Sequential(lin, lin)

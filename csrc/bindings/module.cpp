@@ -169,12 +169,7 @@ class ArgChecker {
 
   // An input of a fixed shape.
   py::array input(const py::object& obj, const char* name, const std::vector<int64_t>& shape) {
-    py::array a = ndarray(obj, name);
-    dtype(a, name);
-    if (shape_of(a) != shape)
-      throw py::value_error(std::string(name) + ": expected shape " + shape_str(shape) + ", got " +
-                            shape_str(shape_of(a)));
-    check_layout(a, name);
+    py::array a = shaped(obj, name, shape);
     add_input(a);
     return a;
   }
@@ -196,12 +191,7 @@ class ArgChecker {
   // An array the kernel adds into (a gradient accumulator): also writeable and disjoint from every input and every
   // other output.
   py::array accumulator(const py::object& obj, const char* name, const std::vector<int64_t>& shape) {
-    py::array a = ndarray(obj, name);
-    dtype(a, name);
-    if (shape_of(a) != shape)
-      throw py::value_error(std::string(name) + ": expected shape " + shape_str(shape) + ", got " +
-                            shape_str(shape_of(a)));
-    check_layout(a, name);
+    py::array a = shaped(obj, name, shape);
     check_writeable(a, name);
     const auto r = byte_range(a);
     for (const auto& [other, other_name] : outputs_)
@@ -233,6 +223,17 @@ class ArgChecker {
   int64_t P() const { return proj_ > 0 ? proj_ : hidden_; }  // the width of h
 
  private:
+  // An ndarray of this call's dtype, of a fixed shape, C-contiguous and aligned.
+  py::array shaped(const py::object& obj, const char* name, const std::vector<int64_t>& shape) const {
+    py::array a = ndarray(obj, name);
+    dtype(a, name);
+    if (shape_of(a) != shape)
+      throw py::value_error(std::string(name) + ": expected shape " + shape_str(shape) + ", got " +
+                            shape_str(shape_of(a)));
+    check_layout(a, name);
+    return a;
+  }
+
   void dtype(const py::array& a, const char* name) const {
     if (!same_dtype(a.dtype(), dtype_))
       throw py::type_error(std::string(name) + ": expected dtype " + py::str(dtype_).cast<std::string>() +
