@@ -5,6 +5,7 @@ the blocks, losses and optimizers to train models of them.
     blocks (Embedding, Linear, Dropout, Sequential), pylstm.losses  ->        "                 ->  csrc/ kernels
         |  pylstm.sequence: padded batch + lengths <-> packed rows
     pylstm.optim: optimizers, learning-rate schedulers, gradient clipping (C++ update kernels)
+    pylstm.fit (pylstm.training): the training loop; pylstm.sample (pylstm.generation); pylstm.text: vocabulary
     pylstm.reference: the readable NumPy twin of pylstm.functional and of the optimizers' updates
     pylstm.checkpoint (save, load), pylstm.padding (pad_sequences, unpad)
 """
@@ -23,12 +24,15 @@ from . import functional, losses, optim, reference  # noqa: E402
 from ._core import get_num_threads, release_memory, set_num_threads, supported_isas  # noqa: E402
 from .blocks import Dropout, Embedding, Linear, Sequential  # noqa: E402
 from .checkpoint import load, save  # noqa: E402
+from .generation import sample  # noqa: E402
 from .layers import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: E402
 from .optim import clip_grad_norm, clip_grad_value  # noqa: E402
 from .padding import pad_sequences, unpad  # noqa: E402
+from .training import EarlyStopping, History, fit  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "Embedding", "Linear", "Dropout", "Sequential",
+           "fit", "History", "EarlyStopping", "sample",
            "save", "load", "pad_sequences", "unpad", "functional", "losses", "optim", "reference", "clip_grad_norm",
            "clip_grad_value", "isa", "supported_isas",
            "get_num_threads",

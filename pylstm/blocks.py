@@ -157,6 +157,9 @@ class Dropout(Module):
     def _forget_saved(self):
         self._mask = None
 
+    def _generators(self):
+        return [self._rng]
+
     def __call__(self, x):
         """x (any shape, float32 or float64) -> x with elements dropped (training mode) or x itself (eval mode)."""
         x = np.asarray(x)
@@ -277,6 +280,9 @@ class Sequential(Module):
     def zero_grad(self):
         for m in self.modules:
             m.zero_grad()
+
+    def _generators(self):
+        return [g for m in self.modules for g in m._generators()]
 
     def config(self):
         """{"modules": [{"class": name, "config": the module's config()}, ...]}."""

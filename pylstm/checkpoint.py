@@ -16,6 +16,12 @@ holding an object array, which only pickle can store, is refused with a ValueErr
 header against the arrays and against the module that the header's class and config build, and raises a
 ValueError that names the file and says what is wrong before it returns anything.
 
+Two optional parts make a training checkpoint (``pylstm.fit`` writes them each epoch): ``"vocab"`` in the header,
+a vocabulary's ``config()``, and ``"training"``, a JSON tree (the optimizer's and the scheduler's state dicts, the
+epoch, the history, the random generators' states) in which every NumPy array of the tree is stored as an entry of
+its own, ``"__training__.<k>"``, referred to as ``{"__array__": "__training__.<k>"}`` and declared with its shape and
+dtype under the header's ``"arrays"``. ``pylstm.load`` reads the module alone; ``read`` returns all three.
+
 ``save`` is atomic: it writes a temporary file in the same directory, fsyncs it and renames it onto ``path``, so
 ``path`` holds either the previous file or the whole new one, even if the process dies while saving.
 """
@@ -23,6 +29,7 @@ import json
 import os
 import tempfile
 import zipfile
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
@@ -31,14 +38,25 @@ from .blocks import module_classes
 FORMAT = "pylstm-checkpoint"
 VERSION = 1
 HEADER = "__pylstm__"
+TRAINING_ARRAY = "__training__."  # the prefix of the training state's array entries
 
 
 def _classes():
     return module_classes()
 
 
-def save(path, module):
-    """Write ``module`` (any pylstm module: a layer, a cell, a block or a Sequential of them) to the file ``path``.
+class Checkpoint(NamedTuple):
+    """What ``read`` returns: the module, the vocabulary (a ``pylstm.text.Vocab``, or None) and the training state
+    (the JSON tree ``save`` was given, with its arrays, or None)."""
+    module: Any
+    vocab: Optional[Any]
+    training: Optional[dict]
+
+
+def save(path, module, *, vocab=None, training=None):
+    """Write ``module`` (any pylstm module: a layer, a cell, a block or a Sequential of them) to the file ``path``;
+    with ``vocab`` (a ``pylstm.text.Vocab``) and ``training`` (a dict of JSON values and NumPy arrays, nested in
+    dicts and lists), a training checkpoint (see the module docstring).
 
     ``path`` (str or os.PathLike) is used exactly as given: no ``.npz`` suffix is added. The file holds the
     module's class name, its ``config()`` and a copy of every parameter (see the module docstring); gradients,
@@ -57,11 +75,20 @@ def save(path, module):
         raise ValueError(f"save: a parameter may not be called {HEADER!r}")
     header = {"format": FORMAT, "version": VERSION, "class": name, "config": module.config(),
               "params": {k: [list(v.shape), str(v.dtype)] for k, v in params.items()}}
+    arrays = dict(params)
+    if vocab is not None:
+        header["vocab"] = vocab.config()
+    if training is not None:
+        if not isinstance(training, dict):
+            raise TypeError(f"training: expected a dict of JSON values and arrays, got {type(training).__name__}")
+        extra = {}
+        header["training"] = _arrays_out(training, extra)
+        header["arrays"] = {k: [list(v.shape), str(v.dtype)] for k, v in extra.items()}
+        arrays.update(extra)
     try:
         text = json.dumps(header, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"save: {name}.config() is not JSON-serialisable: {exc}") from exc
-    arrays = dict(params)
+        raise ValueError(f"save: the header is not JSON-serialisable (config, vocab or training state): {exc}") from exc
     arrays[HEADER] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
 
     directory = os.path.dirname(os.path.abspath(path))
@@ -87,7 +114,20 @@ def save(path, module):
 
 
 def load(path):
-    """Read a module written by ``save`` -> a new module of the saved class and configuration.
+    """Read a module written by ``save`` -> a new module of the saved class and configuration (a training
+    checkpoint's vocabulary and training state are checked and left: ``read`` returns them). See ``_read``."""
+    return _read(path, "pylstm.load").module
+
+
+def read(path):
+    """Read a file written by ``save`` -> ``Checkpoint(module, vocab, training)``: the module as ``load`` returns
+    it, the vocabulary (a ``pylstm.text.Vocab``) or None, and the training state (the dict ``save`` was given, its
+    arrays read back, JSON's string keys as they come) or None. Errors as ``load``'s."""
+    return _read(path, "pylstm.checkpoint.read")
+
+
+def _read(path, caller):
+    """Read a file written by ``save`` -> Checkpoint(module, vocab, training); `caller` names the function in errors.
 
     The module is built as ``cls.from_config(config)`` and its parameters are loaded from the file with their exact dtype
     and values (bit for bit). Like any freshly constructed module it is in training mode: call ``.eval()`` for
@@ -99,7 +139,7 @@ def load(path):
     module's — raises a ValueError that names ``path``. A missing file raises FileNotFoundError.
     """
     shown = os.fspath(path)
-    where = f"pylstm.load({shown!r})"
+    where = f"{caller}({shown!r})"
 
     def bad(message):  # the ValueError for every problem with the file's contents
         return ValueError(f"{where}: not a valid pylstm checkpoint: {message}")
@@ -149,9 +189,19 @@ def load(path):
 
         expected = module.params
         stored = [k for k in files if k != HEADER]
+        extra_declared = _check_extra_arrays(header, bad)
         _check_names("the header's parameter list", list(declared), list(expected),
                      f"{cls.__name__} with this config", bad)
-        _check_names("the file's arrays", stored, list(declared), "the header", bad)
+        _check_names("the file's arrays", stored, list(declared) + list(extra_declared), "the header", bad)
+        extra = {}
+        for key, (shape, dtype) in extra_declared.items():
+            value = read(key, f"training array {key!r}")
+            if value.shape != shape or value.dtype != dtype:
+                raise bad(f"training array {key!r} is stored as {value.shape} {value.dtype}, but the header says "
+                          f"{shape} {dtype}")
+            extra[key] = value
+        training = _arrays_in(header["training"], extra, bad) if "training" in header else None
+        vocab = _vocab(header["vocab"], bad) if "vocab" in header else None
 
         arrays = {}
         for key, target in expected.items():
@@ -172,7 +222,71 @@ def load(path):
         module.load_state_dict(arrays)
     except (KeyError, TypeError, ValueError) as exc:  # pragma: no cover - everything was checked above
         raise bad(f"{cls.__name__}.load_state_dict refused the parameters ({exc})") from exc
-    return module
+    return Checkpoint(module, vocab, training)
+
+
+# -- the optional parts: vocabulary and training state ------------------------------------------------------------
+
+
+def _arrays_out(tree, arrays):
+    """A copy of the JSON tree with every ndarray replaced by a reference to an entry added to `arrays`."""
+    if isinstance(tree, np.ndarray):
+        if tree.dtype.kind not in "biuf":
+            raise TypeError(f"training: arrays must hold numbers, got dtype {tree.dtype}")
+        key = f"{TRAINING_ARRAY}{len(arrays)}"
+        arrays[key] = tree
+        return {"__array__": key}
+    if isinstance(tree, dict):
+        return {str(k): _arrays_out(v, arrays) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return [_arrays_out(v, arrays) for v in tree]
+    if isinstance(tree, np.generic):
+        return tree.item()
+    return tree
+
+
+def _arrays_in(tree, arrays, bad):
+    """The inverse of _arrays_out: references replaced by the arrays read from the file."""
+    if isinstance(tree, dict):
+        if set(tree) == {"__array__"}:
+            key = tree["__array__"]
+            if not isinstance(key, str) or key not in arrays:
+                raise bad(f"the training state refers to an array that the header does not declare: {key!r}")
+            return arrays[key]
+        return {k: _arrays_in(v, arrays, bad) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_arrays_in(v, arrays, bad) for v in tree]
+    return tree
+
+
+def _check_extra_arrays(header, bad):
+    """The header's declared training arrays -> {name: (shape, dtype)}; they come only with a training state."""
+    declared = header.get("arrays", {})
+    if not isinstance(declared, dict) or (declared and "training" not in header):
+        raise bad("the header's 'arrays' must be a JSON object that comes with a 'training' state")
+    if "training" in header and not isinstance(header["training"], dict):
+        raise bad("the header's 'training' is not a JSON object")
+    result = {}
+    for key, entry in declared.items():
+        ok = (key.startswith(TRAINING_ARRAY) and isinstance(entry, list) and len(entry) == 2
+              and isinstance(entry[0], list) and all(type(n) is int and n >= 0 for n in entry[0])
+              and isinstance(entry[1], str))
+        if not ok:
+            raise bad(f"the header's entry for training array {key!r} is not [shape list, dtype string]: {entry!r}")
+        try:
+            dtype = np.dtype(entry[1])
+        except (TypeError, ValueError) as exc:
+            raise bad(f"the header's dtype for {key!r} is not a dtype: {entry[1]!r}") from exc
+        result[key] = (tuple(entry[0]), dtype)
+    return result
+
+
+def _vocab(config, bad):
+    from .text import Vocab  # only files that carry a vocabulary need the text module
+    try:
+        return Vocab.from_config(config)
+    except (TypeError, ValueError) as exc:
+        raise bad(f"the header's vocabulary is not valid ({exc})") from exc
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------------

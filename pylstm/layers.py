@@ -224,8 +224,8 @@ class _Recurrent(_RecurrentModule):
         if x.ndim != 3 or x.shape[2] != self.input_size:
             order = "(B, T, input_size)" if self.batch_first else "(T, B, input_size)"
             raise ValueError(f"x: expected shape {order} with input_size = {self.input_size}, got {x.shape}")
-        if lengths is None and self._single and not self.batch_first:
-            return self._forward_single(x, state)
+        if lengths is None and not self.bidirectional and not self.batch_first:
+            return self._forward_single(x, state) if self._single else self._forward_stack(x, state)
         steps, batch = (x.shape[1], x.shape[0]) if self.batch_first else x.shape[:2]
         layout = Layout(steps, batch, check_lengths(lengths, batch, steps))
         initial = self._state_tuple(state, batch, "state")
@@ -290,6 +290,48 @@ class _Recurrent(_RecurrentModule):
         dx, dstart = self._kernel.backward(rec, w, extras, dout, dlast, *self._gradients(0, 0))
         return dx, self._state_result(tuple(value[None] for value in dstart))
 
+    def _forward_stack(self, x, state):
+        """__call__ for stacked layers of one direction over whole (T, B, .) sequences (a streaming model's stack,
+        one step at a time): each layer's kernel output is the next layer's input as it is, with no layout work."""
+        batch, L = x.shape[1], self.num_layers
+        initial = self._state_tuple(state, batch, "state")
+        zeros = self._zero_states(batch)
+        finals = tuple([] for _ in initial)
+        saved, masks, rows = [], [], x
+        for k in range(L):
+            w, extras = self._weights(self.params, k, 0)
+            start = tuple(z if s is None else s[k] for s, z in zip(initial, zeros))
+            rows, final, rec = self._kernel.forward(rows, start, w, extras, None, self.training)
+            saved.append([rec])
+            for part, value in zip(finals, final):
+                part.append(value)
+            if self.training and self.dropout and k < L - 1:
+                mask = self._dropout_mask(rows.shape)
+                rows = rows * mask
+                masks.append(mask)
+        self._saved = None
+        if self.training:
+            self._saved = (None, saved, masks, rows.shape)  # no layout: backward takes _backward_stack
+            rows.flags.writeable = False
+        return rows, self._state_result([np.stack(part) for part in finals])
+
+    def _backward_stack(self, saved, masks, out_shape, dout, dstate):
+        """backward after _forward_stack: the layers from the last to the first, each one kernel call."""
+        dout = self._checked(dout, "dout", out_shape, "the shape of the last forward's out")
+        dfinal = self._state_tuple(dstate, out_shape[1], "dstate")
+        dinitial = tuple(np.empty((self.num_layers, out_shape[1], w), self.dtype) for w in self._state_widths())
+        drows = dout
+        for k in reversed(range(self.num_layers)):
+            if k < self.num_layers - 1 and masks:
+                drows = drows * masks[k]
+            w, extras = self._weights(self.params, k, 0)
+            drows, dstart = self._kernel.backward(saved[k][0], w, extras, drows,
+                                                  tuple(None if s is None else s[k] for s in dfinal),
+                                                  *self._gradients(k, 0))
+            for part, value in zip(dinitial, dstart):
+                part[k] = value
+        return drows, self._state_result(dinitial)
+
     def backward(self, dout, dstate=None):
         """Gradients from the last training-mode forward: dout (the shape of that forward's out) and optionally the
         gradient of the final state (like the state; for the LSTM a pair whose parts may be None) -> (dx, dstate0).
@@ -302,7 +344,9 @@ class _Recurrent(_RecurrentModule):
             raise RuntimeError(f"backward: needs a forward call in training mode first{mode}")
         layout, saved, masks, out_shape = self._saved
         if layout is None:
-            return self._backward_single(saved[0][0], out_shape, dout, dstate)
+            if len(saved) == 1:
+                return self._backward_single(saved[0][0], out_shape, dout, dstate)
+            return self._backward_stack(saved, masks, out_shape, dout, dstate)
         dout = self._checked(dout, "dout", out_shape, "the shape of the last forward's out")
         batch = layout.batch
         dfinal = self._state_tuple(dstate, batch, "dstate")
@@ -334,6 +378,9 @@ class _Recurrent(_RecurrentModule):
         if self._saved is None:
             return 0
         return sum(saved_bytes_per_step(rec) for layer in self._saved[1] for rec in layer)
+
+    def _generators(self):
+        return [self._dropout_rng]
 
     def _zero_states(self, batch):
         """The zero initial state (one read-only (batch, width) array per state part, for every layer and direction),

@@ -111,6 +111,32 @@ class Module:
         for name, v in values.items():
             np.copyto(self.params[name], v, casting="unsafe")
 
+    def _generators(self):
+        """The random generators the module draws from in training (dropout masks); none for most modules."""
+        return []
+
+    def rng_state(self):
+        """The states of the module's random generators (JSON-serialisable), to resume training bit for bit."""
+        return [g.bit_generator.state for g in self._generators()]
+
+    def set_rng_state(self, states):
+        """Restore what ``rng_state`` returned (checked before anything changes)."""
+        generators = self._generators()
+        if not isinstance(states, (list, tuple)) or len(states) != len(generators):
+            raise ValueError(f"states: expected a list of {len(generators)} generator states (this module's "
+                             f"rng_state()), got {type(states).__name__}"
+                             + (f" of {len(states)}" if isinstance(states, (list, tuple)) else ""))
+        checked = []
+        for k, (g, state) in enumerate(zip(generators, states)):
+            probe = type(g.bit_generator)()
+            try:
+                probe.state = state
+            except (TypeError, ValueError, KeyError) as exc:
+                raise ValueError(f"states[{k}]: not a state of a {type(g.bit_generator).__name__} ({exc})") from None
+            checked.append(probe.state)
+        for g, state in zip(generators, checked):
+            g.bit_generator.state = state
+
     def config(self):
         """The constructor's arguments as a JSON-serialisable dict: ``type(m).from_config(m.config())`` builds a
         module of the same configuration (parameters drawn anew from ``seed``; copy them with ``load_state_dict``)."""

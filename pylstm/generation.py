@@ -1,0 +1,54 @@
+"""Generating text from a trained language model: ``pylstm.sample`` feeds the prompt, then one character at a time,
+each drawn from the model's next-character distribution and fed back, carrying the state from step to step."""
+import numpy as np
+
+
+def _logits_row(model, ids, states):
+    """Run ids (T,) through the model as one sequence of batch 1 -> (the last step's logits (V,), the states)."""
+    out, states = model(ids.reshape(-1, 1), states)
+    return out[-1, 0], states
+
+
+def sample(model, vocab, prompt, n, *, temperature=1.0, top_k=None, seed=None):
+    """``n`` characters that the model writes after ``prompt`` -> a str (the prompt not included).
+
+    ``model`` maps (T, B) character ids to (T, B, len(vocab)) logits, as a ``Sequential(Embedding, LSTM/GRU/RNN,
+    Linear)`` does (run in eval mode; its mode is restored after). Each character is drawn from
+    softmax(logits / temperature), from the ``top_k`` most likely characters only when given; ``seed`` makes the
+    draws reproducible. ``prompt`` must be a non-empty str of characters in ``vocab``.
+    """
+    if not isinstance(prompt, str) or not prompt:
+        raise ValueError(f"prompt: expected a non-empty str, got {prompt!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"n: expected an int >= 0, got {n!r}")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0 \
+            or not np.isfinite(temperature):
+        raise ValueError(f"temperature: expected a finite number > 0, got {temperature!r}")
+    size = len(vocab)
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer))
+                              or not 1 <= top_k <= size):
+        raise ValueError(f"top_k: expected None or an int in [1, {size}] (the vocabulary's size), got {top_k!r}")
+    rng = np.random.default_rng(seed)
+    was_training = model.training
+    model.eval()
+    try:
+        logits, states = _logits_row(model, vocab.encode(prompt), None)
+        if logits.shape != (size,):
+            raise ValueError(f"model: expected logits over the {size} characters of the vocabulary, got "
+                             f"{logits.shape[0]} per step")
+        chosen = np.empty(int(n), np.int64)
+        step = np.empty((1, 1), np.int64)
+        for k in range(int(n)):
+            scaled = logits.astype(np.float64) / temperature
+            if top_k is not None and top_k < size:
+                cutoff = np.partition(scaled, size - top_k)[size - top_k]
+                scaled = np.where(scaled >= cutoff, scaled, -np.inf)
+            weights = np.exp(scaled - scaled.max())
+            cumulative = np.cumsum(weights)
+            chosen[k] = min(int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right")), size - 1)
+            step[0, 0] = chosen[k]
+            out, states = model(step, states)
+            logits = out[0, 0]
+    finally:
+        model.train(was_training)
+    return vocab.decode(chosen)

@@ -1,0 +1,384 @@
+"""The training loop: ``pylstm.fit`` runs the epochs of a model's training (forward, loss, backward, clipping,
+optimizer and scheduler steps), shows its progress, validates, stops early, writes a checkpoint each epoch and resumes
+from one bit for bit; it returns a ``History``.
+
+Two kinds of data:
+
+* parallel streams (language modelling): an (N, B) integer array, e.g. ``pylstm.text.batchify(ids, B)``. Each epoch
+  runs chunks of ``bptt`` steps, ``x = data[i:i + bptt]`` and the targets ``y = data[i + 1:i + 1 + bptt]`` (the next
+  token), with the model's states carried from chunk to chunk (truncated backpropagation through time: the gradient
+  stops at each chunk's start) and reset at each epoch's start;
+* a sequence (list or tuple) of minibatches ``(x, y)`` or ``(x, y, lengths)``, run in order every epoch, each from
+  zero states; ``lengths`` go to the model and to the loss, so padded steps neither run nor count.
+
+``model`` is a ``pylstm.Sequential`` (or anything with its interface: ``out, states = model(x, states,
+lengths=lengths)``, ``model.backward(dout)``, ``params``/``grads``, ``train()``/``eval()``, ``rng_state()``), ``loss``
+a function ``loss(out, y) -> (loss, dout)`` such as ``pylstm.losses.cross_entropy`` (called with ``lengths=`` when a
+batch has lengths), ``optimizer`` one of ``pylstm.optim``'s.
+"""
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from . import checkpoint as ckpt
+from .optim import ReduceLROnPlateau, clip_grad_norm
+
+
+class History:
+    """What ``fit`` returns (and keeps in its checkpoints).
+
+    * ``loss``: the loss of every step;
+    * ``epoch_loss``: per epoch, the training loss averaged over its target tokens;
+    * ``val_loss``: per epoch, the validation loss averaged over its target tokens (empty without ``val_data``);
+    * ``tokens_per_s``: per epoch, target tokens trained per second;
+    * ``lr``: per epoch, the learning rate it trained with;
+    * ``stopped``: None when every epoch ran, else ``"early stopping"`` or ``"interrupted"`` (Ctrl-C);
+    * ``epochs``: the number of epochs done.
+    """
+
+    _LISTS = ("loss", "epoch_loss", "val_loss", "tokens_per_s", "lr")
+
+    def __init__(self):
+        for name in self._LISTS:
+            setattr(self, name, [])
+        self.stopped = None
+
+    @property
+    def epochs(self):
+        return len(self.epoch_loss)
+
+    def as_dict(self):
+        return {**{name: list(getattr(self, name)) for name in self._LISTS}, "stopped": self.stopped}
+
+    @classmethod
+    def from_dict(cls, values):
+        """The inverse of ``as_dict`` (checked: it may come from a checkpoint file)."""
+        history = cls()
+        if not isinstance(values, dict) or set(values) != set(cls._LISTS) | {"stopped"}:
+            raise ValueError(f"history: expected the keys {list(cls._LISTS) + ['stopped']}, got "
+                             f"{sorted(values) if isinstance(values, dict) else type(values).__name__}")
+        for name in cls._LISTS:
+            v = values[name]
+            if not isinstance(v, list) or not all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in v):
+                raise ValueError(f"history[{name!r}]: expected a list of numbers")
+            setattr(history, name, [float(e) for e in v])
+        if values["stopped"] not in (None, "early stopping", "interrupted"):
+            raise ValueError(f"history['stopped']: expected None, 'early stopping' or 'interrupted', got "
+                             f"{values['stopped']!r}")
+        history.stopped = values["stopped"]
+        return history
+
+    def __repr__(self):
+        last = f", epoch_loss {self.epoch_loss[-1]:.4f}" if self.epoch_loss else ""
+        val = f", val_loss {self.val_loss[-1]:.4f}" if self.val_loss else ""
+        return f"History(epochs={self.epochs}, steps={len(self.loss)}{last}{val}, stopped={self.stopped!r})"
+
+
+class EarlyStopping:
+    """A callback for ``fit``: stop when ``monitor`` (``"val_loss"``, or ``"epoch_loss"`` for the training loss) has
+    not fallen below its best earlier value by more than ``min_delta`` in the last ``patience`` epochs. It reads the
+    history alone, so it holds no state of its own and a resumed run stops where an unbroken one would."""
+
+    def __init__(self, patience=3, min_delta=0.0, monitor="val_loss"):
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+            raise ValueError(f"patience: expected an int >= 1, got {patience!r}")
+        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) or not min_delta >= 0:
+            raise ValueError(f"min_delta: expected a number >= 0, got {min_delta!r}")
+        if monitor not in ("val_loss", "epoch_loss"):
+            raise ValueError(f"monitor: expected 'val_loss' or 'epoch_loss', got {monitor!r}")
+        self.patience, self.min_delta, self.monitor = patience, float(min_delta), monitor
+
+    def on_epoch_end(self, epoch, history):
+        values = getattr(history, self.monitor)
+        if len(values) <= self.patience:
+            return False
+        best_before = min(values[:-self.patience])
+        return not min(values[-self.patience:]) < best_before - self.min_delta
+
+    def __repr__(self):
+        return f"EarlyStopping(patience={self.patience}, min_delta={self.min_delta}, monitor={self.monitor!r})"
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The batches of an epoch
+
+
+class _Batches:
+    """The batches of one epoch, for `data` of either kind: iterating yields (x, y, lengths, carry), carry telling
+    whether the states run on from the previous batch."""
+
+    def __init__(self, data, bptt, name):
+        self.name = name
+        if isinstance(data, np.ndarray):
+            if data.ndim != 2 or data.dtype.kind not in "iu":
+                raise ValueError(f"{name}: expected parallel streams, an (N, B) integer array (pylstm.text.batchify), "
+                                 f"got shape {data.shape} dtype {data.dtype}")
+            if data.shape[0] < 2 or data.shape[1] < 1:
+                raise ValueError(f"{name}: expected streams of at least 2 steps (an input and its next token) and "
+                                 f"at least 1 stream, got shape {data.shape}")
+            self.streams = np.ascontiguousarray(data, dtype=np.int64)
+            self.bptt = self.streams.shape[0] - 1 if bptt is None else bptt
+            self.steps = math.ceil((self.streams.shape[0] - 1) / self.bptt)
+            self.batches = None
+        else:
+            if bptt is not None:
+                raise ValueError(f"bptt: applies to parallel streams (an (N, B) integer array), but {name} is a "
+                                 f"{type(data).__name__}")
+            if isinstance(data, (str, bytes)) or not isinstance(data, Sequence) or len(data) == 0:
+                raise TypeError(f"{name}: expected an (N, B) integer array of streams or a non-empty list of "
+                                f"batches (x, y) or (x, y, lengths), got {type(data).__name__}")
+            for k, batch in enumerate(data):
+                if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
+                    raise TypeError(f"{name}[{k}]: expected a batch (x, y) or (x, y, lengths), got "
+                                    f"{type(batch).__name__}")
+            self.streams, self.batches, self.steps = None, data, len(data)
+
+    def __iter__(self):
+        if self.batches is None:
+            n = self.streams.shape[0]
+            for i in range(0, n - 1, self.bptt):
+                length = min(self.bptt, n - 1 - i)
+                yield self.streams[i:i + length], self.streams[i + 1:i + 1 + length], None, True
+        else:
+            for batch in self.batches:
+                yield batch[0], batch[1], batch[2] if len(batch) == 3 else None, False
+
+
+def _tokens(y, lengths):
+    """The target tokens of a batch: those within the lengths, when given."""
+    return int(np.sum(lengths)) if lengths is not None else int(np.size(y))
+
+
+def _run_batches(model, batches, loss, train, optimizer=None, clip=None, on_step=None):
+    """One pass over the batches -> (the loss summed over target tokens, tokens)."""
+    states, total, tokens = None, 0.0, 0
+    for x, y, lengths, carry in batches:
+        if not carry:
+            states = None
+        if train:
+            optimizer.zero_grad()
+        if lengths is None:
+            out, states = model(x, states)
+            value, dout = loss(out, y)
+        else:
+            out, states = model(x, states, lengths=lengths)
+            value, dout = loss(out, y, lengths=lengths)
+        if train:
+            model.backward(dout)
+            if clip is not None:
+                clip_grad_norm(model, clip)
+            optimizer.step()
+        n = _tokens(y, lengths)
+        total += float(value) * n
+        tokens += n
+        if on_step is not None:
+            on_step(float(value), n)
+    return total, tokens
+
+
+def evaluate(model, data, loss, *, bptt=None):
+    """The loss of ``model`` on ``data`` (either kind, as ``fit`` takes them) averaged over its target tokens, in
+    eval mode (the model's mode is restored after)."""
+    batches = data if isinstance(data, _Batches) else _Batches(data, bptt, "data")
+    was_training = model.training
+    model.eval()
+    try:
+        total, tokens = _run_batches(model, batches, loss, train=False)
+    finally:
+        model.train(was_training)
+    return total / tokens if tokens else float("nan")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Progress
+
+
+class _Progress:
+    """A tqdm bar per epoch with the loss and tokens/s when stderr is a terminal (and tqdm is installed), else one
+    plain line per epoch on stdout; nothing when off."""
+
+    _POSTFIX_EVERY_S = 0.25  # formatting the bar's numbers costs more than a step of a small model
+
+    def __init__(self, enabled, epochs, steps):
+        self.enabled, self.epochs, self.steps = enabled, epochs, steps
+        self.bar = None
+        self.tqdm = None
+        if enabled and sys.stderr.isatty():
+            try:
+                from tqdm.auto import tqdm
+                self.tqdm = tqdm
+            except ImportError:
+                pass
+
+    def start_epoch(self, epoch):
+        self.started = time.perf_counter()
+        self.tokens, self.loss_sum, self.last_postfix = 0, 0.0, 0.0
+        if self.tqdm is not None:
+            self.bar = self.tqdm(total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}", unit="batch",
+                                 leave=True, dynamic_ncols=True)
+
+    def step(self, value, tokens):
+        self.tokens += tokens
+        self.loss_sum += value * tokens
+        if self.bar is not None:
+            self.bar.update(1)
+            now = time.perf_counter()
+            if now - self.last_postfix >= self._POSTFIX_EVERY_S:
+                self.last_postfix = now
+                rate = self.tokens / max(now - self.started, 1e-9)
+                self.bar.set_postfix_str(f"loss {self.loss_sum / self.tokens:.4f}, {rate:,.0f} tokens/s",
+                                         refresh=False)
+
+    def end_epoch(self, epoch, history):
+        line = (f"epoch {epoch + 1}/{self.epochs}: loss {history.epoch_loss[-1]:.4f}"
+                + (f", val_loss {history.val_loss[-1]:.4f}" if history.val_loss else "")
+                + f", {history.tokens_per_s[-1]:,.0f} tokens/s, lr {history.lr[-1]:.3g}")
+        if self.bar is not None:
+            self.bar.set_postfix_str(line.split(": ", 1)[1], refresh=True)
+            self.bar.close()
+            self.bar = None
+        elif self.enabled:
+            print(line, flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# fit
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
+    return int(value)
+
+
+def _training_state(epoch, optimizer, scheduler, history, model):
+    return {"epoch": epoch, "optimizer_class": type(optimizer).__name__, "optimizer": optimizer.state_dict(),
+            "scheduler_class": None if scheduler is None else type(scheduler).__name__,
+            "scheduler": None if scheduler is None else scheduler.state_dict(),
+            "history": history.as_dict(), "rng": model.rng_state()}
+
+
+def _resume(path, model, optimizer, scheduler):
+    """Load a checkpoint written by fit into the model, optimizer and scheduler -> (epochs done, history)."""
+    saved = ckpt.read(path)
+    where = f"resume={str(path)!r}"
+    if saved.training is None:
+        raise ValueError(f"{where}: the file holds a model but no training state (not written by fit)")
+    if type(saved.module) is not type(model) or saved.module.config() != model.config():
+        raise ValueError(f"{where}: the checkpoint's model ({type(saved.module).__name__}) has another "
+                         f"configuration than the model given")
+    t = saved.training
+    try:
+        if t.get("optimizer_class") != type(optimizer).__name__:
+            raise ValueError(f"the checkpoint's optimizer is {t.get('optimizer_class')}, the one given "
+                             f"{type(optimizer).__name__}")
+        if t.get("scheduler_class") != (None if scheduler is None else type(scheduler).__name__):
+            raise ValueError(f"the checkpoint's scheduler is {t.get('scheduler_class')}, the one given "
+                             f"{None if scheduler is None else type(scheduler).__name__}")
+        epoch = t.get("epoch")
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise ValueError(f"the checkpoint's epoch is not a count: {epoch!r}")
+        history = History.from_dict(t.get("history"))
+        optimizer.load_state_dict(t.get("optimizer"))
+        if scheduler is not None:
+            scheduler.load_state_dict(t.get("scheduler"))
+        model.set_rng_state(t.get("rng"))
+        model.load_state_dict(saved.module.state_dict())
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"{where}: {exc}") from exc
+    return epoch, history
+
+
+def fit(model, data, loss, optimizer, *, epochs, bptt=None, clip=None, val_data=None, scheduler=None, callbacks=(),
+        progress=True, checkpoint=None, resume=None, vocab=None):
+    """Train ``model`` for ``epochs`` epochs in all -> ``History`` (see the module docstring for the data).
+
+    * ``bptt``: for streams, the steps of a chunk (None: the whole stream in one chunk).
+    * ``clip``: clip the gradients' total 2-norm to this value before each optimizer step (None: no clipping).
+    * ``val_data``: data of the same kind, whose loss is computed in eval mode after each epoch.
+    * ``scheduler``: a ``pylstm.optim`` scheduler, stepped once after each epoch (``ReduceLROnPlateau`` with the
+      validation loss, or the training loss without ``val_data``).
+    * ``callbacks``: objects with ``on_epoch_end(epoch, history)`` (returning true stops the training after this
+      epoch, as ``EarlyStopping`` does) and/or ``on_step_end(step, loss)``.
+    * ``progress``: a tqdm bar with the loss and tokens/s on a terminal, plain lines otherwise; False: silent.
+    * ``checkpoint``: a path; after every epoch the model, the optimizer's and scheduler's states, the epoch, the
+      history, the random generators' states (and ``vocab``, if given) are saved there atomically.
+    * ``resume``: a path of such a checkpoint (or True: ``checkpoint``'s): the model, optimizer, scheduler and history
+      continue from it, and the remaining epochs run as they would have without the stop (bit for bit: the
+      kernels give the same results for any thread count). A missing file with ``resume=True`` starts afresh.
+
+    Ctrl-C stops the training between steps: fit returns the history with ``stopped="interrupted"``, and the last
+    checkpoint holds the last complete epoch.
+    """
+    epochs = _positive_int(epochs, "epochs")
+    if bptt is not None:
+        bptt = _positive_int(bptt, "bptt")
+    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0):
+        raise ValueError(f"clip: expected None or a number > 0, got {clip!r}")
+    if not callable(loss):
+        raise TypeError(f"loss: expected a function (out, targets) -> (loss, dout), got {type(loss).__name__}")
+    if resume is True:
+        if checkpoint is None:
+            raise ValueError("resume=True: needs checkpoint= (the path to resume from)")
+        resume = checkpoint if os.path.exists(checkpoint) else None
+    for k, cb in enumerate(callbacks):
+        if not (hasattr(cb, "on_epoch_end") or hasattr(cb, "on_step_end")):
+            raise TypeError(f"callbacks[{k}]: expected an object with on_epoch_end and/or on_step_end, got "
+                            f"{type(cb).__name__}")
+    train_batches = _Batches(data, bptt, "data")
+    val_batches = None if val_data is None else _Batches(val_data, bptt, "val_data")
+    start, history = (0, History()) if resume is None else _resume(resume, model, optimizer, scheduler)
+    history.stopped = None  # a resumed run goes on to `epochs` even if the one before stopped early
+    step_callbacks = [cb.on_step_end for cb in callbacks if hasattr(cb, "on_step_end")]
+    epoch_callbacks = [cb.on_epoch_end for cb in callbacks if hasattr(cb, "on_epoch_end")]
+    bar = _Progress(bool(progress), epochs, train_batches.steps)
+
+    def on_step(value, tokens):
+        history.loss.append(value)
+        bar.step(value, tokens)
+        for cb in step_callbacks:
+            cb(len(history.loss) - 1, value)
+
+    model.train()
+    try:
+        for epoch in range(start, epochs):
+            bar.start_epoch(epoch)
+            lr = optimizer.param_groups[0]["lr"]
+            started = time.perf_counter()
+            total, tokens = _run_batches(model, train_batches, loss, True, optimizer, clip, on_step)
+            elapsed = time.perf_counter() - started
+            history.epoch_loss.append(total / tokens if tokens else float("nan"))
+            history.tokens_per_s.append(tokens / elapsed if elapsed > 0 else float("inf"))
+            history.lr.append(float(lr))
+            if val_batches is not None:
+                history.val_loss.append(evaluate(model, val_batches, loss))
+            if scheduler is not None:
+                if isinstance(scheduler, ReduceLROnPlateau):
+                    scheduler.step(history.val_loss[-1] if val_batches is not None else history.epoch_loss[-1])
+                else:
+                    scheduler.step()
+            stop = any([bool(cb(epoch, history)) for cb in epoch_callbacks])
+            if stop:
+                history.stopped = "early stopping"
+            if checkpoint is not None:
+                ckpt.save(checkpoint, model, vocab=vocab,
+                          training=_training_state(epoch + 1, optimizer, scheduler, history, model))
+            bar.end_epoch(epoch, history)
+            if stop:
+                break
+    except KeyboardInterrupt:
+        bar.close()
+        history.stopped = "interrupted"
+        if progress:
+            print(f"interrupted in epoch {history.epochs + 1}"
+                  + (f"; {checkpoint} holds the last complete epoch" if checkpoint is not None else ""), flush=True)
+    return history
