@@ -18,6 +18,9 @@ bench/test_training.py memory IMPL MODEL`` prints it). pylstm's case also times 
 (``pct_matmul_side_by_side``: pylstm's GFLOP/s as a share of the matmul's), as the suite does (bench/README.md).
 ``python bench/training_report.py OUT.json`` prints the table of a run saved with ``--benchmark-json OUT.json``.
 
+* ``fit-overhead``: an epoch of 5 steps of the character model by pylstm.fit (progress bar drawn) and by the
+  hand-written loop.
+* ``sample``: 1,000 characters from the character model by pylstm.sample and by the same loop in torch.
 * ``numpy-between``: an LSTM(64, 256) forward + backward (B=32, T=64) alone, right after a NumPy matmul of two
   512 x 512 float32 matrices (user code between pylstm's calls), right after other NumPy code (indexing, argmax, a
   sum: no BLAS), and right after the matmul with NumPy's BLAS limited to one thread by threadpoolctl. OpenBLAS's
@@ -269,6 +272,95 @@ def test_numpy_between_pylstm_calls(benchmark, request, between):
         if limits is not None:
             limits.restore_original_limits()
     benchmark.extra_info.update(kind="numpy-between", threads=C.THREADS)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# fit's own cost, and sampling
+
+
+FIT_STEPS = 5  # chunks of bptt=100 per epoch of the fit-overhead case
+
+
+@pytest.mark.parametrize("loop", ["hand-written", "fit"])
+def test_fit_overhead(benchmark, request, loop):
+    """An epoch of FIT_STEPS steps of the character model, by the hand-written loop (the step timed in train-char) and
+    by pylstm.fit with its progress bar drawn (tqdm, to a pipe here); each round one epoch."""
+    pytest.importorskip("pytest_benchmark")
+    import _common as C
+    benchmark.group = "fit-overhead"
+    V, E, H, L, B, T, _, _, clip = MODELS["char"]
+    streams = np.random.default_rng(4).integers(0, V, (FIT_STEPS * T + 1, B))
+    net = pylstm.Sequential(pylstm.Embedding(V, E, seed=0), pylstm.LSTM(E, H, L, seed=1), pylstm.Linear(H, V, seed=2))
+    opt = pylstm.optim.Adam(net, lr=1e-3)
+    if loop == "fit":
+        def epoch():
+            pylstm.fit(net, streams, pylstm.losses.cross_entropy, opt, epochs=1, bptt=T, clip=clip, progress="bar")
+    else:
+        def epoch():
+            states = None
+            for i in range(0, FIT_STEPS * T, T):
+                opt.zero_grad()
+                logits, states = net(streams[i:i + T], states)
+                loss, dlogits = pylstm.losses.cross_entropy(logits, streams[i + 1:i + 1 + T])
+                net.backward(dlogits)
+                pylstm.clip_grad_norm(net, clip)
+                opt.step()
+    _time(benchmark, epoch, request.config)
+    benchmark.extra_info.update(kind="fit-overhead", threads=C.THREADS, steps=FIT_STEPS)
+
+
+SAMPLE_CHARS = 1000
+
+
+def _char_vocab(size):
+    from pylstm.text import Vocab
+    return Vocab("".join(chr(32 + i) for i in range(size)))
+
+
+@pytest.mark.parametrize("impl", ["pylstm", "torch"])
+def test_sampling(benchmark, request, impl):
+    """1,000 characters from the character model, one step at a time through the state: pylstm.sample against the
+    same loop in torch (no_grad; softmax and torch.multinomial), from the same weights."""
+    pytest.importorskip("pytest_benchmark")
+    torch = pytest.importorskip("torch")
+    import _common as C
+    benchmark.group = "sample"
+    V, E, H, L, *_ = MODELS["char"]
+    vocab = _char_vocab(V)
+    t_step, t_net, weights = torch_step("char")
+    if impl == "pylstm":
+        _, net = pylstm_step("char", weights)
+        greedy = pylstm.sample(net, vocab, "Hello", 50, top_k=1)
+
+        def run():
+            pylstm.sample(net, vocab, "Hello", SAMPLE_CHARS, seed=0)
+    else:
+        emb, lstm, out = t_net["emb"], t_net["lstm"], t_net["out"]
+
+        def generate(n, greedy=False):
+            g = torch.Generator().manual_seed(0)
+            chosen = []
+            with torch.no_grad():
+                x = torch.from_numpy(vocab.encode("Hello")).view(-1, 1)
+                h, state = lstm(emb(x))
+                logits = out(h[-1, 0])
+                for _ in range(n):
+                    i = torch.argmax(logits).view(1) if greedy else \
+                        torch.multinomial(torch.softmax(logits, -1), 1, generator=g)
+                    chosen.append(int(i))
+                    h, state = lstm(emb(i.view(1, 1)), state)
+                    logits = out(h[0, 0])
+            return vocab.decode(np.array(chosen))
+
+        greedy = generate(50, greedy=True)
+
+        def run():
+            generate(SAMPLE_CHARS)
+    # both libraries continue "Hello" the same way when each takes the most likely character
+    _, check_net = pylstm_step("char", weights)
+    assert greedy == pylstm.sample(check_net, vocab, "Hello", 50, top_k=1)
+    _time(benchmark, run, request.config)
+    benchmark.extra_info.update(kind="sample", threads=C.THREADS, chars=SAMPLE_CHARS)
 
 
 if __name__ == "__main__":

@@ -198,16 +198,18 @@ def evaluate(model, data, loss, *, bptt=None):
 
 
 class _Progress:
-    """A tqdm bar per epoch with the loss and tokens/s when stderr is a terminal (and tqdm is installed), else one
-    plain line per epoch on stdout; nothing when off."""
+    """A tqdm bar per epoch with the loss and tokens/s (on stderr), or one plain line per epoch on stdout, or
+    nothing: see fit's ``progress``."""
 
     _POSTFIX_EVERY_S = 0.25  # formatting the bar's numbers costs more than a step of a small model
 
-    def __init__(self, enabled, epochs, steps):
-        self.enabled, self.epochs, self.steps = enabled, epochs, steps
+    def __init__(self, mode, epochs, steps):
+        if mode not in (True, False, "bar", "lines"):
+            raise ValueError(f"progress: expected True, False, 'bar' or 'lines', got {mode!r}")
+        self.enabled, self.epochs, self.steps = bool(mode), epochs, steps
         self.bar = None
         self.tqdm = None
-        if enabled and sys.stderr.isatty():
+        if mode == "bar" or (mode is True and sys.stderr.isatty()):
             try:
                 from tqdm.auto import tqdm
                 self.tqdm = tqdm
@@ -309,7 +311,8 @@ def fit(model, data, loss, optimizer, *, epochs, bptt=None, clip=None, val_data=
       validation loss, or the training loss without ``val_data``).
     * ``callbacks``: objects with ``on_epoch_end(epoch, history)`` (returning true stops the training after this
       epoch, as ``EarlyStopping`` does) and/or ``on_step_end(step, loss)``.
-    * ``progress``: a tqdm bar with the loss and tokens/s on a terminal, plain lines otherwise; False: silent.
+    * ``progress``: True: a tqdm bar with the loss and tokens/s when stderr is a terminal (and tqdm is installed),
+      else a plain line per epoch on stdout; ``"bar"`` or ``"lines"``: that one; False: silent.
     * ``checkpoint``: a path; after every epoch the model, the optimizer's and scheduler's states, the epoch, the
       history, the random generators' states (and ``vocab``, if given) are saved there atomically.
     * ``resume``: a path of such a checkpoint (or True: ``checkpoint``'s): the model, optimizer, scheduler and history
@@ -340,7 +343,7 @@ def fit(model, data, loss, optimizer, *, epochs, bptt=None, clip=None, val_data=
     history.stopped = None  # a resumed run goes on to `epochs` even if the one before stopped early
     step_callbacks = [cb.on_step_end for cb in callbacks if hasattr(cb, "on_step_end")]
     epoch_callbacks = [cb.on_epoch_end for cb in callbacks if hasattr(cb, "on_epoch_end")]
-    bar = _Progress(bool(progress), epochs, train_batches.steps)
+    bar = _Progress(progress, epochs, train_batches.steps)
 
     def on_step(value, tokens):
         history.loss.append(value)
