@@ -1,4 +1,5 @@
-"""Build of pylstm's C++ extension pylstm._core (pybind11, C++17, -O3, OpenMP when the compiler has it).
+"""Build of pylstm's extensions: pylstm._core, the C++ kernels (pybind11, C++17, -O3, OpenMP when the compiler has
+it), and pylstm._text, the loops of pylstm.text (Cython, C, -O3).
 
 Never -march=native (one wheel must run on any x86-64) and never -ffast-math (results must match the reference).
 -fno-math-errno only drops errno from math functions (no result changes).
@@ -11,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from pybind11.setup_helpers import Pybind11Extension, ParallelCompile, build_ext
-from setuptools import setup
+from setuptools import Extension, setup
 
 CSRC = Path("csrc")
 SOURCES = sorted(str(p) for p in CSRC.rglob("*.cpp"))
@@ -56,5 +57,19 @@ ext = Pybind11Extension(
     extra_link_args=omp,
 )
 
+
+def text_extension():
+    """pylstm._text from pylstm/_text.pyx: Cython (a build requirement in pyproject.toml) writes pylstm/_text.c,
+    compiled as C with -O3. No NumPy headers: the module uses typed memoryviews."""
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        sys.exit("pylstm: building the extension pylstm._text needs Cython: python -m pip install cython")
+    text = Extension("pylstm._text", [str(Path("pylstm", "_text.pyx"))], extra_compile_args=["-O3"])
+    # The directives that the module's first line sets too: no bounds or wraparound checks (it checks its indices).
+    return cythonize([text], compiler_directives={"language_level": 3, "boundscheck": False, "wraparound": False},
+                     quiet=True)[0]
+
+
 ParallelCompile("PYLSTM_BUILD_JOBS", default=0).install()
-setup(ext_modules=[ext], cmdclass={"build_ext": build_ext})
+setup(ext_modules=[ext, text_extension()], cmdclass={"build_ext": build_ext})
