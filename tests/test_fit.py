@@ -1,0 +1,354 @@
+"""pylstm.fit, pylstm.sample, training checkpoints and the command line (train-char, sample).
+
+* fit equals the hand-written loop of the same steps, bit for bit (streams with truncated backpropagation through
+  time and carried states; padded minibatches with lengths), and a tiny model overfits a tiny text through it;
+* truncated BPTT carries the state: the chunks' outputs equal one long forward, and a chunk as long as the stream is
+  one long BPTT;
+* resume= after a stop (between epochs, or by Ctrl-C in the middle of one) equals an unbroken run bit for bit:
+  parameters, optimizer state, scheduler, dropout masks and the history;
+* early stopping, progress lines, argument errors;
+* sample: reproducible with a seed, top_k=1 is the greedy choice, checked arguments;
+* the command line end to end on a small file, and its one-line errors.
+"""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import pylstm
+from pylstm import checkpoint
+from pylstm.text import Vocab, batchify
+
+TEXT = "the quick brown fox jumps over the lazy dog. " * 40
+VOCAB = Vocab.from_text(TEXT)
+STREAMS = batchify(VOCAB.encode(TEXT), 6)  # (300, 6)
+
+
+def model(cell="LSTM", layers=2, dropout=0.0, hidden=24, dtype="float64"):
+    layer = getattr(pylstm, cell)(8, hidden, layers, dropout=dropout, dtype=dtype, seed=1)
+    return pylstm.Sequential(pylstm.Embedding(len(VOCAB), 8, dtype=dtype, seed=0), layer,
+                             pylstm.Linear(hidden, len(VOCAB), dtype=dtype, seed=2))
+
+
+def params_equal(a, b):
+    return list(a.params) == list(b.params) and all(a.params[k].tobytes() == b.params[k].tobytes() for k in a.params)
+
+
+def hand_written(net, data, epochs, bptt, clip, lr):
+    """Part 1's loop, written out: the reference for what fit does with streams."""
+    opt = pylstm.optim.Adam(net, lr=lr)
+    losses = []
+    for _ in range(epochs):
+        states = None
+        for i in range(0, len(data) - 1, bptt):
+            x, y = data[i:i + bptt], data[i + 1:i + 1 + bptt]
+            x = x[:len(y)]
+            opt.zero_grad()
+            out, states = net(x, states)
+            loss, dout = pylstm.losses.cross_entropy(out, y)
+            net.backward(dout)
+            pylstm.clip_grad_norm(net, clip)
+            opt.step()
+            losses.append(loss)
+    return losses
+
+
+def test_fit_equals_the_hand_written_loop():
+    a, b = model(), model()
+    want = hand_written(a, STREAMS, 2, 35, 1.0, 3e-3)
+    history = pylstm.fit(b, STREAMS, pylstm.losses.cross_entropy, pylstm.optim.Adam(b, lr=3e-3), epochs=2, bptt=35,
+                         clip=1.0, progress=False)
+    assert history.loss == want
+    assert params_equal(a, b)
+    assert history.epochs == 2 and len(history.tokens_per_s) == 2 and history.lr == [3e-3, 3e-3]
+    assert history.stopped is None
+
+
+def test_tiny_model_overfits_tiny_text_through_fit():
+    net = model(hidden=48, dtype="float32")
+    history = pylstm.fit(net, STREAMS, pylstm.losses.cross_entropy, pylstm.optim.Adam(net, lr=1e-2), epochs=25,
+                         bptt=30, clip=1.0, progress=False)
+    assert history.epoch_loss[0] > 2.0 and history.epoch_loss[-1] < 0.1, history.epoch_loss
+
+
+def test_truncated_bptt_carries_the_state():
+    """Chunks with the state carried give the outputs of one long forward; a chunk as long as the stream (bptt=None)
+    is one long backpropagation through time."""
+    net = model().eval()
+    whole, _ = net(STREAMS[:-1])
+    pieces, states = [], None
+    for i in range(0, len(STREAMS) - 1, 40):
+        out, states = net(STREAMS[i:min(i + 40, len(STREAMS) - 1)], states)
+        pieces.append(out)
+    np.testing.assert_allclose(np.concatenate(pieces), whole, rtol=1e-12, atol=1e-12)
+
+    a, b = model(), model()
+    opt = pylstm.optim.SGD(a, lr=0.1)
+    out, _ = a(STREAMS[:-1])
+    loss, dout = pylstm.losses.cross_entropy(out, STREAMS[1:])
+    a.backward(dout)
+    opt.step()
+    history = pylstm.fit(b, STREAMS, pylstm.losses.cross_entropy, pylstm.optim.SGD(b, lr=0.1), epochs=1,
+                         progress=False)
+    assert history.loss == [loss] and params_equal(a, b)
+
+
+def test_fit_on_padded_minibatches_with_lengths():
+    rng = np.random.default_rng(0)
+    batches = []
+    for _ in range(3):
+        lengths = rng.integers(1, 9, 4)
+        x = rng.integers(0, len(VOCAB), (8, 4))
+        y = rng.integers(0, len(VOCAB), (8, 4))
+        batches.append((x, y, lengths))
+    a, b = model(layers=1, cell="GRU"), model(layers=1, cell="GRU")
+    opt = pylstm.optim.Adam(a, lr=1e-2)
+    want = []
+    for x, y, lengths in batches * 2:
+        opt.zero_grad()
+        out, _ = a(x, lengths=lengths)
+        loss, dout = pylstm.losses.cross_entropy(out, y, lengths=lengths)
+        a.backward(dout)
+        opt.step()
+        want.append(loss)
+    history = pylstm.fit(b, batches, pylstm.losses.cross_entropy, pylstm.optim.Adam(b, lr=1e-2), epochs=2,
+                         progress=False)
+    assert history.loss == want and params_equal(a, b)
+    tokens = sum(int(l.sum()) for _, _, l in batches)
+    np.testing.assert_allclose(history.epoch_loss[0],
+                               sum(v * int(l.sum()) for v, (_, _, l) in zip(want, batches)) / tokens)
+
+
+def run(path, epochs, resume=None, callbacks=(), dropout=0.3):
+    net = model(dropout=dropout)
+    opt = pylstm.optim.Adam(net, lr=3e-3)
+    sched = pylstm.optim.StepLR(opt, step_size=2, gamma=0.5)
+    history = pylstm.fit(net, STREAMS, pylstm.losses.cross_entropy, opt, epochs=epochs, bptt=50, clip=1.0,
+                         val_data=STREAMS[:60], scheduler=sched, checkpoint=path, resume=resume, vocab=VOCAB,
+                         callbacks=callbacks, progress=False)
+    return net, opt, history
+
+
+def test_resume_after_a_stop_equals_an_unbroken_run_bit_for_bit(tmp_path):
+    unbroken, opt, history = run(tmp_path / "a.npz", 5)
+    run(tmp_path / "b.npz", 2)  # stopped after two epochs
+    resumed, opt2, history2 = run(tmp_path / "b.npz", 5, resume=tmp_path / "b.npz")
+    assert params_equal(unbroken, resumed)
+    assert history2.as_dict() == {**history.as_dict(), "tokens_per_s": history2.tokens_per_s}
+    for k, state in opt.state.items():
+        for name, value in state.items():
+            assert np.array_equal(value, opt2.state[k][name]), name
+    assert opt.param_groups[0]["lr"] == opt2.param_groups[0]["lr"] == 3e-3 * 0.25
+
+
+class Interrupt:
+    """Ctrl-C in the middle of an epoch: a KeyboardInterrupt from a step."""
+
+    def __init__(self, at_step):
+        self.at_step = at_step
+
+    def on_step_end(self, step, loss):
+        if step == self.at_step:
+            raise KeyboardInterrupt
+
+
+def test_resume_after_ctrl_c_in_an_epoch_equals_an_unbroken_run(tmp_path):
+    unbroken, _, history = run(tmp_path / "a.npz", 4)
+    steps_per_epoch = len(history.loss) // 4
+    _, _, stopped = run(tmp_path / "b.npz", 4, callbacks=[Interrupt(2 * steps_per_epoch + 2)])
+    assert stopped.stopped == "interrupted" and stopped.epochs == 2
+    saved = checkpoint.read(tmp_path / "b.npz")
+    assert saved.training["epoch"] == 2 and saved.vocab == VOCAB
+    resumed, _, history2 = run(tmp_path / "b.npz", 4, resume=True)
+    assert params_equal(unbroken, resumed) and history2.loss == history.loss
+
+
+def test_resume_true_without_a_checkpoint_starts_afresh(tmp_path):
+    a, _, h1 = run(tmp_path / "a.npz", 2, dropout=0.0)
+    b, _, h2 = run(tmp_path / "b.npz", 2, resume=True, dropout=0.0)
+    assert params_equal(a, b) and h1.loss == h2.loss
+
+
+def test_resume_refuses_another_model(tmp_path):
+    run(tmp_path / "a.npz", 1)
+    other = model(hidden=16)
+    with pytest.raises(ValueError, match="resume=.*another configuration"):
+        pylstm.fit(other, STREAMS, pylstm.losses.cross_entropy, pylstm.optim.Adam(other), epochs=2,
+                   resume=tmp_path / "a.npz", progress=False)
+    net = model(dropout=0.3)
+    with pytest.raises(ValueError, match="optimizer is Adam"):
+        pylstm.fit(net, STREAMS, pylstm.losses.cross_entropy, pylstm.optim.SGD(net, lr=0.1), epochs=2,
+                   resume=tmp_path / "a.npz", progress=False)
+
+
+def test_early_stopping():
+    net = model()
+    # a learning rate of 0 never improves the validation loss
+    history = pylstm.fit(net, STREAMS, pylstm.losses.cross_entropy, pylstm.optim.SGD(net, lr=0.0), epochs=10,
+                         bptt=100, val_data=STREAMS[:50], callbacks=[pylstm.EarlyStopping(patience=2)],
+                         progress=False)
+    assert history.stopped == "early stopping" and history.epochs == 3
+    with pytest.raises(ValueError, match="patience"):
+        pylstm.EarlyStopping(patience=0)
+
+
+def test_progress_prints_plain_lines_when_not_on_a_terminal(capsys):
+    net = model(layers=1)
+    pylstm.fit(net, STREAMS, pylstm.losses.cross_entropy, pylstm.optim.Adam(net), epochs=2, bptt=100,
+               val_data=STREAMS[:50])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("epoch 2/2: loss ") and "val_loss" in lines[1]
+    assert "tokens/s" in lines[1]
+
+
+def test_fit_argument_errors():
+    net = model(layers=1)
+    opt = pylstm.optim.Adam(net)
+    ce = pylstm.losses.cross_entropy
+    with pytest.raises(ValueError, match="epochs"):
+        pylstm.fit(net, STREAMS, ce, opt, epochs=0)
+    with pytest.raises(ValueError, match="bptt: applies to parallel streams"):
+        pylstm.fit(net, [(STREAMS[:5], STREAMS[1:6])], ce, opt, epochs=1, bptt=5)
+    with pytest.raises(ValueError, match=r"data: expected parallel streams.*\(N, B\) integer"):
+        pylstm.fit(net, STREAMS.astype(float), ce, opt, epochs=1)
+    with pytest.raises(TypeError, match=r"data\[0\]: expected a batch"):
+        pylstm.fit(net, [STREAMS], ce, opt, epochs=1)
+    with pytest.raises(ValueError, match="clip"):
+        pylstm.fit(net, STREAMS, ce, opt, epochs=1, clip=-1)
+    with pytest.raises(TypeError, match="callbacks"):
+        pylstm.fit(net, STREAMS, ce, opt, epochs=1, callbacks=[object()])
+    with pytest.raises(ValueError, match="resume=True: needs checkpoint"):
+        pylstm.fit(net, STREAMS, ce, opt, epochs=1, resume=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Sampling
+
+
+def test_sample_is_reproducible_and_top_k_1_is_greedy():
+    net = model(dtype="float32")
+    pylstm.fit(net, STREAMS, pylstm.losses.cross_entropy, pylstm.optim.Adam(net, lr=1e-2), epochs=3, bptt=50,
+               progress=False)
+    a = pylstm.sample(net, VOCAB, "the ", 80, seed=3)
+    assert a == pylstm.sample(net, VOCAB, "the ", 80, seed=3) and len(a) == 80 and set(a) <= set(VOCAB.chars)
+    assert net.training  # the mode is restored
+    greedy = pylstm.sample(net, VOCAB, "the ", 30, top_k=1)
+    net.eval()
+    out, states = net(VOCAB.encode("the ")[:, None])
+    expected = []
+    for _ in range(30):
+        expected.append(int(np.argmax(out[-1, 0])))
+        out, states = net(np.array([[expected[-1]]]), states)
+    assert greedy == VOCAB.decode(expected)
+    assert pylstm.sample(net, VOCAB, "t", 0) == ""
+
+
+def test_sample_argument_errors():
+    net = model()
+    for kwargs, match in [({"temperature": 0}, "temperature"), ({"top_k": 0}, "top_k"),
+                          ({"top_k": len(VOCAB) + 1}, "top_k"), ({"n": -1}, "n: expected")]:
+        args = {"prompt": "the", "n": 5, **kwargs}
+        with pytest.raises(ValueError, match=match):
+            pylstm.sample(net, VOCAB, args.pop("prompt"), args.pop("n"), **args)
+    with pytest.raises(ValueError, match="prompt"):
+        pylstm.sample(net, VOCAB, "", 5)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Training checkpoints
+
+
+def test_a_training_checkpoint_still_loads_as_a_model(tmp_path):
+    net, _, _ = run(tmp_path / "c.npz", 1)
+    loaded = pylstm.load(tmp_path / "c.npz")
+    assert params_equal(loaded, net)
+    saved = checkpoint.read(tmp_path / "c.npz")
+    assert saved.vocab == VOCAB and set(saved.training) >= {"epoch", "optimizer", "scheduler", "history", "rng"}
+
+
+def test_a_doctored_training_state_is_refused(tmp_path):
+    run(tmp_path / "c.npz", 1)
+    with np.load(tmp_path / "c.npz") as f:
+        arrays = {k: f[k] for k in f.files}
+    header = json.loads(arrays["__pylstm__"].tobytes())
+
+    def write(h, extra=None):
+        entries = {**arrays, **(extra or {}), "__pylstm__": np.frombuffer(json.dumps(h).encode(), np.uint8)}
+        with open(tmp_path / "d.npz", "wb") as f:
+            np.savez(f, **entries)
+        return tmp_path / "d.npz"
+
+    bad = json.loads(json.dumps(header))
+    bad["training"]["optimizer"]["state"]["0"]["exp_avg"] = {"__array__": "__training__.999"}
+    with pytest.raises(ValueError, match="refers to an array that the header does not declare"):
+        checkpoint.read(write(bad))
+    bad = json.loads(json.dumps(header))
+    key = next(iter(bad["arrays"]))
+    bad["arrays"][key][0] = [10 ** 6]
+    with pytest.raises(ValueError, match=f"training array '{key}' is stored as"):
+        checkpoint.read(write(bad))
+    bad = json.loads(json.dumps(header))
+    bad["vocab"] = {"chars": "aa"}
+    with pytest.raises(ValueError, match="vocabulary is not valid"):
+        checkpoint.read(write(bad))
+    bad = json.loads(json.dumps(header))
+    bad["training"]["rng"] = [{"bit_generator": "PCG64", "state": "nonsense"}]
+    path = write(bad)
+    net = model(dropout=0.3)
+    with pytest.raises(ValueError, match=r"resume=.*states\[0\]"):
+        pylstm.fit(net, STREAMS, pylstm.losses.cross_entropy, pylstm.optim.Adam(net, lr=3e-3), epochs=2,
+                   scheduler=pylstm.optim.StepLR(pylstm.optim.Adam(net), 2), resume=path, progress=False)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Command line
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "pylstm", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+def test_cli_trains_and_samples_end_to_end(tmp_path):
+    text = tmp_path / "tiny.txt"
+    text.write_text("hello world, hello pylstm! " * 30, encoding="utf-8")
+    out = tmp_path / "m.npz"
+    result = cli("train-char", text, "--hidden", 32, "--layers", 1, "--embedding", 8, "--epochs", 3,
+                 "--batch-size", 4, "--bptt", 20, "--out", out, "--sample", 40)
+    assert result.returncode == 0, result.stderr
+    assert "epoch 3/3: loss" in result.stdout and "sample" in result.stdout
+    saved = checkpoint.read(out)
+    assert saved.training["epoch"] == 3 and saved.vocab == Vocab.from_text(text.read_text())
+    first = cli("sample", out, "--prompt", "hello", "-n", 50, "--seed", 7)
+    second = cli("sample", out, "--prompt", "hello", "-n", 50, "--seed", 7)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout and first.stdout.startswith("hello") and len(first.stdout) == 56
+    resumed = cli("train-char", text, "--hidden", 32, "--layers", 1, "--embedding", 8, "--epochs", 4,
+                  "--batch-size", 4, "--bptt", 20, "--out", out, "--sample", 0, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "epoch 1/4" not in resumed.stdout and "epoch 4/4: loss" in resumed.stdout
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    layer = tmp_path / "layer.npz"
+    pylstm.save(layer, pylstm.LSTM(2, 3))
+    cases = [(("train-char", tmp_path / "missing.txt"), "no such file"),
+             (("train-char", empty), "the file is empty"),
+             (("sample", tmp_path / "missing.npz"), "no such file"),
+             (("sample", layer), "not a character model"),
+             (("sample", empty), "not a valid pylstm checkpoint")]
+    for args, message in cases:
+        result = cli(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr, (args, result.stderr)
+
+
+def test_cli_help():
+    for command in ("train-char", "sample"):
+        result = cli(command, "--help")
+        assert result.returncode == 0 and "usage: python -m pylstm " + command in result.stdout
