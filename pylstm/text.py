@@ -16,6 +16,7 @@ vocabulary) are raised by each loop itself.
 Every error is a TypeError (wrong kind of argument) or ValueError (right kind, wrong value) that names the argument,
 what was expected and what came.
 """
+import re
 from collections.abc import Mapping
 
 import numpy as np
@@ -34,6 +35,7 @@ except ImportError as exc:  # pragma: no cover - a checkout whose extensions wer
 __all__ = ["Vocab", "batchify"]
 
 _INT64_MAX = np.iinfo(np.int64).max
+_SURROGATE_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")  # a high then a low surrogate
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -189,11 +191,12 @@ class Vocab:
 
         ValueError for the one vocabulary that JSON cannot carry: a lone high surrogate (U+D800-DBFF) directly
         followed by a lone low one (U+DC00-DFFF), which JSON writes as two escapes and reads back as one character."""
-        for i in range(len(self._chars) - 1):
-            if "\ud800" <= self._chars[i] <= "\udbff" and "\udc00" <= self._chars[i + 1] <= "\udfff":
-                raise ValueError(f"config: the vocabulary's characters {i} and {i + 1} are the surrogates "
-                                 f"{self._chars[i]!r} and {self._chars[i + 1]!r}, which JSON reads back as one "
-                                 "character; reorder them or leave one out")
+        pair = _SURROGATE_PAIR.search(self._chars)
+        if pair is not None:
+            i = pair.start()
+            raise ValueError(f"config: the vocabulary's characters {i} and {i + 1} are the surrogates "
+                             f"{self._chars[i]!r} and {self._chars[i + 1]!r}, which JSON reads back as one "
+                             "character; reorder them or leave one out")
         return {"chars": self._chars}
 
     @classmethod
