@@ -20,7 +20,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
 
 import os as _os  # noqa: E402
 
-from . import functional, losses, optim, reference  # noqa: E402
+from . import functional, losses, optim, reference, text  # noqa: E402
 from ._core import get_num_threads, release_memory, set_num_threads, supported_isas  # noqa: E402
 from .blocks import Dropout, Embedding, Linear, Sequential  # noqa: E402
 from .checkpoint import load, save  # noqa: E402
@@ -32,11 +32,9 @@ from .training import EarlyStopping, History, fit  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "Embedding", "Linear", "Dropout", "Sequential",
-           "fit", "History", "EarlyStopping", "sample",
-           "save", "load", "pad_sequences", "unpad", "functional", "losses", "optim", "reference", "clip_grad_norm",
-           "clip_grad_value", "isa", "supported_isas",
-           "get_num_threads",
-           "set_num_threads", "release_memory", "__version__"]
+           "fit", "History", "EarlyStopping", "sample", "save", "load", "pad_sequences", "unpad", "functional",
+           "losses", "optim", "reference", "text", "clip_grad_norm", "clip_grad_value", "isa", "supported_isas",
+           "get_num_threads", "set_num_threads", "release_memory", "__version__"]
 
 
 def isa():
