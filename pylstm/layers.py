@@ -31,6 +31,20 @@ class _RecurrentModule(Module):
 
     _repr_head = ("input_size", "hidden_size")
 
+    def _exact_parts(self, state, shapes):
+        """The streaming fast path (a state this module returned): the parts as they are when state is exactly such
+        arrays (plain C-contiguous ndarrays of these shapes and the module's dtype), else None. An explicit loop: a
+        generator under all() cost about a microsecond of a step."""
+        n = len(shapes)
+        parts = state if type(state) is tuple else (state,) if n == 1 and type(state) is np.ndarray else None
+        if parts is None or len(parts) != n:
+            return None
+        for part, shape in zip(parts, shapes):
+            if not (type(part) is np.ndarray and part.shape == shape and part.dtype == self.dtype
+                    and part.flags.c_contiguous):
+                return None
+        return parts
+
     def _state_parts(self, state, name, shapes, meanings):
         """A state or state gradient as the caller gives it (h, or a pair (h, c) for the LSTM; None or a None part
         means zeros) -> a tuple of checked arrays or Nones, one per part, of the given shapes."""
@@ -200,7 +214,11 @@ class _Recurrent(_RecurrentModule):
     def _state_tuple(self, state, batch, name):
         """state or dstate as the caller gives it -> a tuple of (D*L, B, W) arrays or Nones (None: zeros)."""
         rows, widths = self.num_directions * self.num_layers, self._state_widths()
-        return self._state_parts(state, name, tuple((rows, batch, w) for w in widths), tuple(
+        shapes = tuple((rows, batch, w) for w in widths)
+        parts = None if state is None else self._exact_parts(state, shapes)
+        if parts is not None:
+            return parts
+        return self._state_parts(state, name, shapes, tuple(
             "num_directions * num_layers, batch, " + ("hidden_size" if w == self.hidden_size else "proj_size")
             for w in widths))
 
@@ -296,7 +314,7 @@ class _Recurrent(_RecurrentModule):
         batch, L = x.shape[1], self.num_layers
         initial = self._state_tuple(state, batch, "state")
         zeros = self._zero_states(batch)
-        finals = tuple([] for _ in initial)
+        finals = tuple(np.empty((L, batch, w), self.dtype) for w in self._state_widths())
         saved, masks, rows = [], [], x
         for k in range(L):
             w, extras = self._weights(self.params, k, 0)
@@ -304,7 +322,7 @@ class _Recurrent(_RecurrentModule):
             rows, final, rec = self._kernel.forward(rows, start, w, extras, None, self.training)
             saved.append([rec])
             for part, value in zip(finals, final):
-                part.append(value)
+                part[k] = value
             if self.training and self.dropout and k < L - 1:
                 mask = self._dropout_mask(rows.shape)
                 rows = rows * mask
@@ -313,7 +331,7 @@ class _Recurrent(_RecurrentModule):
         if self.training:
             self._saved = (None, saved, masks, rows.shape)  # no layout: backward takes _backward_stack
             rows.flags.writeable = False
-        return rows, self._state_result([np.stack(part) for part in finals])
+        return rows, self._state_result(finals)
 
     def _backward_stack(self, saved, masks, out_shape, dout, dstate):
         """backward after _forward_stack: the layers from the last to the first, each one kernel call."""
@@ -500,19 +518,10 @@ class _Cell(_RecurrentModule):
         self._steps.clear()
 
     def _states(self, state, batch, name):
-        shape = (batch, self.hidden_size)
-        # The streaming fast path (a state this cell returned): exact arrays need no conversion and no messages. An
-        # explicit loop: a generator under all() cost about a microsecond of a step.
-        n = len(self._kernel.state_names)
-        parts = state if type(state) is tuple else (state,) if n == 1 and type(state) is np.ndarray else None
-        if parts is not None and len(parts) == n:
-            for part in parts:
-                if not (type(part) is np.ndarray and part.shape == shape and part.dtype == self.dtype
-                        and part.flags.c_contiguous):
-                    break
-            else:
-                return parts
-        return self._state_parts(state, name, (shape,) * n, ("batch, hidden_size",) * n)
+        shapes = ((batch, self.hidden_size),) * len(self._kernel.state_names)
+        parts = self._exact_parts(state, shapes)
+        return parts if parts is not None else self._state_parts(state, name, shapes,
+                                                                ("batch, hidden_size",) * len(shapes))
 
     def _step(self, x, state):
         x = self._array(x, "x")

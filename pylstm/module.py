@@ -15,9 +15,16 @@ class Parameters(Mapping):
 
     def __init__(self, arrays):
         self._arrays = dict(arrays)
+        # The dict's own methods, bound once: Mapping's generic ones run in Python, and a layer looks its weights up
+        # at every call (a batch-1 step's Python is part of its time).
+        self.get, self.keys, self.values, self.items = (self._arrays.get, self._arrays.keys, self._arrays.values,
+                                                        self._arrays.items)
 
     def __getitem__(self, name):
         return self._arrays[name]
+
+    def __contains__(self, name):
+        return name in self._arrays
 
     def __iter__(self):
         return iter(self._arrays)
