@@ -62,11 +62,25 @@ def between_table(found):
               f"| {span(ratios(runs, alone), '{:.2f}x')} |")
 
 
+def pair_table(found, group, title, numerator, denominator, meaning):
+    """Two implementations of a group and the ratio of their medians."""
+    cases = found.get(group, {})
+    if numerator not in cases or denominator not in cases:
+        return
+    print(f"\n| {title} | {numerator} ms | {denominator} ms | {meaning} |")
+    print("|---|---:|---:|---:|")
+    print(f"| {group} | {span([r['stats']['median'] * 1e3 for r in cases[numerator]], '{:.1f}')} "
+          f"| {span([r['stats']['median'] * 1e3 for r in cases[denominator]], '{:.1f}')} "
+          f"| {span(ratios(cases[numerator], cases[denominator]), '{:.3f}x')} |")
+
+
 def main(paths):
     found, machine = load(paths)
     print(f"{len(paths)} run(s); CPU: {machine.get('cpu', {}).get('brand_raw', '?')}\n")
     training_table(found)
     between_table(found)
+    pair_table(found, "fit-overhead", "an epoch of 5 steps", "fit", "hand-written", "fit / hand-written")
+    pair_table(found, "sample", "1,000 characters", "torch", "pylstm", "torch / pylstm")
 
 
 if __name__ == "__main__":
