@@ -28,11 +28,15 @@ def sample(model, vocab, prompt, n, *, temperature=1.0, top_k=None, seed=None):
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer))
                               or not 1 <= top_k <= size):
         raise ValueError(f"top_k: expected None or an int in [1, {size}] (the vocabulary's size), got {top_k!r}")
+    try:
+        prompt_ids = vocab.encode(prompt)
+    except ValueError as exc:
+        raise ValueError(f"prompt: {str(exc).removeprefix('text: ')}") from None
     rng = np.random.default_rng(seed)
     was_training = model.training
     model.eval()
     try:
-        logits, states = _logits_row(model, vocab.encode(prompt), None)
+        logits, states = _logits_row(model, prompt_ids, None)
         if logits.shape != (size,):
             raise ValueError(f"model: expected logits over the {size} characters of the vocabulary, got "
                              f"{logits.shape[0]} per step")

@@ -254,6 +254,8 @@ def test_sample_argument_errors():
             pylstm.sample(net, VOCAB, args.pop("prompt"), args.pop("n"), **args)
     with pytest.raises(ValueError, match="prompt"):
         pylstm.sample(net, VOCAB, "", 5)
+    with pytest.raises(ValueError, match=r"prompt: character 'Z' .* not in the vocabulary"):
+        pylstm.sample(net, VOCAB, "the Z", 5)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
