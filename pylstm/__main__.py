@@ -121,8 +121,16 @@ def _positive(kind):
 def parser():
     p = argparse.ArgumentParser(prog="python -m pylstm", description=__doc__.splitlines()[0])
     commands = p.add_subparsers(dest="command", required=True)
-    run_demo = commands.add_parser("demo", help=demo.__doc__.splitlines()[0])
-    run_demo.add_argument("--seed", type=int, default=0, help="random seed of the inputs and weights (default 0)")
+    run_demo = commands.add_parser("demo", help="the experiments behind gated RNNs, trained now (a few minutes)",
+                                   description=demo.__doc__)
+    size = run_demo.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="tiny versions, seconds (their numbers show little)")
+    size.add_argument("--full", action="store_true", help="longer and larger versions")
+    run_demo.add_argument("--only", choices=demo.NAMES, help="run one experiment")
+    run_demo.add_argument("--seed", type=int, default=0, help="the first of the seeds (default 0)")
+    run_demo.add_argument("--plots", default="demo-plots",
+                          help="directory for the PNG plots, when matplotlib is installed (default demo-plots)")
+    run_demo.add_argument("--no-plots", action="store_true", help="write no plots")
 
     t = commands.add_parser("train-char", help="train a character-level language model on a text file",
                             description="Train a character-level language model (Embedding, recurrent layers, "
@@ -162,7 +170,8 @@ def main(argv=None):
     args = parser().parse_args(argv)
     try:
         if args.command == "demo":
-            demo.run(seed=args.seed)
+            preset = "quick" if args.quick else "full" if args.full else "default"
+            demo.run(preset, only=args.only, seed=args.seed, plots=None if args.no_plots else args.plots)
             return 0
         if args.command == "train-char":
             if not 0.0 <= args.val_fraction < 1.0:
