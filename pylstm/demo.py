@@ -255,8 +255,7 @@ def _plot(name, result, directory):
 
 TITLES = {
     "memory": "1. Long-range memory: a key token at the start decides the answer after a gap of filler",
-    "agreement": "2. Agreement over distractors: the subject's number decides is/are after a clause of other nouns "
-                 "(of either number) and filler",
+    "agreement": "2. Agreement over distractors: the subject's number decides is/are after a clause of other nouns",
     "gradients": "3. Vanishing gradients, before and after training on task 1",
     "adding": "4. The adding problem (Hochreiter & Schmidhuber 1997)",
     "speed": "5. Parameters and time on task 1",
@@ -291,7 +290,7 @@ def run(preset="default", only=None, seed=0, plots="demo-plots", out=print):
                       f"{E.GATE_BIAS:g}).", WIDTH))
     results, started = {}, time.perf_counter()
     for name in names:
-        out("\n" + textwrap.fill(TITLES[name], WIDTH, subsequent_indent="   "))
+        out(f"\n{TITLES[name]}")
         result = _RUN[name](seeds=seeds, **PRESETS[preset][name])
         table, conclusion = report(name, result)
         out(table)

@@ -20,6 +20,7 @@ bias at +``gate_bias`` and its input gate bias at -``gate_bias`` (the "chrono" i
 1 keeps h). The plain RNN has no gate to open. Everything else is PyTorch's default initialisation.
 """
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -60,16 +61,34 @@ def _last_step_targets(labels, steps):
     return y
 
 
-def _train_classifier(model, make_batch, steps, batch, lr, seed):
-    """Adam with gradient clipping on fresh batches (x, labels) from make_batch(rng, batch) -> seconds taken."""
-    rng = np.random.default_rng(seed)
-    batches = []
-    for _ in range(steps):
-        x, labels = make_batch(rng, batch)
-        batches.append((x, _last_step_targets(labels, len(x))))
-    started = time.perf_counter()
-    fit(model, batches, losses.cross_entropy, optim.Adam(model, lr=lr), epochs=1, clip=1.0, progress=False)
-    return time.perf_counter() - started
+class FreshBatches(Sequence):
+    """`count` batches of generated data for fit, numbered from `first`, each made when asked for from a generator
+    seeded by (seed, its number), so that none is kept: make_batch(rng, size) -> (x, labels), and the batch is
+    (x, targets(x, labels))."""
+
+    def __init__(self, make_batch, count, size, seed, targets, first=0):
+        self.make_batch, self.count, self.size, self.seed, self.targets = make_batch, count, size, seed, targets
+        self.first = first
+
+    def __len__(self):
+        return self.count
+
+    def __getitem__(self, k):
+        if not 0 <= k < self.count:
+            raise IndexError(k)
+        x, labels = self.make_batch(np.random.default_rng((self.seed, self.first + k)), self.size)
+        return x, self.targets(x, labels)
+
+
+def _classifier_targets(x, labels):
+    return _last_step_targets(labels, len(x))
+
+
+def _train_classifier(model, make_batch, steps, batch, lr, seed, first=0, optimizer=None):
+    """Adam (or `optimizer`) with gradient clipping on `steps` fresh batches, the first numbered `first`."""
+    batches = FreshBatches(make_batch, steps, batch, seed, _classifier_targets, first)
+    fit(model, batches, losses.cross_entropy, optimizer or optim.Adam(model, lr=lr), epochs=1, clip=1.0,
+        progress=False)
 
 
 def _accuracy(model, make_batch, size, seed):
@@ -266,8 +285,7 @@ def adding_problem(*, steps_per_sequence=100, cells=CELLS, hidden=32, steps=3000
         for seed in seeds:
             model = Sequential(recurrent_layer(cell, 2, hidden, seed=seed, gate_bias=gate_bias),
                                Linear(hidden, 1, seed=seed + 1))
-            rng = np.random.default_rng(seed)
-            batches = [make_batch(rng, batch) for _ in range(steps)]
+            batches = FreshBatches(make_batch, steps, batch, seed, lambda x, y: y)
             fit(model, batches, _last_step_mse, optim.Adam(model, lr=lr), epochs=1, clip=1.0, progress=False)
             x, y = make_batch(np.random.default_rng(10 ** 6 + seed), eval_size)
             model.eval()
@@ -293,15 +311,11 @@ def parameters_and_time(*, gap=50, cells=CELLS, hidden=32, steps=600, batch=32, 
             model = _classifier(cell, keys + filler + 1, keys, hidden, seed, gate_bias)
             parameters[cell] = int(sum(p.size for p in model.modules[1].params.values()))
             opt = optim.Adam(model, lr=lr)
-            rng = np.random.default_rng(seed)
             trained, curve = 0.0, []
             for done in range(0, steps, evaluate_every):
-                batches = []
-                for _ in range(min(evaluate_every, steps - done)):
-                    x, labels = make_batch(rng, batch)
-                    batches.append((x, _last_step_targets(labels, len(x))))
                 t0 = time.perf_counter()
-                fit(model, batches, losses.cross_entropy, opt, epochs=1, clip=1.0, progress=False)
+                _train_classifier(model, make_batch, min(evaluate_every, steps - done), batch, lr, seed, first=done,
+                                  optimizer=opt)
                 trained += time.perf_counter() - t0
                 curve.append((trained, _accuracy(model, make_batch, eval_size, 10 ** 6 + seed)))
             curves[cell].append(curve)

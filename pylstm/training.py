@@ -8,8 +8,9 @@ Two kinds of data:
   runs chunks of ``bptt`` steps, ``x = data[i:i + bptt]`` and the targets ``y = data[i + 1:i + 1 + bptt]`` (the next
   token), with the model's states carried from chunk to chunk (truncated backpropagation through time: the gradient
   stops at each chunk's start) and reset at each epoch's start;
-* a sequence (list or tuple) of minibatches ``(x, y)`` or ``(x, y, lengths)``, run in order every epoch, each from
-  zero states; ``lengths`` go to the model and to the loss, so padded steps neither run nor count.
+* a sequence of minibatches ``(x, y)`` or ``(x, y, lengths)`` (a list, or any Sequence, which may make its batches
+  on demand), run in order every epoch, each from zero states; ``lengths`` go to the model and to the loss, so
+  padded steps neither run nor count.
 
 ``model`` is a ``pylstm.Sequential`` (or anything with its interface: ``out, states = model(x, states,
 lengths=lengths)``, ``model.backward(dout)``, ``params``/``grads``, ``train()``/``eval()``, ``rng_state()``), ``loss``
@@ -131,10 +132,6 @@ class _Batches:
             if isinstance(data, (str, bytes)) or not isinstance(data, Sequence) or len(data) == 0:
                 raise TypeError(f"{name}: expected an (N, B) integer array of streams or a non-empty list of "
                                 f"batches (x, y) or (x, y, lengths), got {type(data).__name__}")
-            for k, batch in enumerate(data):
-                if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
-                    raise TypeError(f"{name}[{k}]: expected a batch (x, y) or (x, y, lengths), got "
-                                    f"{type(batch).__name__}")
             self.streams, self.batches, self.steps = None, data, len(data)
 
     def __iter__(self):
@@ -144,7 +141,11 @@ class _Batches:
                 length = min(self.bptt, n - 1 - i)
                 yield self.streams[i:i + length], self.streams[i + 1:i + 1 + length], None, True
         else:
-            for batch in self.batches:
+            # Each batch is checked as it comes: a sequence may make its batches on demand (and keep none).
+            for k, batch in enumerate(self.batches):
+                if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
+                    raise TypeError(f"{self.name}[{k}]: expected a batch (x, y) or (x, y, lengths), got "
+                                    f"{type(batch).__name__}")
                 yield batch[0], batch[1], batch[2] if len(batch) == 3 else None, False
 
 
