@@ -164,11 +164,14 @@ def report_speed(result, level=0.95):
     conclusion = ""
     if "GRU" in p and "LSTM" in p:
         conclusion = f"The GRU has {p['GRU'] / p['LSTM']:.0%} of the LSTM's parameters. "
-    done = {c: np.mean(v) for c, v in reached.items() if v}
+    done = {c: float(np.mean(v)) for c, v in reached.items() if v}
     if done:
-        fastest = min(done, key=done.get)
-        conclusion += (f"Time to {level:.0%} accuracy: " + ", ".join(f"{c} {t:.2f} s" for c, t in done.items())
-                       + f"; the {fastest} gets there first")
+        order = sorted(done, key=done.get)
+        conclusion += f"Time to {level:.0%} accuracy: " + ", ".join(f"{c} {t:.2f} s" for c, t in done.items())
+        if len(order) > 1 and done[order[1]] < 1.1 * done[order[0]]:
+            conclusion += f"; {' and '.join(order[:2])} get there within 10% of each other"
+        else:
+            conclusion += f"; the {order[0]} gets there first"
     never = [c for c in result["cells"] if not reached[c]]
     if never:
         conclusion += f"{'; ' if done else ''}{' and '.join(never)} never reach{'es' if len(never) == 1 else ''} it"

@@ -113,6 +113,16 @@ def test_adding_and_gradient_conclusions_follow_the_numbers():
     assert "RNN's gradient vanishes" in text and "LSTM 4.0e-01" in text
 
 
+def test_speed_conclusion_follows_the_numbers():
+    result = {"gap": 5, "cells": ["RNN", "GRU", "LSTM"], "parameters": {"RNN": 1, "GRU": 3, "LSTM": 4},
+              "curves": {"RNN": [[(0.3, 0.2)]], "GRU": [[(0.1, 0.5), (0.2, 0.99)]], "LSTM": [[(0.1, 0.5), (0.4, 0.99)]]}}
+    _, text = demo.report_speed(result)
+    assert "GRU has 75% of the LSTM's parameters" in text and "the GRU gets there first" in text
+    assert "RNN never reaches it" in text
+    result["curves"]["LSTM"] = [[(0.1, 0.5), (0.21, 0.99)]]
+    assert "GRU and LSTM get there within 10% of each other" in demo.report_speed(result)[1]
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # The command
 
