@@ -14,7 +14,7 @@ import numpy as np
 from . import _checks as check
 from . import functional as F
 from .layers import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell, _Recurrent
-from .module import Module, Parameters
+from .module import Module, Parameters, dropout_mask
 
 
 def _no_forward(name):
@@ -168,11 +168,8 @@ class Dropout(Module):
         if not self.training:
             self._mask = None
             return x
-        keep = 1.0 - self.p
-        mask = np.zeros(x.shape, x.dtype) if keep == 0.0 else \
-            ((self._rng.random(x.shape) < keep) / keep).astype(x.dtype)
-        self._mask = mask
-        return x * mask
+        self._mask = dropout_mask(self._rng, self.p, x.shape, x.dtype)
+        return x * self._mask
 
     def backward(self, dout):
         """dout like the last training forward's output -> dx = dout * mask."""

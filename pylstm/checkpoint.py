@@ -206,10 +206,7 @@ def _read(path, caller):
         arrays = {}
         for key, target in expected.items():
             shape, dtype_name = declared[key]
-            try:
-                dtype = np.dtype(dtype_name)
-            except (TypeError, ValueError) as exc:
-                raise bad(f"the header's dtype for {key!r} is not a dtype: {dtype_name!r}") from exc
+            dtype = _header_dtype(key, dtype_name, bad)
             if tuple(shape) != target.shape or dtype != target.dtype:
                 raise bad(f"the header says {key!r} is {tuple(shape)} {dtype_name}, but {cls.__name__} with this "
                           f"config expects {target.shape} {target.dtype}")
@@ -268,17 +265,23 @@ def _check_extra_arrays(header, bad):
         raise bad("the header's 'training' is not a JSON object")
     result = {}
     for key, entry in declared.items():
-        ok = (key.startswith(TRAINING_ARRAY) and isinstance(entry, list) and len(entry) == 2
-              and isinstance(entry[0], list) and all(type(n) is int and n >= 0 for n in entry[0])
-              and isinstance(entry[1], str))
-        if not ok:
+        if not (key.startswith(TRAINING_ARRAY) and _is_shape_and_dtype(entry)):
             raise bad(f"the header's entry for training array {key!r} is not [shape list, dtype string]: {entry!r}")
-        try:
-            dtype = np.dtype(entry[1])
-        except (TypeError, ValueError) as exc:
-            raise bad(f"the header's dtype for {key!r} is not a dtype: {entry[1]!r}") from exc
-        result[key] = (tuple(entry[0]), dtype)
+        result[key] = (tuple(entry[0]), _header_dtype(key, entry[1], bad))
     return result
+
+
+def _is_shape_and_dtype(entry):
+    """A header's declaration of an array: [shape (a list of ints >= 0), dtype name (a str)]."""
+    return (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], list)
+            and all(type(n) is int and n >= 0 for n in entry[0]) and isinstance(entry[1], str))
+
+
+def _header_dtype(key, name, bad):
+    try:
+        return np.dtype(name)
+    except (TypeError, ValueError) as exc:
+        raise bad(f"the header's dtype for {key!r} is not a dtype: {name!r}") from exc
 
 
 def _vocab(config, bad):
@@ -313,9 +316,7 @@ def _check_header(header, bad):
         raise bad(f"the header's params is not a JSON object: {params!r}")
     declared = {}
     for key, entry in params.items():
-        ok = (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], list)
-              and all(type(n) is int and n >= 0 for n in entry[0]) and isinstance(entry[1], str))
-        if not ok:
+        if not _is_shape_and_dtype(entry):
             raise bad(f"the header's entry for parameter {key!r} is not [shape list, dtype string]: {entry!r}")
         declared[key] = (entry[0], entry[1])
     return classes[name], config, declared

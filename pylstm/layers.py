@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _checks as check
 from . import functional as F
-from .module import Module
+from .module import Module, dropout_mask
 from .saved import saved_bytes_per_step
 from .sequence import Layout, check_lengths
 
@@ -413,11 +413,7 @@ class _Recurrent(_RecurrentModule):
         return zeros
 
     def _dropout_mask(self, shape):
-        """Inverted dropout: each element kept with probability 1-p and scaled by 1/(1-p) (all zero when p = 1)."""
-        keep = 1.0 - self.dropout
-        if keep == 0.0:
-            return np.zeros(shape, self.dtype)
-        return ((self._dropout_rng.random(shape) < keep) / keep).astype(self.dtype)
+        return dropout_mask(self._dropout_rng, self.dropout, shape, self.dtype)
 
 
 class LSTM(_Recurrent):

@@ -54,6 +54,15 @@ def aligned_zeros(shape, dtype, alignment=64):
     return buffer[start:start + nbytes].view(dtype).reshape(shape)
 
 
+def dropout_mask(rng, p, shape, dtype):
+    """Inverted dropout's mask: each element kept with probability 1 - p and scaled by 1 / (1 - p), drawn from rng
+    (all zero when p = 1)."""
+    keep = 1.0 - p
+    if keep == 0.0:
+        return np.zeros(shape, dtype)
+    return ((rng.random(shape) < keep) / keep).astype(dtype)
+
+
 class Module:
     """Holds ``params`` and ``grads`` (name -> array, PyTorch names), the training flag and the configuration.
 
