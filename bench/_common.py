@@ -37,14 +37,22 @@ class Case(NamedTuple):
 
     @property
     def gates(self):
-        return GATES[self.cell]
+        return cell_facts(self.cell).gates
 
     @property
     def training(self):
         return self.mode == "tr"
 
 
-GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+#: The cell families a case may name (a case id's first part); their facts are pylstm.cells'.
+CELLS = ("LSTM", "GRU", "RNN")
+
+
+def cell_facts(cell):
+    """The family's default variant in pylstm.cells (the one the suite runs: GRU reset_after, RNN tanh, as torch's).
+    Imported on use: bench/ab.py imports its two builds under names of their own, and nothing else of pylstm."""
+    from pylstm import cells
+    return cells.FAMILIES[cell]
 
 #: (cell, B, I, H, T, mode), in the order of issue 3.
 SUITE = [Case(*c) for c in [
@@ -497,59 +505,42 @@ def torch_call(data):
 # The NumPy reference
 
 
-def ref_results(data, dtype=np.float64):
+def _ref_arguments(data, weights, dtype):
+    """The NumPy reference's cell, its zero initial state, weights and gradient arrays for the case."""
     from pylstm import reference as R
     c = data.case
-    w = {k: v.astype(dtype) for k, v in data.weights.items()}
-    x = data.x.astype(dtype)
+    cell = cell_facts(c.cell).on(R)
     z = np.zeros((c.B, c.H), dtype=dtype)
-    args = (w["weight_ih_l0"], w["weight_hh_l0"], w["bias_ih_l0"], w["bias_hh_l0"])
-    if c.cell == "LSTM":
-        out, h_n, c_n, saved = R.lstm_forward(x, z, z, *args, training=c.training)
-        res = {"out": out, "h_n": h_n, "c_n": c_n}
-    elif c.cell == "GRU":
-        out, h_n, saved = R.gru_forward(x, z, *args, reset_after=True, training=c.training)
-        res = {"out": out, "h_n": h_n}
-    else:
-        out, h_n, saved = R.rnn_forward(x, z, *args, nonlinearity="tanh", training=c.training)
-        res = {"out": out, "h_n": h_n}
+    names = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+    w = tuple(weights[k] for k in names)
+    grads = {k: np.zeros_like(v) for k, v in weights.items()}
+    kw = dict(zip(("dweight_ih", "dweight_hh", "dbias_ih", "dbias_hh"), (grads[k] for k in names)))
+    return cell, (z,) * len(cell.state_names), w, grads, kw
+
+
+def ref_results(data, dtype=np.float64):
+    c = data.case
+    w = {k: v.astype(dtype) for k, v in data.weights.items()}
+    cell, start, args, grads, kw = _ref_arguments(data, w, dtype)
+    out, finals, saved = cell.forward(data.x.astype(dtype), start, args, (None, None), None, c.training)
+    res = {"out": out, **dict(zip(("h_n", "c_n"), finals))}
     if c.training:
-        grads = {k: np.zeros_like(v) for k, v in w.items()}
-        kw = dict(dweight_ih=grads["weight_ih_l0"], dweight_hh=grads["weight_hh_l0"],
-                  dbias_ih=grads["bias_ih_l0"], dbias_hh=grads["bias_hh_l0"])
-        backward = {"LSTM": R.lstm_backward, "GRU": R.gru_backward, "RNN": R.rnn_backward}[c.cell]
-        dx = backward(saved, w["weight_ih_l0"], w["weight_hh_l0"], data.dout.astype(dtype), **kw)[0]
-        res["dx"] = dx
+        res["dx"] = cell.backward(saved, args, (None, None), data.dout.astype(dtype), (None,) * len(start), kw,
+                                  (None, None))[0]
         res.update(grads)
     return res
 
 
 def ref_call(data):
     """The timed NumPy-reference call, in float32 on the benchmark's arrays (the same work as pylstm's call)."""
-    from pylstm import reference as R
     c = data.case
-    w = data.weights
-    z = np.zeros((c.B, c.H), dtype=np.float32)
-    args = (w["weight_ih_l0"], w["weight_hh_l0"], w["bias_ih_l0"], w["bias_hh_l0"])
-    grads = {k: np.zeros_like(v) for k, v in w.items()}
-    kw = dict(dweight_ih=grads["weight_ih_l0"], dweight_hh=grads["weight_hh_l0"],
-              dbias_ih=grads["bias_ih_l0"], dbias_hh=grads["bias_hh_l0"])
+    cell, start, args, _, kw = _ref_arguments(data, data.weights, np.float32)
+    no_state = (None,) * len(start)
 
-    if c.cell == "LSTM":
-        def run():
-            out, h, cn, saved = R.lstm_forward(data.x, z, z, *args, training=c.training)
-            if c.training:
-                R.lstm_backward(saved, args[0], args[1], data.dout, **kw)
-    elif c.cell == "GRU":
-        def run():
-            out, h, saved = R.gru_forward(data.x, z, *args, reset_after=True, training=c.training)
-            if c.training:
-                R.gru_backward(saved, args[0], args[1], data.dout, **kw)
-    else:
-        def run():
-            out, h, saved = R.rnn_forward(data.x, z, *args, nonlinearity="tanh", training=c.training)
-            if c.training:
-                R.rnn_backward(saved, args[0], args[1], data.dout, **kw)
+    def run():
+        out, finals, saved = cell.forward(data.x, start, args, (None, None), None, c.training)
+        if c.training:
+            cell.backward(saved, args, (None, None), data.dout, no_state, kw, (None, None))
     return run
 
 
@@ -565,7 +556,7 @@ ONNX_OPSET = 17
 
 
 def _reorder(a, cell, H):
-    blocks = [a[k * H:(k + 1) * H] for k in range(GATES[cell])]
+    blocks = [a[k * H:(k + 1) * H] for k in range(cell_facts(cell).gates)]
     return np.concatenate([blocks[k] for k in ONNX_GATE_ORDER[cell]], axis=0)
 
 

@@ -51,7 +51,7 @@ def load_builds(trees, workdir):
 def parse_case(text):
     """CELL-B-I-H-T-MODE (a suite id) -> the suite's Case."""
     parts = text.split("-")
-    if len(parts) != 6 or parts[0] not in C.GATES or parts[5] not in ("inf", "tr"):
+    if len(parts) != 6 or parts[0] not in C.CELLS or parts[5] not in ("inf", "tr"):
         raise argparse.ArgumentTypeError(
             f"case: expected CELL-B-I-H-T-MODE (e.g. LSTM-1-256-256-150-inf), got {text!r}")
     try:

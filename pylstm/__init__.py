@@ -4,6 +4,7 @@ the blocks, losses and optimizers to train models of them.
     layers (pylstm.LSTM, GRU, RNN; LSTMCell, GRUCell, RNNCell)  ->  pylstm.functional  ->  pylstm._core (pybind11)
     blocks (Embedding, Linear, Dropout, Sequential), pylstm.losses  ->        "                 ->  csrc/ kernels
         |  pylstm.sequence: padded batch + lengths <-> packed rows
+    pylstm.cells: each cell's facts (gates, state parts, parameters, saved record) and its forward and backward
     pylstm.optim: optimizers, learning-rate schedulers, gradient clipping (C++ update kernels)
     pylstm.fit (pylstm.training): the training loop; pylstm.sample (pylstm.generation); pylstm.text: vocabulary
     pylstm.reference: the readable NumPy twin of pylstm.functional and of the optimizers' updates
@@ -20,14 +21,15 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
 
 import os as _os  # noqa: E402
 
-from . import functional, losses, optim, reference, text  # noqa: E402
+from . import cells, functional, losses, optim, reference, text  # noqa: E402
 from ._core import get_num_threads, release_memory, set_num_threads, supported_isas  # noqa: E402
 from .blocks import Dropout, Embedding, Linear, Sequential  # noqa: E402
 from .checkpoint import load, save  # noqa: E402
 from .generation import sample  # noqa: E402
-from .layers import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: E402
+from .layers import GRU, LSTM, RNN  # noqa: E402
 from .optim import clip_grad_norm, clip_grad_value  # noqa: E402
 from .padding import pad_sequences, unpad  # noqa: E402
+from .step_cells import GRUCell, LSTMCell, RNNCell  # noqa: E402
 from .training import EarlyStopping, History, fit  # noqa: E402
 
 __version__ = "0.1.0"

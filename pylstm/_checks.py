@@ -1,5 +1,7 @@
 """Argument checks shared by every module class: each returns the value in its canonical type or raises a
 TypeError/ValueError that names the argument, what was expected and what came."""
+import warnings
+
 import numpy as np
 
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -59,3 +61,49 @@ def float_dtype(dtype):
     if dt is None or dt not in DTYPES:
         raise ValueError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
     return DTYPES[DTYPES.index(dt)]
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The recurrent modules' arguments: dropout with one layer, states and state gradients.
+
+
+def dropout_layers(dropout, num_layers):
+    """Dropout acts between stacked layers, so with one layer it does nothing: warned of, as torch warns."""
+    if dropout > 0 and num_layers == 1:
+        warnings.warn("dropout: acts between stacked layers (on the outputs of all but the last), so a non-zero "
+                      f"dropout expects num_layers greater than 1, got dropout={dropout} and num_layers={num_layers}",
+                      UserWarning, stacklevel=4)
+
+
+def exact_state(state, shapes, dtype):
+    """The streaming fast path (a state the module returned): the parts as they are when state is exactly such arrays
+    (plain C-contiguous ndarrays of these shapes and dtype; a tuple, or for one part the array itself), else None.
+    An explicit loop: a generator under all() costs a measurable part of a batch-1 step."""
+    n = len(shapes)
+    parts = state if type(state) is tuple else (state,) if n == 1 and type(state) is np.ndarray else None
+    if parts is None or len(parts) != n:
+        return None
+    for part, shape in zip(parts, shapes):
+        if not (type(part) is np.ndarray and part.shape == shape and part.dtype == dtype
+                and part.flags.c_contiguous):
+            return None
+    return parts
+
+
+def state(module, value, name, state_names, shapes, meanings):
+    """A state or state gradient as the caller gives it (h, or a pair (h, c) for the LSTM; None or a None part means
+    zeros) -> a tuple of the module's checked arrays or Nones, one per part, of the given shapes."""
+    if len(state_names) == 1:
+        parts = (value,)
+    elif value is None:
+        parts = (None,) * len(state_names)
+    elif isinstance(value, (tuple, list)) and len(value) == len(state_names):
+        parts = tuple(value)
+    else:
+        raise TypeError(f"{name}: expected a pair ({', '.join(state_names)}) of arrays "
+                        f"{' and '.join(map(str, shapes))} or None, got {type(value).__name__}")
+    prefix = "d" if name.startswith("d") else ""
+    return tuple(None if part is None else
+                 module._checked(part, name if len(state_names) == 1 else f"{name}[{k}] ({prefix}{state_names[k]})",
+                                 shape, meaning)
+                 for k, (part, shape, meaning) in enumerate(zip(parts, shapes, meanings)))

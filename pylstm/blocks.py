@@ -13,8 +13,9 @@ import numpy as np
 
 from . import _checks as check
 from . import functional as F
-from .layers import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell, _Recurrent
+from .layers import GRU, LSTM, RNN, _Recurrent
 from .module import Module, Parameters, dropout_mask
+from .step_cells import GRUCell, LSTMCell, RNNCell
 
 
 def _no_forward(name):

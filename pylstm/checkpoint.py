@@ -33,6 +33,7 @@ from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
+from . import cells
 from .blocks import module_classes
 
 FORMAT = "pylstm-checkpoint"
@@ -322,7 +323,6 @@ def _check_header(header, bad):
     return classes[name], config, declared
 
 
-_GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 _TABLES = {"Linear": ("out_features", "in_features"), "Embedding": ("num_embeddings", "embedding_dim")}
 
 
@@ -352,7 +352,7 @@ def _check_sizes(cls, config, declared, bad, prefix=""):
                       f"{prefix + 'weight'!r}: {got}")
         return
     suffix = "" if name.endswith("Cell") else "_l0"
-    gates = _GATES[name.replace("Cell", "")]
+    gates = cells.FAMILIES[name.replace("Cell", "")].gates
     sizes = {k: config.get(k) for k in ("input_size", "hidden_size", "proj_size", "num_layers")}
     if not all(v is None or type(v) is int for v in sizes.values()):
         return  # not ints: the class's own checks reject them without allocating

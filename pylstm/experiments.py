@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import losses, optim
+from . import cells, losses, optim
 from .blocks import Embedding, Linear, Sequential
 from .layers import GRU, LSTM, RNN
 from .training import fit
@@ -37,14 +37,13 @@ _LAYERS = {"RNN": RNN, "GRU": GRU, "LSTM": LSTM}
 def recurrent_layer(cell, input_size, hidden, *, seed, gate_bias=GATE_BIAS):
     """A one-layer RNN, GRU or LSTM with its memory gates open (see the module docstring)."""
     layer = _LAYERS[cell](input_size, hidden, seed=seed)
-    H = hidden
-    if cell == "LSTM":  # gates i, f, g, o: input gate closed, forget gate open
-        layer.params["bias_ih_l0"][:H] = -gate_bias
-        layer.params["bias_ih_l0"][H:2 * H] = gate_bias
-        layer.params["bias_hh_l0"][:2 * H] = 0.0
-    elif cell == "GRU":  # gates r, z, n: update gate open (h_t = (1 - z) n + z h_{t-1})
-        layer.params["bias_ih_l0"][H:2 * H] = gate_bias
-        layer.params["bias_hh_l0"][H:2 * H] = 0.0
+    # gate -> its bias in bias_ih (bias_hh's part zeroed): strongly negative closes the gate, positive opens it
+    opened = {"LSTM": {"i": -gate_bias, "f": gate_bias},  # input gate closed, forget gate open
+              "GRU": {"z": gate_bias}}.get(cell, {})  # update gate open (h_t = (1 - z) n + z h_{t-1})
+    for gate, value in opened.items():
+        rows = cells.FAMILIES[cell].gate_rows(gate, hidden)
+        layer.params["bias_ih_l0"][rows] = value
+        layer.params["bias_hh_l0"][rows] = 0.0
     return layer
 
 
@@ -200,15 +199,14 @@ def input_gradient_norms(model, x, labels):
 
 def forget_gate_along(model, x):
     """The LSTM's forget gate f_t averaged over units and the batch, for every step -> (T,) array."""
-    from . import functional as F
     embedding, layer, _ = model.modules
     e = embedding(x)
     p = layer.params
     B, H = x.shape[1], layer.hidden_size
     zeros = np.zeros((B, H), layer.dtype)
-    *_, saved = F.lstm_forward(e, zeros, zeros, p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"],
-                               p["bias_hh_l0"], training=True)
-    return saved.gates[:, :, H:2 * H].astype(np.float64).mean(axis=(1, 2))
+    weights = tuple(p[f"{name}_l0"] for name in cells.PARAMETERS)
+    *_, saved = cells.LSTM.forward(e, (zeros, zeros), weights, (None, None), None, True)
+    return saved.gates[:, :, cells.LSTM.gate_rows("f", H)].astype(np.float64).mean(axis=(1, 2))
 
 
 def gradient_flow(*, gap=50, distances=(1, 10, 25, 51), cells=CELLS, hidden=32, steps=600, batch=32, lr=3e-3,

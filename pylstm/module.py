@@ -188,3 +188,14 @@ class Module:
         if value.shape != shape:
             raise ValueError(f"{name}: expected shape {shape} ({meaning}), got {value.shape}")
         return value
+
+
+def init_recurrent(module, shapes, hidden_size, seed):
+    """PyTorch's default initialisation of a layer's or step cell's parameters (name -> shape): every parameter
+    uniform in [-1/sqrt(H), 1/sqrt(H)], drawn in order; ``peephole_*`` parameters (which torch lacks) start at zero."""
+    module._allocate(shapes)
+    rng = np.random.default_rng(seed)
+    bound = 1.0 / np.sqrt(hidden_size)
+    for name, p in module.params.items():
+        if not name.startswith("peephole_"):
+            p[...] = rng.uniform(-bound, bound, size=p.shape)

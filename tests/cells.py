@@ -4,62 +4,77 @@ A ``Cell`` calls one implementation module, ``pylstm.reference`` by default or `
 kernels) via ``cell.on(functional)``: the two have the same signatures, which is what lets one test compare them.
 """
 from dataclasses import dataclass, replace
-from types import ModuleType
 
 import numpy as np
 import pytest
 
+from pylstm import cells
 from pylstm import reference as ref
 
-PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+PARAM_NAMES = cells.PARAMETERS
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# One description per cell variant, so every test drives LSTM, both GRU forms and both RNN activations the same way.
+# Every cell variant (pylstm.cells holds their facts), so every test drives LSTM, both GRU forms and both RNN
+# activations the same way.
 
 
 @dataclass(frozen=True)
 class Cell:
-    name: str
-    family: str  # "lstm", "gru" or "rnn"
-    gates: int  # G: weight_ih is (G*H, I)
-    n_states: int  # 2 for the LSTM (h, c), 1 otherwise
-    kwargs: tuple = ()  # extra keyword arguments of the forward, as (key, value) pairs
-    impl: ModuleType = ref  # pylstm.reference or pylstm.functional: the same signatures
+    """A cell variant of pylstm.cells, driven with a dict of parameters (PARAM_NAMES -> array or None)."""
+    facts: cells.Cell  # the variant, computed by pylstm.reference or pylstm.functional (the same signatures)
+
+    @property
+    def name(self):
+        return self.facts.name
+
+    @property
+    def family(self):
+        """"lstm", "gru" or "rnn"."""
+        return self.facts.family.lower()
+
+    @property
+    def gates(self):
+        """G: weight_ih is (G*H, I)."""
+        return self.facts.gates
+
+    @property
+    def n_states(self):
+        """2 for the LSTM (h, c), 1 otherwise."""
+        return len(self.facts.state_names)
+
+    @property
+    def kwargs(self):
+        """The forward's keyword arguments that make the variant, as (key, value) pairs."""
+        return tuple(self.facts.options.items())
+
+    @property
+    def impl(self):
+        return self.facts.impl
 
     def on(self, impl):
         """The same cell computed by another implementation module."""
-        return replace(self, impl=impl)
+        return replace(self, facts=self.facts.on(impl))
 
     @property
     def is_relu(self):
-        return dict(self.kwargs).get("nonlinearity") == "relu"
+        return self.facts.options.get("nonlinearity") == "relu"
 
     def forward(self, x, states, params, training=True):
         """-> out, finals (tuple of (B, H) arrays, same order as states), saved."""
-        args = (x, *states, params["weight_ih"], params["weight_hh"], params["bias_ih"], params["bias_hh"])
-        if self.family == "lstm":
-            out, h_n, c_n, saved = self.impl.lstm_forward(*args, training=training)
-            return out, (h_n, c_n), saved
-        forward = self.impl.gru_forward if self.family == "gru" else self.impl.rnn_forward
-        out, h_n, saved = forward(*args, training=training, **dict(self.kwargs))
-        return out, (h_n,), saved
+        weights = tuple(params[name] for name in PARAM_NAMES)
+        return self.facts.forward(x, tuple(states), weights, (None, None), None, training)
 
     def backward(self, saved, params, dout, dfinals, grads):
         """-> dx, dstates (tuple, same order as states); accumulates into the arrays of ``grads``."""
-        backward = getattr(self.impl, f"{self.family}_backward")
-        dx, *dstates = backward(saved, params["weight_ih"], params["weight_hh"], dout, *dfinals,
-                                dweight_ih=grads["weight_ih"], dweight_hh=grads["weight_hh"],
-                                dbias_ih=grads.get("bias_ih"), dbias_hh=grads.get("bias_hh"))
-        return dx, tuple(dstates)
+        weights = (params["weight_ih"], params["weight_hh"], None, None)
+        grad_kwargs = {f"d{name}": grads.get(name) for name in PARAM_NAMES}
+        return self.facts.backward(saved, weights, (None, None), dout, tuple(dfinals), grad_kwargs, (None, None))
 
 
-LSTM = Cell("lstm", "lstm", 4, 2)
-GRU_AFTER = Cell("gru-reset_after", "gru", 3, 1, (("reset_after", True),))
-GRU_BEFORE = Cell("gru-reset_before", "gru", 3, 1, (("reset_after", False),))
-RNN_TANH = Cell("rnn-tanh", "rnn", 1, 1, (("nonlinearity", "tanh"),))
-RNN_RELU = Cell("rnn-relu", "rnn", 1, 1, (("nonlinearity", "relu"),))
-ALL_CELLS = [LSTM, GRU_AFTER, GRU_BEFORE, RNN_TANH, RNN_RELU]
+LSTM, GRU_AFTER, GRU_BEFORE, RNN_TANH, RNN_RELU = ALL_CELLS = [
+    Cell(facts.on(ref)) for facts in (cells.LSTM, cells.GRU_RESET_AFTER, cells.GRU_RESET_BEFORE, cells.RNN_TANH,
+                                      cells.RNN_RELU)]
 cells = pytest.mark.parametrize("cell", ALL_CELLS, ids=lambda c: c.name)
 with_bias = pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
 

@@ -260,7 +260,7 @@ def test_gru_reset_before_and_rnn_relu_differ_from_the_other_forms():
 @pytest.mark.parametrize("name", list(CELLS))
 def test_rejects_wrong_x(name):
     cell = make_cell(name, "float64")
-    for shape in [(I_SIZE,), (1, 2, I_SIZE), (2, I_SIZE + 1)]:
+    for shape in [(I_SIZE + 1,), (), (1, 2, I_SIZE), (2, I_SIZE + 1)]:
         with pytest.raises(ValueError, match="x"):
             cell(np.zeros(shape))
     with pytest.raises(TypeError, match="x"):

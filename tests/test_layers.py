@@ -254,12 +254,13 @@ def test_params_are_live_an_sgd_step_changes_the_next_forward(kind, bias):
 @kinds
 @with_bias
 def test_backward_accumulates_into_grads(kind, bias):
-    """Two backwards after one forward: every gradient is twice the first one's (to rounding), in the same arrays;
-    dx and dstate0 do not depend on the accumulated gradients."""
+    """A second forward and backward of the same input without zero_grad: every gradient is twice the first one's
+    (to rounding), in the same arrays; dx and dstate0 do not depend on the accumulated gradients."""
     layer = kind.make(3, 5, bias=bias, dtype="float64", seed=3)
     run = forward_backward(layer, seed=4)
     first = {name: g.copy() for name, g in layer.grads.items()}
     arrays = dict(layer.grads)
+    layer(run["x"], run["state"])
     dx, dstate0 = layer.backward(run["dout"], run["dstate"])
     for name, g in layer.grads.items():
         assert g is arrays[name]
@@ -268,6 +269,26 @@ def test_backward_accumulates_into_grads(kind, bias):
     np.testing.assert_array_equal(dx, run["dx"])
     for d, e in zip(as_tuple(dstate0), as_tuple(run["dstate0"])):
         np.testing.assert_array_equal(d, e)
+
+
+@kinds
+@pytest.mark.parametrize("call", ["single", "stack", "bidirectional", "lengths", "unbatched"])
+def test_a_second_backward_of_one_forward_raises(kind, call):
+    """backward runs once per forward, as torch's: a second call raises RuntimeError and adds nothing to grads, on
+    every path a forward takes (one layer, a stack, both directions, lengths, an unbatched x)."""
+    options = {"stack": dict(num_layers=2), "bidirectional": dict(bidirectional=True)}.get(call, {})
+    layer = kind.make(3, 5, dtype="float64", seed=6, **options)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((4, 3) if call == "unbatched" else (4, 2, 3))
+    out, _ = layer(x, lengths=[4, 2] if call == "lengths" else None)
+    layer.backward(np.ones_like(out))
+    grads = {name: g.copy() for name, g in layer.grads.items()}
+    with pytest.raises(RuntimeError, match="backward"):
+        layer.backward(np.ones_like(out))
+    for name, g in layer.grads.items():
+        np.testing.assert_array_equal(g, grads[name], err_msg=name)
+    out, _ = layer(x, lengths=[4, 2] if call == "lengths" else None)  # a new forward can be differentiated again
+    layer.backward(np.ones_like(out))
 
 
 @kinds
@@ -445,13 +466,12 @@ def test_lstm_dstate_may_give_only_one_of_dh_dc():
     layer = pylstm.LSTM(3, 4, dtype="float64", seed=18)
     rng = np.random.default_rng(2)
     x = random_input(layer, 3, 2, rng)
-    out, _ = layer(x)
-    dout = rng.standard_normal(out.shape)
+    dout = rng.standard_normal((3, 2, 4))
     dh, dc = random_state(layer, 2, rng)
     for dstate, full in [((dh, None), (dh, np.zeros_like(dc))), ((None, dc), (np.zeros_like(dh), dc))]:
-        layer.zero_grad()
+        layer(x)
         dx, d0 = layer.backward(dout, dstate)
-        layer.zero_grad()
+        layer(x)
         dx_full, d0_full = layer.backward(dout, full)
         np.testing.assert_array_equal(dx, dx_full)
         for a, b in zip(d0, d0_full):
@@ -681,6 +701,7 @@ def test_zero_steps_return_the_initial_state(kind, dtype, B):
     assert dx.shape == (0, B, 3)
     for d, e in zip(as_tuple(dstate0), as_tuple(dstate)):
         np.testing.assert_array_equal(d, e)
+    layer(x)
     dx, dstate0 = layer.backward(np.empty((0, B, 4), layer.dtype))
     for d in as_tuple(dstate0):
         assert d.shape == (1, B, 4) and not d.any()

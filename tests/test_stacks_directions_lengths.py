@@ -527,8 +527,10 @@ def test_dropout_same_seed_same_masks():
 
 
 def test_dropout_last_layer_output_has_none():
-    """A single layer with dropout: training output == eval output (dropout is only between layers)."""
-    layer, x = _dropout_pair(num_layers=1, p=0.9)
+    """A single layer with dropout: training output == eval output (dropout is only between layers), and the
+    constructor warns so, as torch's does."""
+    with pytest.warns(UserWarning, match="dropout.*num_layers greater than 1"):
+        layer, x = _dropout_pair(num_layers=1, p=0.9)
     out, state = layer(x)
     layer.eval()
     out_eval, state_eval = layer(x)

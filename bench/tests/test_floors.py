@@ -14,7 +14,7 @@ import pytest
 
 import pylstm
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++ to build bench/floors/floors.cpp")
 
