@@ -118,51 +118,76 @@ def _positive(kind):
     return parse
 
 
+def _with_help(parser):
+    """argparse's own -h text is no sentence; this one is."""
+    parser.add_argument("-h", "--help", action="help", help="Show this help and exit.")
+    return parser
+
+
 def parser():
-    p = argparse.ArgumentParser(prog="python -m pylstm", description=__doc__.splitlines()[0])
-    commands = p.add_subparsers(dest="command", required=True)
-    run_demo = commands.add_parser("demo", help="the experiments behind gated RNNs, trained now (a few minutes)",
-                                   description=demo.__doc__)
+    p = _with_help(argparse.ArgumentParser(
+        prog="python -m pylstm", add_help=False,
+        description="Run the demo of gated recurrent networks, train a character-level language model on a text "
+                    "file, or generate text from such a model. Each command has its own --help."))
+    commands = p.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
+    run_demo = _with_help(commands.add_parser(
+        "demo", add_help=False, description=demo.__doc__,
+        help="Run the experiments behind gated recurrent networks, training them now (a few minutes)."))
     size = run_demo.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="tiny versions, seconds (their numbers show little)")
-    size.add_argument("--full", action="store_true", help="longer and larger versions")
-    run_demo.add_argument("--only", choices=demo.NAMES, help="run one experiment")
-    run_demo.add_argument("--seed", type=int, default=0, help="the first of the seeds (default 0)")
+    size.add_argument("--quick", action="store_true",
+                      help="Run tiny versions, in seconds; their numbers show little.")
+    size.add_argument("--full", action="store_true", help="Run longer and larger versions.")
+    run_demo.add_argument("--only", choices=demo.NAMES, help="Run this experiment only.")
+    run_demo.add_argument("--seed", type=int, default=0, help="The first of the seeds (default 0).")
     run_demo.add_argument("--plots", default="demo-plots",
-                          help="directory for the PNG plots, when matplotlib is installed (default demo-plots)")
-    run_demo.add_argument("--no-plots", action="store_true", help="write no plots")
+                          help="The directory for the PNG plots, written when matplotlib is installed "
+                               "(default demo-plots).")
+    run_demo.add_argument("--no-plots", action="store_true", help="Write no plots.")
 
-    t = commands.add_parser("train-char", help="train a character-level language model on a text file",
-                            description="Train a character-level language model (Embedding, recurrent layers, "
-                                        "Linear; Adam; truncated backpropagation through time) on a UTF-8 text "
-                                        "file, writing a checkpoint each epoch, then print a sample.")
-    t.add_argument("file", help="the UTF-8 text to learn")
-    t.add_argument("--cell", choices=CELLS, default="lstm", help="recurrent cell (default lstm)")
-    t.add_argument("--hidden", type=_positive(int), default=256, help="hidden units per layer (default 256)")
-    t.add_argument("--layers", type=_positive(int), default=2, help="recurrent layers (default 2)")
-    t.add_argument("--embedding", type=_positive(int), default=64, help="embedding size (default 64)")
-    t.add_argument("--dropout", type=float, default=0.0, help="dropout between recurrent layers (default 0)")
-    t.add_argument("--epochs", type=_positive(int), default=10, help="epochs (default 10)")
-    t.add_argument("--batch-size", type=_positive(int), default=32, help="parallel streams (default 32)")
-    t.add_argument("--bptt", type=_positive(int), default=100, help="steps per chunk (default 100)")
-    t.add_argument("--lr", type=_positive(float), default=2e-3, help="Adam's learning rate (default 2e-3)")
-    t.add_argument("--clip", type=_positive(float), default=5.0, help="gradient norm clip (default 5)")
+    t = _with_help(commands.add_parser(
+        "train-char", add_help=False, help="Train a character-level language model on a text file.",
+        description="Train a character-level language model (Embedding, recurrent layers, Linear; Adam; truncated "
+                    "backpropagation through time) on a UTF-8 text file, writing a checkpoint each epoch, then "
+                    "print a sample."))
+    t.add_argument("file", help="The UTF-8 text to learn.")
+    t.add_argument("--cell", choices=CELLS, default="lstm", help="The recurrent cell (default lstm).")
+    t.add_argument("--hidden", type=_positive(int), default=256,
+                   help="The number of hidden units per layer (default 256).")
+    t.add_argument("--layers", type=_positive(int), default=2, help="The number of recurrent layers (default 2).")
+    t.add_argument("--embedding", type=_positive(int), default=64,
+                   help="The width of the character embedding (default 64).")
+    t.add_argument("--dropout", type=float, default=0.0,
+                   help="The dropout probability between recurrent layers (default 0).")
+    t.add_argument("--epochs", type=_positive(int), default=10,
+                   help="The number of passes over the text (default 10).")
+    t.add_argument("--batch-size", type=_positive(int), default=32,
+                   help="The number of parallel streams the text is cut into (default 32).")
+    t.add_argument("--bptt", type=_positive(int), default=100,
+                   help="The number of steps per chunk of backpropagation through time (default 100).")
+    t.add_argument("--lr", type=_positive(float), default=2e-3, help="Adam's learning rate (default 2e-3).")
+    t.add_argument("--clip", type=_positive(float), default=5.0,
+                   help="The largest gradient norm; larger gradients are scaled down to it (default 5).")
     t.add_argument("--val-fraction", type=float, default=0.05,
-                   help="the end of the text kept for validation (default 0.05)")
-    t.add_argument("--out", default="model.npz", help="checkpoint path (default model.npz)")
-    t.add_argument("--resume", action="store_true", help="continue from --out if it exists")
-    t.add_argument("--seed", type=int, default=0, help="random seed of the weights (default 0)")
-    t.add_argument("--sample", type=int, default=200, help="characters to sample after training (default 200)")
+                   help="The fraction at the end of the text kept for validation (default 0.05).")
+    t.add_argument("--out", default="model.npz", help="The checkpoint's path (default model.npz).")
+    t.add_argument("--resume", action="store_true", help="Continue from the checkpoint at --out if it exists.")
+    t.add_argument("--seed", type=int, default=0, help="The random seed of the weights (default 0).")
+    t.add_argument("--sample", type=int, default=200,
+                   help="The number of characters to sample after training (default 200).")
 
-    s = commands.add_parser("sample", help="generate text from a checkpoint of train-char",
-                            description="Generate text from a character model written by train-char (or by "
-                                        "pylstm.fit with a vocabulary).")
-    s.add_argument("checkpoint", help="the checkpoint (.npz)")
-    s.add_argument("--prompt", default=None, help="text to start from (default: the vocabulary's first character)")
-    s.add_argument("-n", type=int, default=500, help="characters to generate (default 500)")
-    s.add_argument("--temperature", type=_positive(float), default=1.0, help="softmax temperature (default 1)")
-    s.add_argument("--top-k", type=_positive(int), default=None, help="draw from the k most likely characters only")
-    s.add_argument("--seed", type=int, default=None, help="random seed of the draws")
+    s = _with_help(commands.add_parser(
+        "sample", add_help=False, help="Generate text from a checkpoint written by train-char.",
+        description="Generate text from a character model written by train-char (or by pylstm.fit with a "
+                    "vocabulary)."))
+    s.add_argument("checkpoint", help="The checkpoint (.npz).")
+    s.add_argument("--prompt", default=None,
+                   help="The text to start from (default: the vocabulary's first character).")
+    s.add_argument("-n", type=int, default=500, help="The number of characters to generate (default 500).")
+    s.add_argument("--temperature", type=_positive(float), default=1.0,
+                   help="The softmax temperature: below 1 sharper, above 1 more varied (default 1).")
+    s.add_argument("--top-k", type=_positive(int), default=None,
+                   help="Draw from the k most likely characters only (default: from all).")
+    s.add_argument("--seed", type=int, default=None, help="The random seed of the draws (default: fresh).")
     return p
 
 
