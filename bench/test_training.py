@@ -37,6 +37,7 @@ import numpy as np
 import pytest
 
 import pylstm
+from pylstm import cells
 from pylstm import reference as ref
 
 MODELS = {  # V, E, H, layers, B, T, optimizer, its arguments, clip
@@ -147,7 +148,8 @@ def step_flops(model):
     """The products of a training step: forward, input and weight gradients of the LSTM layers and the Linear
     (3 times the forward's 2 * rows * in * out each); the gate math, loss and optimizer are not counted."""
     V, E, H, L, B, T, *_ = MODELS[model]
-    forward = sum(2 * T * B * 4 * H * ((E if k == 0 else H) + H) for k in range(L)) + 2 * T * B * H * V
+    G = cells.LSTM.gates
+    forward = sum(2 * T * B * G * H * ((E if k == 0 else H) + H) for k in range(L)) + 2 * T * B * H * V
     return 3 * forward
 
 

@@ -137,7 +137,8 @@ class _Recurrent(Module):
 
         out is (T, B, D*H_out) (or (B, T, D*H_out)), the reverse direction's outputs in its second half. The state is
         h (D*num_layers, B, H_out) and, for the LSTM, c (D*num_layers, B, hidden_size), as PyTorch's; None means zeros.
-        For an unbatched x (one sequence; batch_first does not apply, as in torch) the state, out and final state have no batch axis.
+        For an unbatched x (one sequence; batch_first does not apply, as in torch) the state, out and final state
+        have no batch axis.
         ``lengths`` (B ints in [0, T], any order) runs each sequence for its own number of steps: outputs past it are
         zero, its final state is the one after its own last step, and the reverse direction starts there.
 
@@ -408,18 +409,20 @@ _PARAMETERS = """\
     and ``grads`` (the same names and shapes; backward adds into them, ``zero_grad()`` clears them), with k the
     layer and the suffix ``_reverse`` for the second direction:
 
-    * ``weight_ih_l{{k}}`` ({G}*H, I for k = 0, else D*H_out), ``weight_hh_l{{k}}`` ({G}*H, H_out),
-    * ``bias_ih_l{{k}}``, ``bias_hh_l{{k}}`` ({G}*H,) unless bias=False,{extra_parameters}
+    * ``weight_ih_l{{k}}`` ({rows}, I for k = 0, else D*H_out), ``weight_hh_l{{k}}`` ({rows}, H_out),
+    * ``bias_ih_l{{k}}``, ``bias_hh_l{{k}}`` ({rows},) unless bias=False.{extra_parameters}
 
-    the {G} blocks of rows being the gates {gates}, in torch's order.
+    {blocks}
 """
 
 _CALLS = """\
     ``out, state = layer(x, state=None, lengths=None)``: x (T, B, I) (or (B, T, I) with batch_first, or (T, I)
-    unbatched) -> out (T, B, D*H_out) and the final state {state}. ``lengths`` (B ints) runs each sequence for its
-    own number of steps. ``dx, dstate0 = layer.backward(dout, dstate=None)`` after a training-mode call: the
-    gradients of x and of the initial state, once per call. ``train()`` / ``eval()``: eval keeps nothing for
-    backward. See ``__call__`` and ``backward`` for the details.
+    unbatched) -> out (T, B, D*H_out) and the final state; a state (the initial one too; None: zeros) is
+    {state}.
+    ``lengths`` (B ints) runs each sequence for its own number of steps.
+    ``dx, dstate0 = layer.backward(dout, dstate=None)`` after a training-mode call: the gradients of x and of the
+    initial state, once per call. ``train()`` / ``eval()``: eval keeps nothing for backward. See ``__call__`` and
+    ``backward`` for the details.
 
     Example::
 
@@ -431,14 +434,25 @@ _CALLS = """\
 """
 
 
+def gate_rows(cell):
+    """The rows of the stacked weights, for the documentation: "4*H", or "H" for one block."""
+    return f"{cell.gates}*H" if cell.gates > 1 else "H"
+
+
+def gate_blocks(cell, gates):
+    """What the rows' blocks are, for the documentation."""
+    if cell.gates == 1:
+        return f"The rows are {gates}."
+    return f"The {cell.gates} blocks of rows are the gates {gates}, in torch's order."
+
+
 def _layer_doc(summary, cell, *, last_positional, gates, state, state_names, state_example, nonlinearity="",
                extras="", extra_parameters=""):
-    name, G = cell.family, cell.gates
     return "\n".join([
         summary,
         _ARGUMENTS.format(last_positional=last_positional, nonlinearity=nonlinearity, extras=extras),
-        _PARAMETERS.format(G=G, gates=gates, extra_parameters=extra_parameters),
-        _CALLS.format(name=name, state=state, state_names=state_names, state_example=state_example)])
+        _PARAMETERS.format(rows=gate_rows(cell), blocks=gate_blocks(cell, gates), extra_parameters=extra_parameters),
+        _CALLS.format(name=cell.family, state=state, state_names=state_names, state_example=state_example)])
 
 
 class LSTM(_Recurrent):
@@ -450,7 +464,7 @@ class LSTM(_Recurrent):
     proj_size with a projection.
 """,
         cells.LSTM, last_positional="proj_size", gates="i, f, g, o",
-        state="(h, c): h (D*L, B, H_out), c (D*L, B, H)", state_names="(h, c)",
+        state="a pair (h, c): h (D*L, B, H_out), c (D*L, B, H)", state_names="(h, c)",
         state_example="h, c (2, 4, 16)",
         extras="""
     * ``proj_size``: > 0 makes an LSTMP (default 0): ``h_t = W_hr (o * tanh(c_t))`` with ``weight_hr_l{k}``
@@ -462,7 +476,7 @@ class LSTM(_Recurrent):
       (Jozefowicz et al. 2015 recommend 1.0); needs bias=True (default None: torch's initialisation).""",
         extra_parameters="""
     * ``weight_hr_l{k}`` (proj_size, H) with proj_size > 0, ``peephole_i_l{k}``, ``peephole_f_l{k}``,
-      ``peephole_o_l{k}`` (H,) with peepholes,""")
+      ``peephole_o_l{k}`` (H,) with peepholes.""")
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, proj_size=0, *, peepholes=False, forget_bias=None, dtype="float32", seed=None):
@@ -484,7 +498,9 @@ class LSTM(_Recurrent):
 
 class GRU(_Recurrent):
     __doc__ = _layer_doc(
-        """Gated recurrent unit layers (Cho et al. 2014). Gates r, z, n in PyTorch's order; ``h_t = (1 - z) * n + z * h``.
+        """Gated recurrent unit layers (Cho et al. 2014).
+
+    Gates r, z, n in PyTorch's order; ``h_t = (1 - z) * n + z * h``.
 
     ``reset_after=True`` (PyTorch, cuDNN): ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``;
     ``reset_after=False`` (the paper, ONNX's default): ``n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)``.
@@ -508,7 +524,7 @@ class RNN(_Recurrent):
 
     The state is h (D*num_layers, B, hidden_size).
 """,
-        cells.RNN_TANH, last_positional="bidirectional", gates="(one block: the pre-activation)",
+        cells.RNN_TANH, last_positional="bidirectional", gates="the pre-activation's (one block, no gates)",
         state="h (D*L, B, H)", state_names="h", state_example="h (2, 4, 16)",
         nonlinearity="""
     * ``nonlinearity``: "tanh" (default) or "relu", the activation (torch's fourth argument).""")

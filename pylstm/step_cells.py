@@ -7,6 +7,7 @@ import numpy as np
 
 from . import _checks as check
 from . import cells
+from .layers import gate_blocks, gate_rows
 from .module import Module, init_recurrent
 
 
@@ -116,7 +117,7 @@ class _StepCell(Module):
 
 _STEP_DOC = """{summary}
 
-    Arguments (the first three positional, in torch's order{order_note}; the rest keyword-only):
+    Arguments ({positional} positional, in torch's order; the rest keyword-only):
 
     * ``input_size``: I, the width of x.
     * ``hidden_size``: H, the number of hidden units.
@@ -126,10 +127,11 @@ _STEP_DOC = """{summary}
       torch's) come from it.
 
     ``params`` (name -> the live array the cell computes with; PyTorch's names) and ``grads`` (the same names and
-    shapes; backward adds into them): ``weight_ih`` ({G}*H, I), ``weight_hh`` ({G}*H, H), ``bias_ih`` and
-    ``bias_hh`` ({G}*H,) unless bias=False; the {G} blocks of rows are the gates {gates}, in torch's order.
+    shapes; backward adds into them): ``weight_ih`` ({rows}, I), ``weight_hh`` ({rows}, H), ``bias_ih`` and
+    ``bias_hh`` ({rows},) unless bias=False. {blocks}
 
-    ``{call}``: x (B, I), or (I,) unbatched; the state {state} (B, H) each, or (H,) unbatched; None means zeros.
+    ``{call}``: x (B, I), or (I,) unbatched; the state {state}
+    (None: zeros).
     In training mode each step keeps a record; ``dx, dstate = cell.backward(dstate_out)`` takes the newest one
     (steps are differentiated in reverse order, each once) and returns the gradients of x and of the step's input
     state. ``eval()`` keeps nothing.
@@ -144,14 +146,15 @@ _STEP_DOC = """{summary}
 """
 
 
-def _step_doc(summary, cell, *, call, state, gates, extras="", order_note=""):
-    return _STEP_DOC.format(summary=summary, name=cell.family + "Cell", G=cell.gates, call=call, state=state,
-                            gates=gates, extras=extras, order_note=order_note)
+def _step_doc(summary, cell, *, call, state, gates, extras="", positional="input_size, hidden_size, bias"):
+    return _STEP_DOC.format(summary=summary, name=cell.family + "Cell", rows=gate_rows(cell),
+                            blocks=gate_blocks(cell, gates), call=call, state=state, extras=extras,
+                            positional=positional)
 
 
 class LSTMCell(_StepCell):
     __doc__ = _step_doc("One LSTM step (see pylstm.LSTM), as torch.nn.LSTMCell.", cells.LSTM,
-                        call="h, c = cell(x, (h, c))", state="h and c", gates="i, f, g, o")
+                        call="h, c = cell(x, (h, c))", state="h and c (B, H), or (H,) unbatched", gates="i, f, g, o")
 
     def __init__(self, input_size, hidden_size, bias=True, *, dtype="float32", seed=None):
         super().__init__(cells.LSTM, input_size, hidden_size, bias, dtype, seed)
@@ -162,8 +165,9 @@ class LSTMCell(_StepCell):
 
 class GRUCell(_StepCell):
     __doc__ = _step_doc("One GRU step (see pylstm.GRU), as torch.nn.GRUCell.", cells.GRU_RESET_AFTER,
-                        call="h = cell(x, h)", state="h", gates="r, z, n", extras="""
-    * ``reset_after``: where the reset gate applies (default True, torch's form; False: Cho et al.'s, see pylstm.GRU).""")
+                        call="h = cell(x, h)", state="h (B, H), or (H,) unbatched", gates="r, z, n", extras="""
+    * ``reset_after``: where the reset gate applies (default True, torch's form; False: Cho et al.'s; see
+      pylstm.GRU).""")
 
     def __init__(self, input_size, hidden_size, bias=True, *, dtype="float32", seed=None, reset_after=True):
         self.reset_after = check.boolean(reset_after, "reset_after")
@@ -176,8 +180,9 @@ class GRUCell(_StepCell):
 
 class RNNCell(_StepCell):
     __doc__ = _step_doc("One Elman step (see pylstm.RNN), as torch.nn.RNNCell.", cells.RNN_TANH,
-                        call="h = cell(x, h)", state="h", gates="(one block: the pre-activation)",
-                        order_note=", and nonlinearity fourth as torch's", extras="""
+                        call="h = cell(x, h)", state="h (B, H), or (H,) unbatched",
+                        gates="the pre-activation's (one block, no gates)",
+                        positional="input_size, hidden_size, bias, nonlinearity", extras="""
     * ``nonlinearity``: "tanh" (default) or "relu", the activation (torch's fourth argument).""")
 
     def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", *, dtype="float32", seed=None):
