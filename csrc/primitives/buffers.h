@@ -26,6 +26,16 @@ void give_buffer(void* data);
 // on request as NumPy asks for its large arrays. The GEMMs stream packed weights of tens of MB: with 4 KiB pages
 // every 4 KiB costs a TLB miss (a 1760-wide GRU step's product ran 15% faster on huge pages).
 void* allocate_block(size_t bytes);
+// The memory of an output array of `bytes`: from kAlignedOutputMinBytes on, a block that starts on a cache line (the
+// time loops' threads write each row of h in parts, and a row that starts mid-line would put the line at the
+// boundary in two threads' hands at every step), recycled from kRecycledMinBytes on; `release` gives it back. Below
+// kAlignedOutputMinBytes, data is null: the caller's own allocator (NumPy's) is the faster one there.
+constexpr size_t kAlignedOutputMinBytes = 4096;
+struct OutputBlock {
+  void* data = nullptr;
+  void (*release)(void*) = nullptr;
+};
+OutputBlock allocate_output(size_t bytes);
 // Frees every cached block; returns the bytes freed.
 size_t release_buffers();
 // Bytes of blocks waiting in the cache.
