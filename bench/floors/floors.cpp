@@ -109,8 +109,8 @@ double lockstep(int64_t H, int64_t steps, int mode) {
           const int g = down ? 3 - i : i;
           kernels.gemm_dot(1, g * H + j0, g * H + j1, K, h + t * H, K, w, K, pre.data(), G, false, down, nullptr);
         }
-        lstm_units<float>().forward(j1 - j0, H, pre.data() + j0, c.data() + j0, c_next.data() + j0, h + (t + 1) * H + j0,
-                             Peepholes<float>{}, nullptr, false);
+        lstm_units<float>().forward(j1 - j0, H, pre.data() + j0, c.data() + j0, c_next.data() + j0,
+                                    h + (t + 1) * H + j0, Peepholes<float>{}, nullptr, false);
         std::swap(c, c_next);
         if (mode == 2) barrier.wait(t, 2);
       }
@@ -251,7 +251,7 @@ void extras(int64_t B, int64_t H, int64_t T, double* prepare_ms, double* forward
         for (int64_t b = 0; b < B; ++b) {
           const int64_t row = t * B + b;
           lstm_units<float>().forward(j1 - j0, H, pre + row * G + j0, cells + row * H + j0, cells + (row + B) * H + j0,
-                               hs + row * H + j0, Peepholes<float>{}, gates + row * G + j0, false);
+                                      hs + row * H + j0, Peepholes<float>{}, gates + row * G + j0, false);
         }
       }
       barrier.wait(step++, 2);  // (none per step: the floor's step products have theirs)
@@ -259,9 +259,9 @@ void extras(int64_t B, int64_t H, int64_t T, double* prepare_ms, double* forward
       for (int64_t t = T - 1; t >= 0; --t) {
         for (int64_t b = 0; b < B; ++b) {
           const int64_t row = t * B + b;
-          lstm_units<float>().backward(j1 - j0, H, gates + row * G + j0, cells + (row + B) * H + j0, cells + row * H + j0,
-                                dout + row * H + j0, dh + b * H + j0, dc + b * H + j0, dpre + row * ldp + j0,
-                                Peepholes<float>{}, nullptr, false);
+          lstm_units<float>().backward(j1 - j0, H, gates + row * G + j0, cells + (row + B) * H + j0,
+                                       cells + row * H + j0, dout + row * H + j0, dh + b * H + j0, dc + b * H + j0,
+                                       dpre + row * ldp + j0, Peepholes<float>{}, nullptr, false);
         }
       }
       barrier.wait(step++, 2);

@@ -276,13 +276,14 @@ auto with_dtype(const ArgChecker& a, F&& f) {
   return a.is_double() ? f(double{}) : f(float{});
 }
 
-// A layer's checked weight arrays, and its gradient accumulators; absent where the layer has no such part.
+// A layer's checked weight arrays, and its gradient accumulators; absent where the layer has no such part (absent(),
+// not a default py::array, which would be a new empty NumPy array).
 struct WeightArrays {
-  py::array w_ih, w_hh, b_ih, b_hh, w_hr;
+  py::array w_ih = absent(), w_hh = absent(), b_ih = absent(), b_hh = absent(), w_hr = absent();
   std::vector<py::array> peepholes{absent(), absent(), absent()};
 };
 struct GradArrays {
-  py::array dw_ih, dw_hh, db_ih, db_hh, dw_hr;
+  py::array dw_ih = absent(), dw_hh = absent(), db_ih = absent(), db_hh = absent(), dw_hr = absent();
   std::vector<py::array> dpeepholes{absent(), absent(), absent()};
 };
 

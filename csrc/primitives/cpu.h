@@ -11,7 +11,7 @@
 namespace pylstm {
 
 // Flush-to-zero and denormals-are-zero for this thread while the guard lives, then the previous mode again:
-// denormal operands can slow SIMD arithmetic 10-100x, and values below 1e-38 (float) do not matter to a
+// denormal operands can slow SIMD arithmetic many times over, and values below 1e-38 (float) do not matter to a
 // recurrent network. Every kernel entry point and every thread of a parallel region holds one.
 class DenormalsAreZero {
  public:

@@ -2,7 +2,8 @@
 // implementations are simd/gemm_inl.h and simd/rows_inl.h, compiled once per ISA in isa_<name>.cpp.
 //
 // Argument conventions: row-major; "in"/"out" as documented at each implementation. A "block" of a packed B is a
-// group of columns packed together (packed.h): the callers' G gate blocks of H columns each.
+// group of columns packed on its own (packed.h): a weight of G blocks of H columns each is multiplied a slice of
+// columns of every block at a time.
 #pragma once
 #include <cstdint>
 
@@ -51,7 +52,7 @@ struct Ops {
 
   void (*sigmoid)(int64_t n, const T* x, T* y);
   void (*tanh)(int64_t n, const T* x, T* y);
-  // Softmax rows (simd/kernels_inl.h, "row sums"): the maximum and the sum of a row, y = exp(x - shift) returning
+  // Softmax rows (simd/rows_inl.h): the maximum and the sum of a row, y = exp(x - shift) returning
   // the sum of y (shift >= every x), and y = a * y - b in place.
   T (*row_max)(int64_t n, const T* x);
   T (*row_sum)(int64_t n, const T* x);

@@ -40,9 +40,9 @@ inline int team_size() {
 
 // Runs body() on `threads` threads of one parallel region, or, for one thread outside any parallel region, directly
 // on the calling thread (thread_id() 0, team_size() 1, barriers nothing). A region of one thread still makes an
-// OpenMP team, which libgomp allocates and frees at every region: its allocation's malloc_consolidate was a quarter
-// of a one-step LSTM(8, 8) backward's time. Inside a region (a loop beside the weight gradients: backward_pass) it
-// stays a region of its own, so that its thread numbers and barriers are its own and not the enclosing team's.
+// OpenMP team, which libgomp allocates and frees at every region, and its allocation's malloc_consolidate is a large
+// part of a small call's time. Inside a region (a loop beside the weight gradients: backward_pass) it stays a region
+// of its own, so that its thread numbers and barriers are its own and not the enclosing team's.
 template <typename Body>
 void parallel_region(int threads, Body&& body) {
 #ifdef _OPENMP

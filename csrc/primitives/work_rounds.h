@@ -15,10 +15,8 @@ namespace pylstm {
 // alternation carries on from one loop to the next (a process-wide count of steps). A round thus starts with the
 // weights that the round before read last. When a thread's weights outgrow its L2 cache, one direction every round
 // would find none of them there (each round evicts the lines the next one needs first); alternating, it finds the
-// L2's worth read last: GRU 1,512,512,1 inference 0.100 -> 0.070 ms, GRU 1,1024,1024,300 74 -> 47 ms (2 threads,
-// 2 MiB of L2 each). Where the weights fit, it changes nothing measurable (LSTM 1,256,256,1 and 1,256,256,150, GRU
-// 1,320,320,1, RNN 1,512,512,100: within 2% either way). Results do not depend on the direction: a row's arithmetic
-// is the same either way.
+// L2's worth read last. Where the weights fit, it changes nothing measurable. Results do not depend on the direction:
+// a row's arithmetic is the same either way.
 class Rounds {
  public:
   Rounds(int64_t lead, int64_t steps, int64_t rounds_per_step, bool alternate);
@@ -69,7 +67,7 @@ class WorkRounds {
     for (int64_t r = 0; r < rounds_.count(); ++r) {
       if (!wait_for_round(r, me)) return;  // another thread carries on alone
       // The time in items is taken once per round and thread, into the thread's own counter: a clock read before
-      // and after each item and a counter shared by the threads took 6% of LSTM 1,256,256,150 inference.
+      // and after each item and a counter shared by the threads would cost more than the items of a small step.
       int64_t started = -1;
       for (int k = 0; k < threads_; ++k) {
         const int owner = (me + k) % threads_;
@@ -104,8 +102,7 @@ class WorkRounds {
   // and returns false when it does, true when it has not after `patience_ns` (this thread's own time in the round's
   // items; at least kMinPatienceNs) more. A thread's single item is claimed as its round starts, so a look any sooner
   // finds it claimed; and looking pulled the owner's count into this core at every round, so that the owner's next
-  // claim waited for the line to come back (looking at once instead: LSTM 1,256,256,150 inference 0.99x as fast, GRU
-  // 1,320,320,100 0.96x). Only a late partner (descheduled, or starting late) leaves its item.
+  // claim waited for the line to come back. Only a late partner (descheduled, or starting late) leaves its item.
   bool owner_late(int64_t round, int64_t patience_ns) const;
   static constexpr int64_t kMinPatienceNs = 2000;
   static int64_t clock_ns();
@@ -124,7 +121,8 @@ class WorkRounds {
 
  public:
   // How long a thread may wait for a round (or, at the region's end, for the others) before its partner counts as
-  // descheduled: 1 ms plus four average items, so that a long item on a big problem is not mistaken for a stall.
+  // descheduled: kStallNs (busy_machine.h) plus four average items, so that a long item on a big problem is not
+  // mistaken for a stall.
   int64_t stall_ns() const;
 };
 

@@ -21,8 +21,8 @@ void input_grad(const SeqShape& s, const StepRows& r, int64_t N, const T* w_ih, 
 // A backward pass: its time loop, dx, and the weight gradients, the last two products over the loop's pre-activation
 // gradients. When the loop runs on one thread (small hidden sizes: a step is too little work to share) and a second
 // thread is free, that thread makes the weight gradients beside the loop, each block of rows as soon as the loop has
-// published it in `final_rows` (FinalRows, gemm.h), while the loop's thread goes on to dx: LSTM 32,8,64,1000 training
-// had spent half of its backward pass on the two products after the loop.
+// published it in `final_rows` (FinalRows, gemm.h), while the loop's thread goes on to dx (for small hidden sizes
+// and long sequences the two products after the loop are a large part of the backward pass).
 //   loop(): the time loop on loop_threads threads; with one, it publishes its progress in final_rows.
 //   input_grads(): dx (after the loop).
 //   weight_grads(ready): the weight and bias gradients, waiting for their rows on `ready` when it is not null.

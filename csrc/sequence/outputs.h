@@ -31,8 +31,7 @@ void final_state(const StepRows& r, int64_t steps, int64_t B, int64_t n, const T
 
 // The row stride for a scratch matrix of n columns that a step's GEMM reads as its A operand: n, or a cache line
 // more when n values are a multiple of 4 KiB, so that the micro-kernel's rows do not share one L1 cache set and it
-// can read them in place (gemm_panels packs such an A first: for LSTM 64,512,512,100 training, whose 4H-wide
-// pre-activation gradients are 8 KiB per row, that packing took ~9% of the time).
+// can read them in place (gemm_panels packs such an A first, a copy of every row at every step).
 template <typename T>
 int64_t unaliased_stride(int64_t n) {
   return rows_share_cache_sets<T>(n) ? n + 64 / int64_t(sizeof(T)) : n;
@@ -40,19 +39,14 @@ int64_t unaliased_stride(int64_t n) {
 
 // Outputs of a time loop that are read after it are streamed to memory (store_stream, non-temporal stores) rather
 // than written through the caches from these sizes on: that much is found in memory afterwards either way, and an
-// ordinary store first reads every line in (one core stores 9 GB/s that way, 24 GB/s streaming). Below them the
-// caches still held enough of the data for the ordinary stores to win.
-// - A training forward's saved gates: LSTM 64,512,512,100 (52 MB) training forward 1.06-1.09x faster, training
-//   1.02-1.03x; LSTM 64,512,512,25 (13 MB) training 1.03x, LSTM 16,1024,1024,50 1.01x, GRU 32,1760,1760,20 (18 MB)
-//   1.00x. Smaller: LSTM 16,512,512,25 (3.3 MB) 0.99x, LSTM 1,256,256,150 (0.6 MB) 0.97x.
+// ordinary store first reads every line in, so that each line crosses the memory bus twice. Below them the caches
+// still hold enough of the data for the ordinary stores to win.
+// - A training forward's saved gates.
 constexpr int64_t kStreamSavedBytes = int64_t(8) << 20;
 // - A backward loop's pre-activation gradients (all of its buffers together): the next step's product reads a
-//   step's rows back at once, from memory when streamed, and that still costs less than the stores save. LSTM
-//   64,512,512,100 (53 MB): backward loop 54 -> 49 ms (its elementwise part 12 -> 8 ms a thread), training 1.015x;
-//   GRU 32,1760,1760,20 (27 MB) training 1.018x; LSTM 32,512,512,70 (18.5 MB) 1.000x. Smaller: LSTM 64,512,512,25
-//   (13 MB) 1.003x, RNN 32,1760,1760,50 (11 MB) 0.991x, LSTM 16,512,512,70 (9 MB) 0.985x. Only with the loop on two
-//   threads: beside a one-thread loop the weight gradients read each block of rows right after the loop wrote it
-//   (backward_pass).
+//   step's rows back at once, from memory when streamed, and that still costs less than the stores save. Only with
+//   the loop on two threads: beside a one-thread loop the weight gradients read each block of rows right after the
+//   loop wrote it (backward_pass).
 constexpr int64_t kStreamGradientBytes = int64_t(16) << 20;
 
 // Whether a training forward streams saved gates of `bytes` in all, and whether a backward loop on `loop_threads`

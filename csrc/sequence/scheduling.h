@@ -36,16 +36,11 @@ inline int64_t panels_per_gate(int64_t H, int64_t nr) { return (H + nr - 1) / nr
 // The hidden units cut into a time loop's work items: one for a single thread; one per thread when each thread's
 // share of the weights a step reads (`step_weight_bytes` in all) fits well in its L2 cache; else up to eight per
 // thread (fine enough to rebalance when a thread falls behind, and with H = 512 still a whole panel of every gate).
-// Eight instead of four (2 threads, bench/ab.py): LSTM 16,512,512,25 inference 1.055-1.058x, training 1.008-1.018x,
-// GRU 16,512,512,25 training 1.017-1.025x, LSTM 4,1024,1024,25 and 64,512,512,100 inference 1.02-1.03x, GRU
-// 1,1024,1024,300 1.01x; GRU 1,512,512,1, GRU 1,512,512,50 (training and inference), RNN 16,1760,1760,50, GRU
-// 32,1760,1760,20 and LSTM 64,512,512,100 training 0.98-1.01x (noise); two per thread ran LSTM 16,512,512,25
-// inference 0.80x as fast.
-// Rebalancing pays where the weights stream from L3 at every step, at the pace of each core's memory traffic: with
-// one item a thread, GRU 1,512,512,1 inference ran 0.68-0.77x as fast, GRU 1,1024,1024,300 0.83x. Where they stay in
-// L2 it does not, and every item costs its share of the round's scheduling (WorkRounds): one item a thread instead
-// of four (with WorkRounds::owner_late) made LSTM 1,256,256,150 inference 1.08x as fast (training 1.05x), GRU
-// 1,320,320,100 inference 1.10x, RNN 1,512,512,100 training 1.03x (2 threads, bench/ab.py).
+// Eight rather than four: finer items rebalance better, and at H = 512 an item is still a whole panel of every gate;
+// two per thread rebalanced too little.
+// Rebalancing pays where the weights stream from L3 at every step, at the pace of each core's memory traffic. Where
+// they stay in L2 it does not, and every item costs its share of the round's scheduling (WorkRounds): there each
+// thread keeps one item.
 struct UnitChunks {
   int64_t H, nr, items;
   UnitSlice operator()(int64_t item) const {
@@ -66,8 +61,7 @@ inline UnitChunks unit_chunks(int threads, int64_t H, int64_t nr, int64_t step_w
 // A second thread pays when a step has enough arithmetic to hide a round's synchronization (a microsecond or two,
 // and the step's outputs crossing between caches), or when the weights outgrow one core's L2 cache and splitting
 // them keeps each half in a cache; and only when the whole call is worth starting a thread (a few microseconds).
-// Never more threads than panels of units. Measured (2-core Zen 4, float32, B = 1, T = 1, 1 vs 2 threads): LSTM
-// H = 192 30 -> 22 us, H = 256 92 -> 35 us, GRU H = 256 54 -> 29 us; below kMinCallWork both take the same time.
+// Never more threads than panels of units. Below kMinCallWork one thread and two take the same time.
 inline int loop_threads(int64_t steps, int64_t step_work, int64_t weight_bytes, int64_t H, int64_t nr) {
   constexpr int64_t kComputeStep = int64_t(1) << 20, kSplitBytes = int64_t(512) << 10;
   constexpr int64_t kMinCallWork = int64_t(1) << 18;

@@ -20,9 +20,8 @@ constexpr int64_t kDotRows = 4;
 // instead of from panels packed for the call: at batch 1-2 always; at batch 3-4 when the loop has too few steps to
 // pay for the packing, or when the weights outgrow the two cores' L2 caches, where the dot loops' alternating sweeps
 // keep part of them in L2 and packed panels would come from L3 at every step. Dot products with 3-4 rows are
-// compute-bound (90-110 GFLOP/s a core, against ~180-200 for the micro-kernel): with the panels, LSTM 3,256,256,100
-// forward 2.1 -> 1.7 ms, LSTM 4,256,256,100 2.1 -> 1.9, GRU 4,512,512,100 6.0 -> 5.4; by dots, LSTM 4,1024,1024,25
-// inference 11.9 ms, from panels 14.1-14.5 (2 threads). Decided by the call's shape, never by the thread count, so
+// compute-bound (about half the micro-kernel's rate), so packing pays at batch 3-4 once the loop has the steps and
+// the packed weights fit in the caches. Decided by the call's shape, never by the thread count, so
 // that results do not depend on it (the two routes sum in different orders).
 inline bool recurrent_by_dots(int64_t batch, int64_t steps, int64_t weight_bytes) {
   constexpr int64_t kAlwaysRows = 2, kMinPackedSteps = 8, kPackedMaxBytes = int64_t(4) << 20;
@@ -33,12 +32,11 @@ inline bool recurrent_by_dots(int64_t batch, int64_t steps, int64_t weight_bytes
 // Whether a time loop's input projection packs W_ih a slice at a time as the product goes (gemm_weight_slices)
 // instead of packing all of it in the packing round: when one or two chunks of `chunk` steps of `batch` rows cover
 // the sequence's `steps`, and a chunk's rows are one block of the GEMM's rows. Packing W_ih whole writes it to memory
-// and reads it back for each chunk; in slices each chunk reads W_ih once. Measured (2 threads, A/B of process pairs):
-// LSTM 4,1024,1024,25 inference 1.08-1.12x, LSTM 1,256,256,150 1.02-1.05x, GRU 1,1024,1024,300 (two chunks) 1.02x;
-// with more chunks each would gather all of W_ih again.
+// and reads it back for each chunk; in slices each chunk reads W_ih once. With more than two chunks each would
+// gather all of W_ih again.
 template <typename T>
-bool projection_in_slices(const Ops<T>& o, int64_t steps, int64_t chunk, int64_t batch) {
-  return steps <= 2 * chunk && std::min(chunk, steps) * batch <= o.block_rows_max;
+bool projection_in_slices(const Ops<T>& kernels, int64_t steps, int64_t chunk, int64_t batch) {
+  return steps <= 2 * chunk && std::min(chunk, steps) * batch <= kernels.block_rows_max;
 }
 
 // W (G*H, K) for use as x @ W^T, packed in gate-blocked panels (packed.h); the data pointer is set by Scratch.
@@ -67,20 +65,14 @@ constexpr int64_t whole_cache_lines(int64_t n) {
 
 // The weight of a backward loop's recurrent product, C [+]= D (M, K) @ W for a row-major W (K, N) used as it is
 // (dh_{t-1} = dpre_t @ W_hh: K gate rows, N units): packed in panels; or, for batch 1-4 (kDotRows), W^T (N, K) in
-// rows that start on cache lines, read by dot products as the forward reads W_hh. For a row or two the packed product
-// is one FMA dependency chain per register of a panel: backward of LSTM 1,256,256,150 2.09 -> 1.84-1.92 ms, RNN
-// 1,512,512,200 2.43 -> 2.14-2.23, GRU 1,1024,1024,50 20.3 -> 18.9-19.1 (2 threads); batch 2-4 within noise. A loop
-// of fewer than kMinTransposeSteps steps reads W in place instead (gemm_axpy): transposing a thread's half of LSTM
-// H = 256's W_hh took as long as ~7 of its products at batch 1 (~8 at batch 4, where dot products are faster).
-// Training, in place against transposed (2 threads, bench/ab.py): LSTM 1,256,256,1 1.18x, 1,256,256,7 1.14x,
-// 1,1024,1024,1 1.57x, 2,512,512,6 1.13x; GRU 1,512,512,7 1.09x, 4,1024,1024,5 1.11x. Longer loops keep the copy:
-// W's rows a power of two of cache lines apart fall in a fraction of the L2 cache's sets, and narrow columns of them
-// (four work items a thread) read that way ran GRU 1,512,512,50 training 0.76-0.80x as fast. Longer loops whose
-// recurrent weights (`step_weight_bytes` in all, read at every step) fit in two L2 caches read W in place too at batch
-// 1-2: each thread then reads the same wide columns of W at every step, and the copy is only a cost (in place against
-// transposed, 2 threads, bench/ab.py: LSTM 1,256,256,150 training 1.036-1.041x, RNN 1,512,512,200 1.046-1.051x, GRU
-// 1,320,320,100 1.036x, LSTM 2,256,256,100 1.040x, LSTM 1,352,352,100 1.029x, LSTM 1,128,128,300 1.021x; but GRU
-// 1,512,512,50, 3 MB of W_hh, 0.91x, and LSTM 4,256,256,100 0.965x, where dot products over four rows are faster).
+// rows that start on cache lines, read by dot products as the forward reads W_hh (for a row or two the packed product
+// is one FMA dependency chain per register of a panel). A loop of fewer than kMinTransposeSteps steps reads W in
+// place instead (gemm_axpy): transposing a thread's part of W_hh takes as long as several of its products. Longer
+// loops keep the copy: W's rows a power of two of cache lines apart fall in a fraction of the L2 cache's sets, and
+// narrow columns of them (several work items a thread) read in place miss the cache. Longer loops whose recurrent
+// weights (`step_weight_bytes` in all, read at every step) fit in two L2 caches read W in place too at batch 1-2:
+// each thread then reads the same wide columns of W at every step, and the copy is only a cost (not at batch 3-4,
+// where dot products over the copy are faster, nor for weights beyond the L2 caches).
 // Decided by the shape, never by the thread count: the two routes sum in different orders.
 // Each work item prepares its own units' part in the packing round.
 template <typename T>
@@ -108,27 +100,27 @@ struct BackwardWeight {
     if (used && !dot) scratch.need(&packed.data, packed.size());
   }
   // The packing round's work for units u (panels q0..q1, or rows j0..j1 of W^T).
-  void prepare(const Ops<T>& o, const UnitSlice& u) const {
-    if (transposed) o.transpose(K, u.j1 - u.j0, w + u.j0, N, copy + u.j0 * ld, ld);
+  void prepare(const Ops<T>& kernels, const UnitSlice& u) const {
+    if (transposed) kernels.transpose(K, u.j1 - u.j0, w + u.j0, N, copy + u.j0 * ld, ld);
     else if (!dot) pack_b(w, N, packed, u.q0, u.q1);
   }
   // C[:, units u] [+]= D (M, K) @ W[:, units u]; W^T's rows (W's columns) from the last to the first when
   // `descending` (Rounds).
-  void product(const Ops<T>& o, int64_t M, const T* D, int64_t ldd, const UnitSlice& u, T* C, int64_t ldc,
+  void product(const Ops<T>& kernels, int64_t M, const T* D, int64_t ldd, const UnitSlice& u, T* C, int64_t ldc,
                bool accumulate, bool descending) const {
     if (M <= 0 || u.n() <= 0) return;
-    if (transposed) o.gemm_dot(M, u.j0, u.j1, K, D, ldd, copy, ld, C, ldc, accumulate, descending, nullptr);
-    else if (dot) o.gemm_axpy(M, u.j0, u.j1, K, D, ldd, w, N, C, ldc, accumulate, descending, nullptr);
-    else o.gemm_panels(M, D, ldd, 1, packed, 0, 1, u.q0, u.q1, C, ldc, accumulate, nullptr);
+    if (transposed) kernels.gemm_dot(M, u.j0, u.j1, K, D, ldd, copy, ld, C, ldc, accumulate, descending, nullptr);
+    else if (dot) kernels.gemm_axpy(M, u.j0, u.j1, K, D, ldd, w, N, C, ldc, accumulate, descending, nullptr);
+    else kernels.gemm_panels(M, D, ldd, 1, packed, 0, 1, u.q0, u.q1, C, ldc, accumulate, nullptr);
   }
 };
 
 // The panels of units `u` in gates [g0, g1) of a gate-blocked packing, from W (G*H, K) with leading dimension ld.
 template <typename T>
-void pack_gate_panels(const Ops<T>& o, const T* w, int64_t ld, const PackedB<T>& b, const UnitSlice& u, int64_t g0,
-                      int64_t g1) {
+void pack_gate_panels(const Ops<T>& kernels, const T* w, int64_t ld, const PackedB<T>& b, const UnitSlice& u,
+                      int64_t g0, int64_t g1) {
   const int64_t ppg = b.panels_per_block();
-  for (int64_t g = g0; g < g1; ++g) o.pack_b_transposed(w, ld, b, g * ppg + u.q0, g * ppg + u.q1);
+  for (int64_t g = g0; g < g1; ++g) kernels.pack_b_transposed(w, ld, b, g * ppg + u.q0, g * ppg + u.q1);
 }
 
 // C[:, the columns of units `u` in gates g0..g1) [+]= A (M, K) @ W^T, W (G*H, K) row-major with leading dimension
@@ -138,29 +130,29 @@ void pack_gate_panels(const Ops<T>& o, const T* w, int64_t ld, const PackedB<T>&
 // rows per call); or by dot products when `packed` is null, reading W's rows from the last to the first when
 // `descending` (Rounds; the packed panels, in cache for many rows of A, are read in one order).
 template <typename T>
-void gate_gemm(const Ops<T>& o, int64_t M, const T* A, int64_t lda, const PackedB<T>* packed, const T* w, int64_t ldw,
-               int64_t K, int64_t H, int64_t g0, int64_t g1, const UnitSlice& u, T* C, int64_t ldc, bool accumulate,
-               bool descending, const T* start = nullptr) {
+void gate_gemm(const Ops<T>& kernels, int64_t M, const T* A, int64_t lda, const PackedB<T>* packed, const T* w,
+               int64_t ldw, int64_t K, int64_t H, int64_t g0, int64_t g1, const UnitSlice& u, T* C, int64_t ldc,
+               bool accumulate, bool descending, const T* start = nullptr) {
   if (u.n() <= 0) return;
   if (packed != nullptr && packed->data == nullptr) {
-    o.gemm_weight_slices(M, A, lda, w, ldw, *packed, g0, g1, u.q0, u.q1, C, ldc, accumulate, start);
+    kernels.gemm_weight_slices(M, A, lda, w, ldw, *packed, g0, g1, u.q0, u.q1, C, ldc, accumulate, start);
     return;
   }
   if (packed != nullptr) {
-    o.gemm_panels(M, A, lda, 1, *packed, g0, g1, u.q0, u.q1, C, ldc, accumulate, start);
+    kernels.gemm_panels(M, A, lda, 1, *packed, g0, g1, u.q0, u.q1, C, ldc, accumulate, start);
     return;
   }
   for (int64_t i = 0; i < g1 - g0; ++i) {
     const int64_t g = descending ? g1 - 1 - i : g0 + i;
-    o.gemm_dot(M, g * H + u.j0, g * H + u.j1, K, A, lda, w, ldw, C, ldc, accumulate, descending, start);
+    kernels.gemm_dot(M, g * H + u.j0, g * H + u.j1, K, A, lda, w, ldw, C, ldc, accumulate, descending, start);
   }
 }
 
 // A recurrent weight W (G*H, K) that a batch 1-4 time loop reads in place by dot products (gemm_dot), row by row at
 // every step: the caller's array, or a copy whose rows start on cache lines when the caller's do not (NumPy aligns
-// arrays to 16 bytes, and K values need not fill whole lines) and the loop has the steps to pay for it. Rows that
-// straddle cache lines made LSTM 1,256,256,150 inference ~30% slower (each thread's rows come from its L2 at every
-// step); the copy costs about one step. Each work item copies its own rows in the packing round (copy_rows).
+// arrays to 16 bytes, and K values need not fill whole lines) and the loop has the steps to pay for it: a row that
+// straddles cache lines costs an extra line at every step (each thread's rows come from its L2), and the copy costs
+// about one step. Each work item copies its own rows in the packing round (copy_rows).
 template <typename T>
 struct DotWeight {
   static constexpr int64_t kMinSteps = 8;

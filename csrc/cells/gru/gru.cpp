@@ -74,24 +74,27 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
     T* h = out + off * H;
     if (!second_half && t % chunk == 0) {
       const int64_t chunk_rows = step_rows.offset(std::min(t + chunk, steps)) - off;
-      gate_gemm(kernels, chunk_rows, x + off * I, I, dot_projection ? nullptr : &wih, w.w_ih, I, I, H, 0, 3, u, pre, G, false,
-                down, bias);
+      gate_gemm(kernels, chunk_rows, x + off * I, I, dot_projection ? nullptr : &wih, w.w_ih, I, I, H, 0, 3, u, pre, G,
+                false, down, bias);
     }
     if (reset_after) {
-      gate_gemm(kernels, n, h_prev, H, whh_p, whh_dot.matrix(), whh_dot.ld, H, H, 0, 3, u, gh, G, false, down, gh_start);
+      gate_gemm(kernels, n, h_prev, H, whh_p, whh_dot.matrix(), whh_dot.ld, H, H, 0, 3, u, gh, G, false, down,
+                gh_start);
       for (int64_t b = 0; b < n; ++b)
-        units.forward_after(u.n(), H, pre + b * G + u.j0, gh + b * G + u.j0, h_prev + b * H + u.j0,
-                            h + b * H + u.j0, saved == nullptr ? nullptr : saved + b * W + u.j0, stream_saved);
+        units.forward_after(u.n(), H, pre + b * G + u.j0, gh + b * G + u.j0, h_prev + b * H + u.j0, h + b * H + u.j0,
+                            saved == nullptr ? nullptr : saved + b * W + u.j0, stream_saved);
     } else if (!second_half) {
       gate_gemm(kernels, n, h_prev, H, whh_p, whh_dot.matrix(), whh_dot.ld, H, H, 0, 2, u, gh, G, false, down);
       for (int64_t b = 0; b < n; ++b)
         units.forward_before_reset_update(u.n(), H, pre + b * G + u.j0, gh + b * G + u.j0, H, h_prev + b * H + u.j0,
-                       rh + b * H + u.j0, saved == nullptr ? nullptr : saved + b * W + u.j0, stream_saved);
+                                          rh + b * H + u.j0, saved == nullptr ? nullptr : saved + b * W + u.j0,
+                                          stream_saved);
     } else {
       gate_gemm(kernels, n, rh, H, whh_p, whh_dot.matrix(), whh_dot.ld, H, H, 2, 3, u, gh, G, false, down);
       for (int64_t b = 0; b < n; ++b)
         units.forward_before_candidate(u.n(), H, pre + b * G + u.j0, gh + b * G + 2 * H + u.j0, h_prev + b * H + u.j0,
-                      h + b * H + u.j0, saved == nullptr ? nullptr : saved + b * W + u.j0, stream_saved);
+                                       h + b * H + u.j0, saved == nullptr ? nullptr : saved + b * W + u.j0,
+                                       stream_saved);
     }
     if (stream_saved) store_fence();
   });
@@ -175,8 +178,8 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
       T* dh_pre = dgh + off * ldg;
       for (int64_t b = 0; b < n; ++b) {
         const int64_t k = b * H + u.j0;
-        units.backward_after(u.n(), H, g_t + b * W + u.j0, h_prev + k, dout_t + k, dh + k,
-                                   dx_pre + b * ldg + u.j0, dh_pre + b * ldg + u.j0, stream_dg);
+        units.backward_after(u.n(), H, g_t + b * W + u.j0, h_prev + k, dout_t + k, dh + k, dx_pre + b * ldg + u.j0,
+                             dh_pre + b * ldg + u.j0, stream_dg);
       }
       if (stream_dg) store_fence();
       if (chunks.items == 1) final_rows.publish(off);
@@ -184,14 +187,14 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
       for (int64_t b = 0; b < n; ++b) {
         const int64_t k = b * H + u.j0;
         units.backward_before_update_candidate(u.n(), H, g_t + b * W + u.j0, h_prev + k, dout_t + k, dh + k,
-                                dx_pre + b * ldg + u.j0);
+                                               dx_pre + b * ldg + u.j0);
       }
     } else {
       whn.product(kernels, n, dx_pre + 2 * H, ldg, u, drh, H, false, false);
       for (int64_t b = 0; b < n; ++b) {
         const int64_t k = b * H + u.j0;
         units.backward_before_reset(u.n(), g_t + b * W + u.j0, h_prev + k, drh + k, dh + k, dx_pre + b * ldg + u.j0,
-                               rh + off * H + k);
+                                    rh + off * H + k);
       }
       if (chunks.items == 1) final_rows.publish(off);
     }
@@ -204,7 +207,8 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
       weight_gradients(G, R, dgh, ldg, &h_term, 1, grads.db_hh, static_cast<T*>(nullptr), ready);
     } else {
       // One gradient for both biases; dW_hn pairs dn with r * h_{t-1} (kept as rh), dW_hr and dW_hz with h_{t-1}.
-      const GradTerm<T> terms[] = {x_term, h_term, GradTerm<T>{rh, R, nullptr, H, 2 * H, G, grads.dw_hh + 2 * H * H, H}};
+      const GradTerm<T> terms[] = {x_term, h_term,
+                                   GradTerm<T>{rh, R, nullptr, H, 2 * H, G, grads.dw_hh + 2 * H * H, H}};
       weight_gradients(G, R, dgx, ldg, terms, 3, grads.db_ih, grads.db_hh, ready);
     }
   };

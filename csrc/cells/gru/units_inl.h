@@ -13,7 +13,7 @@ namespace PYLSTM_SIMD_NS {
 // h = (1 - z) * n + z * h_prev.
 template <typename V>
 void gru_forward_after_units(int64_t n, int64_t H, const typename V::T* pre, const typename V::T* gh,
-                       const typename V::T* h_prev, typename V::T* h, typename V::T* saved, bool stream) {
+                             const typename V::T* h_prev, typename V::T* h, typename V::T* saved, bool stream) {
   using Reg = typename V::Reg;
   const Reg one = V::set1(1);
   for (int64_t j = 0; j < n; j += V::kLanes) {
@@ -35,8 +35,9 @@ void gru_forward_after_units(int64_t n, int64_t H, const typename V::T* pre, con
 // GRU step, reset_before, first half: r and z from pre (all biases folded) + grz (W_hr h, W_hz h); z written over
 // pre's z (gru_forward_before_candidate_units reads it), r and z to saved when not null; rh = r * h_prev.
 template <typename V>
-void gru_forward_before_reset_update_units(int64_t n, int64_t H, typename V::T* pre, const typename V::T* grz, int64_t grz_h,
-                  const typename V::T* h_prev, typename V::T* rh, typename V::T* saved, bool stream) {
+void gru_forward_before_reset_update_units(int64_t n, int64_t H, typename V::T* pre, const typename V::T* grz,
+                                           int64_t grz_h, const typename V::T* h_prev, typename V::T* rh,
+                                           typename V::T* saved, bool stream) {
   using Reg = typename V::Reg;
   for (int64_t j = 0; j < n; j += V::kLanes) {
     const int w = static_cast<int>(std::min<int64_t>(V::kLanes, n - j));
@@ -55,7 +56,8 @@ void gru_forward_before_reset_update_units(int64_t n, int64_t H, typename V::T* 
 // null; h = (1 - z) * n + z * h_prev (z from pre).
 template <typename V>
 void gru_forward_before_candidate_units(int64_t n, int64_t H, const typename V::T* pre, const typename V::T* gn,
-                 const typename V::T* h_prev, typename V::T* h, typename V::T* saved, bool stream) {
+                                        const typename V::T* h_prev, typename V::T* h, typename V::T* saved,
+                                        bool stream) {
   using Reg = typename V::Reg;
   const Reg one = V::set1(1);
   for (int64_t j = 0; j < n; j += V::kLanes) {
@@ -97,8 +99,9 @@ void gru_backward_after_units(int64_t n, int64_t H, const typename V::T* gates, 
 // GRU step backward, reset_before, first half: dz and dn pre-activation gradients into dg (3H), dh -> dh_t * z
 // (in: the gradient from step t+1).
 template <typename V>
-void gru_backward_before_update_candidate_units(int64_t n, int64_t H, const typename V::T* gates, const typename V::T* h_prev,
-                           const typename V::T* dout, typename V::T* dh, typename V::T* dg) {
+void gru_backward_before_update_candidate_units(int64_t n, int64_t H, const typename V::T* gates,
+                                                const typename V::T* h_prev, const typename V::T* dout,
+                                                typename V::T* dh, typename V::T* dg) {
   using Reg = typename V::Reg;
   const Reg one = V::set1(1);
   for (int64_t j = 0; j < n; j += V::kLanes) {
@@ -115,7 +118,8 @@ void gru_backward_before_update_candidate_units(int64_t n, int64_t H, const type
 // dh += drh * r, and rh = r * h_prev (kept for dW_hn).
 template <typename V>
 void gru_backward_before_reset_units(int64_t n, const typename V::T* gates, const typename V::T* h_prev,
-                          const typename V::T* drh, typename V::T* dh, typename V::T* dg, typename V::T* rh) {
+                                     const typename V::T* drh, typename V::T* dh, typename V::T* dg,
+                                     typename V::T* rh) {
   using Reg = typename V::Reg;
   const Reg one = V::set1(1);
   for (int64_t j = 0; j < n; j += V::kLanes) {

@@ -21,8 +21,8 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
   const bool training = gates != nullptr, projected = w.w_hr != nullptr;
   const bool stream_saved = training && stream_saved_gates(step_rows.total() * G * int64_t(sizeof(T)));
   // The input projection runs a chunk of steps at a time into a small scratch, just before they need it (in training
-  // the gate math then writes the saved gates: projecting into them instead wrote each chunk to memory not in cache,
-  // a fifth of LSTM 32,8,64,1000's training forward).
+  // the gate math then writes the saved gates: projecting into them instead would write each chunk to memory that is
+  // not in cache, and read it back).
   const int64_t chunk = projection_chunk(steps, B);
   const bool dot_projection = chunk * B <= kDotRows;
   const bool dot_recurrent = recurrent_by_dots(B, steps, (G * P + (projected ? P * H : 0)) * int64_t(sizeof(T)));
@@ -67,26 +67,26 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
     if (n == 0) return;  // no row runs this step (nor any later one)
     T* h = out + off * P;
     if ((round - pack_rounds) % rounds_per_step == 1) {
-      gate_gemm(kernels, n, m, H, dot_recurrent ? nullptr : &whr, w.w_hr, H, H, P, 0, 1, proj_chunks(item), h, P,
-                false, down);
+      gate_gemm(kernels, n, m, H, dot_recurrent ? nullptr : &whr, w.w_hr, H, H, P, 0, 1, proj_chunks(item), h, P, false,
+                down);
       return;
     }
     T* pre = pre_chunk + (off - step_rows.offset(t - t % chunk)) * G;
     if (t % chunk == 0) {  // these units' columns of the input projection of steps t .. t + chunk
       const int64_t chunk_rows = step_rows.offset(std::min(t + chunk, steps)) - off;
-      gate_gemm(kernels, chunk_rows, x + off * I, I, dot_projection ? nullptr : &wih, w.w_ih, I, I, H, 0, 4, u, pre, G, false,
-                down, bias);
+      gate_gemm(kernels, chunk_rows, x + off * I, I, dot_projection ? nullptr : &wih, w.w_ih, I, I, H, 0, 4, u, pre, G,
+                false, down, bias);
     }
     const T* h_prev = t == 0 ? h0 : out + step_rows.offset(t - 1) * P;
     const T* c_prev = !training ? c_n : t == 0 ? c0 : cells + step_rows.offset(t - 1) * H;
     T* c = training ? cells + off * H : c_n;
     T* hm = projected ? m : h;  // both H wide
-    gate_gemm(kernels, n, h_prev, P, dot_recurrent ? nullptr : &whh, whh_dot.matrix(), whh_dot.ld, P, H, 0, 4, u, pre, G, true,
-              down);
+    gate_gemm(kernels, n, h_prev, P, dot_recurrent ? nullptr : &whh, whh_dot.matrix(), whh_dot.ld, P, H, 0, 4, u, pre,
+              G, true, down);
     const Peepholes<T> peep = w.peepholes.at(u.j0);
     for (int64_t b = 0; b < n; ++b)
-      units.forward(u.n(), H, pre + b * G + u.j0, c_prev + b * H + u.j0, c + b * H + u.j0,
-                           hm + b * H + u.j0, peep, training ? gates + (off + b) * G + u.j0 : nullptr, stream_saved);
+      units.forward(u.n(), H, pre + b * G + u.j0, c_prev + b * H + u.j0, c + b * H + u.j0, hm + b * H + u.j0, peep,
+                    training ? gates + (off + b) * G + u.j0 : nullptr, stream_saved);
     if (stream_saved) store_fence();
   });
   final_state(step_rows, steps, B, P, out, h0, h_n);
@@ -101,7 +101,8 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
   const LstmUnits<T>& units = lstm_units<T>();
   DenormalsAreZero daz;
   const StepRows step_rows(s);
-  const int64_t steps = s.steps, B = s.batch, H = s.hidden, P = s.h_width(), G = 4 * H, nr = kernels.nr, R = step_rows.total();
+  const int64_t steps = s.steps, B = s.batch, H = s.hidden, P = s.h_width(), G = 4 * H, nr = kernels.nr;
+  const int64_t R = step_rows.total();
   const int64_t ldp = unaliased_stride<T>(G);  // dpre's row stride
   const bool projected = w.w_hr != nullptr;
   PackedB<T> whr = plain_panels<T>(P, H, nr);  // dm_t = dh_t @ W_hr
@@ -133,7 +134,8 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
   // dh_t (these h units) = dpre_{t+1} @ W_hh, for the rows that ran step t + 1.
   auto recurrent_grad = [&](int64_t t, const UnitSlice& pu, bool descending) {
     if (t + 1 < steps)
-      whh.product(kernels, step_rows.rows(t + 1), dpre + step_rows.offset(t + 1) * ldp, ldp, pu, dh, P, false, descending);
+      whh.product(kernels, step_rows.rows(t + 1), dpre + step_rows.offset(t + 1) * ldp, ldp, pu, dh, P, false,
+                  descending);
   };
   // The elementwise backward of step t for hidden units u; dh_t is dh (+ dout_t), or dm with a projection.
   auto cell_grad = [&](int64_t t, const UnitSlice& u) {
@@ -146,16 +148,17 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
     for (int64_t b = 0; b < n; ++b) {
       const int64_t k = b * H + u.j0;
       if (projected)
-        units.backward(u.n(), H, g_t + b * G + u.j0, c_t + k, c_prev + k, nullptr, dm + k, dc + k,
-                              dp + b * ldp + u.j0, peep, m + off * H + k, stream_dpre);
+        units.backward(u.n(), H, g_t + b * G + u.j0, c_t + k, c_prev + k, nullptr, dm + k, dc + k, dp + b * ldp + u.j0,
+                       peep, m + off * H + k, stream_dpre);
       else
         units.backward(u.n(), H, g_t + b * G + u.j0, c_t + k, c_prev + k, dout + off * H + k, dh + k, dc + k,
-                              dp + b * ldp + u.j0, peep, nullptr, stream_dpre);
+                       dp + b * ldp + u.j0, peep, nullptr, stream_dpre);
     }
     if (stream_dpre) store_fence();
   };
 
-  const GradTerm<T> terms[] = {input_term(s, step_rows, x, 0, G, grads.dw_ih), hidden_term(s, step_rows, h0, out, prev, 0, G, grads.dw_hh)};
+  const GradTerm<T> terms[] = {input_term(s, step_rows, x, 0, G, grads.dw_ih),
+                               hidden_term(s, step_rows, h0, out, prev, 0, G, grads.dw_hh)};
   auto input_grads = [&] { input_grad(s, step_rows, G, w.w_ih, dpre, ldp, dx); };
   auto weight_grads = [&](const FinalRows* ready) {
     weight_gradients(G, R, dpre, ldp, terms, 2, grads.db_ih, grads.db_hh, ready);

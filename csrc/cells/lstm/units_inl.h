@@ -83,8 +83,8 @@ inline void lstm_backward_loop(int64_t n, int64_t H, const typename V::T* gates,
 template <typename V>
 void lstm_backward_units(int64_t n, int64_t H, const typename V::T* gates, const typename V::T* c,
                          const typename V::T* c_prev, const typename V::T* dout, const typename V::T* dh,
-                         typename V::T* dc, typename V::T* dpre, const Peepholes<typename V::T>& p,
-                         typename V::T* m, bool stream) {
+                         typename V::T* dc, typename V::T* dpre, const Peepholes<typename V::T>& p, typename V::T* m,
+                         bool stream) {
   if (p.i != nullptr) lstm_backward_loop<V, true>(n, H, gates, c, c_prev, dout, dh, dc, dpre, p, m, stream);
   else lstm_backward_loop<V, false>(n, H, gates, c, c_prev, dout, dh, dc, dpre, p, m, stream);
 }

@@ -49,8 +49,8 @@ void rnn_forward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, c
     if (n == 0) return;
     const T* h_prev = t == 0 ? h0 : out + step_rows.offset(t - 1) * H;
     T* h = out + step_rows.offset(t) * H;
-    gate_gemm(kernels, n, h_prev, H, dot_recurrent ? nullptr : &whh, whh_dot.matrix(), whh_dot.ld, H, H, 0, 1, u, h, H, true,
-              down);
+    gate_gemm(kernels, n, h_prev, H, dot_recurrent ? nullptr : &whh, whh_dot.matrix(), whh_dot.ld, H, H, 0, 1, u, h, H,
+              true, down);
     for (int64_t b = 0; b < n; ++b) units.forward(u.n(), relu, h + b * H + u.j0);
   });
   final_state(step_rows, steps, B, H, out, h0, h_n);
@@ -98,8 +98,7 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
       if (t < 0) return;
       for (int64_t b = 0; b < step_rows.rows(t); ++b) {
         const int64_t row = step_rows.offset(t) + b, k = row * H + u.j0;
-        units.backward(u.n(), relu, out + k, dout + k, dh + b * H + u.j0, dpre + row * ldp + u.j0,
-                             stream_dpre);
+        units.backward(u.n(), relu, out + k, dout + k, dh + b * H + u.j0, dpre + row * ldp + u.j0, stream_dpre);
       }
       if (stream_dpre) store_fence();
       if (chunks.items == 1) final_rows.publish(step_rows.offset(t));

@@ -18,8 +18,8 @@ struct Tiling {
   static constexpr int kMr = kLanes == 1 ? 4 : (kLanes * sizeof(T) == 64 ? 12 : 6);
   // Cache blocks: a (kMc, kKc) block of A stays in L2, and a (kKc, kNr) slice of a B panel is reused across the
   // block's rows from L1/L2. 2 KiB of k per row (512 floats): at K = 512 C is written once instead of stored and read
-  // back between two halves (LSTM 64,512,512,100 inference 1.05x faster than with 256, training and the AVX2 path
-  // within noise of it; 128 was 3-7% slower), although the 64 KiB AVX-512 slice no longer fits a 48 KiB L1.
+  // back between two halves (half of that was slower, and less again slower still), although the AVX-512 slice then
+  // no longer fits a 48 KiB L1.
   static constexpr int64_t kKc = 512 * 4 / static_cast<int64_t>(sizeof(T));
   static constexpr int64_t kMc = 20 * kMr;
 };
@@ -28,9 +28,8 @@ struct Tiling {
 
 // The layouts of A that the micro-kernel is compiled for, with its strides as constants: any (the strides as given),
 // rows read in place (as_k = 1), and the strips of pack_a_block (as_m = 1, as_k = kMr). Left to the compiler, these
-// specializations came and went with unrelated code in the same file: adding gemm_axpy made GCC stop cloning the
-// micro-kernel for them, and LSTM 4,1024,1024,25 inference ran 0.95-0.96x as fast, LSTM 16,512,512,25 training
-// 0.96-0.98x, RNN 16,1760,1760,50 training 0.965x; compiled for them explicitly, 0.99-1.01x (bench/ab.py).
+// specializations came and went with unrelated code in the same file (adding gemm_axpy made GCC stop cloning the
+// micro-kernel for them, and the products with them slowed down): they are compiled explicitly.
 enum class ALayout { kAny, kRows, kStrips };
 
 // A's strides for `layout`: the constants it stands for, else as given.
@@ -80,13 +79,10 @@ inline void micro_kernel(int64_t kc, const typename V::T* A, int64_t as_m_given,
       acc[r][v] = start != nullptr || !accumulate || lanes <= 0 ? first : load_n<V>(C + r * ldc + v * L, w);
   }
   // Four k per pass, then the rest one by one: the loop's own instructions and address updates are shared by four
-  // steps (AVX-512: 3-12% faster in isolation, 1-4% on the large-batch and training cases; the same operations in the
-  // same order, so the same bits).
+  // steps (the same operations in the same order, so the same bits).
   // The first strip of a panel reads the panel's slice from L3 (a recurrent step's weights, each thread's megabytes
-  // read once per step) or L2: the hardware prefetchers left its FMAs waiting on the loads. Asking for the lines 16
-  // values of k ahead (1-2 KB): AVX-512 M = 16, K = 512 from L3 147-155 -> 178-180 GFLOP/s a core, from L2 200 ->
-  // 210-214 (8 and 16 steps ahead equal, 24-48 less, 128 less still). Training RNN 16,1760,1760,50 1.07x, GRU
-  // 32,1760,1760,20 1.065x, LSTM 16,512,512,25 1.05x, LSTM 64,512,512,100 1.016x. The same arithmetic.
+  // read once per step) or L2: the hardware prefetchers left its FMAs waiting on the loads. It asks for the lines
+  // kPanelPrefetchSteps values of k ahead (8 did as well, 24 and more less well). The same arithmetic.
   constexpr int kPanelPrefetchSteps = 16, kPassBytes = 4 * NR * static_cast<int>(sizeof(typename V::T));
   int64_t k = 0;
   for (; k + 4 <= kc; k += 4) {
@@ -171,9 +167,8 @@ void pack_a_block(int64_t mc, int64_t kc, const typename V::T* A, int64_t as_m, 
 
 // dst (C, R) = src (R, C)^T, row-major with leading dimensions lds and ldd: blocks of kLanes x kLanes values loaded a
 // row of src per register and transposed in registers (Vec::transpose), the last C % kLanes columns of src by partial
-// loads, the last R % kLanes rows value by value. From L2, 1.4-1.7x faster than gathering each register of dst from
-// kLanes rows of src (a 256 KB weight: 24.5 -> 36.5-38.8 GB/s); from memory the copy is bandwidth-bound either way
-// (13.7 GB/s for a 4 MB LSTM weight). A copy: the values do not depend on the ISA.
+// loads, the last R % kLanes rows value by value: from L2 faster than gathering each register of dst from kLanes rows
+// of src; from memory the copy is bandwidth-bound either way. A copy: the values do not depend on the ISA.
 template <typename V>
 void transpose_matrix(int64_t R, int64_t C, const typename V::T* src, int64_t lds, typename V::T* dst, int64_t ldd) {
   constexpr int L = V::kLanes;
@@ -221,9 +216,8 @@ void gemm_a_block_in(int64_t mc, int64_t kc, const typename V::T* A, int64_t str
   using Tl = Tiling<V>;
   const int64_t ppb = B.panels_per_block();
   // Rows read in place end in two strips of about equal height instead of a full one and a few rows (16 rows: 8 + 8,
-  // not 12 + 4; 13: 7 + 6): a strip of a few rows has too few accumulators to keep the FMA units busy. AVX-512, one
-  // core, K = 512 from L2: M = 13 138 -> 150-153 GFLOP/s, 16 160-162 -> 165-166, 25 150-153 -> 160-162; LSTM
-  // 64,512,512,100 inference and training 1.02x (bench/ab.py). Each element's sums are unchanged, so are the bits.
+  // not 12 + 4; 13: 7 + 6): a strip of a few rows has too few accumulators to keep the FMA units busy. Each element's
+  // sums are unchanged, so are the bits.
   const int64_t rem = mc % Tl::kMr, tail = mc > Tl::kMr && rem > 0 && rem <= Tl::kMr / 2 ? Tl::kMr + rem : 0;
   auto strip_rows = [&](int64_t m) -> int64_t {
     if (kLayout != ALayout::kRows || tail == 0 || m < mc - tail) return std::min<int64_t>(Tl::kMr, mc - m);
@@ -236,8 +230,8 @@ void gemm_a_block_in(int64_t mc, int64_t kc, const typename V::T* A, int64_t str
       const int width = B.width(p);
       for (int64_t m = 0, rows = strip_rows(0); m < mc; m += rows, rows = strip_rows(m)) {
         // A product that reads C gets the next tile on its way while this one runs: the micro-kernel's first FMAs
-        // wait for their C rows, which for a weight gradient or a k block after the first come from L3 or memory
-        // (LSTM 16,512,512,25's weight gradients 4% faster; training 2-3.5%). The same arithmetic.
+        // wait for their C rows, which for a weight gradient or a k block after the first come from L3 or memory. The
+        // same arithmetic.
         if (accumulate && start == nullptr) {
           if (m + rows < mc) prefetch_tile<V>(Cp + (m + rows) * ldc, ldc, strip_rows(m + rows));
           else if (p + 1 < g * ppb + q1) prefetch_tile<V>(C + B.col(p + 1), ldc, strip_rows(0));
@@ -272,8 +266,8 @@ void gemm_a_packed(int64_t mc, int64_t kc, const typename V::T* a_packed, const 
 }
 
 // This thread's buffer number kSlot of at least n values, starting on a cache line (its rows are read and written as
-// whole registers: a buffer off the line split every load of a packed panel's slice in two, 5% of LSTM 1,256,256,150
-// inference); kept for the thread's next call.
+// whole registers: a buffer off the line would split every load of a packed panel's slice in two); kept for the
+// thread's next call.
 template <typename T, int kSlot>
 T* thread_buffer(size_t n) {
   constexpr size_t kLine = 64 / sizeof(T);
@@ -295,13 +289,12 @@ constexpr int64_t block_rows_max() {
 // columns k0.., product(m0, mc, k0, kc, a, strip, as_m, as_k, acc) with the block's kMr-row strips at
 // a + (m / kMr) * strip and element (r, k) at r * as_m + k * as_k from there; acc: add to C (accumulate, or k0 > 0).
 // Row-major A (a step's h_{t-1}, a chunk of inputs) is read in place by the micro-kernel: packing it costs a strided
-// gather per call, ~11% of LSTM 64,512,512,100 inference, and the rows are read once per panel either way from
+// gather per call, and the rows are read once per panel either way from
 // L1/L2. Only a row stride of a multiple of 4 KiB is packed: its rows would share one L1 cache set.
 // With `whole_k` (B's slices may be of any length), rows read in place that take at most kWholeKRowBytes in all (a
 // recurrent step's h or pre-activation gradients at batch 16) go in one block of all K: each C tile is then loaded
-// and stored once, and each panel streams through once from its prefetched start (M = 16, K = 1760, N = 880:
-// 166 -> 176 GFLOP/s a core in isolation; RNN 16,1760,1760,50 inference 1.026x, training 1.021x, GRU 32,1760,1760,20
-// training 1.010x, LSTM 16,512,512,25 within noise). The same sums in the same order, so the same bits.
+// and stored once, and each panel streams through once from its prefetched start. The same sums in the same order, so
+// the same bits.
 template <typename V, typename Product>
 void for_a_blocks(int64_t M, int64_t K, const typename V::T* A, int64_t as_m, int64_t as_k, bool accumulate,
                   bool whole_k, Product&& product) {
@@ -344,11 +337,11 @@ void start_panel_columns(int64_t M, const PackedB<T>& B, int64_t g0, int64_t g1,
       }
 }
 
-// C[:, the columns of panels q0..q1 of blocks g0..g1) [+]= A (M, K) @ B, B packed (packed.h): for a gate-blocked
-// weight, units [q0 * nr, q1 * nr) of gates g0..g1. With `start` (a row indexed like C's columns, e.g. the biases),
-// C = start + A @ B in every row instead, without C being read. Goto's blocking: a (kMc, kKc) block of A is packed
-// once and reused across all those panels from L2; a (kKc, kNr) slice of a panel is reused across the block's rows
-// from L1.
+// C[:, the columns of panels q0..q1 of blocks g0..g1) [+]= A (M, K) @ B, B packed (packed.h): for a B of G blocks of
+// H columns, columns [q0 * nr, q1 * nr) of each of blocks g0..g1. With `start` (a row indexed like C's columns, e.g.
+// the biases), C = start + A @ B in every row instead, without C being read. Goto's blocking: a (kMc, kKc) block of A
+// is packed once and reused across all those panels from L2; a (kKc, kNr) slice of a panel is reused across the
+// block's rows from L1.
 template <typename V>
 void gemm_panels(int64_t M, const typename V::T* A, int64_t as_m, int64_t as_k, const PackedB<typename V::T>& B,
                  int64_t g0, int64_t g1, int64_t q0, int64_t q1, typename V::T* C, int64_t ldc, bool accumulate,
@@ -367,8 +360,8 @@ void gemm_panels(int64_t M, const typename V::T* A, int64_t as_m, int64_t as_k, 
 // gemm_panels for B = W^T, W row-major (N, K) with leading dimension ldw, in the layout `shape` describes (its data
 // unused), without packing all of B first: each (kc, nr) slice of a panel is packed into a small buffer just before
 // the block's rows use it. For a weight that a call uses for one block of rows (M <= block_rows_max()) or two, as the
-// input projection of a sequence of one or two chunks does: packing it whole wrote every value to memory and read it
-// back for each use (the 16 MB W_ih of LSTM 4,1024,1024,25 inference: ~11% of the call). Each block of rows packs
+// input projection of a sequence of one or two chunks does: packing it whole would write every value to memory and
+// read it back for each use. Each block of rows packs
 // the slices again. The same products, value for value, as gemm_panels with B packed.
 template <typename V>
 void gemm_weight_slices(int64_t M, const typename V::T* A, int64_t lda, const typename V::T* W, int64_t ldw,
@@ -462,8 +455,7 @@ void gemm_dot_rows(int64_t n_begin, int64_t n_end, int64_t K, const typename V::
 }
 
 // The direction is a template argument, so that each gemm_dot_rows has one call site and the ascending one compiles
-// as it did before there was a direction (the direction as a run-time argument made single steps at batch 1 up to
-// 5% slower).
+// as it did before there was a direction (the direction as a run-time argument slowed single steps at batch 1).
 template <typename V, bool kDescending>
 void gemm_dot_in(int64_t M, int64_t n_begin, int64_t n_end, int64_t K, const typename V::T* A, int64_t lda,
                  const typename V::T* W, int64_t ldw, typename V::T* C, int64_t ldc, bool accumulate,

@@ -14,10 +14,10 @@ inline void store_n(typename V::T* p, typename V::Reg v, int w) {
   else V::store_partial(p, v, w);
 }
 
-// Stores a value of an output too large to stay in the caches (a training forward's saved gates, a backward loop's
-// pre-activation gradients; kStreamSavedBytes and kStreamGradientBytes, sequence/common.h): with `stream`, a whole
-// register at an aligned address goes to memory past the caches (a non-temporal store), without the line first
-// being read in for it. The caller ends its streams with store_fence (cpu.h).
+// Stores a value of an output too large to stay in the caches (the caller decides which; for the time loops,
+// sequence/outputs.h): with `stream`, a whole register at an aligned address goes to memory past the caches (a
+// non-temporal store), without the line first being read in for it. The caller ends its streams with store_fence
+// (cpu.h).
 template <typename V>
 inline void store_stream(typename V::T* p, typename V::Reg v, int w, bool stream) {
   if (stream && w == V::kLanes && reinterpret_cast<uintptr_t>(p) % sizeof(typename V::Reg) == 0) V::stream(p, v);
