@@ -59,7 +59,7 @@ class ArgChecker {
   // An LSTM's weight_hh (4H, P) and weight_hr (P, H), or weight_hh (4H, H) when weight_hr is None: sets the
   // dtype, H and P.
   std::pair<py::array, py::array> lstm_recurrent(const py::object& w_hh, const py::object& w_hr) {
-    if (w_hr.is_none()) return {weight_hh(w_hh, 4), absent()};
+    if (w_hr.is_none()) return {weight_hh(w_hh, kLstmGates), absent()};
     py::array hh = first_array(w_hh, "weight_hh");
     py::array hr = ndarray(w_hr, "weight_hr");
     dtype(hr, "weight_hr");
@@ -68,8 +68,8 @@ class ArgChecker {
                             shape_str(shape_of(hr)));
     proj_ = hr.shape(0);
     hidden_ = hr.shape(1);
-    if (hh.ndim() != 2 || hh.shape(0) != 4 * hidden_ || hh.shape(1) != proj_)
-      throw py::value_error("weight_hh: expected shape " + shape_str({4 * hidden_, proj_}) +
+    if (hh.ndim() != 2 || hh.shape(0) != kLstmGates * hidden_ || hh.shape(1) != proj_)
+      throw py::value_error("weight_hh: expected shape " + shape_str({kLstmGates * hidden_, proj_}) +
                             " (4*H, P with weight_hr of shape (P, H)), got " + shape_str(shape_of(hh)));
     check_layout(hh, "weight_hh");
     check_layout(hr, "weight_hr");
@@ -334,19 +334,19 @@ py::tuple lstm_forward_py(const py::object& x, const py::object& h0, const py::o
   ArgChecker a("an LSTM");
   WeightArrays w;
   std::tie(w.w_hh, w.w_hr) = a.lstm_recurrent(weight_hh, weight_hr);
-  w.w_ih = a.weight_ih(weight_ih, 4);
+  w.w_ih = a.weight_ih(weight_ih, kLstmGates);
   const py::array xa = a.sequence(x, batch_sizes, h0);
   const int64_t B = a.B(), H = a.H(), P = a.P();
   const py::array h0a = a.input(h0, "h0", {B, P});
   const py::array c0a = a.input(c0, "c0", {B, H});
-  std::tie(w.b_ih, w.b_hh) = a.biases(bias_ih, bias_hh, 4);
+  std::tie(w.b_ih, w.b_hh) = a.biases(bias_ih, bias_hh, kLstmGates);
   w.peepholes = a.peepholes(p_i, p_f, p_o);
   return with_dtype(a, [&](auto dtype) -> py::tuple {
     using T = decltype(dtype);
     auto out = a.output<T>(a.per_row(P));
     auto h_n = a.output<T>({B, P});
     auto c_n = a.output<T>({B, H});
-    auto [gates, gates_data] = a.training_output<T>(training, a.per_row(4 * H));
+    auto [gates, gates_data] = a.training_output<T>(training, a.per_row(kLstmGates * H));
     auto [cells, cells_data] = a.training_output<T>(training, a.per_row(H));
     const LstmWeights<T> weights = lstm_weights<T>(w);
     {
@@ -369,19 +369,19 @@ py::tuple lstm_backward_py(const py::object& x, const py::object& h0, const py::
   ArgChecker a("an LSTM");
   WeightArrays w;
   std::tie(w.w_hh, w.w_hr) = a.lstm_recurrent(weight_hh, weight_hr);
-  w.w_ih = a.weight_ih(weight_ih, 4);
+  w.w_ih = a.weight_ih(weight_ih, kLstmGates);
   const py::array xa = a.sequence(x, batch_sizes, h0);
   const int64_t B = a.B(), H = a.H(), P = a.P();
   w.peepholes = a.peepholes(p_i, p_f, p_o);
   const py::array h0a = a.input(h0, "h0", {B, P});
   const py::array c0a = a.input(c0, "c0", {B, H});
   const py::array outa = a.input(out, "out", a.per_row(P));
-  const py::array gatesa = a.input(gates, "gates", a.per_row(4 * H));
+  const py::array gatesa = a.input(gates, "gates", a.per_row(kLstmGates * H));
   const py::array cellsa = a.input(cells, "cells", a.per_row(H));
   const py::array douta = a.input(dout, "dout", a.per_row(P));
   const py::array dh_na = a.optional_input(dh_n, "dh_n", {B, P});
   const py::array dc_na = a.optional_input(dc_n, "dc_n", {B, H});
-  GradArrays g = layer_grad_arrays(a, 4, dweight_ih, dweight_hh, dbias_ih, dbias_hh);
+  GradArrays g = layer_grad_arrays(a, kLstmGates, dweight_ih, dweight_hh, dbias_ih, dbias_hh);
   if (w.w_hr && dweight_hr.is_none())
     throw py::value_error("dweight_hr: expected an array (P, H) with weight_hr, got None");
   g.dw_hr = w.w_hr ? a.accumulator(dweight_hr, "dweight_hr", {P, H}) : absent();
@@ -415,12 +415,12 @@ py::tuple gru_forward_py(const py::object& x, const py::object& h0, const py::ob
                          bool reset_after, const py::object& batch_sizes, bool training) {
   ArgChecker a("a GRU");
   WeightArrays w;
-  w.w_hh = a.weight_hh(weight_hh, 3);
-  w.w_ih = a.weight_ih(weight_ih, 3);
+  w.w_hh = a.weight_hh(weight_hh, kGruGates);
+  w.w_ih = a.weight_ih(weight_ih, kGruGates);
   const py::array xa = a.sequence(x, batch_sizes, h0);
   const int64_t B = a.B(), H = a.H();
   const py::array h0a = a.input(h0, "h0", {B, H});
-  std::tie(w.b_ih, w.b_hh) = a.biases(bias_ih, bias_hh, 3);
+  std::tie(w.b_ih, w.b_hh) = a.biases(bias_ih, bias_hh, kGruGates);
   return with_dtype(a, [&](auto dtype) -> py::tuple {
     using T = decltype(dtype);
     auto out = a.output<T>(a.per_row(H));
@@ -443,8 +443,8 @@ py::tuple gru_backward_py(const py::object& x, const py::object& h0, const py::o
                           const py::object& dbias_hh) {
   ArgChecker a("a GRU");
   WeightArrays w;
-  w.w_hh = a.weight_hh(weight_hh, 3);
-  w.w_ih = a.weight_ih(weight_ih, 3);
+  w.w_hh = a.weight_hh(weight_hh, kGruGates);
+  w.w_ih = a.weight_ih(weight_ih, kGruGates);
   const py::array xa = a.sequence(x, batch_sizes, h0);
   const int64_t B = a.B(), H = a.H();
   const py::array h0a = a.input(h0, "h0", {B, H});
@@ -452,7 +452,7 @@ py::tuple gru_backward_py(const py::object& x, const py::object& h0, const py::o
   const py::array gatesa = a.input(gates, "gates", a.per_row(gru_saved_width(H, reset_after)));
   const py::array douta = a.input(dout, "dout", a.per_row(H));
   const py::array dh_na = a.optional_input(dh_n, "dh_n", {B, H});
-  const GradArrays g = layer_grad_arrays(a, 3, dweight_ih, dweight_hh, dbias_ih, dbias_hh);
+  const GradArrays g = layer_grad_arrays(a, kGruGates, dweight_ih, dweight_hh, dbias_ih, dbias_hh);
   return with_dtype(a, [&](auto dtype) -> py::tuple {
     using T = decltype(dtype);
     auto dx = a.output<T>(a.per_row(a.I()));
@@ -476,12 +476,12 @@ py::tuple rnn_forward_py(const py::object& x, const py::object& h0, const py::ob
   const Nonlinearity act = parse_nonlinearity(nonlinearity);
   ArgChecker a("an RNN");
   WeightArrays w;
-  w.w_hh = a.weight_hh(weight_hh, 1);
-  w.w_ih = a.weight_ih(weight_ih, 1);
+  w.w_hh = a.weight_hh(weight_hh, kRnnGates);
+  w.w_ih = a.weight_ih(weight_ih, kRnnGates);
   const py::array xa = a.sequence(x, batch_sizes, h0);
   const int64_t B = a.B(), H = a.H();
   const py::array h0a = a.input(h0, "h0", {B, H});
-  std::tie(w.b_ih, w.b_hh) = a.biases(bias_ih, bias_hh, 1);
+  std::tie(w.b_ih, w.b_hh) = a.biases(bias_ih, bias_hh, kRnnGates);
   return with_dtype(a, [&](auto dtype) -> py::tuple {
     using T = decltype(dtype);
     auto out = a.output<T>(a.per_row(H));
@@ -503,15 +503,15 @@ py::tuple rnn_backward_py(const py::object& x, const py::object& h0, const py::o
   const Nonlinearity act = parse_nonlinearity(nonlinearity);
   ArgChecker a("an RNN");
   WeightArrays w;
-  w.w_hh = a.weight_hh(weight_hh, 1);
-  w.w_ih = a.weight_ih(weight_ih, 1);
+  w.w_hh = a.weight_hh(weight_hh, kRnnGates);
+  w.w_ih = a.weight_ih(weight_ih, kRnnGates);
   const py::array xa = a.sequence(x, batch_sizes, h0);
   const int64_t B = a.B(), H = a.H();
   const py::array h0a = a.input(h0, "h0", {B, H});
   const py::array outa = a.input(out, "out", a.per_row(H));
   const py::array douta = a.input(dout, "dout", a.per_row(H));
   const py::array dh_na = a.optional_input(dh_n, "dh_n", {B, H});
-  const GradArrays g = layer_grad_arrays(a, 1, dweight_ih, dweight_hh, dbias_ih, dbias_hh);
+  const GradArrays g = layer_grad_arrays(a, kRnnGates, dweight_ih, dweight_hh, dbias_ih, dbias_hh);
   return with_dtype(a, [&](auto dtype) -> py::tuple {
     using T = decltype(dtype);
     auto dx = a.output<T>(a.per_row(a.I()));

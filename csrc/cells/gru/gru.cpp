@@ -17,7 +17,7 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
   const GruUnits<T>& units = gru_units<T>();
   DenormalsAreZero daz;
   const StepRows step_rows(s);
-  const int64_t steps = s.steps, B = s.batch, I = s.input, H = s.hidden, G = 3 * H, nr = kernels.nr;
+  const int64_t steps = s.steps, B = s.batch, I = s.input, H = s.hidden, G = kGruGates * H, nr = kernels.nr;
   const bool training = gates != nullptr;
   // Pre-activation rows (width G) in a scratch chunk, as lstm_forward; in training the gate math writes the saved
   // gates' rows (width W): r, z, n [, hn].
@@ -27,12 +27,12 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
   const bool dot_projection = chunk * B <= kDotRows;
   const bool dot_recurrent = recurrent_by_dots(B, steps, G * H * int64_t(sizeof(T)));
   const bool packed_projection = !dot_projection && !projection_in_slices(kernels, steps, chunk, B);
-  PackedB<T> wih = gate_panels<T>(I, H, 3, nr), whh = gate_panels<T>(H, H, 3, nr);
+  PackedB<T> wih = gate_panels<T>(I, H, kGruGates, nr), whh = gate_panels<T>(H, H, kGruGates, nr);
   T *pre_chunk = nullptr, *bias = nullptr, *gh = nullptr, *gh_start = nullptr, *rh = nullptr;
   Scratch scratch(0);
   if (packed_projection) scratch.need(&wih.data, wih.size());
   if (!dot_recurrent) scratch.need(&whh.data, whh.size());
-  DotWeight<T> whh_dot(w.w_hh, 3, H, H, steps, dot_recurrent, scratch);
+  DotWeight<T> whh_dot(w.w_hh, kGruGates, H, H, steps, dot_recurrent, scratch);
   scratch.need(&pre_chunk, chunk * B * G);
   if (w.b_ih != nullptr) scratch.need(&bias, G);
   scratch.need(&gh, B * G);  // the recurrent parts of a step: W_hh h (+ b_hn), or W_hr h, W_hz h, W_hn (r * h)
@@ -60,9 +60,9 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
     const bool down = rounds.descending(round);
     const UnitSlice u = chunks(item);
     if (round < pack_rounds) {
-      if (packed_projection) pack_gate_panels(kernels, w.w_ih, I, wih, u, 0, 3);
-      if (!dot_recurrent) pack_gate_panels(kernels, w.w_hh, H, whh, u, 0, 3);
-      whh_dot.copy_rows(u, 0, 3);
+      if (packed_projection) pack_gate_panels(kernels, w.w_ih, I, wih, u, 0, kGruGates);
+      if (!dot_recurrent) pack_gate_panels(kernels, w.w_hh, H, whh, u, 0, kGruGates);
+      whh_dot.copy_rows(u, 0, kGruGates);
       return;
     }
     const int64_t t = (round - pack_rounds) / rounds_per_step, n = step_rows.rows(t), off = step_rows.offset(t);
@@ -74,11 +74,11 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
     T* h = out + off * H;
     if (!second_half && t % chunk == 0) {
       const int64_t chunk_rows = step_rows.offset(std::min(t + chunk, steps)) - off;
-      gate_gemm(kernels, chunk_rows, x + off * I, I, dot_projection ? nullptr : &wih, w.w_ih, I, I, H, 0, 3, u, pre, G,
-                false, down, bias);
+      gate_gemm(kernels, chunk_rows, x + off * I, I, dot_projection ? nullptr : &wih, w.w_ih, I, I, H, 0, kGruGates, u,
+                pre, G, false, down, bias);
     }
     if (reset_after) {
-      gate_gemm(kernels, n, h_prev, H, whh_p, whh_dot.matrix(), whh_dot.ld, H, H, 0, 3, u, gh, G, false, down,
+      gate_gemm(kernels, n, h_prev, H, whh_p, whh_dot.matrix(), whh_dot.ld, H, H, 0, kGruGates, u, gh, G, false, down,
                 gh_start);
       for (int64_t b = 0; b < n; ++b)
         units.forward_after(u.n(), H, pre + b * G + u.j0, gh + b * G + u.j0, h_prev + b * H + u.j0, h + b * H + u.j0,
@@ -108,7 +108,7 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
   const GruUnits<T>& units = gru_units<T>();
   DenormalsAreZero daz;
   const StepRows step_rows(s);
-  const int64_t steps = s.steps, B = s.batch, H = s.hidden, G = 3 * H, W = gru_saved_width(H, reset_after);
+  const int64_t steps = s.steps, B = s.batch, H = s.hidden, G = kGruGates * H, W = gru_saved_width(H, reset_after);
   const int64_t nr = kernels.nr, R = step_rows.total();
   const int64_t ldg = unaliased_stride<T>(G);  // dgx's and dgh's row stride
   // Gradients of the ih and hh pre-activations (r, z, n blocks). They differ only in the n block with reset_after

@@ -13,6 +13,9 @@
 
 namespace pylstm {
 
+// Gate blocks in the GRU's weights (r, z, n): G = 3.
+constexpr int64_t kGruGates = 3;
+
 // A GRU layer's weights (G = 3) and their gradients: PyTorch's four.
 template <typename T>
 using GruWeights = LayerWeights<T>;

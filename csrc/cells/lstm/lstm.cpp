@@ -17,7 +17,8 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
   const LstmUnits<T>& units = lstm_units<T>();
   DenormalsAreZero daz;
   const StepRows step_rows(s);
-  const int64_t steps = s.steps, B = s.batch, I = s.input, H = s.hidden, P = s.h_width(), G = 4 * H, nr = kernels.nr;
+  const int64_t steps = s.steps, B = s.batch, I = s.input, H = s.hidden, P = s.h_width(), G = kLstmGates * H;
+  const int64_t nr = kernels.nr;
   const bool training = gates != nullptr, projected = w.w_hr != nullptr;
   const bool stream_saved = training && stream_saved_gates(step_rows.total() * G * int64_t(sizeof(T)));
   // The input projection runs a chunk of steps at a time into a small scratch, just before they need it (in training
@@ -27,12 +28,13 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
   const bool dot_projection = chunk * B <= kDotRows;
   const bool dot_recurrent = recurrent_by_dots(B, steps, (G * P + (projected ? P * H : 0)) * int64_t(sizeof(T)));
   const bool packed_projection = !dot_projection && !projection_in_slices(kernels, steps, chunk, B);
-  PackedB<T> wih = gate_panels<T>(I, H, 4, nr), whh = gate_panels<T>(P, H, 4, nr), whr = gate_panels<T>(H, P, 1, nr);
+  PackedB<T> wih = gate_panels<T>(I, H, kLstmGates, nr), whh = gate_panels<T>(P, H, kLstmGates, nr);
+  PackedB<T> whr = gate_panels<T>(H, P, 1, nr);
   T *pre_chunk = nullptr, *bias = nullptr, *m = nullptr;
   Scratch scratch(0);
   if (packed_projection) scratch.need(&wih.data, wih.size());
   if (!dot_recurrent) scratch.need(&whh.data, whh.size());
-  DotWeight<T> whh_dot(w.w_hh, 4, P, H, steps, dot_recurrent, scratch);
+  DotWeight<T> whh_dot(w.w_hh, kLstmGates, P, H, steps, dot_recurrent, scratch);
   scratch.need(&pre_chunk, chunk * B * G);
   if (w.b_ih != nullptr) scratch.need(&bias, G);
   if (projected) {
@@ -57,9 +59,9 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
     const bool down = rounds.descending(round);
     const UnitSlice u = chunks(item);
     if (round < pack_rounds) {
-      if (packed_projection) pack_gate_panels(kernels, w.w_ih, I, wih, u, 0, 4);
-      if (!dot_recurrent) pack_gate_panels(kernels, w.w_hh, P, whh, u, 0, 4);
-      whh_dot.copy_rows(u, 0, 4);
+      if (packed_projection) pack_gate_panels(kernels, w.w_ih, I, wih, u, 0, kLstmGates);
+      if (!dot_recurrent) pack_gate_panels(kernels, w.w_hh, P, whh, u, 0, kLstmGates);
+      whh_dot.copy_rows(u, 0, kLstmGates);
       if (projected && !dot_recurrent) pack_gate_panels(kernels, w.w_hr, H, whr, proj_chunks(item), 0, 1);
       return;
     }
@@ -74,15 +76,15 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
     T* pre = pre_chunk + (off - step_rows.offset(t - t % chunk)) * G;
     if (t % chunk == 0) {  // these units' columns of the input projection of steps t .. t + chunk
       const int64_t chunk_rows = step_rows.offset(std::min(t + chunk, steps)) - off;
-      gate_gemm(kernels, chunk_rows, x + off * I, I, dot_projection ? nullptr : &wih, w.w_ih, I, I, H, 0, 4, u, pre, G,
-                false, down, bias);
+      gate_gemm(kernels, chunk_rows, x + off * I, I, dot_projection ? nullptr : &wih, w.w_ih, I, I, H, 0, kLstmGates, u,
+                pre, G, false, down, bias);
     }
     const T* h_prev = t == 0 ? h0 : out + step_rows.offset(t - 1) * P;
     const T* c_prev = !training ? c_n : t == 0 ? c0 : cells + step_rows.offset(t - 1) * H;
     T* c = training ? cells + off * H : c_n;
     T* hm = projected ? m : h;  // both H wide
-    gate_gemm(kernels, n, h_prev, P, dot_recurrent ? nullptr : &whh, whh_dot.matrix(), whh_dot.ld, P, H, 0, 4, u, pre,
-              G, true, down);
+    gate_gemm(kernels, n, h_prev, P, dot_recurrent ? nullptr : &whh, whh_dot.matrix(), whh_dot.ld, P, H, 0, kLstmGates,
+              u, pre, G, true, down);
     const Peepholes<T> peep = w.peepholes.at(u.j0);
     for (int64_t b = 0; b < n; ++b)
       units.forward(u.n(), H, pre + b * G + u.j0, c_prev + b * H + u.j0, c + b * H + u.j0, hm + b * H + u.j0, peep,
@@ -101,7 +103,7 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
   const LstmUnits<T>& units = lstm_units<T>();
   DenormalsAreZero daz;
   const StepRows step_rows(s);
-  const int64_t steps = s.steps, B = s.batch, H = s.hidden, P = s.h_width(), G = 4 * H, nr = kernels.nr;
+  const int64_t steps = s.steps, B = s.batch, H = s.hidden, P = s.h_width(), G = kLstmGates * H, nr = kernels.nr;
   const int64_t R = step_rows.total();
   const int64_t ldp = unaliased_stride<T>(G);  // dpre's row stride
   const bool projected = w.w_hr != nullptr;

@@ -7,11 +7,16 @@
 //
 // This folder: lstm.h/.cpp the time loops; units.h, units_inl.h, units.cpp the per-unit step updates, compiled per ISA.
 #pragma once
+#include <cstdint>
+
 #include "cells/lstm/units.h"
 #include "sequence/layer_weights.h"
 #include "sequence/shape.h"
 
 namespace pylstm {
+
+// Gate blocks in the LSTM's weights (i, f, g, o): G = 4.
+constexpr int64_t kLstmGates = 4;
 
 // An LSTM layer's weights: PyTorch's four, and the optional projection and peepholes.
 template <typename T>

@@ -22,12 +22,12 @@ void rnn_forward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, c
   const bool dot_projection = R <= kDotRows;
   const bool dot_recurrent = recurrent_by_dots(B, steps, H * H * int64_t(sizeof(T)));
   const bool packed_projection = !dot_projection && !projection_in_slices(kernels, steps, steps, B);
-  PackedB<T> wih = gate_panels<T>(I, H, 1, nr), whh = gate_panels<T>(H, H, 1, nr);
+  PackedB<T> wih = gate_panels<T>(I, H, kRnnGates, nr), whh = gate_panels<T>(H, H, kRnnGates, nr);
   T* bias = nullptr;
   Scratch scratch(0);
   if (packed_projection) scratch.need(&wih.data, wih.size());
   if (!dot_recurrent) scratch.need(&whh.data, whh.size());
-  DotWeight<T> whh_dot(w.w_hh, 1, H, H, steps, dot_recurrent, scratch);
+  DotWeight<T> whh_dot(w.w_hh, kRnnGates, H, H, steps, dot_recurrent, scratch);
   if (w.b_ih != nullptr) scratch.need(&bias, H);
   scratch.allocate();
   if (w.b_ih != nullptr) fold_biases(w.b_ih, w.b_hh, H, H, bias);
@@ -39,18 +39,19 @@ void rnn_forward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, c
     const bool down = rounds.descending(round);
     const UnitSlice u = chunks(item);
     if (round == 0) {  // pack, and these units' columns of the input projection of all steps, straight into out
-      if (packed_projection) pack_gate_panels(kernels, w.w_ih, I, wih, u, 0, 1);
-      if (!dot_recurrent) pack_gate_panels(kernels, w.w_hh, H, whh, u, 0, 1);
-      whh_dot.copy_rows(u, 0, 1);
-      gate_gemm(kernels, R, x, I, dot_projection ? nullptr : &wih, w.w_ih, I, I, H, 0, 1, u, out, H, false, down, bias);
+      if (packed_projection) pack_gate_panels(kernels, w.w_ih, I, wih, u, 0, kRnnGates);
+      if (!dot_recurrent) pack_gate_panels(kernels, w.w_hh, H, whh, u, 0, kRnnGates);
+      whh_dot.copy_rows(u, 0, kRnnGates);
+      gate_gemm(kernels, R, x, I, dot_projection ? nullptr : &wih, w.w_ih, I, I, H, 0, kRnnGates, u, out, H, false,
+                down, bias);
       return;
     }
     const int64_t t = round - 1, n = step_rows.rows(t);
     if (n == 0) return;
     const T* h_prev = t == 0 ? h0 : out + step_rows.offset(t - 1) * H;
     T* h = out + step_rows.offset(t) * H;
-    gate_gemm(kernels, n, h_prev, H, dot_recurrent ? nullptr : &whh, whh_dot.matrix(), whh_dot.ld, H, H, 0, 1, u, h, H,
-              true, down);
+    gate_gemm(kernels, n, h_prev, H, dot_recurrent ? nullptr : &whh, whh_dot.matrix(), whh_dot.ld, H, H, 0, kRnnGates,
+              u, h, H, true, down);
     for (int64_t b = 0; b < n; ++b) units.forward(u.n(), relu, h + b * H + u.j0);
   });
   final_state(step_rows, steps, B, H, out, h0, h_n);

@@ -12,6 +12,9 @@ namespace pylstm {
 
 enum class Nonlinearity { kTanh, kRelu };
 
+// Gate blocks in the RNN's weights: G = 1, the pre-activation itself.
+constexpr int64_t kRnnGates = 1;
+
 // An RNN layer's weights (G = 1) and their gradients: PyTorch's four.
 template <typename T>
 using RnnWeights = LayerWeights<T>;
