@@ -1,6 +1,6 @@
 // Lower bounds for the suite cases that miss a target (bench/floors.py builds and runs this; see bench/README.md).
 // Each measurement does only the memory traffic and arithmetic that a case's time loop cannot avoid, with the
-// library's own kernels (gemm_dot, gemm_panels, lstm_forward_units) on two threads, each on its own half of the
+// library's own kernels (gemm_dot, gemm_panels, the LSTM's units.forward) on two threads, each on its own half of the
 // weights as in the loops, with denormals flushed as in the library (DenormalsAreZero). Nothing here is part of the
 // library.
 //

@@ -2,7 +2,7 @@
 // rounds they run in, and the chunks of steps whose input projection is computed together.
 //
 // Threading model of every time loop: one parallel region around the whole loop, scheduled as WorkRounds
-// (primitives/parallel.h): a round per time step (two for the reset_before GRU, whose n gate needs all of r * h),
+// (primitives/work_rounds.h): a round per time step (two for the reset_before GRU, whose n gate needs all of r * h),
 // each round's items being slices of the hidden units, whole panels of the micro-kernel's width and the same units in
 // every gate, so an item computes its units' columns of every GEMM and their elementwise update. Round 0 packs the
 // weights, each item its own panels. No fork/join per step; one wait for the round's end per step.
