@@ -1,6 +1,6 @@
 // Lower bounds for the suite cases that miss a target (bench/floors.py builds and runs this; see bench/README.md).
 // Each measurement does only the memory traffic and arithmetic that a case's time loop cannot avoid, with the
-// library's own kernels (gemm_dot, gemm_panels, lstm_forward_units) on two threads, each on its own half of the
+// library's own kernels (gemm_dot, gemm_panels, the LSTM's units.forward) on two threads, each on its own half of the
 // weights as in the loops, with denormals flushed as in the library (DenormalsAreZero). Nothing here is part of the
 // library.
 //
@@ -42,11 +42,15 @@
 #include <omp.h>
 #include <xmmintrin.h>
 
+#include "cells/lstm/units.h"
 #include "primitives/cpu.h"
 #include "primitives/gemm.h"
 #include "primitives/ops.h"
 #include "primitives/packed.h"
-#include "sequence/common.h"
+#include "sequence/weight_access.h"
+// bench/floors.py builds this program with csrc/primitives' sources; the LSTM's unit updates, which it also measures,
+// are compiled in their own file, included here.
+#include "cells/lstm/units.cpp"
 
 using namespace pylstm;
 
@@ -83,7 +87,7 @@ struct SpinBarrier {
 
 // mode 0: one thread alone, 1: two free, 2: two in lock step. Returns µs a step (median of 21 runs).
 double lockstep(int64_t H, int64_t steps, int mode) {
-  const Ops<float>& o = ops<float>();
+  const Ops<float>& kernels = ops<float>();
   const int64_t G = 4 * H, K = H, threads = mode == 0 ? 1 : 2;
   float* w = aligned_floats(G * K, 0.f);
   random_fill(w, G * K, 0.008f / 500);
@@ -103,10 +107,10 @@ double lockstep(int64_t H, int64_t steps, int mode) {
         const bool down = t & 1;
         for (int i = 0; i < 4; ++i) {
           const int g = down ? 3 - i : i;
-          o.gemm_dot(1, g * H + j0, g * H + j1, K, h + t * H, K, w, K, pre.data(), G, false, down, nullptr);
+          kernels.gemm_dot(1, g * H + j0, g * H + j1, K, h + t * H, K, w, K, pre.data(), G, false, down, nullptr);
         }
-        o.lstm_forward_units(j1 - j0, H, pre.data() + j0, c.data() + j0, c_next.data() + j0, h + (t + 1) * H + j0,
-                             Peepholes<float>{}, nullptr, false);
+        lstm_units<float>().forward(j1 - j0, H, pre.data() + j0, c.data() + j0, c_next.data() + j0,
+                                    h + (t + 1) * H + j0, Peepholes<float>{}, nullptr, false);
         std::swap(c, c_next);
         if (mode == 2) barrier.wait(t, 2);
       }
@@ -119,7 +123,7 @@ double lockstep(int64_t H, int64_t steps, int mode) {
 }
 
 double dots(int64_t rows, int64_t K, int64_t M, int passes) {
-  const Ops<float>& o = ops<float>();
+  const Ops<float>& kernels = ops<float>();
   std::vector<double> times;
   float* w = aligned_floats(rows * K, 0.f);
   random_fill(w, rows * K, 1e-3f);
@@ -134,7 +138,7 @@ double dots(int64_t rows, int64_t K, int64_t M, int passes) {
     for (int p = 0; p < passes; ++p) {
       barrier.wait(2 * p, 2);
       const double t0 = now();
-      o.gemm_dot(M, r0, r1, K, a, K, w, K, c, rows, false, p & 1, nullptr);
+      kernels.gemm_dot(M, r0, r1, K, a, K, w, K, c, rows, false, p & 1, nullptr);
       barrier.wait(2 * p + 1, 2);
       if (me == 0 && p >= 2) times.push_back((now() - t0) * 1e6);
     }
@@ -146,7 +150,7 @@ double dots(int64_t rows, int64_t K, int64_t M, int passes) {
 }
 
 double panels(int64_t M, int64_t N, int64_t K, int64_t steps) {
-  const Ops<float>& o = ops<float>();
+  const Ops<float>& kernels = ops<float>();
   const int64_t lda = K + 16;  // the library's unaliased row stride
   float* a = aligned_floats(M * lda, 0.01f);
   std::vector<double> times;
@@ -159,7 +163,7 @@ double panels(int64_t M, int64_t N, int64_t K, int64_t steps) {
     b.K = K;
     b.block_cols = N / 2;
     b.blocks = 1;
-    b.nr = o.nr;
+    b.nr = kernels.nr;
     float* w = aligned_floats(K * (N / 2), 0.f);
     random_fill(w, K * (N / 2), 1e-3f);
     b.data = aligned_floats(b.size(), 0.f);
@@ -172,7 +176,7 @@ double panels(int64_t M, int64_t N, int64_t K, int64_t steps) {
       const double t0 = now();
       for (int64_t t = 0; t < steps; ++t) {
         for (int64_t i = 0; i < items; ++i)
-          o.gemm_panels(M, a, lda, 1, b, 0, 1, P * i / items, P * (i + 1) / items, c, N / 2, false, nullptr);
+          kernels.gemm_panels(M, a, lda, 1, b, 0, 1, P * i / items, P * (i + 1) / items, c, N / 2, false, nullptr);
         for (int64_t r = 0; r < M; ++r)
           for (int64_t k = k0; k < k1; ++k) a[r * lda + k] = 0.01f * static_cast<float>(t & 7);
         barrier.wait(step++, 2);
@@ -199,7 +203,7 @@ PackedB<float> packed_layout(int64_t K, int64_t cols, int64_t blocks) {
 }
 
 void extras(int64_t B, int64_t H, int64_t T, double* prepare_ms, double* forward_ms, double* backward_ms) {
-  const Ops<float>& o = ops<float>();
+  const Ops<float>& kernels = ops<float>();
   const int64_t G = 4 * H, R = T * B, ldp = G + 16;  // ldp: the library's unaliased stride for dpre
   float* w_hh = aligned_floats(G * H, 0.f);
   float* w_ih = aligned_floats(G * H, 0.f);
@@ -231,12 +235,12 @@ void extras(int64_t B, int64_t H, int64_t T, double* prepare_ms, double* forward
       if (me == 0) t0 = now();
       if (B > 4) {
         const auto [f0, f1] = half(forward.panels());
-        o.pack_b_transposed(w_hh, H, forward, f0, f1);
+        kernels.pack_b_transposed(w_hh, H, forward, f0, f1);
         const auto [b0, b1] = half(backward.panels());
         pack_b(w_hh, H, backward, b0, b1);
       } else if (BackwardWeight<float>::transposes(B, T, G * H * int64_t(sizeof(float)))) {
         const auto [j0, j1] = half(H);
-        o.transpose(G, j1 - j0, w_hh + j0, H, transposed + j0 * G, G);
+        kernels.transpose(G, j1 - j0, w_hh + j0, H, transposed + j0 * G, G);
       }  // (else W_hh is read in place: nothing to prepare)
       const auto [d0, d1] = half(dx.panels());
       pack_b(w_ih, H, dx, d0, d1);
@@ -246,8 +250,8 @@ void extras(int64_t B, int64_t H, int64_t T, double* prepare_ms, double* forward
       for (int64_t t = 0; t < T; ++t) {
         for (int64_t b = 0; b < B; ++b) {
           const int64_t row = t * B + b;
-          o.lstm_forward_units(j1 - j0, H, pre + row * G + j0, cells + row * H + j0, cells + (row + B) * H + j0,
-                               hs + row * H + j0, Peepholes<float>{}, gates + row * G + j0, false);
+          lstm_units<float>().forward(j1 - j0, H, pre + row * G + j0, cells + row * H + j0, cells + (row + B) * H + j0,
+                                      hs + row * H + j0, Peepholes<float>{}, gates + row * G + j0, false);
         }
       }
       barrier.wait(step++, 2);  // (none per step: the floor's step products have theirs)
@@ -255,9 +259,9 @@ void extras(int64_t B, int64_t H, int64_t T, double* prepare_ms, double* forward
       for (int64_t t = T - 1; t >= 0; --t) {
         for (int64_t b = 0; b < B; ++b) {
           const int64_t row = t * B + b;
-          o.lstm_backward_units(j1 - j0, H, gates + row * G + j0, cells + (row + B) * H + j0, cells + row * H + j0,
-                                dout + row * H + j0, dh + b * H + j0, dc + b * H + j0, dpre + row * ldp + j0,
-                                Peepholes<float>{}, nullptr, false);
+          lstm_units<float>().backward(j1 - j0, H, gates + row * G + j0, cells + (row + B) * H + j0,
+                                       cells + row * H + j0, dout + row * H + j0, dh + b * H + j0, dc + b * H + j0,
+                                       dpre + row * ldp + j0, Peepholes<float>{}, nullptr, false);
         }
       }
       barrier.wait(step++, 2);

@@ -42,6 +42,19 @@ inline bool is_float_dtype(const py::array& a) {
   return same_dtype(a.dtype(), py::dtype::of<float>()) || same_dtype(a.dtype(), py::dtype::of<double>());
 }
 
+// A float32 or float64 array, else a TypeError naming the argument: the one check of the dtype that sets a call's.
+inline void check_float_dtype(const py::array& a, const std::string& name) {
+  if (!is_float_dtype(a)) throw py::type_error(name + ": expected dtype float32 or float64, got " + dtype_str(a));
+}
+
+// Two optional arguments that come together (a bias pair, or their gradients): both arrays or both None.
+inline void check_both_or_none(const py::object& a, const py::object& b, const std::string& a_name,
+                               const std::string& b_name) {
+  if (a.is_none() != b.is_none())
+    throw py::value_error(a_name + ", " + b_name + ": expected both arrays or both None, got " +
+                          (a.is_none() ? "None and an array" : "an array and None"));
+}
+
 // An absent optional array (None): a null handle, so that cptr/mptr give nullptr. (A default-constructed py::array
 // is not null but a real empty float64 array, whose data pointer the kernels would read as a bias or dh_n.)
 inline py::array absent() { return py::reinterpret_steal<py::array>(py::handle()); }
@@ -86,21 +99,16 @@ T* mptr(const py::array& a) {
   return a ? static_cast<T*>(const_cast<void*>(a.data())) : nullptr;
 }
 
-// A new output array. A large one takes a recycled block (primitives/buffers.h), which goes back to the cache when
-// NumPy frees the array. From 4 KiB on it starts on a cache line, which NumPy's own arrays do not (16 bytes): the
-// time loops' threads write each row of h in halves, and a row that starts mid-line puts the line at the boundary in
-// both threads' hands at every step. Below that, NumPy's allocation is the faster one.
-constexpr size_t kAlignedOutputMinBytes = 4096;
+// A new output array, its memory from allocate_output (primitives/buffers.h) when that gives a block, which goes back
+// when NumPy frees the array.
 template <typename T>
 py::array_t<T> new_output(const std::vector<int64_t>& shape) {
   std::vector<py::ssize_t> dims(shape.begin(), shape.end());
   size_t bytes = sizeof(T);
   for (const int64_t d : shape) bytes *= static_cast<size_t>(d);
-  if (bytes < kAlignedOutputMinBytes) return py::array_t<T>(dims);
-  const bool recycled = bytes >= kRecycledMinBytes;
-  void* data = recycled ? take_buffer(bytes) : allocate_block(bytes);
-  void (*release)(void*) = recycled ? &give_buffer : +[](void* p) { std::free(p); };
-  return py::array_t<T>(dims, static_cast<T*>(data), py::capsule(data, release));
+  const OutputBlock block = allocate_output(bytes);
+  if (block.data == nullptr) return py::array_t<T>(dims);
+  return py::array_t<T>(dims, static_cast<T*>(block.data), py::capsule(block.data, block.release));
 }
 
 }  // namespace pylstm

@@ -18,10 +18,12 @@
 #include "bindings/parts.h"
 #include "primitives/buffers.h"
 #include "primitives/cpu.h"
+#include "primitives/isa.h"
+#include "primitives/ops.h"
 #include "primitives/parallel.h"
-#include "sequence/gru.h"
-#include "sequence/lstm.h"
-#include "sequence/rnn.h"
+#include "cells/gru/gru.h"
+#include "cells/lstm/lstm.h"
+#include "cells/rnn/rnn.h"
 
 namespace py = pybind11;
 
@@ -37,20 +39,14 @@ class ArgChecker {
 
   // Any C-contiguous float32/float64 array: sets the dtype.
   py::array any_float(const py::object& obj, const char* name) {
-    py::array a = ndarray(obj, name);
-    if (!is_float_dtype(a))
-      throw py::type_error(std::string(name) + ": expected dtype float32 or float64, got " + dtype_str(a));
-    dtype_ = a.dtype();
+    py::array a = first_array(obj, name);
     check_layout(a, name);
     return a;
   }
 
   // weight_hh (G*H, H): sets the dtype and H.
   py::array weight_hh(const py::object& obj, int64_t gates) {
-    py::array a = ndarray(obj, "weight_hh");
-    if (!is_float_dtype(a))
-      throw py::type_error("weight_hh: expected dtype float32 or float64, got " + dtype_str(a));
-    dtype_ = a.dtype();
+    py::array a = first_array(obj, "weight_hh");
     if (a.ndim() != 2 || a.shape(0) != gates * a.shape(1))
       throw py::value_error("weight_hh: expected shape (" + std::to_string(gates) + "*H, H) for " + cell_ +
                             ", got " + shape_str(shape_of(a)));
@@ -63,11 +59,8 @@ class ArgChecker {
   // An LSTM's weight_hh (4H, P) and weight_hr (P, H), or weight_hh (4H, H) when weight_hr is None: sets the
   // dtype, H and P.
   std::pair<py::array, py::array> lstm_recurrent(const py::object& w_hh, const py::object& w_hr) {
-    if (w_hr.is_none()) return {weight_hh(w_hh, 4), absent()};
-    py::array hh = ndarray(w_hh, "weight_hh");
-    if (!is_float_dtype(hh))
-      throw py::type_error("weight_hh: expected dtype float32 or float64, got " + dtype_str(hh));
-    dtype_ = hh.dtype();
+    if (w_hr.is_none()) return {weight_hh(w_hh, kLstmGates), absent()};
+    py::array hh = first_array(w_hh, "weight_hh");
     py::array hr = ndarray(w_hr, "weight_hr");
     dtype(hr, "weight_hr");
     if (hr.ndim() != 2 || hr.shape(0) < 1 || hr.shape(1) < 1)
@@ -75,8 +68,8 @@ class ArgChecker {
                             shape_str(shape_of(hr)));
     proj_ = hr.shape(0);
     hidden_ = hr.shape(1);
-    if (hh.ndim() != 2 || hh.shape(0) != 4 * hidden_ || hh.shape(1) != proj_)
-      throw py::value_error("weight_hh: expected shape " + shape_str({4 * hidden_, proj_}) +
+    if (hh.ndim() != 2 || hh.shape(0) != kLstmGates * hidden_ || hh.shape(1) != proj_)
+      throw py::value_error("weight_hh: expected shape " + shape_str({kLstmGates * hidden_, proj_}) +
                             " (4*H, P with weight_hr of shape (P, H)), got " + shape_str(shape_of(hh)));
     check_layout(hh, "weight_hh");
     check_layout(hr, "weight_hr");
@@ -134,7 +127,7 @@ class ArgChecker {
   }
 
   // The shape of a per-row array of the sequence with `width` columns: (T, B, width) or (N, width).
-  std::vector<int64_t> rows(int64_t width) const {
+  std::vector<int64_t> per_row(int64_t width) const {
     if (batch_sizes_ != nullptr) return {packed_rows_, width};
     return {steps_, batch_, width};
   }
@@ -180,12 +173,9 @@ class ArgChecker {
   }
 
   // The bias pair: both arrays of shape (G*H,) or both None.
-  std::pair<py::array, py::array> biases(const py::object& b_ih, const py::object& b_hh, int64_t gates,
-                                         const char* ih_name = "bias_ih", const char* hh_name = "bias_hh") {
-    if (b_ih.is_none() != b_hh.is_none())
-      throw py::value_error(std::string(ih_name) + ", " + hh_name + ": expected both arrays or both None, got " +
-                            (b_ih.is_none() ? "None and an array" : "an array and None"));
-    return {optional_input(b_ih, ih_name, {gates * hidden_}), optional_input(b_hh, hh_name, {gates * hidden_})};
+  std::pair<py::array, py::array> biases(const py::object& b_ih, const py::object& b_hh, int64_t gates) {
+    check_both_or_none(b_ih, b_hh, "bias_ih", "bias_hh");
+    return {optional_input(b_ih, "bias_ih", {gates * hidden_}), optional_input(b_hh, "bias_hh", {gates * hidden_})};
   }
 
   // An array the kernel adds into (a gradient accumulator): also writeable and disjoint from every input and every
@@ -208,10 +198,26 @@ class ArgChecker {
     return obj.is_none() ? absent() : accumulator(obj, name, shape);
   }
 
-  // A new output array of this call's dtype (bindings/checks.h).
+  // The bias gradients' pair: both accumulators of shape (G*H,) or both None.
+  std::pair<py::array, py::array> bias_grads(const py::object& db_ih, const py::object& db_hh, int64_t gates) {
+    check_both_or_none(db_ih, db_hh, "dbias_ih", "dbias_hh");
+    return {optional_accumulator(db_ih, "dbias_ih", {gates * hidden_}),
+            optional_accumulator(db_hh, "dbias_hh", {gates * hidden_})};
+  }
+
+  // A new output array (bindings/checks.h), of this call's dtype T.
   template <typename T>
   py::array_t<T> output(const std::vector<int64_t>& shape) const {
     return new_output<T>(shape);
+  }
+
+  // A training output: a new array when `training`, else None (and a null pointer for the kernel).
+  template <typename T>
+  std::pair<py::object, T*> training_output(bool training, const std::vector<int64_t>& shape) const {
+    if (!training) return {py::none(), nullptr};
+    py::array_t<T> a = output<T>(shape);
+    T* data = a.mutable_data();
+    return {std::move(a), data};
   }
 
   bool is_double() const { return same_dtype(dtype_, py::dtype::of<double>()); }
@@ -223,6 +229,14 @@ class ArgChecker {
   int64_t P() const { return proj_ > 0 ? proj_ : hidden_; }  // the width of h
 
  private:
+  // The array that sets the call's dtype: float32 or float64.
+  py::array first_array(const py::object& obj, const char* name) {
+    py::array a = ndarray(obj, name);
+    check_float_dtype(a, name);
+    dtype_ = a.dtype();
+    return a;
+  }
+
   // An ndarray of this call's dtype, of a fixed shape, C-contiguous and aligned.
   py::array shaped(const py::object& obj, const char* name, const std::vector<int64_t>& shape) const {
     py::array a = ndarray(obj, name);
@@ -256,42 +270,61 @@ Nonlinearity parse_nonlinearity(const std::string& name) {
   throw py::value_error("nonlinearity: expected 'tanh' or 'relu', got '" + name + "'");
 }
 
+// Runs f(T{}) for the call's dtype T.
+template <typename F>
+auto with_dtype(const ArgChecker& a, F&& f) {
+  return a.is_double() ? f(double{}) : f(float{});
+}
+
+// A layer's checked weight arrays, and its gradient accumulators; absent where the layer has no such part (absent(),
+// not a default py::array, which would be a new empty NumPy array).
+struct WeightArrays {
+  py::array w_ih = absent(), w_hh = absent(), b_ih = absent(), b_hh = absent(), w_hr = absent();
+  std::vector<py::array> peepholes{absent(), absent(), absent()};
+};
+struct GradArrays {
+  py::array dw_ih = absent(), dw_hh = absent(), db_ih = absent(), db_hh = absent(), dw_hr = absent();
+  std::vector<py::array> dpeepholes{absent(), absent(), absent()};
+};
+
+template <typename T>
+LayerWeights<T> layer_weights(const WeightArrays& a) {
+  return {cptr<T>(a.w_ih), cptr<T>(a.w_hh), cptr<T>(a.b_ih), cptr<T>(a.b_hh)};
+}
+template <typename T>
+LayerGrads<T> layer_grads(const GradArrays& a) {
+  return {mptr<T>(a.dw_ih), mptr<T>(a.dw_hh), mptr<T>(a.db_ih), mptr<T>(a.db_hh)};
+}
+template <typename T>
+LstmWeights<T> lstm_weights(const WeightArrays& a) {
+  LstmWeights<T> w;
+  static_cast<LayerWeights<T>&>(w) = layer_weights<T>(a);
+  w.w_hr = cptr<T>(a.w_hr);
+  w.peepholes = {cptr<T>(a.peepholes[0]), cptr<T>(a.peepholes[1]), cptr<T>(a.peepholes[2])};
+  return w;
+}
+template <typename T>
+LstmGrads<T> lstm_grads(const GradArrays& a) {
+  LstmGrads<T> g;
+  static_cast<LayerGrads<T>&>(g) = layer_grads<T>(a);
+  g.dw_hr = mptr<T>(a.dw_hr);
+  g.dp_i = mptr<T>(a.dpeepholes[0]);
+  g.dp_f = mptr<T>(a.dpeepholes[1]);
+  g.dp_o = mptr<T>(a.dpeepholes[2]);
+  return g;
+}
+
+// The weight gradients of a layer of `gates` gate blocks with weights (G*H, I) and (G*H, P).
+GradArrays layer_grad_arrays(ArgChecker& a, int64_t gates, const py::object& dweight_ih,
+                             const py::object& dweight_hh, const py::object& dbias_ih, const py::object& dbias_hh) {
+  GradArrays g;
+  g.dw_ih = a.accumulator(dweight_ih, "dweight_ih", {gates * a.H(), a.I()});
+  g.dw_hh = a.accumulator(dweight_hh, "dweight_hh", {gates * a.H(), a.P()});
+  std::tie(g.db_ih, g.db_hh) = a.bias_grads(dbias_ih, dbias_hh, gates);
+  return g;
+}
+
 // ---------------------------------------------------------------------------------------------------------------- LSTM
-
-template <typename T>
-LstmExtras<T> lstm_extras(const py::array& w_hr, const std::vector<py::array>& peep) {
-  LstmExtras<T> e;
-  e.w_hr = cptr<T>(w_hr);
-  e.peepholes = {cptr<T>(peep[0]), cptr<T>(peep[1]), cptr<T>(peep[2])};
-  return e;
-}
-
-template <typename T>
-py::tuple lstm_forward_t(ArgChecker& a, const py::array& x, const py::array& h0, const py::array& c0,
-                         const py::array& w_ih, const py::array& w_hh, const py::array& b_ih, const py::array& b_hh,
-                         const py::array& w_hr, const std::vector<py::array>& peep, bool training) {
-  const int64_t B = a.B(), H = a.H(), P = a.P();
-  auto out = a.output<T>(a.rows(P));
-  auto h_n = a.output<T>({B, P});
-  auto c_n = a.output<T>({B, H});
-  py::object gates = py::none(), cells = py::none();
-  T *gp = nullptr, *cp = nullptr;
-  if (training) {
-    auto g = a.output<T>(a.rows(4 * H));
-    auto c = a.output<T>(a.rows(H));
-    gp = g.mutable_data();
-    cp = c.mutable_data();
-    gates = g;
-    cells = c;
-  }
-  const LstmExtras<T> extras = lstm_extras<T>(w_hr, peep);
-  {
-    py::gil_scoped_release release;
-    lstm_forward<T>(a.shape(), cptr<T>(x), cptr<T>(h0), cptr<T>(c0), cptr<T>(w_ih), cptr<T>(w_hh), cptr<T>(b_ih),
-                    cptr<T>(b_hh), extras, out.mutable_data(), h_n.mutable_data(), c_n.mutable_data(), gp, cp);
-  }
-  return py::make_tuple(out, h_n, c_n, gates, cells);
-}
 
 py::tuple lstm_forward_py(const py::object& x, const py::object& h0, const py::object& c0,
                           const py::object& weight_ih, const py::object& weight_hh, const py::object& bias_ih,
@@ -299,42 +332,30 @@ py::tuple lstm_forward_py(const py::object& x, const py::object& h0, const py::o
                           const py::object& p_f, const py::object& p_o, const py::object& batch_sizes,
                           bool training) {
   ArgChecker a("an LSTM");
-  auto [w_hh, w_hr] = a.lstm_recurrent(weight_hh, weight_hr);
-  auto w_ih = a.weight_ih(weight_ih, 4);
-  auto xa = a.sequence(x, batch_sizes, h0);
-  auto h0a = a.input(h0, "h0", {a.B(), a.P()});
-  auto c0a = a.input(c0, "c0", {a.B(), a.H()});
-  auto [b_ih, b_hh] = a.biases(bias_ih, bias_hh, 4);
-  auto peep = a.peepholes(p_i, p_f, p_o);
-  return a.is_double() ? lstm_forward_t<double>(a, xa, h0a, c0a, w_ih, w_hh, b_ih, b_hh, w_hr, peep, training)
-                       : lstm_forward_t<float>(a, xa, h0a, c0a, w_ih, w_hh, b_ih, b_hh, w_hr, peep, training);
-}
-
-// The arrays of an LSTM backward call, checked.
-struct LstmBackwardArgs {
-  py::array x, h0, c0, w_ih, w_hh, w_hr, out, gates, cells, dout, dh_n, dc_n, dw_ih, dw_hh, db_ih, db_hh, dw_hr;
-  std::vector<py::array> peep, dpeep;
-};
-
-template <typename T>
-py::tuple lstm_backward_t(ArgChecker& a, const LstmBackwardArgs& g) {
-  auto dx = a.output<T>(a.rows(a.I()));
-  auto dh0 = a.output<T>({a.B(), a.P()});
-  auto dc0 = a.output<T>({a.B(), a.H()});
-  const LstmExtras<T> extras = lstm_extras<T>(g.w_hr, g.peep);
-  LstmExtraGrads<T> dextras;
-  dextras.dw_hr = mptr<T>(g.dw_hr);
-  dextras.dp_i = mptr<T>(g.dpeep[0]);
-  dextras.dp_f = mptr<T>(g.dpeep[1]);
-  dextras.dp_o = mptr<T>(g.dpeep[2]);
-  {
-    py::gil_scoped_release release;
-    lstm_backward<T>(a.shape(), cptr<T>(g.x), cptr<T>(g.h0), cptr<T>(g.c0), cptr<T>(g.w_ih), cptr<T>(g.w_hh), extras,
-                     cptr<T>(g.out), cptr<T>(g.gates), cptr<T>(g.cells), cptr<T>(g.dout), cptr<T>(g.dh_n),
-                     cptr<T>(g.dc_n), dx.mutable_data(), dh0.mutable_data(), dc0.mutable_data(), mptr<T>(g.dw_ih),
-                     mptr<T>(g.dw_hh), mptr<T>(g.db_ih), mptr<T>(g.db_hh), dextras);
-  }
-  return py::make_tuple(dx, dh0, dc0);
+  WeightArrays w;
+  std::tie(w.w_hh, w.w_hr) = a.lstm_recurrent(weight_hh, weight_hr);
+  w.w_ih = a.weight_ih(weight_ih, kLstmGates);
+  const py::array xa = a.sequence(x, batch_sizes, h0);
+  const int64_t B = a.B(), H = a.H(), P = a.P();
+  const py::array h0a = a.input(h0, "h0", {B, P});
+  const py::array c0a = a.input(c0, "c0", {B, H});
+  std::tie(w.b_ih, w.b_hh) = a.biases(bias_ih, bias_hh, kLstmGates);
+  w.peepholes = a.peepholes(p_i, p_f, p_o);
+  return with_dtype(a, [&](auto dtype) -> py::tuple {
+    using T = decltype(dtype);
+    auto out = a.output<T>(a.per_row(P));
+    auto h_n = a.output<T>({B, P});
+    auto c_n = a.output<T>({B, H});
+    auto [gates, gates_data] = a.training_output<T>(training, a.per_row(kLstmGates * H));
+    auto [cells, cells_data] = a.training_output<T>(training, a.per_row(H));
+    const LstmWeights<T> weights = lstm_weights<T>(w);
+    {
+      py::gil_scoped_release release;
+      lstm_forward<T>(a.shape(), cptr<T>(xa), cptr<T>(h0a), cptr<T>(c0a), weights, out.mutable_data(),
+                      h_n.mutable_data(), c_n.mutable_data(), gates_data, cells_data);
+    }
+    return py::make_tuple(out, h_n, c_n, gates, cells);
+  });
 }
 
 py::tuple lstm_backward_py(const py::object& x, const py::object& h0, const py::object& c0,
@@ -346,88 +367,73 @@ py::tuple lstm_backward_py(const py::object& x, const py::object& h0, const py::
                            const py::object& dbias_ih, const py::object& dbias_hh, const py::object& dweight_hr,
                            const py::object& dp_i, const py::object& dp_f, const py::object& dp_o) {
   ArgChecker a("an LSTM");
-  LstmBackwardArgs g;
-  std::tie(g.w_hh, g.w_hr) = a.lstm_recurrent(weight_hh, weight_hr);
-  g.w_ih = a.weight_ih(weight_ih, 4);
-  g.x = a.sequence(x, batch_sizes, h0);
-  const int64_t B = a.B(), I = a.I(), H = a.H(), P = a.P();
-  g.peep = a.peepholes(p_i, p_f, p_o);
-  g.h0 = a.input(h0, "h0", {B, P});
-  g.c0 = a.input(c0, "c0", {B, H});
-  g.out = a.input(out, "out", a.rows(P));
-  g.gates = a.input(gates, "gates", a.rows(4 * H));
-  g.cells = a.input(cells, "cells", a.rows(H));
-  g.dout = a.input(dout, "dout", a.rows(P));
-  g.dh_n = a.optional_input(dh_n, "dh_n", {B, P});
-  g.dc_n = a.optional_input(dc_n, "dc_n", {B, H});
-  g.dw_ih = a.accumulator(dweight_ih, "dweight_ih", {4 * H, I});
-  g.dw_hh = a.accumulator(dweight_hh, "dweight_hh", {4 * H, P});
-  if (dbias_ih.is_none() != dbias_hh.is_none())
-    throw py::value_error("dbias_ih, dbias_hh: expected both arrays or both None");
-  g.db_ih = a.optional_accumulator(dbias_ih, "dbias_ih", {4 * H});
-  g.db_hh = a.optional_accumulator(dbias_hh, "dbias_hh", {4 * H});
-  if (g.w_hr && dweight_hr.is_none()) throw py::value_error("dweight_hr: expected an array (P, H) with weight_hr, got None");
-  g.dw_hr = g.w_hr ? a.accumulator(dweight_hr, "dweight_hr", {P, H}) : absent();
-  const bool peepholes = static_cast<bool>(g.peep[0]);
+  WeightArrays w;
+  std::tie(w.w_hh, w.w_hr) = a.lstm_recurrent(weight_hh, weight_hr);
+  w.w_ih = a.weight_ih(weight_ih, kLstmGates);
+  const py::array xa = a.sequence(x, batch_sizes, h0);
+  const int64_t B = a.B(), H = a.H(), P = a.P();
+  w.peepholes = a.peepholes(p_i, p_f, p_o);
+  const py::array h0a = a.input(h0, "h0", {B, P});
+  const py::array c0a = a.input(c0, "c0", {B, H});
+  const py::array outa = a.input(out, "out", a.per_row(P));
+  const py::array gatesa = a.input(gates, "gates", a.per_row(kLstmGates * H));
+  const py::array cellsa = a.input(cells, "cells", a.per_row(H));
+  const py::array douta = a.input(dout, "dout", a.per_row(P));
+  const py::array dh_na = a.optional_input(dh_n, "dh_n", {B, P});
+  const py::array dc_na = a.optional_input(dc_n, "dc_n", {B, H});
+  GradArrays g = layer_grad_arrays(a, kLstmGates, dweight_ih, dweight_hh, dbias_ih, dbias_hh);
+  if (w.w_hr && dweight_hr.is_none())
+    throw py::value_error("dweight_hr: expected an array (P, H) with weight_hr, got None");
+  g.dw_hr = w.w_hr ? a.accumulator(dweight_hr, "dweight_hr", {P, H}) : absent();
+  const bool peepholes = static_cast<bool>(w.peepholes[0]);
   if (peepholes && (dp_i.is_none() || dp_f.is_none() || dp_o.is_none()))
     throw py::value_error("dpeepholes: expected three arrays (H,) with peepholes, got None");
-  g.dpeep = {peepholes ? a.accumulator(dp_i, "dpeepholes[0]", {H}) : absent(),
-             peepholes ? a.accumulator(dp_f, "dpeepholes[1]", {H}) : absent(),
-             peepholes ? a.accumulator(dp_o, "dpeepholes[2]", {H}) : absent()};
-  return a.is_double() ? lstm_backward_t<double>(a, g) : lstm_backward_t<float>(a, g);
+  if (peepholes)
+    g.dpeepholes = {a.accumulator(dp_i, "dpeepholes[0]", {H}), a.accumulator(dp_f, "dpeepholes[1]", {H}),
+                    a.accumulator(dp_o, "dpeepholes[2]", {H})};
+  return with_dtype(a, [&](auto dtype) -> py::tuple {
+    using T = decltype(dtype);
+    auto dx = a.output<T>(a.per_row(a.I()));
+    auto dh0 = a.output<T>({B, P});
+    auto dc0 = a.output<T>({B, H});
+    const LstmWeights<T> weights = lstm_weights<T>(w);
+    const LstmGrads<T> grads = lstm_grads<T>(g);
+    {
+      py::gil_scoped_release release;
+      lstm_backward<T>(a.shape(), cptr<T>(xa), cptr<T>(h0a), cptr<T>(c0a), weights, cptr<T>(outa), cptr<T>(gatesa),
+                       cptr<T>(cellsa), cptr<T>(douta), cptr<T>(dh_na), cptr<T>(dc_na), dx.mutable_data(),
+                       dh0.mutable_data(), dc0.mutable_data(), grads);
+    }
+    return py::make_tuple(dx, dh0, dc0);
+  });
 }
 
 // ----------------------------------------------------------------------------------------------------------------- GRU
-
-template <typename T>
-py::tuple gru_forward_t(ArgChecker& a, bool reset_after, const py::array& x, const py::array& h0,
-                        const py::array& w_ih, const py::array& w_hh, const py::array& b_ih, const py::array& b_hh,
-                        bool training) {
-  const int64_t B = a.B(), H = a.H();
-  auto out = a.output<T>(a.rows(H));
-  auto h_n = a.output<T>({B, H});
-  py::object gates = py::none();
-  T* gp = nullptr;
-  if (training) {
-    auto g = a.output<T>(a.rows(gru_saved_width(H, reset_after)));
-    gp = g.mutable_data();
-    gates = g;
-  }
-  {
-    py::gil_scoped_release release;
-    gru_forward<T>(a.shape(), reset_after, cptr<T>(x), cptr<T>(h0), cptr<T>(w_ih), cptr<T>(w_hh), cptr<T>(b_ih),
-                   cptr<T>(b_hh), out.mutable_data(), h_n.mutable_data(), gp);
-  }
-  return py::make_tuple(out, h_n, gates);
-}
 
 py::tuple gru_forward_py(const py::object& x, const py::object& h0, const py::object& weight_ih,
                          const py::object& weight_hh, const py::object& bias_ih, const py::object& bias_hh,
                          bool reset_after, const py::object& batch_sizes, bool training) {
   ArgChecker a("a GRU");
-  auto w_hh = a.weight_hh(weight_hh, 3);
-  auto w_ih = a.weight_ih(weight_ih, 3);
-  auto xa = a.sequence(x, batch_sizes, h0);
-  auto h0a = a.input(h0, "h0", {a.B(), a.H()});
-  auto [b_ih, b_hh] = a.biases(bias_ih, bias_hh, 3);
-  return a.is_double() ? gru_forward_t<double>(a, reset_after, xa, h0a, w_ih, w_hh, b_ih, b_hh, training)
-                       : gru_forward_t<float>(a, reset_after, xa, h0a, w_ih, w_hh, b_ih, b_hh, training);
-}
-
-template <typename T>
-py::tuple gru_backward_t(ArgChecker& a, bool reset_after, const py::array& x, const py::array& h0,
-                         const py::array& w_ih, const py::array& w_hh, const py::array& out, const py::array& gates,
-                         const py::array& dout, const py::array& dh_n, const py::array& dw_ih,
-                         const py::array& dw_hh, const py::array& db_ih, const py::array& db_hh) {
-  auto dx = a.output<T>(a.rows(a.I()));
-  auto dh0 = a.output<T>({a.B(), a.H()});
-  {
-    py::gil_scoped_release release;
-    gru_backward<T>(a.shape(), reset_after, cptr<T>(x), cptr<T>(h0), cptr<T>(w_ih), cptr<T>(w_hh), cptr<T>(out),
-                    cptr<T>(gates), cptr<T>(dout), cptr<T>(dh_n), dx.mutable_data(), dh0.mutable_data(),
-                    mptr<T>(dw_ih), mptr<T>(dw_hh), mptr<T>(db_ih), mptr<T>(db_hh));
-  }
-  return py::make_tuple(dx, dh0);
+  WeightArrays w;
+  w.w_hh = a.weight_hh(weight_hh, kGruGates);
+  w.w_ih = a.weight_ih(weight_ih, kGruGates);
+  const py::array xa = a.sequence(x, batch_sizes, h0);
+  const int64_t B = a.B(), H = a.H();
+  const py::array h0a = a.input(h0, "h0", {B, H});
+  std::tie(w.b_ih, w.b_hh) = a.biases(bias_ih, bias_hh, kGruGates);
+  return with_dtype(a, [&](auto dtype) -> py::tuple {
+    using T = decltype(dtype);
+    auto out = a.output<T>(a.per_row(H));
+    auto h_n = a.output<T>({B, H});
+    auto [gates, gates_data] = a.training_output<T>(training, a.per_row(gru_saved_width(H, reset_after)));
+    const GruWeights<T> weights = layer_weights<T>(w);
+    {
+      py::gil_scoped_release release;
+      gru_forward<T>(a.shape(), reset_after, cptr<T>(xa), cptr<T>(h0a), weights, out.mutable_data(),
+                     h_n.mutable_data(), gates_data);
+    }
+    return py::make_tuple(out, h_n, gates);
+  });
 }
 
 py::tuple gru_backward_py(const py::object& x, const py::object& h0, const py::object& weight_ih,
@@ -436,70 +442,57 @@ py::tuple gru_backward_py(const py::object& x, const py::object& h0, const py::o
                           const py::object& dweight_ih, const py::object& dweight_hh, const py::object& dbias_ih,
                           const py::object& dbias_hh) {
   ArgChecker a("a GRU");
-  auto w_hh = a.weight_hh(weight_hh, 3);
-  auto w_ih = a.weight_ih(weight_ih, 3);
-  auto xa = a.sequence(x, batch_sizes, h0);
-  const int64_t B = a.B(), I = a.I(), H = a.H();
-  auto h0a = a.input(h0, "h0", {B, H});
-  auto outa = a.input(out, "out", a.rows(H));
-  auto ga = a.input(gates, "gates", a.rows(gru_saved_width(H, reset_after)));
-  auto douta = a.input(dout, "dout", a.rows(H));
-  auto dhna = a.optional_input(dh_n, "dh_n", {B, H});
-  auto dw_ih = a.accumulator(dweight_ih, "dweight_ih", {3 * H, I});
-  auto dw_hh = a.accumulator(dweight_hh, "dweight_hh", {3 * H, H});
-  if (dbias_ih.is_none() != dbias_hh.is_none())
-    throw py::value_error("dbias_ih, dbias_hh: expected both arrays or both None");
-  auto db_ih = a.optional_accumulator(dbias_ih, "dbias_ih", {3 * H});
-  auto db_hh = a.optional_accumulator(dbias_hh, "dbias_hh", {3 * H});
-  return a.is_double() ? gru_backward_t<double>(a, reset_after, xa, h0a, w_ih, w_hh, outa, ga, douta, dhna, dw_ih,
-                                                dw_hh, db_ih, db_hh)
-                       : gru_backward_t<float>(a, reset_after, xa, h0a, w_ih, w_hh, outa, ga, douta, dhna, dw_ih,
-                                               dw_hh, db_ih, db_hh);
+  WeightArrays w;
+  w.w_hh = a.weight_hh(weight_hh, kGruGates);
+  w.w_ih = a.weight_ih(weight_ih, kGruGates);
+  const py::array xa = a.sequence(x, batch_sizes, h0);
+  const int64_t B = a.B(), H = a.H();
+  const py::array h0a = a.input(h0, "h0", {B, H});
+  const py::array outa = a.input(out, "out", a.per_row(H));
+  const py::array gatesa = a.input(gates, "gates", a.per_row(gru_saved_width(H, reset_after)));
+  const py::array douta = a.input(dout, "dout", a.per_row(H));
+  const py::array dh_na = a.optional_input(dh_n, "dh_n", {B, H});
+  const GradArrays g = layer_grad_arrays(a, kGruGates, dweight_ih, dweight_hh, dbias_ih, dbias_hh);
+  return with_dtype(a, [&](auto dtype) -> py::tuple {
+    using T = decltype(dtype);
+    auto dx = a.output<T>(a.per_row(a.I()));
+    auto dh0 = a.output<T>({B, H});
+    const GruWeights<T> weights = layer_weights<T>(w);
+    const GruGrads<T> grads = layer_grads<T>(g);
+    {
+      py::gil_scoped_release release;
+      gru_backward<T>(a.shape(), reset_after, cptr<T>(xa), cptr<T>(h0a), weights, cptr<T>(outa), cptr<T>(gatesa),
+                      cptr<T>(douta), cptr<T>(dh_na), dx.mutable_data(), dh0.mutable_data(), grads);
+    }
+    return py::make_tuple(dx, dh0);
+  });
 }
 
 // ----------------------------------------------------------------------------------------------------------------- RNN
-
-template <typename T>
-py::tuple rnn_forward_t(ArgChecker& a, Nonlinearity act, const py::array& x, const py::array& h0,
-                        const py::array& w_ih, const py::array& w_hh, const py::array& b_ih, const py::array& b_hh) {
-  auto out = a.output<T>(a.rows(a.H()));
-  auto h_n = a.output<T>({a.B(), a.H()});
-  {
-    py::gil_scoped_release release;
-    rnn_forward<T>(a.shape(), act, cptr<T>(x), cptr<T>(h0), cptr<T>(w_ih), cptr<T>(w_hh), cptr<T>(b_ih),
-                   cptr<T>(b_hh), out.mutable_data(), h_n.mutable_data());
-  }
-  return py::make_tuple(out, h_n);
-}
 
 py::tuple rnn_forward_py(const py::object& x, const py::object& h0, const py::object& weight_ih,
                          const py::object& weight_hh, const py::object& bias_ih, const py::object& bias_hh,
                          const std::string& nonlinearity, const py::object& batch_sizes) {
   const Nonlinearity act = parse_nonlinearity(nonlinearity);
   ArgChecker a("an RNN");
-  auto w_hh = a.weight_hh(weight_hh, 1);
-  auto w_ih = a.weight_ih(weight_ih, 1);
-  auto xa = a.sequence(x, batch_sizes, h0);
-  auto h0a = a.input(h0, "h0", {a.B(), a.H()});
-  auto [b_ih, b_hh] = a.biases(bias_ih, bias_hh, 1);
-  return a.is_double() ? rnn_forward_t<double>(a, act, xa, h0a, w_ih, w_hh, b_ih, b_hh)
-                       : rnn_forward_t<float>(a, act, xa, h0a, w_ih, w_hh, b_ih, b_hh);
-}
-
-template <typename T>
-py::tuple rnn_backward_t(ArgChecker& a, Nonlinearity act, const py::array& x, const py::array& h0,
-                         const py::array& w_ih, const py::array& w_hh, const py::array& out, const py::array& dout,
-                         const py::array& dh_n, const py::array& dw_ih, const py::array& dw_hh,
-                         const py::array& db_ih, const py::array& db_hh) {
-  auto dx = a.output<T>(a.rows(a.I()));
-  auto dh0 = a.output<T>({a.B(), a.H()});
-  {
-    py::gil_scoped_release release;
-    rnn_backward<T>(a.shape(), act, cptr<T>(x), cptr<T>(h0), cptr<T>(w_ih), cptr<T>(w_hh), cptr<T>(out),
-                    cptr<T>(dout), cptr<T>(dh_n), dx.mutable_data(), dh0.mutable_data(), mptr<T>(dw_ih),
-                    mptr<T>(dw_hh), mptr<T>(db_ih), mptr<T>(db_hh));
-  }
-  return py::make_tuple(dx, dh0);
+  WeightArrays w;
+  w.w_hh = a.weight_hh(weight_hh, kRnnGates);
+  w.w_ih = a.weight_ih(weight_ih, kRnnGates);
+  const py::array xa = a.sequence(x, batch_sizes, h0);
+  const int64_t B = a.B(), H = a.H();
+  const py::array h0a = a.input(h0, "h0", {B, H});
+  std::tie(w.b_ih, w.b_hh) = a.biases(bias_ih, bias_hh, kRnnGates);
+  return with_dtype(a, [&](auto dtype) -> py::tuple {
+    using T = decltype(dtype);
+    auto out = a.output<T>(a.per_row(H));
+    auto h_n = a.output<T>({B, H});
+    const RnnWeights<T> weights = layer_weights<T>(w);
+    {
+      py::gil_scoped_release release;
+      rnn_forward<T>(a.shape(), act, cptr<T>(xa), cptr<T>(h0a), weights, out.mutable_data(), h_n.mutable_data());
+    }
+    return py::make_tuple(out, h_n);
+  });
 }
 
 py::tuple rnn_backward_py(const py::object& x, const py::object& h0, const py::object& weight_ih,
@@ -509,23 +502,29 @@ py::tuple rnn_backward_py(const py::object& x, const py::object& h0, const py::o
                           const py::object& dbias_hh) {
   const Nonlinearity act = parse_nonlinearity(nonlinearity);
   ArgChecker a("an RNN");
-  auto w_hh = a.weight_hh(weight_hh, 1);
-  auto w_ih = a.weight_ih(weight_ih, 1);
-  auto xa = a.sequence(x, batch_sizes, h0);
-  const int64_t B = a.B(), I = a.I(), H = a.H();
-  auto h0a = a.input(h0, "h0", {B, H});
-  auto outa = a.input(out, "out", a.rows(H));
-  auto douta = a.input(dout, "dout", a.rows(H));
-  auto dhna = a.optional_input(dh_n, "dh_n", {B, H});
-  auto dw_ih = a.accumulator(dweight_ih, "dweight_ih", {H, I});
-  auto dw_hh = a.accumulator(dweight_hh, "dweight_hh", {H, H});
-  if (dbias_ih.is_none() != dbias_hh.is_none())
-    throw py::value_error("dbias_ih, dbias_hh: expected both arrays or both None");
-  auto db_ih = a.optional_accumulator(dbias_ih, "dbias_ih", {H});
-  auto db_hh = a.optional_accumulator(dbias_hh, "dbias_hh", {H});
-  return a.is_double()
-             ? rnn_backward_t<double>(a, act, xa, h0a, w_ih, w_hh, outa, douta, dhna, dw_ih, dw_hh, db_ih, db_hh)
-             : rnn_backward_t<float>(a, act, xa, h0a, w_ih, w_hh, outa, douta, dhna, dw_ih, dw_hh, db_ih, db_hh);
+  WeightArrays w;
+  w.w_hh = a.weight_hh(weight_hh, kRnnGates);
+  w.w_ih = a.weight_ih(weight_ih, kRnnGates);
+  const py::array xa = a.sequence(x, batch_sizes, h0);
+  const int64_t B = a.B(), H = a.H();
+  const py::array h0a = a.input(h0, "h0", {B, H});
+  const py::array outa = a.input(out, "out", a.per_row(H));
+  const py::array douta = a.input(dout, "dout", a.per_row(H));
+  const py::array dh_na = a.optional_input(dh_n, "dh_n", {B, H});
+  const GradArrays g = layer_grad_arrays(a, kRnnGates, dweight_ih, dweight_hh, dbias_ih, dbias_hh);
+  return with_dtype(a, [&](auto dtype) -> py::tuple {
+    using T = decltype(dtype);
+    auto dx = a.output<T>(a.per_row(a.I()));
+    auto dh0 = a.output<T>({B, H});
+    const RnnWeights<T> weights = layer_weights<T>(w);
+    const RnnGrads<T> grads = layer_grads<T>(g);
+    {
+      py::gil_scoped_release release;
+      rnn_backward<T>(a.shape(), act, cptr<T>(xa), cptr<T>(h0a), weights, cptr<T>(outa), cptr<T>(douta),
+                      cptr<T>(dh_na), dx.mutable_data(), dh0.mutable_data(), grads);
+    }
+    return py::make_tuple(dx, dh0);
+  });
 }
 
 }  // namespace
@@ -577,8 +576,8 @@ PYBIND11_MODULE(_core, m) {
         const bool is_sigmoid = name == "sigmoid";
         if (!is_sigmoid && name != "tanh")
           throw py::value_error("name: expected 'sigmoid' or 'tanh', got '" + name + "'");
-        auto run = [&](auto tag) -> py::array {
-          using T = decltype(tag);
+        return with_dtype(a, [&](auto dtype) -> py::array {
+          using T = decltype(dtype);
           auto y = py::array_t<T>(std::vector<py::ssize_t>(xa.shape(), xa.shape() + xa.ndim()));
           const T* xp = static_cast<const T*>(xa.data());
           T* yp = y.mutable_data();
@@ -589,8 +588,7 @@ PYBIND11_MODULE(_core, m) {
             (is_sigmoid ? ops<T>().sigmoid : ops<T>().tanh)(n, xp, yp);
           }
           return y;
-        };
-        return a.is_double() ? run(double{}) : run(float{});
+        });
       },
       py::arg("name"), py::arg("x"),
       "The active ISA's vectorized sigmoid or tanh over a C-contiguous float32/float64 array (to test their error).");

@@ -24,8 +24,7 @@ class UpdateArrays {
  public:
   explicit UpdateArrays(const py::object& param) {
     param_ = ndarray(param, "param");
-    if (!is_float_dtype(param_))
-      throw py::type_error("param: expected dtype float32 or float64, got " + dtype_str(param_));
+    check_float_dtype(param_, "param");
     check_layout(param_, "param");
     check_writeable(param_, "param");
     shape_ = shape_of(param_);
@@ -84,7 +83,7 @@ void on_dtype(bool is_double, Kernel&& kernel) {
 // A C-contiguous float32/float64 array that a gradient tool reads (and writes when `writes`).
 py::array tool_array(const py::object& obj, bool writes) {
   py::array a = ndarray(obj, "x");
-  if (!is_float_dtype(a)) throw py::type_error("x: expected dtype float32 or float64, got " + dtype_str(a));
+  check_float_dtype(a, "x");
   check_layout(a, "x");
   if (writes) check_writeable(a, "x");
   return a;

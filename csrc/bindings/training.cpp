@@ -24,8 +24,8 @@ py::array float_array(const py::object& obj, const char* name, const py::array* 
   if (like != nullptr) {
     if (!same_dtype(a.dtype(), like->dtype()))
       throw py::type_error(std::string(name) + ": expected dtype " + dtype_str(*like) + ", got " + dtype_str(a));
-  } else if (!is_float_dtype(a)) {
-    throw py::type_error(std::string(name) + ": expected dtype float32 or float64, got " + dtype_str(a));
+  } else {
+    check_float_dtype(a, name);
   }
   check_layout(a, name);
   return a;

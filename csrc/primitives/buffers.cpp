@@ -109,4 +109,10 @@ size_t cached_buffer_bytes() {
   return c.bytes;
 }
 
+OutputBlock allocate_output(size_t bytes) {
+  if (bytes < kAlignedOutputMinBytes) return {};
+  if (bytes >= kRecycledMinBytes) return {take_buffer(bytes), &give_buffer};
+  return {allocate_block(bytes), +[](void* p) { std::free(p); }};
+}
+
 }  // namespace pylstm

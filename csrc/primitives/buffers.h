@@ -1,8 +1,9 @@
 // Large output buffers, recycled between kernel calls.
 //
 // A fresh block of tens of megabytes costs a page fault and the OS zeroing every page on first touch, and with
-// transparent huge pages it may wait for memory compaction: for the 52 MB of saved gates of LSTM 64,512,512,100 that
-// took from 10% to over 40% of the training forward, varying with the state of the machine's memory. Blocks the
+// transparent huge pages it may wait for memory compaction, which for the large outputs of a training call (saved
+// activations of tens of megabytes) can take much of the call's time, varying with the state of the machine's
+// memory.
 // caller has finished with come back here and serve the next request of about the same size, so a training loop
 // touches fresh memory only in its first iteration.
 #pragma once
@@ -24,8 +25,18 @@ void give_buffer(void* data);
 // A new block of at least `bytes` for the kernels' large memory (output blocks, workspaces), freed with std::free:
 // 64-byte aligned, and from 4 MiB on 2 MiB aligned and advised to use transparent huge pages, where the OS grants them
 // on request as NumPy asks for its large arrays. The GEMMs stream packed weights of tens of MB: with 4 KiB pages
-// every 4 KiB costs a TLB miss (a 1760-wide GRU step's product ran 15% faster on huge pages).
+// every 4 KiB costs a TLB miss.
 void* allocate_block(size_t bytes);
+// The memory of an output array of `bytes`: from kAlignedOutputMinBytes on, a block that starts on a cache line (the
+// time loops' threads write each row of h in parts, and a row that starts mid-line would put the line at the
+// boundary in two threads' hands at every step), recycled from kRecycledMinBytes on; `release` gives it back. Below
+// kAlignedOutputMinBytes, data is null: the caller's own allocator (NumPy's) is the faster one there.
+constexpr size_t kAlignedOutputMinBytes = 4096;
+struct OutputBlock {
+  void* data = nullptr;
+  void (*release)(void*) = nullptr;
+};
+OutputBlock allocate_output(size_t bytes);
 // Frees every cached block; returns the bytes freed.
 size_t release_buffers();
 // Bytes of blocks waiting in the cache.

@@ -1,12 +1,17 @@
-#include "cpu.h"
+#include "primitives/cpu.h"
 
 #include <atomic>
+#include <string>
+#include <vector>
 #include <cstdint>
 #include <stdexcept>
 
 #ifdef PYLSTM_X86
 #include <cpuid.h>
 #endif
+
+#include "primitives/isa.h"
+#include "primitives/ops.h"
 
 namespace pylstm {
 
@@ -43,19 +48,39 @@ const Features& features() {
   return f;
 }
 
+// Compiled into this build: the compiler could target the ISA (its Ops table exists).
 bool compiled(Isa isa) {
   switch (isa) {
-    case Isa::kScalar: return true;
-    case Isa::kAvx2: return kAvx2OpsF32 != nullptr;
-    case Isa::kAvx512: return kAvx512OpsF32 != nullptr;
+#define PYLSTM_ISA_COMPILED(enumerator, ns, name, arg) \
+  case Isa::enumerator: return ns::isa_table<Ops<float>>() != nullptr;
+    PYLSTM_FOR_EACH_ISA(PYLSTM_ISA_COMPILED, )
+#undef PYLSTM_ISA_COMPILED
   }
   return false;
 }
 
+// The CPU and its OS run the ISA's instructions.
+bool cpu_runs(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar: return true;
+    case Isa::kAvx2: return features().avx2_fma;
+    case Isa::kAvx512: return features().avx512;
+  }
+  return false;
+}
+
+constexpr Isa kEveryIsa[] = {
+#define PYLSTM_ISA_LISTED(enumerator, ns, name, arg) Isa::enumerator,
+    PYLSTM_FOR_EACH_ISA(PYLSTM_ISA_LISTED, )
+#undef PYLSTM_ISA_LISTED
+};
+
+// The last (best) ISA that runs here.
 Isa best_isa() {
-  if (isa_supported(Isa::kAvx512)) return Isa::kAvx512;
-  if (isa_supported(Isa::kAvx2)) return Isa::kAvx2;
-  return Isa::kScalar;
+  Isa best = Isa::kScalar;
+  for (Isa isa : kEveryIsa)
+    if (isa_supported(isa)) best = isa;
+  return best;
 }
 
 std::atomic<int>& active() {
@@ -67,26 +92,19 @@ std::atomic<int>& active() {
 
 const char* isa_name(Isa isa) {
   switch (isa) {
-    case Isa::kScalar: return "scalar";
-    case Isa::kAvx2: return "avx2";
-    case Isa::kAvx512: return "avx512";
+#define PYLSTM_ISA_NAME(enumerator, ns, name, arg) \
+  case Isa::enumerator: return name;
+    PYLSTM_FOR_EACH_ISA(PYLSTM_ISA_NAME, )
+#undef PYLSTM_ISA_NAME
   }
   return "?";
 }
 
-bool isa_supported(Isa isa) {
-  if (!compiled(isa)) return false;
-  switch (isa) {
-    case Isa::kScalar: return true;
-    case Isa::kAvx2: return features().avx2_fma;
-    case Isa::kAvx512: return features().avx512;
-  }
-  return false;
-}
+bool isa_supported(Isa isa) { return compiled(isa) && cpu_runs(isa); }
 
 std::vector<std::string> supported_isas() {
   std::vector<std::string> names;
-  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512})
+  for (Isa isa : kEveryIsa)
     if (isa_supported(isa)) names.push_back(isa_name(isa));
   return names;
 }
@@ -94,7 +112,7 @@ std::vector<std::string> supported_isas() {
 Isa active_isa() { return static_cast<Isa>(active().load(std::memory_order_relaxed)); }
 
 void set_active_isa(const std::string& name) {
-  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+  for (Isa isa : kEveryIsa) {
     if (name != isa_name(isa)) continue;
     if (!isa_supported(isa))
       throw std::invalid_argument("ISA '" + name + "' is not supported on this machine (supported: " +
@@ -107,25 +125,11 @@ void set_active_isa(const std::string& name) {
     active().store(static_cast<int>(isa), std::memory_order_relaxed);
     return;
   }
-  throw std::invalid_argument("unknown ISA '" + name + "': expected 'scalar', 'avx2' or 'avx512'");
-}
-
-template <>
-const Ops<float>& ops<float>() {
-  switch (active_isa()) {
-    case Isa::kAvx512: return *kAvx512OpsF32;
-    case Isa::kAvx2: return *kAvx2OpsF32;
-    default: return kScalarOpsF32;
-  }
-}
-
-template <>
-const Ops<double>& ops<double>() {
-  switch (active_isa()) {
-    case Isa::kAvx512: return *kAvx512OpsF64;
-    case Isa::kAvx2: return *kAvx2OpsF64;
-    default: return kScalarOpsF64;
-  }
+  std::string expected;  // 'scalar', 'avx2' or 'avx512'
+  const size_t count = sizeof(kEveryIsa) / sizeof(kEveryIsa[0]);
+  for (size_t k = 0; k < count; ++k)
+    expected += std::string(k == 0 ? "" : k + 1 == count ? " or " : ", ") + "'" + isa_name(kEveryIsa[k]) + "'";
+  throw std::invalid_argument("unknown ISA '" + name + "': expected " + expected);
 }
 
 }  // namespace pylstm

@@ -1,9 +1,7 @@
-// What the CPU can run, which ISA's building blocks are active, and the floating-point mode of a kernel call.
+// The floating-point mode of a kernel call and the ordering of its streamed stores (the ISA dispatch is isa.h; what
+// the CPU can run, cpu.cpp).
 #pragma once
-#include <string>
-#include <vector>
-
-#include "ops.h"
+#include "primitives/isa.h"
 
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
 #include <xmmintrin.h>
@@ -12,16 +10,8 @@
 
 namespace pylstm {
 
-const char* isa_name(Isa isa);
-// Compiled into this build and supported by this CPU and its OS (CPUID and XGETBV).
-bool isa_supported(Isa isa);
-std::vector<std::string> supported_isas();  // names, scalar first
-Isa active_isa();
-// Throws std::invalid_argument naming the ISA when it is unknown or unsupported here.
-void set_active_isa(const std::string& name);
-
 // Flush-to-zero and denormals-are-zero for this thread while the guard lives, then the previous mode again:
-// denormal operands can slow SIMD arithmetic 10-100x, and values below 1e-38 (float) do not matter to a
+// denormal operands can slow SIMD arithmetic many times over, and values below 1e-38 (float) do not matter to a
 // recurrent network. Every kernel entry point and every thread of a parallel region holds one.
 class DenormalsAreZero {
  public:

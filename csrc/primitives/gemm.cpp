@@ -33,9 +33,7 @@ void FinalRows::wait_until(int64_t row) const {
 
 // What threads_for weighs for a product, in multiply-adds: its arithmetic, plus kElementWork for each element of a
 // matrix that it streams through memory once with little arithmetic on it (a weight read by 1-4 rows, a weight
-// gradient read and written around a short sum), which one core alone reads and writes slower than two. Training on
-// two threads instead of one (bench/ab.py): LSTM 1,256,256,1 1.42x, 1,192,192,1 1.32x, 2,160,160,2 1.16x; GRU
-// 1,512,512,2 1.47x; RNN 1,512,512,1 1.60x, 4,512,512,1 1.07x.
+// gradient read and written around a short sum), which one core alone reads and writes slower than two.
 constexpr int64_t kElementWork = 8;
 
 template <typename T>
@@ -43,10 +41,9 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t as_m, int64_t as_
           bool b_transposed, T* C, int64_t ldc, bool accumulate, const T* start) {
   if (M <= 0 || N <= 0) return;
   if (start != nullptr) accumulate = false;
-  const Ops<T>& o = ops<T>();
+  const Ops<T>& kernels = ops<T>();
   // A few rows (dx of a short sequence at batch 1-4): B read once, in place, each thread its columns; packing it
-  // first read and wrote all of B for those rows. Training 1.22-1.25x as fast for LSTM 1,256,256,1, GRU 1,512,512,2
-  // and RNN 4,512,512,1, 1.10x for GRU 1,512,512,4, 1.87x for LSTM 1,1024,1024,1 (2 threads, bench/ab.py).
+  // first would read and write all of B for those rows.
   constexpr int64_t kFewRows = 4;
   if (M <= kFewRows && as_k == 1) {
     const int threads = threads_for(M * N * K + kElementWork * N * K);
@@ -54,8 +51,8 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t as_m, int64_t as_
       DenormalsAreZero daz;
       const int tid = thread_id(), nt = team_size();
       const int64_t n0 = N * tid / nt, n1 = N * (tid + 1) / nt;
-      if (b_transposed) o.gemm_dot(M, n0, n1, K, A, as_m, B, ldb, C, ldc, accumulate, false, start);
-      else o.gemm_axpy(M, n0, n1, K, A, as_m, B, ldb, C, ldc, accumulate, false, start);
+      if (b_transposed) kernels.gemm_dot(M, n0, n1, K, A, as_m, B, ldb, C, ldc, accumulate, false, start);
+      else kernels.gemm_axpy(M, n0, n1, K, A, as_m, B, ldb, C, ldc, accumulate, false, start);
     });
     return;
   }
@@ -63,7 +60,7 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t as_m, int64_t as_
   packed.K = K;
   packed.block_cols = N;
   packed.blocks = 1;
-  packed.nr = o.nr;
+  packed.nr = kernels.nr;
   Scratch scratch(1);
   scratch.need(&packed.data, packed.size());
   scratch.allocate();
@@ -76,21 +73,21 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t as_m, int64_t as_
   parallel_region(threads, [&] {
     DenormalsAreZero daz;
     const int tid = thread_id(), nt = team_size();
-    if (b_transposed) o.pack_b_transposed(B, ldb, packed, panels * tid / nt, panels * (tid + 1) / nt);
+    if (b_transposed) kernels.pack_b_transposed(B, ldb, packed, panels * tid / nt, panels * (tid + 1) / nt);
     else pack_b(B, ldb, packed, panels * tid / nt, panels * (tid + 1) / nt);
 #pragma omp barrier
     if (split_rows) {
-      // Equal shares in multiples of 12 rows (every ISA's micro-kernel rows divide 12): whole 192-row blocks had
-      // split GRU 32,1760,1760,20's dx (640 rows) as 384 + 256.
+      // Equal shares in multiples of 12 rows (every ISA's micro-kernel rows divide 12): whole 192-row blocks would
+      // split a few hundred rows unevenly.
       constexpr int64_t kQuantum = 12;
       const int64_t quanta = (M + kQuantum - 1) / kQuantum;
       const int64_t r0 = quanta * tid / nt * kQuantum, r1 = std::min(M, quanta * (tid + 1) / nt * kQuantum);
       if (r0 < r1)
-        o.gemm_panels(r1 - r0, A + r0 * as_m, as_m, as_k, packed, 0, 1, 0, panels, C + r0 * ldc, ldc, accumulate,
+        kernels.gemm_panels(r1 - r0, A + r0 * as_m, as_m, as_k, packed, 0, 1, 0, panels, C + r0 * ldc, ldc, accumulate,
                       start);
     } else {
       const int64_t p0 = panels * tid / nt, p1 = panels * (tid + 1) / nt;
-      if (p0 < p1) o.gemm_panels(M, A, as_m, as_k, packed, 0, 1, p0, p1, C, ldc, accumulate, start);
+      if (p0 < p1) kernels.gemm_panels(M, A, as_m, as_k, packed, 0, 1, p0, p1, C, ldc, accumulate, start);
     }
   });
 }
@@ -99,7 +96,7 @@ template <typename T>
 void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const GradTerm<T>* terms, int n_terms, T* bias,
                       T* bias2, const FinalRows* ready) {
   if (M <= 0) return;
-  const Ops<T>& o = ops<T>();
+  const Ops<T>& kernels = ops<T>();
   // Row blocks of dpre^T that never straddle a term's boundary, small enough that every thread gets some.
   std::vector<int64_t> cuts = {0, M};
   for (int j = 0; j < n_terms; ++j) cuts.insert(cuts.end(), {terms[j].m_begin, terms[j].m_end});
@@ -109,25 +106,23 @@ void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const Gra
   for (int j = 0; j < n_terms; ++j) work += (terms[j].m_end - terms[j].m_begin) * terms[j].N * (K + kElementWork);
   const int threads = ready != nullptr ? 1 : threads_for(work);
   constexpr int64_t kRowQuantum = 48;  // a multiple of every ISA's micro-kernel rows
-  const int64_t mc = std::min<int64_t>(o.mc, std::max<int64_t>(kRowQuantum,
+  const int64_t mc = std::min<int64_t>(kernels.mc, std::max<int64_t>(kRowQuantum,
                                         (M + 2 * threads - 1) / (2 * threads) / kRowQuantum * kRowQuantum));
   // Few rows to sum over (K) against a large gradient: each row block packs its whole K of dpre^T (at most
   // kWholeKBytes, kept in L2) and finishes one panel of C at a time, so that C goes through memory once instead of
-  // once per k block (GRU 32,1760,1760,20: K = 640, a 37 MB dW read and written three times). Not beside a loop,
+  // once per k block. Not beside a loop,
   // which makes the rows from the last block to the first.
   constexpr int64_t kWholeKBytes = int64_t(768) << 10;
-  const int64_t k_blocks = (K + o.kc - 1) / o.kc;
+  const int64_t k_blocks = (K + kernels.kc - 1) / kernels.kc;
   const bool whole_k = ready == nullptr && k_blocks > 1 && mc * K * int64_t(sizeof(T)) <= kWholeKBytes;
 
   // Where each block takes all of K at once (one k block, or whole_k), the threads take the blocks in turn from a
-  // shared count instead of each its own range: the two cores of a virtual machine run at speeds that differ by 5-20%
-  // from one moment to the next (LSTM 16,512,512,25's weight gradients: 5.3 ms on one core, 6.3 on the other), and
-  // the faster then takes more blocks. The k loop over the thread's own blocks stays for large K (its chunks of
-  // packed B are reused across them) and beside a backward loop.
+  // shared count instead of each its own range: the cores of a virtual machine run at speeds that differ from one
+  // moment to the next, and the faster then takes more blocks. The k loop over the thread's own blocks stays for large
+  // K (its chunks of packed B are reused across them) and beside a backward loop.
   const bool blocks_in_turn = ready == nullptr && (whole_k || k_blocks <= 1);
   // The row blocks: cut from all rows where the threads take them in turn; else from each thread's own rows, equal
-  // shares in multiples of 12 (every ISA's micro-kernel rows divide 12). Dealing out whole blocks had given 2048 rows
-  // (LSTM H = 512) to two threads as 960 + 1088.
+  // shares in multiples of 12 (every ISA's micro-kernel rows divide 12): whole blocks would split the rows unevenly.
   constexpr int64_t kShareQuantum = 12;
   const int64_t quanta = (M + kShareQuantum - 1) / kShareQuantum;
   const int shares = blocks_in_turn ? 1 : threads;
@@ -147,13 +142,13 @@ void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const Gra
   std::vector<PackedB<T>> packed(n_terms);
   T* sums = nullptr;
   T* a_blocks = nullptr;
-  const int64_t a_size = (o.mc * o.kc + 64) * (whole_k ? k_blocks : 1);  // per thread
+  const int64_t a_size = (kernels.mc * kernels.kc + 64) * (whole_k ? k_blocks : 1);  // per thread
   Scratch scratch(1);
   for (int j = 0; j < n_terms; ++j) {
     packed[j].K = K;
     packed[j].block_cols = terms[j].N;
     packed[j].blocks = 1;
-    packed[j].nr = o.nr;
+    packed[j].nr = kernels.nr;
     scratch.need(&packed[j].data, packed[j].size());
   }
   scratch.need(&sums, M);
@@ -190,28 +185,29 @@ void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const Gra
     for (int64_t bi = whole_k ? first() : end(); bi < end(); bi = next(bi)) {
       const int64_t m0 = blocks[bi].first, mcb = blocks[bi].second - m0;
       for (int64_t kb = k_blocks - 1; kb >= 0; --kb)
-        o.pack_a_block(mcb, std::min(o.kc, K - kb * o.kc), dpre + m0 + kb * o.kc * ld, 1, ld,
-                       a_block + kb * (o.mc * o.kc + 64), sums + m0);
+        kernels.pack_a_block(mcb, std::min(kernels.kc, K - kb * kernels.kc), dpre + m0 + kb * kernels.kc * ld, 1, ld,
+                       a_block + kb * (kernels.mc * kernels.kc + 64), sums + m0);
       for (int j = 0; j < n_terms; ++j) {
         const GradTerm<T>& g = terms[j];
         if (m0 < g.m_begin || m0 >= g.m_end) continue;
         for (int64_t p = 0; p < packed[j].panels(); ++p)
           for (int64_t kb = k_blocks - 1; kb >= 0; --kb)
-            o.gemm_a_packed(mcb, std::min(o.kc, K - kb * o.kc), a_block + kb * (o.mc * o.kc + 64), packed[j],
-                            kb * o.kc, 0, 1, p, p + 1, g.C + (m0 - g.m_begin) * g.ldc, g.ldc, true);
+            kernels.gemm_a_packed(mcb, std::min(kernels.kc, K - kb * kernels.kc),
+                                  a_block + kb * (kernels.mc * kernels.kc + 64), packed[j], kb * kernels.kc, 0, 1, p,
+                                  p + 1, g.C + (m0 - g.m_begin) * g.ldc, g.ldc, true);
       }
     }
-    for (int64_t k0 = whole_k || K == 0 ? -1 : (K - 1) / o.kc * o.kc; k0 >= 0; k0 -= o.kc) {
-      const int64_t kcb = std::min(o.kc, K - k0);
+    for (int64_t k0 = whole_k || K == 0 ? -1 : (K - 1) / kernels.kc * kernels.kc; k0 >= 0; k0 -= kernels.kc) {
+      const int64_t kcb = std::min(kernels.kc, K - k0);
       if (ready != nullptr) ready->wait_until(k0);
       for (int64_t bi = first(); bi < end(); bi = next(bi)) {
         const int64_t m0 = blocks[bi].first, mcb = blocks[bi].second - m0;
-        o.pack_a_block(mcb, kcb, dpre + m0 + k0 * ld, 1, ld, a_block, sums + m0);
+        kernels.pack_a_block(mcb, kcb, dpre + m0 + k0 * ld, 1, ld, a_block, sums + m0);
         for (int j = 0; j < n_terms; ++j) {
           const GradTerm<T>& g = terms[j];
           if (m0 < g.m_begin || m0 >= g.m_end) continue;
-          o.gemm_a_packed(mcb, kcb, a_block, packed[j], k0, 0, 1, 0, packed[j].panels(), g.C + (m0 - g.m_begin) * g.ldc,
-                          g.ldc, true);
+          kernels.gemm_a_packed(mcb, kcb, a_block, packed[j], k0, 0, 1, 0, packed[j].panels(),
+                                g.C + (m0 - g.m_begin) * g.ldc, g.ldc, true);
         }
       }
     }

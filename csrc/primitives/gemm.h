@@ -47,7 +47,7 @@ struct GradTerm {
 };
 
 // The weight and bias gradients of a layer from one pass over its pre-activation gradients dpre (K = T*B rows, M
-// gate columns, leading dimension ld): every (mc, kc) block of dpre^T is packed once and multiplied into every term
+// columns, leading dimension ld): every (mc, kc) block of dpre^T is packed once and multiplied into every term
 // that covers its rows, and its row sums (the bias gradient, the same for b_ih and b_hh) are added to bias and
 // bias2 (each may be null). Threads split the M rows; results do not depend on their number. The sum over K runs in
 // blocks from the last rows to the first, so that with `ready` (not null: dpre is still being made by a backward

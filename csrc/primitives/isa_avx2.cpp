@@ -1,7 +1,6 @@
-// The building blocks compiled for AVX2 + FMA (see simd/isa_table_inl.h).
-#define PYLSTM_SIMD_NS avx2
-#define PYLSTM_SIMD_NAME "avx2"
-#define PYLSTM_SIMD_TARGET "avx2,fma"
-#define PYLSTM_SIMD_VEC "primitives/simd/vec_avx2.h"
-#define PYLSTM_SIMD_TABLE(dtype) kAvx2Ops##dtype
-#include "primitives/simd/isa_table_inl.h"
+// The Ops table (ops.h) compiled for avx2.
+#include "primitives/ops.h"
+
+#define PYLSTM_ISA_KIND Ops
+#define PYLSTM_ISA_BODY "primitives/simd/ops_table_inl.h"
+#include "primitives/simd/isa_avx2_inl.h"

@@ -1,27 +1,19 @@
-// The building blocks the sequence kernels call, one table per ISA (scalar, AVX2, AVX-512) and dtype, chosen once
-// at import from CPUID (cpu.h). The implementations are simd/kernels_inl.h, compiled once per ISA in isa_*.cpp.
+// The building blocks of GEMM, activations and softmax rows, one table per ISA and dtype (isa.h). The
+// implementations are simd/gemm_inl.h and simd/rows_inl.h, compiled once per ISA in isa_<name>.cpp.
 //
-// Argument conventions: row-major; `n` units of one batch row, pointers already offset to the first unit, gate g of
-// a (G*H)-wide row at offset g * H; "in"/"out" as documented at each implementation.
+// Argument conventions: row-major; "in"/"out" as documented at each implementation. A "block" of a packed B is a
+// group of columns packed on its own (packed.h): a weight of G blocks of H columns each is multiplied a slice of
+// columns of every block at a time.
 #pragma once
 #include <cstdint>
 
-#include "packed.h"
+#include "primitives/isa.h"
+#include "primitives/packed.h"
 
 namespace pylstm {
 
-// An LSTM's peephole weights (Gers & Schmidhuber), each (n,) from the first unit on; all null for an LSTM without.
-template <typename T>
-struct Peepholes {
-  const T* i = nullptr;
-  const T* f = nullptr;
-  const T* o = nullptr;
-  Peepholes at(int64_t j) const { return i == nullptr ? Peepholes{} : Peepholes{i + j, f + j, o + j}; }
-};
-
 template <typename T>
 struct Ops {
-  const char* isa;
   int64_t nr;  // panel width of PackedB for gemm_panels
 
   // C[:, columns of panels q0..q1 of blocks g0..g1 of B] [+]= A (M, K) @ B; A element (m, k) at
@@ -60,43 +52,20 @@ struct Ops {
 
   void (*sigmoid)(int64_t n, const T* x, T* y);
   void (*tanh)(int64_t n, const T* x, T* y);
-  // Softmax rows (simd/kernels_inl.h, "row sums"): the maximum and the sum of a row, y = exp(x - shift) returning
+  // Softmax rows (simd/rows_inl.h): the maximum and the sum of a row, y = exp(x - shift) returning
   // the sum of y (shift >= every x), and y = a * y - b in place.
   T (*row_max)(int64_t n, const T* x);
   T (*row_sum)(int64_t n, const T* x);
   T (*exp_minus_sum)(int64_t n, const T* x, T shift, T* y);
   void (*scale_minus)(int64_t n, T* y, T a, T b);
-
-  void (*lstm_forward_units)(int64_t n, int64_t H, const T* pre, const T* c_prev, T* c, T* h, const Peepholes<T>& p,
-                             T* saved, bool stream_saved);
-  void (*lstm_backward_units)(int64_t n, int64_t H, const T* gates, const T* c, const T* c_prev, const T* dout,
-                              const T* dh, T* dc, T* dpre, const Peepholes<T>& p, T* m, bool stream_dpre);
-  void (*gru_forward_units)(int64_t n, int64_t H, const T* pre, const T* gh, const T* h_prev, T* h, T* saved,
-                            bool stream_saved);
-  void (*gru_rz_units)(int64_t n, int64_t H, T* pre, const T* grz, int64_t grz_h, const T* h_prev, T* rh, T* saved,
-                       bool stream_saved);
-  void (*gru_n_units)(int64_t n, int64_t H, const T* pre, const T* gn, const T* h_prev, T* h, T* saved,
-                      bool stream_saved);
-  void (*gru_backward_after_units)(int64_t n, int64_t H, const T* gates, const T* h_prev, const T* dout, T* dh,
-                                   T* dgx, T* dgh, bool stream_dg);
-  void (*gru_backward_zn_units)(int64_t n, int64_t H, const T* gates, const T* h_prev, const T* dout, T* dh, T* dg);
-  void (*gru_backward_r_units)(int64_t n, const T* gates, const T* h_prev, const T* drh, T* dh, T* dg, T* rh);
-  void (*rnn_forward_units)(int64_t n, bool relu, T* h);
-  void (*rnn_backward_units)(int64_t n, bool relu, const T* h, const T* dout, const T* dh, T* dpre, bool stream_dpre);
 };
 
-enum class Isa { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
+PYLSTM_DECLARE_ISA_TABLES(Ops)
 
-// The tables of each ISA compiled into this build (null where the compiler could not target it).
-extern const Ops<float> kScalarOpsF32;
-extern const Ops<double> kScalarOpsF64;
-extern const Ops<float>* const kAvx2OpsF32;
-extern const Ops<double>* const kAvx2OpsF64;
-extern const Ops<float>* const kAvx512OpsF32;
-extern const Ops<double>* const kAvx512OpsF64;
-
-// The active table: the best ISA this CPU and OS support, or the one set_isa chose.
+// The active ISA's table.
 template <typename T>
-const Ops<T>& ops();
+const Ops<T>& ops() {
+  return active_table<Ops<T>>();
+}
 
 }  // namespace pylstm

@@ -2,9 +2,9 @@
 // zero-padded past the last column), so the micro-kernel reads one contiguous stream per panel.
 //
 // The N columns form `blocks` blocks of `block_cols` columns each (N = blocks * block_cols), and every block is cut
-// into panels on its own. With block_cols = H this keeps each gate's columns of a (G*H)-wide weight in panels of
-// their own, so a thread that owns hidden units [j0, j1) owns the same panel range in every gate. A plain matrix is
-// one block (block_cols = N).
+// into panels on its own. With block_cols = H this keeps each of the G blocks of H columns of a (G*H)-wide weight in
+// panels of their own, so a thread that owns columns [j0, j1) of every block owns the same panel range in each. A
+// plain matrix is one block (block_cols = N).
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -63,8 +63,7 @@ void pack_b(const T* src, int64_t ld, const PackedB<T>& b, int64_t p_begin, int6
   }
   // Whole panels, a block of rows at a time: the block's part of each source row is read once and copied into every
   // panel while it is in cache. Panel by panel down all of K, each panel read nr values of every row, a new cache
-  // line for every few values (a 37 MB weight took 7-8 ms to pack that way on one thread,
-  // 4.6-5.4 ms now; the transposed pack takes 3.6-4.5).
+  // line for every few values, and took longer than this.
   const int64_t row_bytes = std::max<int64_t>(1, (p_end - p_begin) * nr * int64_t(sizeof(T)));
   const int64_t k_block = std::clamp<int64_t>((int64_t(256) << 10) / row_bytes, 8, 256);
   auto copy_rows = [&](auto panel_width) {  // a compile-time width: each row's copy is a few vector moves

@@ -26,7 +26,7 @@ struct SeqShape {
   const int64_t* batch_sizes = nullptr;  // (T,) for the packed layout, null for the uniform one
   int64_t proj = 0;                      // LSTM only: P of the projection h = W_hr m, 0 for none
 
-  int64_t state() const { return proj > 0 ? proj : hidden; }  // P
+  int64_t h_width() const { return proj > 0 ? proj : hidden; }  // P
 };
 
 // Where each step's rows are, in either layout.

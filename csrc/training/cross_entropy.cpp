@@ -29,7 +29,7 @@ int64_t count_targets(int64_t rows, const int64_t* targets, int64_t classes, int
 template <typename T>
 void cross_entropy(int64_t rows, int64_t classes, const T* logits, const int64_t* targets, int64_t ignore_index,
                    double label_smoothing, double grad_scale, T* grad, double* row_losses) {
-  const Ops<T>& o = ops<T>();
+  const Ops<T>& kernels = ops<T>();
   // An exponential costs about as much as a dozen multiply-adds, and a row is read three times.
   constexpr int64_t kWorkPerValue = 16;
   const int threads = threads_for(rows * classes * kWorkPerValue);
@@ -46,15 +46,15 @@ void cross_entropy(int64_t rows, int64_t classes, const T* logits, const int64_t
         if (grad != nullptr) std::fill(g, g + classes, T(0));
         continue;
       }
-      const T shift = o.row_max(classes, x);
-      const T sum = o.exp_minus_sum(classes, x, shift, g);  // g = exp(x - max) for now
+      const T shift = kernels.row_max(classes, x);
+      const T sum = kernels.exp_minus_sum(classes, x, shift, g);  // g = exp(x - max) for now
       const double lse = static_cast<double>(shift) + std::log(static_cast<double>(sum));
       double loss = lse - (1.0 - label_smoothing) * static_cast<double>(x[t]);
       if (label_smoothing != 0.0)
-        loss -= label_smoothing / static_cast<double>(classes) * static_cast<double>(o.row_sum(classes, x));
+        loss -= label_smoothing / static_cast<double>(classes) * static_cast<double>(kernels.row_sum(classes, x));
       row_losses[r] = loss;
       if (grad != nullptr) {
-        o.scale_minus(classes, g, static_cast<T>(grad_scale / static_cast<double>(sum)),
+        kernels.scale_minus(classes, g, static_cast<T>(grad_scale / static_cast<double>(sum)),
                       static_cast<T>(grad_scale * label_smoothing / static_cast<double>(classes)));
         g[t] -= static_cast<T>(grad_scale * (1.0 - label_smoothing));
       }

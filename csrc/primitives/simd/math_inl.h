@@ -1,4 +1,4 @@
-// Vectorized gate nonlinearities over Vec<T> (vec_*.h), compiled once per ISA: the including file defines
+// Vectorized sigmoid and tanh over Vec<T> (vec_*.h), compiled once per ISA: the including file defines
 // PYLSTM_SIMD_NS (scalar, avx2, avx512) and has included that namespace's Vec, <cmath> and <type_traits>.
 //
 // With exact math (the scalar path) these are libm's exp/tanh. Otherwise they are polynomial approximations after
@@ -14,8 +14,7 @@ namespace PYLSTM_SIMD_NS {
 // exp's last step for both precisions: e * 2^n, where n = round(x / ln 2), or 0 where x < lowest (below it n would
 // leave the normal exponent range; x is not NaN there, NaN compares false). By scalef where there is one (AVX-512):
 // the same exact product, so the same bits, in one instruction instead of three, with no need to keep n in range
-// first. The LSTM step's gate math 1.05-1.09x as fast in isolation; bench/ab.py: LSTM 1,256,256,150 inference
-// 1.025x, LSTM 32,8,64,1000 inference 1.02x, GRU 16,512,512,25 training 1.015x.
+// first.
 template <typename V>
 inline typename V::Reg times_pow2_above(typename V::Reg x, typename V::Reg lowest, typename V::Reg e,
                                         typename V::Reg n) {

@@ -1,40 +1,48 @@
-#include "lstm.h"
+#include "cells/lstm/lstm.h"
 
-#include "common.h"
+#include "primitives/cpu.h"
+#include "primitives/gemm.h"
+#include "primitives/ops.h"
+#include "sequence/backward_pass.h"
+#include "sequence/outputs.h"
+#include "sequence/scheduling.h"
+#include "sequence/weight_access.h"
 
 namespace pylstm {
 
 template <typename T>
-void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const T* w_ih, const T* w_hh,
-                  const T* b_ih, const T* b_hh, const LstmExtras<T>& extras, T* out, T* h_n, T* c_n, T* gates,
-                  T* cells) {
-  const Ops<T>& o = ops<T>();
+void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const LstmWeights<T>& w, T* out, T* h_n,
+                  T* c_n, T* gates, T* cells) {
+  const Ops<T>& kernels = ops<T>();
+  const LstmUnits<T>& units = lstm_units<T>();
   DenormalsAreZero daz;
-  const StepRows rows(s);
-  const int64_t steps = s.steps, B = s.batch, I = s.input, H = s.hidden, P = s.state(), G = 4 * H, nr = o.nr;
-  const bool training = gates != nullptr, projected = extras.w_hr != nullptr;
-  const bool stream_saved = training && stream_saved_gates(rows.total() * G * int64_t(sizeof(T)));
+  const StepRows step_rows(s);
+  const int64_t steps = s.steps, B = s.batch, I = s.input, H = s.hidden, P = s.h_width(), G = kLstmGates * H;
+  const int64_t nr = kernels.nr;
+  const bool training = gates != nullptr, projected = w.w_hr != nullptr;
+  const bool stream_saved = training && stream_saved_gates(step_rows.total() * G * int64_t(sizeof(T)));
   // The input projection runs a chunk of steps at a time into a small scratch, just before they need it (in training
-  // the gate math then writes the saved gates: projecting into them instead wrote each chunk to memory not in cache,
-  // a fifth of LSTM 32,8,64,1000's training forward).
+  // the gate math then writes the saved gates: projecting into them instead would write each chunk to memory that is
+  // not in cache, and read it back).
   const int64_t chunk = projection_chunk(steps, B);
   const bool dot_projection = chunk * B <= kDotRows;
   const bool dot_recurrent = recurrent_by_dots(B, steps, (G * P + (projected ? P * H : 0)) * int64_t(sizeof(T)));
-  const bool packed_projection = !dot_projection && !projection_in_slices(o, steps, chunk, B);
-  PackedB<T> wih = gate_panels<T>(I, H, 4, nr), whh = gate_panels<T>(P, H, 4, nr), whr = gate_panels<T>(H, P, 1, nr);
+  const bool packed_projection = !dot_projection && !projection_in_slices(kernels, steps, chunk, B);
+  PackedB<T> wih = gate_panels<T>(I, H, kLstmGates, nr), whh = gate_panels<T>(P, H, kLstmGates, nr);
+  PackedB<T> whr = gate_panels<T>(H, P, 1, nr);
   T *pre_chunk = nullptr, *bias = nullptr, *m = nullptr;
   Scratch scratch(0);
   if (packed_projection) scratch.need(&wih.data, wih.size());
   if (!dot_recurrent) scratch.need(&whh.data, whh.size());
-  DotWeight<T> whh_dot(w_hh, 4, P, H, steps, dot_recurrent, scratch);
+  DotWeight<T> whh_dot(w.w_hh, kLstmGates, P, H, steps, dot_recurrent, scratch);
   scratch.need(&pre_chunk, chunk * B * G);
-  if (b_ih != nullptr) scratch.need(&bias, G);
+  if (w.b_ih != nullptr) scratch.need(&bias, G);
   if (projected) {
     scratch.need(&m, B * H);  // o * tanh(c) of the current step, before the projection
     if (!dot_recurrent) scratch.need(&whr.data, whr.size());
   }
   scratch.allocate();
-  if (b_ih != nullptr) fold_biases(b_ih, b_hh, G, G, bias);
+  if (w.b_ih != nullptr) fold_biases(w.b_ih, w.b_hh, G, G, bias);
   if (!training) copy_or_zero(c_n, c0, B * H);  // inference updates c in place in c_n
 
   const int64_t proj_work = projected ? P * H : 0;
@@ -51,67 +59,68 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
     const bool down = rounds.descending(round);
     const UnitSlice u = chunks(item);
     if (round < pack_rounds) {
-      if (packed_projection) pack_gate_panels(o, w_ih, I, wih, u, 0, 4);
-      if (!dot_recurrent) pack_gate_panels(o, w_hh, P, whh, u, 0, 4);
-      whh_dot.copy_rows(u, 0, 4);
-      if (projected && !dot_recurrent) pack_gate_panels(o, extras.w_hr, H, whr, proj_chunks(item), 0, 1);
+      if (packed_projection) pack_gate_panels(kernels, w.w_ih, I, wih, u, 0, kLstmGates);
+      if (!dot_recurrent) pack_gate_panels(kernels, w.w_hh, P, whh, u, 0, kLstmGates);
+      whh_dot.copy_rows(u, 0, kLstmGates);
+      if (projected && !dot_recurrent) pack_gate_panels(kernels, w.w_hr, H, whr, proj_chunks(item), 0, 1);
       return;
     }
-    const int64_t t = (round - pack_rounds) / rounds_per_step, n = rows.rows(t), off = rows.offset(t);
+    const int64_t t = (round - pack_rounds) / rounds_per_step, n = step_rows.rows(t), off = step_rows.offset(t);
     if (n == 0) return;  // no row runs this step (nor any later one)
     T* h = out + off * P;
     if ((round - pack_rounds) % rounds_per_step == 1) {
-      gate_gemm(o, n, m, H, dot_recurrent ? nullptr : &whr, extras.w_hr, H, H, P, 0, 1, proj_chunks(item), h, P,
-                false, down);
+      gate_gemm(kernels, n, m, H, dot_recurrent ? nullptr : &whr, w.w_hr, H, H, P, 0, 1, proj_chunks(item), h, P, false,
+                down);
       return;
     }
-    T* pre = pre_chunk + (off - rows.offset(t - t % chunk)) * G;
+    T* pre = pre_chunk + (off - step_rows.offset(t - t % chunk)) * G;
     if (t % chunk == 0) {  // these units' columns of the input projection of steps t .. t + chunk
-      const int64_t chunk_rows = rows.offset(std::min(t + chunk, steps)) - off;
-      gate_gemm(o, chunk_rows, x + off * I, I, dot_projection ? nullptr : &wih, w_ih, I, I, H, 0, 4, u, pre, G, false,
-                down, bias);
+      const int64_t chunk_rows = step_rows.offset(std::min(t + chunk, steps)) - off;
+      gate_gemm(kernels, chunk_rows, x + off * I, I, dot_projection ? nullptr : &wih, w.w_ih, I, I, H, 0, kLstmGates, u,
+                pre, G, false, down, bias);
     }
-    const T* h_prev = t == 0 ? h0 : out + rows.offset(t - 1) * P;
-    const T* c_prev = !training ? c_n : t == 0 ? c0 : cells + rows.offset(t - 1) * H;
+    const T* h_prev = t == 0 ? h0 : out + step_rows.offset(t - 1) * P;
+    const T* c_prev = !training ? c_n : t == 0 ? c0 : cells + step_rows.offset(t - 1) * H;
     T* c = training ? cells + off * H : c_n;
     T* hm = projected ? m : h;  // both H wide
-    gate_gemm(o, n, h_prev, P, dot_recurrent ? nullptr : &whh, whh_dot.rows(), whh_dot.ld, P, H, 0, 4, u, pre, G, true,
-              down);
-    const Peepholes<T> peep = extras.peepholes.at(u.j0);
+    gate_gemm(kernels, n, h_prev, P, dot_recurrent ? nullptr : &whh, whh_dot.matrix(), whh_dot.ld, P, H, 0, kLstmGates,
+              u, pre, G, true, down);
+    const Peepholes<T> peep = w.peepholes.at(u.j0);
     for (int64_t b = 0; b < n; ++b)
-      o.lstm_forward_units(u.n(), H, pre + b * G + u.j0, c_prev + b * H + u.j0, c + b * H + u.j0,
-                           hm + b * H + u.j0, peep, training ? gates + (off + b) * G + u.j0 : nullptr, stream_saved);
+      units.forward(u.n(), H, pre + b * G + u.j0, c_prev + b * H + u.j0, c + b * H + u.j0, hm + b * H + u.j0, peep,
+                    training ? gates + (off + b) * G + u.j0 : nullptr, stream_saved);
     if (stream_saved) store_fence();
   });
-  final_state(rows, steps, B, P, out, h0, h_n);
-  if (training) final_state(rows, steps, B, H, cells, c0, c_n);
+  final_state(step_rows, steps, B, P, out, h0, h_n);
+  if (training) final_state(step_rows, steps, B, H, cells, c0, c_n);
 }
 
 template <typename T>
-void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, const T* w_ih, const T* w_hh,
-                   const LstmExtras<T>& extras, const T* out, const T* gates, const T* cells, const T* dout,
-                   const T* dh_n, const T* dc_n, T* dx, T* dh0, T* dc0, T* dw_ih, T* dw_hh, T* db_ih, T* db_hh,
-                   const LstmExtraGrads<T>& dextras) {
-  const Ops<T>& o = ops<T>();
+void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, const LstmWeights<T>& w, const T* out,
+                   const T* gates, const T* cells, const T* dout, const T* dh_n, const T* dc_n, T* dx, T* dh0, T* dc0,
+                   const LstmGrads<T>& grads) {
+  const Ops<T>& kernels = ops<T>();
+  const LstmUnits<T>& units = lstm_units<T>();
   DenormalsAreZero daz;
-  const StepRows rows(s);
-  const int64_t steps = s.steps, B = s.batch, H = s.hidden, P = s.state(), G = 4 * H, nr = o.nr, R = rows.total();
+  const StepRows step_rows(s);
+  const int64_t steps = s.steps, B = s.batch, H = s.hidden, P = s.h_width(), G = kLstmGates * H, nr = kernels.nr;
+  const int64_t R = step_rows.total();
   const int64_t ldp = unaliased_stride<T>(G);  // dpre's row stride
-  const bool projected = extras.w_hr != nullptr;
+  const bool projected = w.w_hr != nullptr;
   PackedB<T> whr = plain_panels<T>(P, H, nr);  // dm_t = dh_t @ W_hr
   T *dpre = nullptr, *dh_total = nullptr, *m = nullptr, *dm = nullptr, *prev = nullptr;
   const int64_t proj_work = projected ? P * H : 0;
   const int64_t weight_bytes = (G * P + proj_work) * int64_t(sizeof(T));  // W_hh (and W_hr), read at every step
   Scratch scratch(0);
   scratch.need(&dpre, R * ldp);
-  const BackwardWeight<T> whh(w_hh, G, P, nr, B, steps, weight_bytes, scratch);  // dh_{t-1} = dpre_t @ W_hh
+  const BackwardWeight<T> whh(w.w_hh, G, P, nr, B, steps, weight_bytes, scratch);  // dh_{t-1} = dpre_t @ W_hh
   if (projected) {
     scratch.need(&whr.data, whr.size());
     scratch.need(&dh_total, R * P);  // dout + the recurrent gradient, per row: dW_hr's left factor
     scratch.need(&m, R * H);         // o * tanh(c) per row: dW_hr's right factor
     scratch.need(&dm, B * H);
   }
-  scratch.need(&prev, previous_states_size(rows) * P);
+  scratch.need(&prev, previous_states_size(step_rows) * P);
   scratch.allocate();
   // dh0 and dc0 carry the running gradients w.r.t. h_t and c_t backwards through time (without dout_t). A row that
   // does not run at step t + 1 keeps dh_n, dc_n until its own last step.
@@ -127,32 +136,34 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
   // dh_t (these h units) = dpre_{t+1} @ W_hh, for the rows that ran step t + 1.
   auto recurrent_grad = [&](int64_t t, const UnitSlice& pu, bool descending) {
     if (t + 1 < steps)
-      whh.product(o, rows.rows(t + 1), dpre + rows.offset(t + 1) * ldp, ldp, pu, dh, P, false, descending);
+      whh.product(kernels, step_rows.rows(t + 1), dpre + step_rows.offset(t + 1) * ldp, ldp, pu, dh, P, false,
+                  descending);
   };
   // The elementwise backward of step t for hidden units u; dh_t is dh (+ dout_t), or dm with a projection.
   auto cell_grad = [&](int64_t t, const UnitSlice& u) {
-    const int64_t n = rows.rows(t), off = rows.offset(t);
+    const int64_t n = step_rows.rows(t), off = step_rows.offset(t);
     const T* g_t = gates + off * G;
     const T* c_t = cells + off * H;
-    const T* c_prev = t == 0 ? c0 : cells + rows.offset(t - 1) * H;
-    const Peepholes<T> peep = extras.peepholes.at(u.j0);
+    const T* c_prev = t == 0 ? c0 : cells + step_rows.offset(t - 1) * H;
+    const Peepholes<T> peep = w.peepholes.at(u.j0);
     T* dp = dpre + off * ldp;
     for (int64_t b = 0; b < n; ++b) {
       const int64_t k = b * H + u.j0;
       if (projected)
-        o.lstm_backward_units(u.n(), H, g_t + b * G + u.j0, c_t + k, c_prev + k, nullptr, dm + k, dc + k,
-                              dp + b * ldp + u.j0, peep, m + off * H + k, stream_dpre);
+        units.backward(u.n(), H, g_t + b * G + u.j0, c_t + k, c_prev + k, nullptr, dm + k, dc + k, dp + b * ldp + u.j0,
+                       peep, m + off * H + k, stream_dpre);
       else
-        o.lstm_backward_units(u.n(), H, g_t + b * G + u.j0, c_t + k, c_prev + k, dout + off * H + k, dh + k, dc + k,
-                              dp + b * ldp + u.j0, peep, nullptr, stream_dpre);
+        units.backward(u.n(), H, g_t + b * G + u.j0, c_t + k, c_prev + k, dout + off * H + k, dh + k, dc + k,
+                       dp + b * ldp + u.j0, peep, nullptr, stream_dpre);
     }
     if (stream_dpre) store_fence();
   };
 
-  const GradTerm<T> terms[] = {input_term(s, rows, x, 0, G, dw_ih), hidden_term(s, rows, h0, out, prev, 0, G, dw_hh)};
-  auto input_grads = [&] { input_grad(s, rows, G, w_ih, dpre, ldp, dx); };
+  const GradTerm<T> terms[] = {input_term(s, step_rows, x, 0, G, grads.dw_ih),
+                               hidden_term(s, step_rows, h0, out, prev, 0, G, grads.dw_hh)};
+  auto input_grads = [&] { input_grad(s, step_rows, G, w.w_ih, dpre, ldp, dx); };
   auto weight_grads = [&](const FinalRows* ready) {
-    weight_gradients(G, R, dpre, ldp, terms, 2, db_ih, db_hh, ready);
+    weight_gradients(G, R, dpre, ldp, terms, 2, grads.db_ih, grads.db_hh, ready);
   };
   if (!projected) {
     // Round 0 packs; round r = 1 .. T handles step t = T - r: first dh for these units from step t + 1 (all of
@@ -163,14 +174,14 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
       run_rounds(threads, chunks.items, rounds, [&](int64_t round, int64_t item) {
         const UnitSlice u = chunks(item);
         if (round == 0) {
-          whh.prepare(o, u);
+          whh.prepare(kernels, u);
           return;
         }
         const int64_t t = steps - round;
         recurrent_grad(t, u, rounds.descending(round));
         if (t < 0) return;
         cell_grad(t, u);
-        if (chunks.items == 1) final_rows.publish(rows.offset(t));
+        if (chunks.items == 1) final_rows.publish(step_rows.offset(t));
       });
     };
     backward_pass(threads, R * G * (s.input + P), final_rows, loop, input_grads, weight_grads);
@@ -181,55 +192,54 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
     run_rounds(threads, chunks.items, Rounds(2 + 2 * steps), [&](int64_t round, int64_t item) {
       const UnitSlice u = chunks(item), pu = proj_chunks(item);
       if (round == 0) {
-        whh.prepare(o, pu);
-        pack_b(extras.w_hr, H, whr, u.q0, u.q1);
+        whh.prepare(kernels, pu);
+        pack_b(w.w_hr, H, whr, u.q0, u.q1);
         return;
       }
       const int64_t t = steps - 1 - (round - 1) / 2;
       if ((round - 1) % 2 == 0) {
         recurrent_grad(t, pu, false);
         if (t < 0) return;
-        const int64_t off = rows.offset(t);
-        for (int64_t b = 0; b < rows.rows(t); ++b)
+        const int64_t off = step_rows.offset(t);
+        for (int64_t b = 0; b < step_rows.rows(t); ++b)
           for (int64_t j = pu.j0; j < pu.j1; ++j)
             dh_total[(off + b) * P + j] = dh[b * P + j] + dout[(off + b) * P + j];
         return;
       }
-      const int64_t n = rows.rows(t);
+      const int64_t n = step_rows.rows(t);
       if (n == 0) return;
       if (u.n() > 0)
-        o.gemm_panels(n, dh_total + rows.offset(t) * P, P, 1, whr, 0, 1, u.q0, u.q1, dm, H, false, nullptr);
+        kernels.gemm_panels(n, dh_total + step_rows.offset(t) * P, P, 1, whr, 0, 1, u.q0, u.q1, dm, H, false, nullptr);
       cell_grad(t, u);
     });
     input_grads();
     weight_grads(nullptr);
   }
   if (projected) {
-    const GradTerm<T> hr[] = {GradTerm<T>{m, R, nullptr, H, 0, P, dextras.dw_hr, H}};
+    const GradTerm<T> hr[] = {GradTerm<T>{m, R, nullptr, H, 0, P, grads.dw_hr, H}};
     weight_gradients(P, R, dh_total, P, hr, 1, static_cast<T*>(nullptr), static_cast<T*>(nullptr));
   }
-  if (extras.peepholes.i != nullptr) {  // dp_i, dp_f += dpre_{i,f} * c_{t-1};  dp_o += dpre_o * c_t (serial)
+  if (w.peepholes.i != nullptr) {  // dp_i, dp_f += dpre_{i,f} * c_{t-1};  dp_o += dpre_o * c_t (serial)
     for (int64_t t = 0; t < steps; ++t)
-      for (int64_t b = 0; b < rows.rows(t); ++b) {
-        const int64_t row = rows.offset(t) + b;
-        const T* c_prev = t == 0 ? c0 + b * H : cells + (rows.offset(t - 1) + b) * H;
+      for (int64_t b = 0; b < step_rows.rows(t); ++b) {
+        const int64_t row = step_rows.offset(t) + b;
+        const T* c_prev = t == 0 ? c0 + b * H : cells + (step_rows.offset(t - 1) + b) * H;
         const T* c_t = cells + row * H;
         const T* dp = dpre + row * ldp;
         for (int64_t j = 0; j < H; ++j) {
-          dextras.dp_i[j] += dp[j] * c_prev[j];
-          dextras.dp_f[j] += dp[H + j] * c_prev[j];
-          dextras.dp_o[j] += dp[3 * H + j] * c_t[j];
+          grads.dp_i[j] += dp[j] * c_prev[j];
+          grads.dp_f[j] += dp[H + j] * c_prev[j];
+          grads.dp_o[j] += dp[3 * H + j] * c_t[j];
         }
       }
   }
 }
 
-#define PYLSTM_INSTANTIATE(T)                                                                                      \
-  template void lstm_forward<T>(const SeqShape&, const T*, const T*, const T*, const T*, const T*, const T*,         \
-                                const T*, const LstmExtras<T>&, T*, T*, T*, T*, T*);                                 \
-  template void lstm_backward<T>(const SeqShape&, const T*, const T*, const T*, const T*, const T*,                  \
-                                 const LstmExtras<T>&, const T*, const T*, const T*, const T*, const T*, const T*,   \
-                                 T*, T*, T*, T*, T*, T*, T*, const LstmExtraGrads<T>&);
+#define PYLSTM_INSTANTIATE(T)                                                                                     \
+  template void lstm_forward<T>(const SeqShape&, const T*, const T*, const T*, const LstmWeights<T>&, T*, T*, T*,  \
+                                T*, T*);                                                                           \
+  template void lstm_backward<T>(const SeqShape&, const T*, const T*, const T*, const LstmWeights<T>&, const T*,   \
+                                 const T*, const T*, const T*, const T*, const T*, T*, T*, T*, const LstmGrads<T>&);
 PYLSTM_INSTANTIATE(float)
 PYLSTM_INSTANTIATE(double)
 #undef PYLSTM_INSTANTIATE

@@ -1,9 +1,9 @@
-// The SIMD building blocks, written once over Vec<T> and compiled once per ISA: the including file (isa_*.cpp)
-// defines PYLSTM_SIMD_NS, includes that namespace's Vec and math_inl.h, and fills an Ops<T> table from these.
+// The GEMM building blocks over Vec<T>, compiled once per ISA into the Ops table (ops_table_inl.h): the micro-kernel
+// and its cache blocking, packing, transposition, and the products for a few rows (dot products, axpy).
 //
-// Row-major throughout. Nothing here allocates or starts threads: the sequence kernels decide who computes what.
-// Every output element is computed by the same instructions in the same order whichever thread computes it, so
-// results do not depend on the thread count.
+// Row-major throughout. Nothing here allocates or starts threads: the callers decide who computes what. Every output
+// element is computed by the same instructions in the same order whichever thread computes it, so results do not
+// depend on the thread count.
 namespace pylstm {
 namespace PYLSTM_SIMD_NS {
 
@@ -18,40 +18,18 @@ struct Tiling {
   static constexpr int kMr = kLanes == 1 ? 4 : (kLanes * sizeof(T) == 64 ? 12 : 6);
   // Cache blocks: a (kMc, kKc) block of A stays in L2, and a (kKc, kNr) slice of a B panel is reused across the
   // block's rows from L1/L2. 2 KiB of k per row (512 floats): at K = 512 C is written once instead of stored and read
-  // back between two halves (LSTM 64,512,512,100 inference 1.05x faster than with 256, training and the AVX2 path
-  // within noise of it; 128 was 3-7% slower), although the 64 KiB AVX-512 slice no longer fits a 48 KiB L1.
+  // back between two halves (half of that was slower, and less again slower still), although the AVX-512 slice then
+  // no longer fits a 48 KiB L1.
   static constexpr int64_t kKc = 512 * 4 / static_cast<int64_t>(sizeof(T));
   static constexpr int64_t kMc = 20 * kMr;
 };
-
-// Loads/stores `w` lanes (w = kLanes: a whole register).
-template <typename V>
-inline typename V::Reg load_n(const typename V::T* p, int w) {
-  return w == V::kLanes ? V::load(p) : V::load_partial(p, w);
-}
-template <typename V>
-inline void store_n(typename V::T* p, typename V::Reg v, int w) {
-  if (w == V::kLanes) V::store(p, v);
-  else V::store_partial(p, v, w);
-}
-
-// Stores a value of an output too large to stay in the caches (a training forward's saved gates, a backward loop's
-// pre-activation gradients; kStreamSavedBytes and kStreamGradientBytes, sequence/common.h): with `stream`, a whole
-// register at an aligned address goes to memory past the caches (a non-temporal store), without the line first
-// being read in for it. The caller ends its streams with store_fence (cpu.h).
-template <typename V>
-inline void store_stream(typename V::T* p, typename V::Reg v, int w, bool stream) {
-  if (stream && w == V::kLanes && reinterpret_cast<uintptr_t>(p) % sizeof(typename V::Reg) == 0) V::stream(p, v);
-  else store_n<V>(p, v, w);
-}
 
 // ------------------------------------------------------------------------------------------------------------ GEMM
 
 // The layouts of A that the micro-kernel is compiled for, with its strides as constants: any (the strides as given),
 // rows read in place (as_k = 1), and the strips of pack_a_block (as_m = 1, as_k = kMr). Left to the compiler, these
-// specializations came and went with unrelated code in the same file: adding gemm_axpy made GCC stop cloning the
-// micro-kernel for them, and LSTM 4,1024,1024,25 inference ran 0.95-0.96x as fast, LSTM 16,512,512,25 training
-// 0.96-0.98x, RNN 16,1760,1760,50 training 0.965x; compiled for them explicitly, 0.99-1.01x (bench/ab.py).
+// specializations came and went with unrelated code in the same file (adding gemm_axpy made GCC stop cloning the
+// micro-kernel for them, and the products with them slowed down): they are compiled explicitly.
 enum class ALayout { kAny, kRows, kStrips };
 
 // A's strides for `layout`: the constants it stands for, else as given.
@@ -101,13 +79,10 @@ inline void micro_kernel(int64_t kc, const typename V::T* A, int64_t as_m_given,
       acc[r][v] = start != nullptr || !accumulate || lanes <= 0 ? first : load_n<V>(C + r * ldc + v * L, w);
   }
   // Four k per pass, then the rest one by one: the loop's own instructions and address updates are shared by four
-  // steps (AVX-512: 3-12% faster in isolation, 1-4% on the large-batch and training cases; the same operations in the
-  // same order, so the same bits).
+  // steps (the same operations in the same order, so the same bits).
   // The first strip of a panel reads the panel's slice from L3 (a recurrent step's weights, each thread's megabytes
-  // read once per step) or L2: the hardware prefetchers left its FMAs waiting on the loads. Asking for the lines 16
-  // values of k ahead (1-2 KB): AVX-512 M = 16, K = 512 from L3 147-155 -> 178-180 GFLOP/s a core, from L2 200 ->
-  // 210-214 (8 and 16 steps ahead equal, 24-48 less, 128 less still). Training RNN 16,1760,1760,50 1.07x, GRU
-  // 32,1760,1760,20 1.065x, LSTM 16,512,512,25 1.05x, LSTM 64,512,512,100 1.016x. The same arithmetic.
+  // read once per step) or L2: the hardware prefetchers left its FMAs waiting on the loads. It asks for the lines
+  // kPanelPrefetchSteps values of k ahead (8 did as well, 24 and more less well). The same arithmetic.
   constexpr int kPanelPrefetchSteps = 16, kPassBytes = 4 * NR * static_cast<int>(sizeof(typename V::T));
   int64_t k = 0;
   for (; k + 4 <= kc; k += 4) {
@@ -192,9 +167,8 @@ void pack_a_block(int64_t mc, int64_t kc, const typename V::T* A, int64_t as_m, 
 
 // dst (C, R) = src (R, C)^T, row-major with leading dimensions lds and ldd: blocks of kLanes x kLanes values loaded a
 // row of src per register and transposed in registers (Vec::transpose), the last C % kLanes columns of src by partial
-// loads, the last R % kLanes rows value by value. From L2, 1.4-1.7x faster than gathering each register of dst from
-// kLanes rows of src (a 256 KB weight: 24.5 -> 36.5-38.8 GB/s); from memory the copy is bandwidth-bound either way
-// (13.7 GB/s for a 4 MB LSTM weight). A copy: the values do not depend on the ISA.
+// loads, the last R % kLanes rows value by value: from L2 faster than gathering each register of dst from kLanes rows
+// of src; from memory the copy is bandwidth-bound either way. A copy: the values do not depend on the ISA.
 template <typename V>
 void transpose_matrix(int64_t R, int64_t C, const typename V::T* src, int64_t lds, typename V::T* dst, int64_t ldd) {
   constexpr int L = V::kLanes;
@@ -242,9 +216,8 @@ void gemm_a_block_in(int64_t mc, int64_t kc, const typename V::T* A, int64_t str
   using Tl = Tiling<V>;
   const int64_t ppb = B.panels_per_block();
   // Rows read in place end in two strips of about equal height instead of a full one and a few rows (16 rows: 8 + 8,
-  // not 12 + 4; 13: 7 + 6): a strip of a few rows has too few accumulators to keep the FMA units busy. AVX-512, one
-  // core, K = 512 from L2: M = 13 138 -> 150-153 GFLOP/s, 16 160-162 -> 165-166, 25 150-153 -> 160-162; LSTM
-  // 64,512,512,100 inference and training 1.02x (bench/ab.py). Each element's sums are unchanged, so are the bits.
+  // not 12 + 4; 13: 7 + 6): a strip of a few rows has too few accumulators to keep the FMA units busy. Each element's
+  // sums are unchanged, so are the bits.
   const int64_t rem = mc % Tl::kMr, tail = mc > Tl::kMr && rem > 0 && rem <= Tl::kMr / 2 ? Tl::kMr + rem : 0;
   auto strip_rows = [&](int64_t m) -> int64_t {
     if (kLayout != ALayout::kRows || tail == 0 || m < mc - tail) return std::min<int64_t>(Tl::kMr, mc - m);
@@ -257,8 +230,8 @@ void gemm_a_block_in(int64_t mc, int64_t kc, const typename V::T* A, int64_t str
       const int width = B.width(p);
       for (int64_t m = 0, rows = strip_rows(0); m < mc; m += rows, rows = strip_rows(m)) {
         // A product that reads C gets the next tile on its way while this one runs: the micro-kernel's first FMAs
-        // wait for their C rows, which for a weight gradient or a k block after the first come from L3 or memory
-        // (LSTM 16,512,512,25's weight gradients 4% faster; training 2-3.5%). The same arithmetic.
+        // wait for their C rows, which for a weight gradient or a k block after the first come from L3 or memory. The
+        // same arithmetic.
         if (accumulate && start == nullptr) {
           if (m + rows < mc) prefetch_tile<V>(Cp + (m + rows) * ldc, ldc, strip_rows(m + rows));
           else if (p + 1 < g * ppb + q1) prefetch_tile<V>(C + B.col(p + 1), ldc, strip_rows(0));
@@ -293,8 +266,8 @@ void gemm_a_packed(int64_t mc, int64_t kc, const typename V::T* a_packed, const 
 }
 
 // This thread's buffer number kSlot of at least n values, starting on a cache line (its rows are read and written as
-// whole registers: a buffer off the line split every load of a packed panel's slice in two, 5% of LSTM 1,256,256,150
-// inference); kept for the thread's next call.
+// whole registers: a buffer off the line would split every load of a packed panel's slice in two); kept for the
+// thread's next call.
 template <typename T, int kSlot>
 T* thread_buffer(size_t n) {
   constexpr size_t kLine = 64 / sizeof(T);
@@ -316,13 +289,12 @@ constexpr int64_t block_rows_max() {
 // columns k0.., product(m0, mc, k0, kc, a, strip, as_m, as_k, acc) with the block's kMr-row strips at
 // a + (m / kMr) * strip and element (r, k) at r * as_m + k * as_k from there; acc: add to C (accumulate, or k0 > 0).
 // Row-major A (a step's h_{t-1}, a chunk of inputs) is read in place by the micro-kernel: packing it costs a strided
-// gather per call, ~11% of LSTM 64,512,512,100 inference, and the rows are read once per panel either way from
+// gather per call, and the rows are read once per panel either way from
 // L1/L2. Only a row stride of a multiple of 4 KiB is packed: its rows would share one L1 cache set.
 // With `whole_k` (B's slices may be of any length), rows read in place that take at most kWholeKRowBytes in all (a
 // recurrent step's h or pre-activation gradients at batch 16) go in one block of all K: each C tile is then loaded
-// and stored once, and each panel streams through once from its prefetched start (M = 16, K = 1760, N = 880:
-// 166 -> 176 GFLOP/s a core in isolation; RNN 16,1760,1760,50 inference 1.026x, training 1.021x, GRU 32,1760,1760,20
-// training 1.010x, LSTM 16,512,512,25 within noise). The same sums in the same order, so the same bits.
+// and stored once, and each panel streams through once from its prefetched start. The same sums in the same order, so
+// the same bits.
 template <typename V, typename Product>
 void for_a_blocks(int64_t M, int64_t K, const typename V::T* A, int64_t as_m, int64_t as_k, bool accumulate,
                   bool whole_k, Product&& product) {
@@ -365,11 +337,11 @@ void start_panel_columns(int64_t M, const PackedB<T>& B, int64_t g0, int64_t g1,
       }
 }
 
-// C[:, the columns of panels q0..q1 of blocks g0..g1) [+]= A (M, K) @ B, B packed (packed.h): for a gate-blocked
-// weight, units [q0 * nr, q1 * nr) of gates g0..g1. With `start` (a row indexed like C's columns, e.g. the biases),
-// C = start + A @ B in every row instead, without C being read. Goto's blocking: a (kMc, kKc) block of A is packed
-// once and reused across all those panels from L2; a (kKc, kNr) slice of a panel is reused across the block's rows
-// from L1.
+// C[:, the columns of panels q0..q1 of blocks g0..g1) [+]= A (M, K) @ B, B packed (packed.h): for a B of G blocks of
+// H columns, columns [q0 * nr, q1 * nr) of each of blocks g0..g1. With `start` (a row indexed like C's columns, e.g.
+// the biases), C = start + A @ B in every row instead, without C being read. Goto's blocking: a (kMc, kKc) block of A
+// is packed once and reused across all those panels from L2; a (kKc, kNr) slice of a panel is reused across the
+// block's rows from L1.
 template <typename V>
 void gemm_panels(int64_t M, const typename V::T* A, int64_t as_m, int64_t as_k, const PackedB<typename V::T>& B,
                  int64_t g0, int64_t g1, int64_t q0, int64_t q1, typename V::T* C, int64_t ldc, bool accumulate,
@@ -388,8 +360,8 @@ void gemm_panels(int64_t M, const typename V::T* A, int64_t as_m, int64_t as_k, 
 // gemm_panels for B = W^T, W row-major (N, K) with leading dimension ldw, in the layout `shape` describes (its data
 // unused), without packing all of B first: each (kc, nr) slice of a panel is packed into a small buffer just before
 // the block's rows use it. For a weight that a call uses for one block of rows (M <= block_rows_max()) or two, as the
-// input projection of a sequence of one or two chunks does: packing it whole wrote every value to memory and read it
-// back for each use (the 16 MB W_ih of LSTM 4,1024,1024,25 inference: ~11% of the call). Each block of rows packs
+// input projection of a sequence of one or two chunks does: packing it whole would write every value to memory and
+// read it back for each use. Each block of rows packs
 // the slices again. The same products, value for value, as gemm_panels with B packed.
 template <typename V>
 void gemm_weight_slices(int64_t M, const typename V::T* A, int64_t lda, const typename V::T* W, int64_t ldw,
@@ -483,8 +455,7 @@ void gemm_dot_rows(int64_t n_begin, int64_t n_end, int64_t K, const typename V::
 }
 
 // The direction is a template argument, so that each gemm_dot_rows has one call site and the ascending one compiles
-// as it did before there was a direction (the direction as a run-time argument made single steps at batch 1 up to
-// 5% slower).
+// as it did before there was a direction (the direction as a run-time argument slowed single steps at batch 1).
 template <typename V, bool kDescending>
 void gemm_dot_in(int64_t M, int64_t n_begin, int64_t n_end, int64_t K, const typename V::T* A, int64_t lda,
                  const typename V::T* W, int64_t ldw, typename V::T* C, int64_t ldc, bool accumulate,
@@ -619,379 +590,6 @@ void gemm_axpy(int64_t M, int64_t n_begin, int64_t n_end, int64_t K, const typen
       default: gemm_axpy_rows<V, 4>(n_begin, n_end, K, a, lda, B, ldb, c, ldc, accumulate, descending, start); break;
     }
   }
-}
-
-// ------------------------------------------------------------------------------------------------- activations
-
-template <typename V>
-void sigmoid_array(int64_t n, const typename V::T* x, typename V::T* y) {
-  constexpr int L = V::kLanes;
-  int64_t j = 0;
-  for (; j + L <= n; j += L) V::store(y + j, sigmoid<V>(V::load(x + j)));
-  if (j < n) V::store_partial(y + j, sigmoid<V>(V::load_partial(x + j, static_cast<int>(n - j))), static_cast<int>(n - j));
-}
-
-template <typename V>
-void tanh_array(int64_t n, const typename V::T* x, typename V::T* y) {
-  constexpr int L = V::kLanes;
-  int64_t j = 0;
-  for (; j + L <= n; j += L) V::store(y + j, tanh<V>(V::load(x + j)));
-  if (j < n) V::store_partial(y + j, tanh<V>(V::load_partial(x + j, static_cast<int>(n - j))), static_cast<int>(n - j));
-}
-
-// --------------------------------------------------------------------------------------------------- row sums
-// The pieces of a numerically stable softmax over one row of n values (a cross-entropy's hot path): the row's
-// maximum, the exponentials shifted by it together with their sum, and an affine map of the row in place. Sums are
-// kept in the register's lanes and added across them at the end, so a row's result depends on the ISA but never on
-// the thread that computes it.
-
-// The sum of a register's lanes through memory, lane 0 first. (Not V::reduce_add: GCC 12 warns about its AVX-512
-// form here, a false positive in its own header, and a row needs only one such sum.)
-template <typename V>
-inline typename V::T lanes_sum(typename V::Reg a) {
-  alignas(64) typename V::T lanes[V::kLanes];
-  V::store(lanes, a);
-  typename V::T sum = lanes[0];
-  for (int k = 1; k < V::kLanes; ++k) sum += lanes[k];
-  return sum;
-}
-
-// The largest of x[0..n) (n >= 1). A NaN may or may not win; the caller's exponentials turn NaN either way.
-template <typename V>
-typename V::T row_max(int64_t n, const typename V::T* x) {
-  using T = typename V::T;
-  constexpr int L = V::kLanes;
-  int64_t j = 0;
-  T m = x[0];
-  if (n >= L) {
-    typename V::Reg acc = V::load(x);
-    for (j = L; j + L <= n; j += L) acc = V::max(acc, V::load(x + j));
-    m = V::reduce_max(acc);
-  }
-  for (; j < n; ++j) m = x[j] > m ? x[j] : m;  // the tail one by one: a partial load's zeros would join the max
-  return m;
-}
-
-// The sum of x[0..n).
-template <typename V>
-typename V::T row_sum(int64_t n, const typename V::T* x) {
-  constexpr int L = V::kLanes;
-  typename V::Reg acc = V::zero();
-  int64_t j = 0;
-  for (; j + L <= n; j += L) acc = V::add(acc, V::load(x + j));
-  if (j < n) acc = V::add(acc, V::load_partial(x + j, static_cast<int>(n - j)));
-  return lanes_sum<V>(acc);
-}
-
-// y[j] = exp(x[j] - shift) for j < n, where shift >= every x[j] (so exp sees arguments <= 0 only and cannot
-// overflow); returns the sum of the y[j]. y may alias x.
-template <typename V>
-typename V::T exp_minus_sum(int64_t n, const typename V::T* x, typename V::T shift, typename V::T* y) {
-  using T = typename V::T;
-  using Reg = typename V::Reg;
-  constexpr int L = V::kLanes;
-  const Reg s = V::set1(shift);
-  Reg acc = V::zero();
-  int64_t j = 0;
-  for (; j + L <= n; j += L) {
-    const Reg e = exp_nonpositive<V>(V::sub(V::load(x + j), s));
-    V::store(y + j, e);
-    acc = V::add(acc, e);
-  }
-  T tail = T(0);
-  if (j < n) {  // the missing lanes of a partial load would be exp(0 - shift): summed from the stored values instead
-    const int w = static_cast<int>(n - j);
-    V::store_partial(y + j, exp_nonpositive<V>(V::sub(V::load_partial(x + j, w), s)), w);
-    for (int k = 0; k < w; ++k) tail += y[j + k];
-  }
-  return lanes_sum<V>(acc) + tail;
-}
-
-// y[j] = a * y[j] - b for j < n, in place.
-template <typename V>
-void scale_minus(int64_t n, typename V::T* y, typename V::T a, typename V::T b) {
-  constexpr int L = V::kLanes;
-  const typename V::Reg va = V::set1(a), vb = V::set1(b);
-  int64_t j = 0;
-  for (; j + L <= n; j += L) V::store(y + j, V::sub(V::mul(V::load(y + j), va), vb));
-  if (j < n) {
-    const int w = static_cast<int>(n - j);
-    V::store_partial(y + j, V::sub(V::mul(V::load_partial(y + j, w), va), vb), w);
-  }
-}
-
-// ------------------------------------------------------------------------------------------------ cell updates
-// Each works on units [0, n) of one batch row, `n` counted from the pointers given (the caller offsets them to its
-// first unit); gate g of a (G*H)-wide row is at offset g * H (PyTorch's gate-blocked layout).
-
-// LSTM step. pre: the i, f, g, o pre-activations without the peephole terms (input and recurrent parts summed,
-// biases included), row width >= 4H (in); saved (when not null): i, f, g, o, at the same offsets (out; store_stream's
-// `stream`). c_prev in;
-// c = f * c_prev + i * g and h = o * tanh(c) out (h is m, before a projection). c may alias c_prev.
-// Peepholes (all three or none): i and f see p * c_prev, o sees p_o * c.
-template <typename V, bool kPeepholes>
-inline void lstm_forward_loop(int64_t n, int64_t H, const typename V::T* pre, const typename V::T* c_prev,
-                              typename V::T* c, typename V::T* h, const Peepholes<typename V::T>& p,
-                              typename V::T* saved, bool stream) {
-  using Reg = typename V::Reg;
-  for (int64_t j = 0; j < n; j += V::kLanes) {
-    const int w = static_cast<int>(std::min<int64_t>(V::kLanes, n - j));
-    const Reg cp = load_n<V>(c_prev + j, w);
-    Reg pi = load_n<V>(pre + j, w), pf = load_n<V>(pre + H + j, w), po = load_n<V>(pre + 3 * H + j, w);
-    if (kPeepholes) {
-      pi = V::fmadd(load_n<V>(p.i + j, w), cp, pi);
-      pf = V::fmadd(load_n<V>(p.f + j, w), cp, pf);
-    }
-    const Reg i = sigmoid<V>(pi), f = sigmoid<V>(pf), g = tanh<V>(load_n<V>(pre + 2 * H + j, w));
-    const Reg cj = V::add(V::mul(f, cp), V::mul(i, g));
-    if (kPeepholes) po = V::fmadd(load_n<V>(p.o + j, w), cj, po);
-    const Reg o = sigmoid<V>(po);
-    store_n<V>(c + j, cj, w);
-    store_n<V>(h + j, V::mul(o, tanh<V>(cj)), w);
-    if (saved != nullptr) {
-      store_stream<V>(saved + j, i, w, stream);
-      store_stream<V>(saved + H + j, f, w, stream);
-      store_stream<V>(saved + 2 * H + j, g, w, stream);
-      store_stream<V>(saved + 3 * H + j, o, w, stream);
-    }
-  }
-}
-
-template <typename V>
-void lstm_forward_units(int64_t n, int64_t H, const typename V::T* pre, const typename V::T* c_prev, typename V::T* c,
-                        typename V::T* h, const Peepholes<typename V::T>& p, typename V::T* saved, bool stream) {
-  if (p.i != nullptr) lstm_forward_loop<V, true>(n, H, pre, c_prev, c, h, p, saved, stream);
-  else lstm_forward_loop<V, false>(n, H, pre, c_prev, c, h, p, saved, stream);
-}
-
-// LSTM step backward. gates: saved i, f, g, o; c: c_t; dh: gradient w.r.t. h_t (m_t with a projection) from later
-// steps, plus dout when dout is not null (read); dc: w.r.t. c_t from step t+1 (in), w.r.t. c_{t-1} (out); dpre: the
-// (4H) pre-activation gradients (out; store_stream's `stream`); m: o * tanh(c_t) (out, when not null: a projection's
-// weight gradient needs it).
-template <typename V, bool kPeepholes>
-inline void lstm_backward_loop(int64_t n, int64_t H, const typename V::T* gates, const typename V::T* c,
-                               const typename V::T* c_prev, const typename V::T* dout, const typename V::T* dh,
-                               typename V::T* dc, typename V::T* dpre, const Peepholes<typename V::T>& p,
-                               typename V::T* m, bool stream) {
-  using Reg = typename V::Reg;
-  const Reg one = V::set1(1);
-  for (int64_t j = 0; j < n; j += V::kLanes) {
-    const int w = static_cast<int>(std::min<int64_t>(V::kLanes, n - j));
-    const Reg i = load_n<V>(gates + j, w), f = load_n<V>(gates + H + j, w);
-    const Reg g = load_n<V>(gates + 2 * H + j, w), o = load_n<V>(gates + 3 * H + j, w);
-    const Reg cp = load_n<V>(c_prev + j, w);
-    const Reg dht = dout == nullptr ? load_n<V>(dh + j, w) : V::add(load_n<V>(dh + j, w), load_n<V>(dout + j, w));
-    const Reg tanh_c = tanh<V>(load_n<V>(c + j, w));
-    const Reg dpo = V::mul(V::mul(V::mul(dht, tanh_c), o), V::sub(one, o));
-    Reg dct = V::add(load_n<V>(dc + j, w), V::mul(V::mul(dht, o), V::fnmadd(tanh_c, tanh_c, one)));
-    if (kPeepholes) dct = V::fmadd(dpo, load_n<V>(p.o + j, w), dct);
-    const Reg dpi = V::mul(V::mul(V::mul(dct, g), i), V::sub(one, i));
-    const Reg dpf = V::mul(V::mul(V::mul(dct, cp), f), V::sub(one, f));
-    store_stream<V>(dpre + j, dpi, w, stream);
-    store_stream<V>(dpre + H + j, dpf, w, stream);
-    store_stream<V>(dpre + 2 * H + j, V::mul(V::mul(dct, i), V::fnmadd(g, g, one)), w, stream);
-    store_stream<V>(dpre + 3 * H + j, dpo, w, stream);
-    Reg dcp = V::mul(dct, f);
-    if (kPeepholes) dcp = V::fmadd(dpf, load_n<V>(p.f + j, w), V::fmadd(dpi, load_n<V>(p.i + j, w), dcp));
-    store_n<V>(dc + j, dcp, w);
-    if (m != nullptr) store_n<V>(m + j, V::mul(o, tanh_c), w);
-  }
-}
-
-template <typename V>
-void lstm_backward_units(int64_t n, int64_t H, const typename V::T* gates, const typename V::T* c,
-                         const typename V::T* c_prev, const typename V::T* dout, const typename V::T* dh,
-                         typename V::T* dc, typename V::T* dpre, const Peepholes<typename V::T>& p,
-                         typename V::T* m, bool stream) {
-  if (p.i != nullptr) lstm_backward_loop<V, true>(n, H, gates, c, c_prev, dout, dh, dc, dpre, p, m, stream);
-  else lstm_backward_loop<V, false>(n, H, gates, c, c_prev, dout, dh, dc, dpre, p, m, stream);
-}
-
-// GRU step, reset_after. pre: r, z, n input pre-activations (b_ih and b_hr, b_hz folded in), row width >= 3H;
-// gh: the recurrent part W_hh h + [0, 0, b_hn] (3H). saved (when not null): r, z, n and hn (4H wide, out;
-// store_stream's `stream`).
-// h = (1 - z) * n + z * h_prev.
-template <typename V>
-void gru_forward_units(int64_t n, int64_t H, const typename V::T* pre, const typename V::T* gh,
-                       const typename V::T* h_prev, typename V::T* h, typename V::T* saved, bool stream) {
-  using Reg = typename V::Reg;
-  const Reg one = V::set1(1);
-  for (int64_t j = 0; j < n; j += V::kLanes) {
-    const int w = static_cast<int>(std::min<int64_t>(V::kLanes, n - j));
-    const Reg r = sigmoid<V>(V::add(load_n<V>(pre + j, w), load_n<V>(gh + j, w)));
-    const Reg z = sigmoid<V>(V::add(load_n<V>(pre + H + j, w), load_n<V>(gh + H + j, w)));
-    const Reg hn = load_n<V>(gh + 2 * H + j, w);
-    const Reg nn = tanh<V>(V::add(load_n<V>(pre + 2 * H + j, w), V::mul(r, hn)));
-    store_n<V>(h + j, V::add(V::mul(V::sub(one, z), nn), V::mul(z, load_n<V>(h_prev + j, w))), w);
-    if (saved != nullptr) {
-      store_stream<V>(saved + j, r, w, stream);
-      store_stream<V>(saved + H + j, z, w, stream);
-      store_stream<V>(saved + 2 * H + j, nn, w, stream);
-      store_stream<V>(saved + 3 * H + j, hn, w, stream);
-    }
-  }
-}
-
-// GRU step, reset_before, first half: r and z from pre (all biases folded) + grz (W_hr h, W_hz h); z written over
-// pre's z (gru_n_units reads it), r and z to saved when not null; rh = r * h_prev.
-template <typename V>
-void gru_rz_units(int64_t n, int64_t H, typename V::T* pre, const typename V::T* grz, int64_t grz_h,
-                  const typename V::T* h_prev, typename V::T* rh, typename V::T* saved, bool stream) {
-  using Reg = typename V::Reg;
-  for (int64_t j = 0; j < n; j += V::kLanes) {
-    const int w = static_cast<int>(std::min<int64_t>(V::kLanes, n - j));
-    const Reg r = sigmoid<V>(V::add(load_n<V>(pre + j, w), load_n<V>(grz + j, w)));
-    const Reg z = sigmoid<V>(V::add(load_n<V>(pre + H + j, w), load_n<V>(grz + grz_h + j, w)));
-    store_n<V>(pre + H + j, z, w);
-    if (saved != nullptr) {
-      store_stream<V>(saved + j, r, w, stream);
-      store_stream<V>(saved + H + j, z, w, stream);
-    }
-    store_n<V>(rh + j, V::mul(r, load_n<V>(h_prev + j, w)), w);
-  }
-}
-
-// GRU step, reset_before, second half: n = tanh(pre_n + gn) (gn = W_hn (r * h)), written to saved's n when not
-// null; h = (1 - z) * n + z * h_prev (z from pre).
-template <typename V>
-void gru_n_units(int64_t n, int64_t H, const typename V::T* pre, const typename V::T* gn,
-                 const typename V::T* h_prev, typename V::T* h, typename V::T* saved, bool stream) {
-  using Reg = typename V::Reg;
-  const Reg one = V::set1(1);
-  for (int64_t j = 0; j < n; j += V::kLanes) {
-    const int w = static_cast<int>(std::min<int64_t>(V::kLanes, n - j));
-    const Reg z = load_n<V>(pre + H + j, w);
-    const Reg nn = tanh<V>(V::add(load_n<V>(pre + 2 * H + j, w), load_n<V>(gn + j, w)));
-    if (saved != nullptr) store_stream<V>(saved + 2 * H + j, nn, w, stream);
-    store_n<V>(h + j, V::add(V::mul(V::sub(one, z), nn), V::mul(z, load_n<V>(h_prev + j, w))), w);
-  }
-}
-
-// GRU step backward, reset_after. gates: r, z, n, hn (4H); dh: in, gradient w.r.t. h_t from step t+1; out, its
-// direct part dh_t * z (the caller adds dgh @ W_hh). dgx, dgh: the ih and hh pre-activation gradients (3H each;
-// store_stream's `stream`).
-template <typename V>
-void gru_backward_after_units(int64_t n, int64_t H, const typename V::T* gates, const typename V::T* h_prev,
-                              const typename V::T* dout, typename V::T* dh, typename V::T* dgx, typename V::T* dgh,
-                              bool stream) {
-  using Reg = typename V::Reg;
-  const Reg one = V::set1(1);
-  for (int64_t j = 0; j < n; j += V::kLanes) {
-    const int w = static_cast<int>(std::min<int64_t>(V::kLanes, n - j));
-    const Reg r = load_n<V>(gates + j, w), z = load_n<V>(gates + H + j, w);
-    const Reg nn = load_n<V>(gates + 2 * H + j, w), hn = load_n<V>(gates + 3 * H + j, w);
-    const Reg dht = V::add(load_n<V>(dh + j, w), load_n<V>(dout + j, w));
-    const Reg dn = V::mul(V::mul(dht, V::sub(one, z)), V::fnmadd(nn, nn, one));
-    const Reg dz = V::mul(V::mul(V::mul(dht, V::sub(load_n<V>(h_prev + j, w), nn)), z), V::sub(one, z));
-    const Reg dr = V::mul(V::mul(V::mul(dn, hn), r), V::sub(one, r));
-    store_stream<V>(dgx + j, dr, w, stream);
-    store_stream<V>(dgx + H + j, dz, w, stream);
-    store_stream<V>(dgx + 2 * H + j, dn, w, stream);
-    store_stream<V>(dgh + j, dr, w, stream);
-    store_stream<V>(dgh + H + j, dz, w, stream);
-    store_stream<V>(dgh + 2 * H + j, V::mul(dn, r), w, stream);
-    store_n<V>(dh + j, V::mul(dht, z), w);
-  }
-}
-
-// GRU step backward, reset_before, first half: dz and dn pre-activation gradients into dg (3H), dh -> dh_t * z
-// (in: the gradient from step t+1).
-template <typename V>
-void gru_backward_zn_units(int64_t n, int64_t H, const typename V::T* gates, const typename V::T* h_prev,
-                           const typename V::T* dout, typename V::T* dh, typename V::T* dg) {
-  using Reg = typename V::Reg;
-  const Reg one = V::set1(1);
-  for (int64_t j = 0; j < n; j += V::kLanes) {
-    const int w = static_cast<int>(std::min<int64_t>(V::kLanes, n - j));
-    const Reg z = load_n<V>(gates + H + j, w), nn = load_n<V>(gates + 2 * H + j, w);
-    const Reg dht = V::add(load_n<V>(dh + j, w), load_n<V>(dout + j, w));
-    store_n<V>(dg + H + j, V::mul(V::mul(V::mul(dht, V::sub(load_n<V>(h_prev + j, w), nn)), z), V::sub(one, z)), w);
-    store_n<V>(dg + 2 * H + j, V::mul(V::mul(dht, V::sub(one, z)), V::fnmadd(nn, nn, one)), w);
-    store_n<V>(dh + j, V::mul(dht, z), w);
-  }
-}
-
-// GRU step backward, reset_before, second half: given drh = d(r * h_prev) = dn_pre @ W_hn, the r gradient into dg,
-// dh += drh * r, and rh = r * h_prev (kept for dW_hn).
-template <typename V>
-void gru_backward_r_units(int64_t n, const typename V::T* gates, const typename V::T* h_prev,
-                          const typename V::T* drh, typename V::T* dh, typename V::T* dg, typename V::T* rh) {
-  using Reg = typename V::Reg;
-  const Reg one = V::set1(1);
-  for (int64_t j = 0; j < n; j += V::kLanes) {
-    const int w = static_cast<int>(std::min<int64_t>(V::kLanes, n - j));
-    const Reg r = load_n<V>(gates + j, w), hp = load_n<V>(h_prev + j, w), d = load_n<V>(drh + j, w);
-    store_n<V>(dg + j, V::mul(V::mul(V::mul(d, hp), r), V::sub(one, r)), w);
-    store_n<V>(dh + j, V::add(load_n<V>(dh + j, w), V::mul(d, r)), w);
-    store_n<V>(rh + j, V::mul(r, hp), w);
-  }
-}
-
-// RNN step: h = act(pre) in place (tanh, or relu keeping NaN).
-template <typename V>
-void rnn_forward_units(int64_t n, bool relu, typename V::T* h) {
-  using Reg = typename V::Reg;
-  for (int64_t j = 0; j < n; j += V::kLanes) {
-    const int w = static_cast<int>(std::min<int64_t>(V::kLanes, n - j));
-    const Reg p = load_n<V>(h + j, w);
-    // relu: p where p > 0, 0 where p <= 0, NaN where NaN (compares false on both tests).
-    const Reg y = relu ? V::select(V::ge(V::zero(), p), V::zero(), p) : tanh<V>(p);
-    store_n<V>(h + j, y, w);
-  }
-}
-
-// RNN step backward: dpre = (dh + dout) * act'(h), act' from h itself (tanh: 1 - h^2; relu: h > 0); dpre with
-// store_stream's `stream`.
-template <typename V>
-void rnn_backward_units(int64_t n, bool relu, const typename V::T* h, const typename V::T* dout,
-                        const typename V::T* dh, typename V::T* dpre, bool stream) {
-  using Reg = typename V::Reg;
-  const Reg one = V::set1(1);
-  for (int64_t j = 0; j < n; j += V::kLanes) {
-    const int w = static_cast<int>(std::min<int64_t>(V::kLanes, n - j));
-    const Reg hj = load_n<V>(h + j, w);
-    const Reg d = V::add(load_n<V>(dh + j, w), load_n<V>(dout + j, w));
-    const Reg grad = relu ? V::select(V::gt(hj, V::zero()), one, V::zero()) : V::fnmadd(hj, hj, one);
-    store_stream<V>(dpre + j, V::mul(d, grad), w, stream);
-  }
-}
-
-// The table of this ISA's building blocks. constexpr, so that the table is filled at compile time: no code of this
-// ISA runs until the dispatcher has chosen it.
-template <typename T>
-constexpr Ops<T> make_ops(const char* name) {
-  using V = Vec<T>;
-  Ops<T> ops{};
-  ops.isa = name;
-  ops.nr = Tiling<V>::kNr;
-  ops.gemm_panels = &gemm_panels<V>;
-  ops.pack_a_block = &pack_a_block<V>;
-  ops.gemm_a_packed = &gemm_a_packed<V>;
-  ops.mc = Tiling<V>::kMc;
-  ops.kc = Tiling<V>::kKc;
-  ops.gemm_dot = &gemm_dot<V>;
-  ops.gemm_axpy = &gemm_axpy<V>;
-  ops.gemm_weight_slices = &gemm_weight_slices<V>;
-  ops.block_rows_max = block_rows_max<V>();
-  ops.pack_b_transposed = &pack_b_transposed<V>;
-  ops.transpose = &transpose_matrix<V>;
-  ops.sigmoid = &sigmoid_array<V>;
-  ops.tanh = &tanh_array<V>;
-  ops.row_max = &row_max<V>;
-  ops.row_sum = &row_sum<V>;
-  ops.exp_minus_sum = &exp_minus_sum<V>;
-  ops.scale_minus = &scale_minus<V>;
-  ops.lstm_forward_units = &lstm_forward_units<V>;
-  ops.lstm_backward_units = &lstm_backward_units<V>;
-  ops.gru_forward_units = &gru_forward_units<V>;
-  ops.gru_rz_units = &gru_rz_units<V>;
-  ops.gru_n_units = &gru_n_units<V>;
-  ops.gru_backward_after_units = &gru_backward_after_units<V>;
-  ops.gru_backward_zn_units = &gru_backward_zn_units<V>;
-  ops.gru_backward_r_units = &gru_backward_r_units<V>;
-  ops.rnn_forward_units = &rnn_forward_units<V>;
-  ops.rnn_backward_units = &rnn_backward_units<V>;
-  return ops;
 }
 
 }  // namespace PYLSTM_SIMD_NS

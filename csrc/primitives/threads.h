@@ -1,0 +1,59 @@
+// Thread policy of the C++ core: the one place that decides how many threads a kernel uses, and the parallel region
+// that runs them. Builds without OpenMP compile to a single thread everywhere.
+#pragma once
+#include <cstdint>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace pylstm {
+
+// True when the extension was compiled with OpenMP.
+bool has_openmp();
+
+// Threads the kernels may use: set_num_threads(n) (n >= 1), else OMP_NUM_THREADS, else the number of processors.
+// Always 1 without OpenMP.
+int get_num_threads();
+void set_num_threads(int n);
+
+// Threads worth using for a parallel loop of `work` multiply-adds: 1 below the point where waking a second thread
+// (a few microseconds) costs more than it saves, or while the machine is busy (busy_machine()), else
+// get_num_threads().
+int threads_for(int64_t work);
+
+// This thread's number and the team size inside a parallel region (0 and 1 outside one, or without OpenMP).
+inline int thread_id() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+inline int team_size() {
+#ifdef _OPENMP
+  return omp_get_num_threads();
+#else
+  return 1;
+#endif
+}
+
+// Runs body() on `threads` threads of one parallel region, or, for one thread outside any parallel region, directly
+// on the calling thread (thread_id() 0, team_size() 1, barriers nothing). A region of one thread still makes an
+// OpenMP team, which libgomp allocates and frees at every region, and its allocation's malloc_consolidate is a large
+// part of a small call's time. Inside a region (a loop beside the weight gradients: backward_pass) it stays a region
+// of its own, so that its thread numbers and barriers are its own and not the enclosing team's.
+template <typename Body>
+void parallel_region(int threads, Body&& body) {
+#ifdef _OPENMP
+  if (threads > 1 || omp_in_parallel()) {
+#pragma omp parallel num_threads(threads > 1 ? threads : 1)
+    body();
+    return;
+  }
+#endif
+  (void)threads;
+  body();
+}
+
+}  // namespace pylstm

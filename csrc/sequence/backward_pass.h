@@ -1,0 +1,79 @@
+// What every backward pass shares after (or beside) its time loop: dx and the weight gradients as single GEMMs over
+// the loop's pre-activation gradients, run beside a one-thread loop when a second thread is free.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+
+#include "primitives/cpu.h"
+#include "primitives/gemm.h"
+#include "primitives/parallel.h"
+#include "sequence/shape.h"
+
+namespace pylstm {
+
+// After the time loop: dx = dpre_ih @ w_ih, one GEMM over all R rows.
+//   dpre_ih (R, N), leading dimension ld; w_ih (N, I); dx (R, I).
+template <typename T>
+void input_grad(const SeqShape& s, const StepRows& r, int64_t N, const T* w_ih, const T* dpre_ih, int64_t ld, T* dx) {
+  gemm(r.total(), s.input, N, dpre_ih, ld, int64_t(1), w_ih, s.input, false, dx, s.input, false);
+}
+
+// A backward pass: its time loop, dx, and the weight gradients, the last two products over the loop's pre-activation
+// gradients. When the loop runs on one thread (small hidden sizes: a step is too little work to share) and a second
+// thread is free, that thread makes the weight gradients beside the loop, each block of rows as soon as the loop has
+// published it in `final_rows` (FinalRows, gemm.h), while the loop's thread goes on to dx (for small hidden sizes
+// and long sequences the two products after the loop are a large part of the backward pass).
+//   loop(): the time loop on loop_threads threads; with one, it publishes its progress in final_rows.
+//   input_grads(): dx (after the loop).
+//   weight_grads(ready): the weight and bias gradients, waiting for their rows on `ready` when it is not null.
+// The result is the same either way: weight_gradients adds its blocks of rows in the same order.
+template <typename Loop, typename InputGrads, typename WeightGrads>
+void backward_pass(int loop_threads, int64_t weight_work, FinalRows& final_rows, Loop&& loop, InputGrads&& input_grads,
+                   WeightGrads&& weight_grads) {
+  const bool beside = loop_threads == 1 && threads_for(weight_work) >= 2;
+  if (!beside) {
+    loop();
+    input_grads();
+    weight_grads(static_cast<const FinalRows*>(nullptr));
+    return;
+  }
+#pragma omp parallel num_threads(2)
+  {
+    DenormalsAreZero daz;
+    if (thread_id() == 0) {
+      loop();
+      final_rows.publish(0);
+      input_grads();
+      if (team_size() < 2) weight_grads(static_cast<const FinalRows*>(nullptr));  // no second thread came
+    } else {
+      weight_grads(&final_rows);
+    }
+  }
+}
+
+// Terms of weight_gradients (primitives/gemm.h) for gradient rows [m_begin, m_end):
+//   dW_ih += dpre^T @ x (x as R rows);
+template <typename T>
+GradTerm<T> input_term(const SeqShape& s, const StepRows& r, const T* x, int64_t m_begin, int64_t m_end, T* dw_ih) {
+  return {x, r.total(), nullptr, s.input, m_begin, m_end, dw_ih, s.input};
+}
+
+// The previous hidden state (width P) of every row of a sequence, as weight_gradients reads it: in the uniform layout
+// h0 followed by out's rows (no copy); in the packed layout gathered into `prev` (R, P), which the caller allocates
+// (previous_states_size rows) — a step's rows continue the first rows of the step before.
+inline int64_t previous_states_size(const StepRows& r) { return r.uniform() ? 0 : r.total(); }
+
+//   dW_hh += dpre^T @ (previous hidden states)
+template <typename T>
+GradTerm<T> hidden_term(const SeqShape& s, const StepRows& r, const T* h0, const T* out, T* prev, int64_t m_begin,
+                        int64_t m_end, T* dw_hh) {
+  const int64_t P = s.h_width();
+  if (r.uniform()) return {h0, s.batch, out, P, m_begin, m_end, dw_hh, P};
+  for (int64_t t = 0; t < s.steps; ++t) {
+    const T* src = t == 0 ? h0 : out + r.offset(t - 1) * P;
+    std::copy(src, src + r.rows(t) * P, prev + r.offset(t) * P);
+  }
+  return {prev, r.total(), nullptr, P, m_begin, m_end, dw_hh, P};
+}
+
+}  // namespace pylstm

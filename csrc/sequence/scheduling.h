@@ -1,0 +1,87 @@
+// How a time loop shares its work among threads: how many threads, the work items (slices of the hidden units), the
+// rounds they run in, and the chunks of steps whose input projection is computed together.
+//
+// Threading model of every time loop: one parallel region around the whole loop, scheduled as WorkRounds
+// (primitives/work_rounds.h): a round per time step (two for the reset_before GRU, whose n gate needs all of r * h),
+// each round's items being slices of the hidden units, whole panels of the micro-kernel's width and the same units in
+// every gate, so an item computes its units' columns of every GEMM and their elementwise update. Round 0 packs the
+// weights, each item its own panels. No fork/join per step; one wait for the round's end per step.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+
+#include "primitives/cpu.h"
+#include "primitives/parallel.h"
+
+namespace pylstm {
+
+// The input projection runs this many rows (whole steps) at a time: inference scratch stays O(B * H).
+constexpr int64_t kProjectionRows = 256;
+
+// Steps whose input projection is computed together: about kProjectionRows rows, so the projected rows are still
+// in cache when their steps read them (projecting a whole long sequence first leaves each step's rows in memory).
+inline int64_t projection_chunk(int64_t steps, int64_t batch) {
+  return std::clamp<int64_t>((kProjectionRows + batch - 1) / std::max<int64_t>(batch, 1), 1,
+                             std::max<int64_t>(steps, 1));
+}
+
+// The hidden units [j0, j1) of one work item: panels [q0, q1) of every gate.
+struct UnitSlice {
+  int64_t q0, q1, j0, j1;
+  int64_t n() const { return j1 - j0; }
+};
+
+inline int64_t panels_per_gate(int64_t H, int64_t nr) { return (H + nr - 1) / nr; }
+
+// The hidden units cut into a time loop's work items: one for a single thread; one per thread when each thread's
+// share of the weights a step reads (`step_weight_bytes` in all) fits well in its L2 cache; else up to eight per
+// thread (fine enough to rebalance when a thread falls behind, and with H = 512 still a whole panel of every gate).
+// Eight rather than four: finer items rebalance better, and at H = 512 an item is still a whole panel of every gate;
+// two per thread rebalanced too little.
+// Rebalancing pays where the weights stream from L3 at every step, at the pace of each core's memory traffic. Where
+// they stay in L2 it does not, and every item costs its share of the round's scheduling (WorkRounds): there each
+// thread keeps one item.
+struct UnitChunks {
+  int64_t H, nr, items;
+  UnitSlice operator()(int64_t item) const {
+    const int64_t ppg = panels_per_gate(H, nr);
+    const int64_t q0 = ppg * item / items, q1 = ppg * (item + 1) / items;
+    return {q0, q1, std::min(H, q0 * nr), std::min(H, q1 * nr)};
+  }
+};
+
+inline UnitChunks unit_chunks(int threads, int64_t H, int64_t nr, int64_t step_weight_bytes) {
+  constexpr int64_t kCachedBytesPerThread = int64_t(1) << 20;  // half of a 2 MiB L2
+  const int64_t per_thread = step_weight_bytes <= threads * kCachedBytesPerThread ? 1 : 8;
+  const int64_t items = threads <= 1 ? 1 : std::min<int64_t>(panels_per_gate(H, nr), per_thread * threads);
+  return {H, nr, std::max<int64_t>(items, 1)};
+}
+
+// Threads for a time loop of `steps` steps that each do `step_work` multiply-adds with `weight_bytes` of weights.
+// A second thread pays when a step has enough arithmetic to hide a round's synchronization (a microsecond or two,
+// and the step's outputs crossing between caches), or when the weights outgrow one core's L2 cache and splitting
+// them keeps each half in a cache; and only when the whole call is worth starting a thread (a few microseconds).
+// Never more threads than panels of units. Below kMinCallWork one thread and two take the same time.
+inline int loop_threads(int64_t steps, int64_t step_work, int64_t weight_bytes, int64_t H, int64_t nr) {
+  constexpr int64_t kComputeStep = int64_t(1) << 20, kSplitBytes = int64_t(512) << 10;
+  constexpr int64_t kMinCallWork = int64_t(1) << 18;
+  if (busy_machine() || steps * step_work < kMinCallWork) return 1;
+  if (step_work < kComputeStep && weight_bytes < kSplitBytes) return 1;
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(get_num_threads(), panels_per_gate(H, nr))));
+}
+
+// The time loop's parallel region: the rounds of `items` work items over `threads` threads (WorkRounds), each
+// thread with denormals flushed, and a stall at the region's end noted (RegionWatch).
+template <typename Work>
+void run_rounds(int threads, int64_t items, const Rounds& rounds, Work&& work) {
+  WorkRounds schedule(threads, items, rounds);
+  RegionWatch watch(schedule);
+  parallel_region(threads, [&] {
+    DenormalsAreZero daz;
+    schedule.run(work);
+    watch.done();
+  });
+  watch.check();
+}
+
+}  // namespace pylstm
