@@ -439,19 +439,19 @@ def gate_rows(cell):
     return f"{cell.gates}*H" if cell.gates > 1 else "H"
 
 
-def gate_blocks(cell, gates):
+def gate_blocks(cell):
     """What the rows' blocks are, for the documentation."""
     if cell.gates == 1:
-        return f"The rows are {gates}."
-    return f"The {cell.gates} blocks of rows are the gates {gates}, in torch's order."
+        return "The rows are the pre-activation's (one block, no gates)."
+    return f"The {cell.gates} blocks of rows are the gates {', '.join(cell.gate_names)}, in torch's order."
 
 
-def _layer_doc(summary, cell, *, last_positional, gates, state, state_names, state_example, nonlinearity="",
+def _layer_doc(summary, cell, *, last_positional, state, state_names, state_example, nonlinearity="",
                extras="", extra_parameters=""):
     return "\n".join([
         summary,
         _ARGUMENTS.format(last_positional=last_positional, nonlinearity=nonlinearity, extras=extras),
-        _PARAMETERS.format(rows=gate_rows(cell), blocks=gate_blocks(cell, gates), extra_parameters=extra_parameters),
+        _PARAMETERS.format(rows=gate_rows(cell), blocks=gate_blocks(cell), extra_parameters=extra_parameters),
         _CALLS.format(name=cell.family, state=state, state_names=state_names, state_example=state_example)])
 
 
@@ -463,7 +463,7 @@ class LSTM(_Recurrent):
     pair ``(h, c)``: h (D*num_layers, B, H_out), c (D*num_layers, B, hidden_size); H_out = hidden_size, or
     proj_size with a projection.
 """,
-        cells.LSTM, last_positional="proj_size", gates="i, f, g, o",
+        cells.LSTM, last_positional="proj_size",
         state="a pair (h, c): h (D*L, B, H_out), c (D*L, B, H)", state_names="(h, c)",
         state_example="h, c (2, 4, 16)",
         extras="""
@@ -506,7 +506,7 @@ class GRU(_Recurrent):
     ``reset_after=False`` (the paper, ONNX's default): ``n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)``.
     The state is h (D*num_layers, B, hidden_size).
 """,
-        cells.GRU_RESET_AFTER, last_positional="bidirectional", gates="r, z, n", state="h (D*L, B, H)", state_names="h",
+        cells.GRU_RESET_AFTER, last_positional="bidirectional", state="h (D*L, B, H)", state_names="h",
         state_example="h (2, 4, 16)",
         extras="""
     * ``reset_after``: where the reset gate applies (default True, torch's form; see above).""")
@@ -524,7 +524,7 @@ class RNN(_Recurrent):
 
     The state is h (D*num_layers, B, hidden_size).
 """,
-        cells.RNN_TANH, last_positional="bidirectional", gates="the pre-activation's (one block, no gates)",
+        cells.RNN_TANH, last_positional="bidirectional",
         state="h (D*L, B, H)", state_names="h", state_example="h (2, 4, 16)",
         nonlinearity="""
     * ``nonlinearity``: "tanh" (default) or "relu", the activation (torch's fourth argument).""")

@@ -146,15 +146,15 @@ _STEP_DOC = """{summary}
 """
 
 
-def _step_doc(summary, cell, *, call, state, gates, extras="", positional="input_size, hidden_size, bias"):
+def _step_doc(summary, cell, *, call, state, extras="", positional="input_size, hidden_size, bias"):
     return _STEP_DOC.format(summary=summary, name=cell.family + "Cell", rows=gate_rows(cell),
-                            blocks=gate_blocks(cell, gates), call=call, state=state, extras=extras,
+                            blocks=gate_blocks(cell), call=call, state=state, extras=extras,
                             positional=positional)
 
 
 class LSTMCell(_StepCell):
     __doc__ = _step_doc("One LSTM step (see pylstm.LSTM), as torch.nn.LSTMCell.", cells.LSTM,
-                        call="h, c = cell(x, (h, c))", state="h and c (B, H), or (H,) unbatched", gates="i, f, g, o")
+                        call="h, c = cell(x, (h, c))", state="h and c (B, H), or (H,) unbatched")
 
     def __init__(self, input_size, hidden_size, bias=True, *, dtype="float32", seed=None):
         super().__init__(cells.LSTM, input_size, hidden_size, bias, dtype, seed)
@@ -165,7 +165,7 @@ class LSTMCell(_StepCell):
 
 class GRUCell(_StepCell):
     __doc__ = _step_doc("One GRU step (see pylstm.GRU), as torch.nn.GRUCell.", cells.GRU_RESET_AFTER,
-                        call="h = cell(x, h)", state="h (B, H), or (H,) unbatched", gates="r, z, n", extras="""
+                        call="h = cell(x, h)", state="h (B, H), or (H,) unbatched", extras="""
     * ``reset_after``: where the reset gate applies (default True, torch's form; False: Cho et al.'s; see
       pylstm.GRU).""")
 
@@ -181,7 +181,6 @@ class GRUCell(_StepCell):
 class RNNCell(_StepCell):
     __doc__ = _step_doc("One Elman step (see pylstm.RNN), as torch.nn.RNNCell.", cells.RNN_TANH,
                         call="h = cell(x, h)", state="h (B, H), or (H,) unbatched",
-                        gates="the pre-activation's (one block, no gates)",
                         positional="input_size, hidden_size, bias, nonlinearity", extras="""
     * ``nonlinearity``: "tanh" (default) or "relu", the activation (torch's fourth argument).""")
 

@@ -158,7 +158,7 @@ def test_set_and_get_num_threads(num_threads):
 #          columns, not transposed first), and T * B = 4 rows, where dx reads W_ih in place too (each thread its
 #          columns; I = 640 gives the LSTM's and GRU's dx the work for two threads).
 # At H = 384 the float32 GRU's and RNN's recurrent weights fit the threads' caches (one work item a thread in their
-# time loops, common.h's unit_chunks), the LSTM's and the float64 GRU's do not (four a thread): 'packed' and 'dot'
+# time loops, sequence/scheduling.h's unit_chunks), the LSTM's and the float64 GRU's do not (four a thread): 'packed' and 'dot'
 # run both schedules.
 THREADED_SHAPES = {"packed": (3, 8, 64, 384), "dot": (8, 2, 64, 384), "long-I": (4, 16, 640, 96),
                    "long-T": (40, 32, 128, 24), "short": (2, 2, 640, 384)}
@@ -601,7 +601,7 @@ def test_only_loops_that_read_weights_in_place_alternate():
 
 
 # (T, B, H, dot products): batch 1-2 always; batch 3-4 for fewer than 8 steps, or for recurrent weights over 4 MiB
-# (float32 H = 1040: 4.1 MiB), else from packed panels (recurrent_by_dots in csrc/sequence/common.h).
+# (float32 H = 1040: 4.1 MiB), else from packed panels (recurrent_by_dots in csrc/sequence/weight_access.h).
 @pytest.mark.parametrize("T,B,H,dots", [(8, 2, 6, True), (8, 3, 6, False), (8, 4, 6, False), (7, 4, 6, True),
                                         (8, 4, 1040, True), (8, 4, 1000, False)], ids=str)
 def test_batch_3_and_4_loops_read_small_weights_from_packed_panels(T, B, H, dots):

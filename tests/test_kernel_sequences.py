@@ -143,7 +143,7 @@ def test_lstm_projection_and_peepholes_match_reference(dtype, P, peepholes, leng
     compare(LSTM, bs, low, high, dtype)
 
 
-# Large outputs of a loop are streamed to memory with non-temporal stores (sequence/common.h): a training forward's
+# Large outputs of a loop are streamed to memory with non-temporal stores (sequence/outputs.h): a training forward's
 # saved gates from 8 MiB (kStreamSavedBytes) and, with the loop on two threads, a backward loop's pre-activation
 # gradients from 16 MiB (kStreamGradientBytes). H = 388 puts the first gate of each row on a cache line and the others
 # off it, with a partial register; the RNN's rows (H = 700) start off the line by turns.
