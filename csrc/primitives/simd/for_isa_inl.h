@@ -16,33 +16,25 @@
 
 #include "primitives/isa.h"
 
-#if !defined(PYLSTM_SIMD_TARGET)  // the portable path: plain C++, no target region
+// Defines isa_table<PYLSTM_ISA_KIND<float>>() as f32 and isa_table<PYLSTM_ISA_KIND<double>>() as f64.
+#define PYLSTM_ISA_TABLES_ARE(f32, f64)                            \
+  namespace pylstm {                                               \
+  namespace PYLSTM_SIMD_NS {                                       \
+  template <>                                                      \
+  const PYLSTM_ISA_KIND<float>* isa_table<PYLSTM_ISA_KIND<float>>() { \
+    return f32;                                                    \
+  }                                                                \
+  template <>                                                      \
+  const PYLSTM_ISA_KIND<double>* isa_table<PYLSTM_ISA_KIND<double>>() { \
+    return f64;                                                    \
+  }                                                                \
+  }                                                                \
+  }
 
-#include PYLSTM_SIMD_VEC
-#include "primitives/simd/math_inl.h"
-#include "primitives/simd/load_store_inl.h"
-#include PYLSTM_ISA_BODY
+#if !defined(PYLSTM_SIMD_TARGET) || (defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)))
 
-namespace pylstm {
-namespace PYLSTM_SIMD_NS {
-namespace {
-const PYLSTM_ISA_KIND<float> kTableF32 = make_table<float>();
-const PYLSTM_ISA_KIND<double> kTableF64 = make_table<double>();
-}  // namespace
-template <>
-const PYLSTM_ISA_KIND<float>* isa_table<PYLSTM_ISA_KIND<float>>() {
-  return &kTableF32;
-}
-template <>
-const PYLSTM_ISA_KIND<double>* isa_table<PYLSTM_ISA_KIND<double>>() {
-  return &kTableF64;
-}
-}  // namespace PYLSTM_SIMD_NS
-}  // namespace pylstm
-
-#elif defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#if defined(PYLSTM_SIMD_TARGET)  // a SIMD ISA: its code inside a target region
 #include <immintrin.h>
-
 #define PYLSTM_PRAGMA(x) _Pragma(#x)
 #if defined(__clang__)
 #define PYLSTM_TARGET_BEGIN(t) PYLSTM_PRAGMA(clang attribute push(__attribute__((target(t))), apply_to = function))
@@ -50,6 +42,10 @@ const PYLSTM_ISA_KIND<double>* isa_table<PYLSTM_ISA_KIND<double>>() {
 #else
 #define PYLSTM_TARGET_BEGIN(t) PYLSTM_PRAGMA(GCC push_options) PYLSTM_PRAGMA(GCC target(t))
 #define PYLSTM_TARGET_END PYLSTM_PRAGMA(GCC pop_options)
+#endif
+#else  // the portable path: plain C++, no target region
+#define PYLSTM_TARGET_BEGIN(t)
+#define PYLSTM_TARGET_END
 #endif
 
 PYLSTM_TARGET_BEGIN(PYLSTM_SIMD_TARGET)
@@ -68,40 +64,19 @@ const PYLSTM_ISA_KIND<double> kTableF64 = make_table<double>();
 }  // namespace pylstm
 PYLSTM_TARGET_END
 
-namespace pylstm {
-namespace PYLSTM_SIMD_NS {
-template <>
-const PYLSTM_ISA_KIND<float>* isa_table<PYLSTM_ISA_KIND<float>>() {
-  return &kTableF32;
-}
-template <>
-const PYLSTM_ISA_KIND<double>* isa_table<PYLSTM_ISA_KIND<double>>() {
-  return &kTableF64;
-}
-}  // namespace PYLSTM_SIMD_NS
-}  // namespace pylstm
+PYLSTM_ISA_TABLES_ARE(&kTableF32, &kTableF64)
 
 #undef PYLSTM_TARGET_BEGIN
 #undef PYLSTM_TARGET_END
 #undef PYLSTM_PRAGMA
 
-#else  // not an x86-64 GCC/clang build: no such path
+#else  // a SIMD ISA in a build that cannot target it (not x86-64 GCC/clang): no such path
 
-namespace pylstm {
-namespace PYLSTM_SIMD_NS {
-template <>
-const PYLSTM_ISA_KIND<float>* isa_table<PYLSTM_ISA_KIND<float>>() {
-  return nullptr;
-}
-template <>
-const PYLSTM_ISA_KIND<double>* isa_table<PYLSTM_ISA_KIND<double>>() {
-  return nullptr;
-}
-}  // namespace PYLSTM_SIMD_NS
-}  // namespace pylstm
+PYLSTM_ISA_TABLES_ARE(nullptr, nullptr)
 
 #endif
 
+#undef PYLSTM_ISA_TABLES_ARE
 #undef PYLSTM_SIMD_NS
 #undef PYLSTM_SIMD_VEC
 #undef PYLSTM_SIMD_TARGET
