@@ -66,14 +66,15 @@ class FreshBatches(Sequence):
     (x, targets(x, labels))."""
 
     def __init__(self, make_batch, count, size, seed, targets, first=0):
-        self.make_batch, self.count, self.size, self.seed, self.targets = make_batch, count, size, seed, targets
+        # `length`, not `count`: an attribute `count` would hide Sequence's count() method.
+        self.make_batch, self.length, self.size, self.seed, self.targets = make_batch, count, size, seed, targets
         self.first = first
 
     def __len__(self):
-        return self.count
+        return self.length
 
     def __getitem__(self, k):
-        if not 0 <= k < self.count:
+        if not 0 <= k < self.length:
             raise IndexError(k)
         x, labels = self.make_batch(np.random.default_rng((self.seed, self.first + k)), self.size)
         return x, self.targets(x, labels)

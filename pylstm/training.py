@@ -316,9 +316,10 @@ def fit(model, data, loss, optimizer, *, epochs, bptt=None, clip=None, val_data=
       else a plain line per epoch on stdout; ``"bar"`` or ``"lines"``: that one; False: silent.
     * ``checkpoint``: a path; after every epoch the model, the optimizer's and scheduler's states, the epoch, the
       history, the random generators' states (and ``vocab``, if given) are saved there atomically.
-    * ``resume``: a path of such a checkpoint (or True: ``checkpoint``'s): the model, optimizer, scheduler and history
-      continue from it, and the remaining epochs run as they would have without the stop (bit for bit: the
-      kernels give the same results for any thread count). A missing file with ``resume=True`` starts afresh.
+    * ``resume``: a path of such a checkpoint (or True: ``checkpoint``'s; None or False: none): the model, optimizer,
+      scheduler and history continue from it, and the remaining epochs run as they would have without the stop (bit
+      for bit: the kernels give the same results for any thread count). A missing file with ``resume=True`` starts
+      afresh.
 
     Ctrl-C stops the training between steps: fit returns the history with ``stopped="interrupted"``, and the last
     checkpoint holds the last complete epoch.
@@ -333,14 +334,16 @@ def fit(model, data, loss, optimizer, *, epochs, bptt=None, clip=None, val_data=
     if resume is True:
         if checkpoint is None:
             raise ValueError("resume=True: needs checkpoint= (the path to resume from)")
-        resume = checkpoint if os.path.exists(checkpoint) else None
+        resume_from = checkpoint if os.path.exists(checkpoint) else None
+    else:
+        resume_from = None if resume is False else resume  # False: start afresh, as None
     for k, cb in enumerate(callbacks):
         if not (hasattr(cb, "on_epoch_end") or hasattr(cb, "on_step_end")):
             raise TypeError(f"callbacks[{k}]: expected an object with on_epoch_end and/or on_step_end, got "
                             f"{type(cb).__name__}")
     train_batches = _Batches(data, bptt, "data")
     val_batches = None if val_data is None else _Batches(val_data, bptt, "val_data")
-    start, history = (0, History()) if resume is None else _resume(resume, model, optimizer, scheduler)
+    start, history = (0, History()) if resume_from is None else _resume(resume_from, model, optimizer, scheduler)
     history.stopped = None  # a resumed run goes on to `epochs` even if the one before stopped early
     step_callbacks = [cb.on_step_end for cb in callbacks if hasattr(cb, "on_step_end")]
     epoch_callbacks = [cb.on_epoch_end for cb in callbacks if hasattr(cb, "on_epoch_end")]
