@@ -10,6 +10,8 @@ the blocks, losses and optimizers to train models of them.
     pylstm.reference: the readable NumPy twin of pylstm.functional and of the optimizers' updates
     pylstm.checkpoint (save, load), pylstm.padding (pad_sequences, unpad)
 """
+from __future__ import annotations
+
 try:
     from . import _core  # noqa: F401  (the compiled extension; everything below needs it)
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess by the tests
@@ -39,13 +41,13 @@ __all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "Embedding", 
            "get_num_threads", "set_num_threads", "release_memory", "__version__"]
 
 
-def isa():
+def isa() -> str:
     """The instruction set whose kernels run: 'scalar', 'avx2' or 'avx512' (the best this CPU supports, chosen once
     at import from CPUID, unless the environment variable PYLSTM_ISA named another)."""
     return _core.isa()
 
 
-def _isa_from_environment():
+def _isa_from_environment() -> None:
     name = _os.environ.get("PYLSTM_ISA")
     if name:
         try:

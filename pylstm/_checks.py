@@ -1,6 +1,7 @@
 """Argument checks shared by every module class: each returns the value in its canonical type or raises a
 TypeError/ValueError that names the argument, what was expected and what came."""
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -93,6 +94,7 @@ def exact_state(state, shapes, dtype):
 def state(module, value, name, state_names, shapes, meanings):
     """A state or state gradient as the caller gives it (h, or a pair (h, c) for the LSTM; None or a None part means
     zeros) -> a tuple of the module's checked arrays or Nones, one per part, of the given shapes."""
+    parts: tuple[Any, ...]
     if len(state_names) == 1:
         parts = (value,)
     elif value is None:

@@ -9,16 +9,23 @@ saved with ``pylstm.save``. The math is in ``pylstm.functional`` (C++ kernels on
 Like the recurrent layers, a block keeps a reference to its training-mode input for ``backward`` (no copy): do not
 modify that array in place in between.
 """
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Optional
+
 import numpy as np
+import numpy.typing as npt
 
 from . import _checks as check
 from . import functional as F
 from .layers import GRU, LSTM, RNN, _Recurrent
 from .module import Module, Parameters, dropout_mask
 from .step_cells import GRUCell, LSTMCell, RNNCell
+from ._types import DTypeLike, FloatArray, IntArray, State, StateLike
 
 
-def _no_forward(name):
+def _no_forward(name: str) -> RuntimeError:
     mode = "a training-mode forward"
     return RuntimeError(f"backward: needs {mode} of this {name} first (it is in eval mode, or was never called)")
 
@@ -32,7 +39,8 @@ class Linear(Module):
 
     _repr_head = ("in_features", "out_features")
 
-    def __init__(self, in_features, out_features, *, bias=True, dtype="float32", seed=None):
+    def __init__(self, in_features: int, out_features: int, *, bias: bool = True, dtype: DTypeLike = "float32",
+                 seed: Optional[int] = None) -> None:
         self.in_features = check.positive_int(in_features, "in_features")
         self.out_features = check.positive_int(out_features, "out_features")
         self.bias = check.boolean(bias, "bias")
@@ -40,7 +48,7 @@ class Linear(Module):
         self.seed = check.seed(seed)
         self._config = dict(in_features=self.in_features, out_features=self.out_features, bias=self.bias,
                             dtype=self.dtype.name, seed=self.seed)
-        shapes = {"weight": (self.out_features, self.in_features)}
+        shapes: dict[str, tuple[int, ...]] = {"weight": (self.out_features, self.in_features)}
         if self.bias:
             shapes["bias"] = (self.out_features,)
         self._allocate(shapes)
@@ -48,12 +56,12 @@ class Linear(Module):
         bound = 1.0 / np.sqrt(self.in_features)
         for p in self.params.values():
             p[...] = rng.uniform(-bound, bound, size=p.shape)
+        self._x: Optional[FloatArray] = None
+
+    def _forget_saved(self) -> None:
         self._x = None
 
-    def _forget_saved(self):
-        self._x = None
-
-    def __call__(self, x):
+    def __call__(self, x: npt.ArrayLike) -> FloatArray:
         """x (..., in_features) -> y (..., out_features)."""
         x = self._array(x, "x")
         if x.ndim < 1 or x.shape[-1] != self.in_features:
@@ -63,7 +71,7 @@ class Linear(Module):
         self._x = x if self.training else None
         return y
 
-    def backward(self, dout):
+    def backward(self, dout: npt.ArrayLike) -> FloatArray:
         """dout (like the last training forward's y) -> dx (like its x); adds into ``grads``."""
         if self._x is None:
             raise _no_forward("Linear")
@@ -83,7 +91,8 @@ class Embedding(Module):
 
     _repr_head = ("num_embeddings", "embedding_dim")
 
-    def __init__(self, num_embeddings, embedding_dim, *, padding_idx=None, dtype="float32", seed=None):
+    def __init__(self, num_embeddings: int, embedding_dim: int, *, padding_idx: Optional[int] = None,
+                 dtype: DTypeLike = "float32", seed: Optional[int] = None) -> None:
         self.num_embeddings = check.positive_int(num_embeddings, "num_embeddings")
         self.embedding_dim = check.positive_int(embedding_dim, "embedding_dim")
         if padding_idx is not None:
@@ -103,13 +112,13 @@ class Embedding(Module):
         weight[...] = np.random.default_rng(self.seed).standard_normal(weight.shape)
         if padding_idx is not None:
             weight[padding_idx] = 0.0
-        self._ids = None
+        self._ids: Optional[IntArray] = None
 
-    def _forget_saved(self):
+    def _forget_saved(self) -> None:
         self._ids = None
 
     @staticmethod
-    def _ids_array(ids):
+    def _ids_array(ids: npt.ArrayLike) -> IntArray:
         """ids as a C-contiguous int64 array (any integer dtype is accepted; other dtypes are an error)."""
         if not isinstance(ids, np.ndarray):
             try:
@@ -122,14 +131,14 @@ class Embedding(Module):
             raise TypeError(f"ids: expected an array of integers, got dtype {ids.dtype}")
         return np.asarray(ids, dtype=np.int64, order="C")  # not ascontiguousarray: it makes a 0-d array (1,)
 
-    def __call__(self, ids):
+    def __call__(self, ids: npt.ArrayLike) -> FloatArray:
         """ids (...) integers in [0, num_embeddings) -> out (..., embedding_dim)."""
         ids = self._ids_array(ids)
         out = F.embedding_forward(ids, self.params["weight"])
         self._ids = ids if self.training else None
         return out
 
-    def backward(self, dout):
+    def backward(self, dout: npt.ArrayLike) -> None:
         """dout (..., embedding_dim) like the last training forward's out -> None; adds into ``grads["weight"]``."""
         if self._ids is None:
             raise _no_forward("Embedding")
@@ -146,22 +155,22 @@ class Dropout(Module):
 
     _repr_head = ("p",)
 
-    def __init__(self, p=0.5, *, seed=None):
+    def __init__(self, p: float = 0.5, *, seed: Optional[int] = None) -> None:
         self.p = check.probability(p, "p")
         self.seed = check.seed(seed)
         self._config = dict(p=self.p, seed=self.seed)
         self.params = Parameters({})
         self.grads = Parameters({})
         self._rng = np.random.default_rng(self.seed)
+        self._mask: Optional[FloatArray] = None
+
+    def _forget_saved(self) -> None:
         self._mask = None
 
-    def _forget_saved(self):
-        self._mask = None
-
-    def _generators(self):
+    def _generators(self) -> list[np.random.Generator]:
         return [self._rng]
 
-    def __call__(self, x):
+    def __call__(self, x: npt.ArrayLike) -> FloatArray:
         """x (any shape, float32 or float64) -> x with elements dropped (training mode) or x itself (eval mode)."""
         x = np.asarray(x)
         if x.dtype.kind != "f":
@@ -172,7 +181,7 @@ class Dropout(Module):
         self._mask = dropout_mask(self._rng, self.p, x.shape, x.dtype)
         return x * self._mask
 
-    def backward(self, dout):
+    def backward(self, dout: npt.ArrayLike) -> FloatArray:
         """dout like the last training forward's output -> dx = dout * mask."""
         if self._mask is None:
             raise _no_forward("Dropout")
@@ -200,7 +209,7 @@ class Sequential(Module):
     ``"1.weight_ih_l0"``, ``"2.bias"``), and ``params``/``grads`` hold the modules' own live arrays.
     """
 
-    def __init__(self, *modules):
+    def __init__(self, *modules: Module) -> None:
         if not modules:
             raise ValueError("modules: expected at least one module, got none")
         for k, m in enumerate(modules):
@@ -215,19 +224,19 @@ class Sequential(Module):
                                 f"and lengths would not reach them); list its modules here instead")
         if len({id(m) for m in modules}) != len(modules):
             raise ValueError("modules: the same module object appears twice (its saved forward state would be shared)")
-        self.modules = list(modules)
-        self._recurrent = [isinstance(m, _Recurrent) for m in self.modules]
+        self.modules: list[Any] = list(modules)  # Any: each is called as its own class is
+        self._recurrent: list[bool] = [isinstance(m, _Recurrent) for m in self.modules]
         self.params = Parameters({f"{k}.{name}": a for k, m in enumerate(self.modules) for name, a in m.params.items()})
         self.grads = Parameters({f"{k}.{name}": a for k, m in enumerate(self.modules) for name, a in m.grads.items()})
         self.training = all(m.training for m in self.modules)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.modules)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> Module:
         return self.modules[index]
 
-    def _states_list(self, states, name):
+    def _states_list(self, states: Optional[Sequence[Any]], name: str) -> list[Any]:
         n = sum(self._recurrent)
         if states is None:
             return [None] * n
@@ -237,57 +246,61 @@ class Sequential(Module):
                                                           else ""))
         return list(states)
 
-    def __call__(self, x, states=None, lengths=None):
+    def __call__(self, x: npt.ArrayLike, states: Optional[Sequence[StateLike]] = None,
+                 lengths: Optional[npt.ArrayLike] = None) -> tuple[FloatArray, list[State]]:
         """x -> (out, states): the last module's output and the recurrent layers' final states, in order."""
-        states = self._states_list(states, "states")
-        finals = []
+        states_list = self._states_list(states, "states")
+        finals: list[State] = []
+        y: Any = x
         for m, recurrent in zip(self.modules, self._recurrent):
             if recurrent:
-                x, final = m(x, states[len(finals)], lengths=lengths)
+                y, final = m(y, states_list[len(finals)], lengths=lengths)
                 finals.append(final)
             elif isinstance(m, Sequential):
-                x, _ = m(x)
+                y, _ = m(y)
             else:
-                x = m(x)
-        return x, finals
+                y = m(y)
+        return y, finals
 
-    def backward(self, dout, dstates=None):
+    def backward(self, dout: npt.ArrayLike, dstates: Optional[Sequence[StateLike]] = None
+                 ) -> tuple[Optional[FloatArray], list[Optional[State]]]:
         """dout like the last training forward's out, dstates None or one entry per recurrent layer (the gradient
         of its final state) -> (dx or None, the gradients of the recurrent layers' initial states)."""
-        dstates = self._states_list(dstates, "dstates")
-        dstarts = [None] * len(dstates)
-        k = len(dstates)
+        dstates_list = self._states_list(dstates, "dstates")
+        dstarts: list[Optional[State]] = [None] * len(dstates_list)
+        k = len(dstates_list)
+        grad: Any = dout
         for m, recurrent in zip(reversed(self.modules), reversed(self._recurrent)):
-            if dout is None:
+            if grad is None:
                 raise ValueError(f"backward: {type(m).__name__} is below a module whose input has no gradient")
             if recurrent:
                 k -= 1
-                dout, dstarts[k] = m.backward(dout, dstates[k])
+                grad, dstarts[k] = m.backward(grad, dstates_list[k])
             elif isinstance(m, Sequential):
-                dout, _ = m.backward(dout)
+                grad, _ = m.backward(grad)
             else:
-                dout = m.backward(dout)
-        return dout, dstarts
+                grad = m.backward(grad)
+        return grad, dstarts
 
-    def train(self, mode=True):
+    def train(self, mode: bool = True) -> Sequential:
         for m in self.modules:
             m.train(mode)
         self.training = bool(mode)
         return self
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         for m in self.modules:
             m.zero_grad()
 
-    def _generators(self):
+    def _generators(self) -> list[np.random.Generator]:
         return [g for m in self.modules for g in m._generators()]
 
-    def config(self):
+    def config(self) -> dict[str, Any]:
         """{"modules": [{"class": name, "config": the module's config()}, ...]}."""
         return {"modules": [{"class": type(m).__name__, "config": m.config()} for m in self.modules]}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> Sequential:
         entries = config.get("modules") if isinstance(config, dict) else None
         if not isinstance(entries, list):
             raise TypeError(f"config: expected {{'modules': [...]}}, got {config!r}")
@@ -300,11 +313,11 @@ class Sequential(Module):
             modules.append(classes[entry["class"]].from_config(entry["config"]))
         return cls(*modules)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Sequential(\n" + "".join(f"  ({k}): {m!r}\n" for k, m in enumerate(self.modules)) + ")"
 
 
-def module_classes():
+def module_classes() -> dict[str, type[Module]]:
     """Class name -> class, for every module that config()/from_config() and pylstm.save/load know."""
     return {c.__name__: c for c in (LSTM, GRU, RNN, LSTMCell, GRUCell, RNNCell, Linear, Embedding, Dropout,
                                     Sequential)}

@@ -7,6 +7,10 @@ The sequence layers (pylstm.layers), the step cells (pylstm.step_cells), checkpo
 the benchmarks read these facts here instead of keeping copies. A "cell" here is the recurrence itself; the classes
 ``LSTMCell``, ``GRUCell`` and ``RNNCell`` are step cells: modules running one step of it per call.
 """
+from __future__ import annotations
+
+from typing import Any
+
 from . import functional
 from .saved import GRUSaved, LSTMSaved, RNNSaved
 
@@ -29,7 +33,10 @@ class Cell:
     """
 
     #: Set by each family: its name (the layer's class name), gates in order, state parts and saved record type.
-    family = gate_names = state_names = saved_type = None
+    family: str
+    gate_names: tuple[str, ...]
+    state_names: tuple[str, ...]
+    saved_type: type
 
     def __init__(self, name, options=(), impl=functional):
         self.name = name  # the variant, e.g. "gru-reset_before"
@@ -69,14 +76,14 @@ class Cell:
     def parameter_shapes(self, input_size, hidden_size, bias, suffix="", proj_size=0, peepholes=False):
         """Parameter name -> shape, in PyTorch's order, for one layer and direction (names end with ``suffix``)."""
         gh, width = self.gates * hidden_size, proj_size or hidden_size
-        shapes = {f"weight_ih{suffix}": (gh, input_size), f"weight_hh{suffix}": (gh, width)}
+        shapes: dict[str, tuple[int, ...]] = {f"weight_ih{suffix}": (gh, input_size), f"weight_hh{suffix}": (gh, width)}
         if bias:
             shapes[f"bias_ih{suffix}"] = (gh,)
             shapes[f"bias_hh{suffix}"] = (gh,)
         shapes.update(self._extra_shapes(hidden_size, suffix, proj_size, peepholes))
         return shapes
 
-    def _extra_shapes(self, hidden_size, suffix, proj_size, peepholes):
+    def _extra_shapes(self, hidden_size: int, suffix: str, proj_size: int, peepholes: bool) -> dict[str, Any]:
         if proj_size or peepholes:
             raise ValueError(f"{self.family}: proj_size and peepholes are LSTM parameters")
         return {}
@@ -99,7 +106,7 @@ class LSTMFamily(Cell):
         return dx, (dh0, dc0)
 
     def _extra_shapes(self, hidden_size, suffix, proj_size, peepholes):
-        shapes = {f"weight_hr{suffix}": (proj_size, hidden_size)} if proj_size else {}
+        shapes: dict[str, tuple[int, ...]] = {f"weight_hr{suffix}": (proj_size, hidden_size)} if proj_size else {}
         if peepholes:
             shapes.update({f"peephole_{g}{suffix}": (hidden_size,) for g in self.peephole_gates})
         return shapes

@@ -25,16 +25,20 @@ dtype under the header's ``"arrays"``. ``pylstm.load`` reads the module alone; `
 ``save`` is atomic: it writes a temporary file in the same directory, fsyncs it and renames it onto ``path``, so
 ``path`` holds either the previous file or the whole new one, even if the process dies while saving.
 """
+from __future__ import annotations
+
 import json
 import os
 import tempfile
 import zipfile
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, Union
 
 import numpy as np
 
 from . import cells
 from .blocks import module_classes
+from .module import Module
+from .text import Vocab
 
 FORMAT = "pylstm-checkpoint"
 VERSION = 1
@@ -49,12 +53,13 @@ def _classes():
 class Checkpoint(NamedTuple):
     """What ``read`` returns: the module, the vocabulary (a ``pylstm.text.Vocab``, or None) and the training state
     (the JSON tree ``save`` was given, with its arrays, or None)."""
-    module: Any
-    vocab: Optional[Any]
-    training: Optional[dict]
+    module: Module
+    vocab: Optional[Vocab]
+    training: Optional[dict[str, Any]]
 
 
-def save(path, module, *, vocab=None, training=None):
+def save(path: Union[str, os.PathLike[str]], module: Module, *, vocab: Optional[Vocab] = None,
+         training: Optional[dict[str, Any]] = None) -> None:
     """Write ``module`` (any pylstm module: a layer, a cell, a block or a Sequential of them) to the file ``path``;
     with ``vocab`` (a ``pylstm.text.Vocab``) and ``training`` (a dict of JSON values and NumPy arrays, nested in
     dicts and lists), a training checkpoint (see the module docstring).
@@ -76,13 +81,13 @@ def save(path, module, *, vocab=None, training=None):
         raise ValueError(f"save: a parameter may not be called {HEADER!r}")
     header = {"format": FORMAT, "version": VERSION, "class": name, "config": module.config(),
               "params": {k: [list(v.shape), str(v.dtype)] for k, v in params.items()}}
-    arrays = dict(params)
+    arrays: dict[str, Any] = dict(params)  # np.savez's keywords
     if vocab is not None:
         header["vocab"] = vocab.config()
     if training is not None:
         if not isinstance(training, dict):
             raise TypeError(f"training: expected a dict of JSON values and arrays, got {type(training).__name__}")
-        extra = {}
+        extra: dict[str, np.ndarray] = {}
         header["training"] = _arrays_out(training, extra)
         header["arrays"] = {k: [list(v.shape), str(v.dtype)] for k, v in extra.items()}
         arrays.update(extra)
@@ -94,6 +99,7 @@ def save(path, module, *, vocab=None, training=None):
 
     directory = os.path.dirname(os.path.abspath(path))
     mode = _file_mode(path)
+    fd: Optional[int]
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -114,20 +120,20 @@ def save(path, module, *, vocab=None, training=None):
     _fsync_directory(directory)
 
 
-def load(path):
+def load(path: Union[str, os.PathLike[str]]) -> Module:
     """Read a module written by ``save`` -> a new module of the saved class and configuration (a training
     checkpoint's vocabulary and training state are checked and left: ``read`` returns them). See ``_read``."""
     return _read(path, "pylstm.load").module
 
 
-def read(path):
+def read(path: Union[str, os.PathLike[str]]) -> Checkpoint:
     """Read a file written by ``save`` -> ``Checkpoint(module, vocab, training)``: the module as ``load`` returns
     it, the vocabulary (a ``pylstm.text.Vocab``) or None, and the training state (the dict ``save`` was given, its
     arrays read back, JSON's string keys as they come) or None. Errors as ``load``'s."""
     return _read(path, "pylstm.checkpoint.read")
 
 
-def _read(path, caller):
+def _read(path: Union[str, os.PathLike[str]], caller: str) -> Checkpoint:
     """Read a file written by ``save`` -> Checkpoint(module, vocab, training); `caller` names the function in errors.
 
     The module is built as ``cls.from_config(config)`` and its parameters are loaded from the file with their exact dtype
@@ -343,12 +349,12 @@ def _check_sizes(cls, config, declared, bad, prefix=""):
     if name == "Dropout":
         return
     if name in _TABLES:
-        sizes = [config.get(k) for k in _TABLES[name]]
-        if not all(v is None or type(v) is int for v in sizes):
+        table_sizes = [config.get(k) for k in _TABLES[name]]
+        if not all(v is None or type(v) is int for v in table_sizes):
             return  # not ints: the class's own checks reject them without allocating
         got = declared.get(f"{prefix}weight", (None,))[0]
-        if got != sizes:
-            raise bad(f"the config's sizes {dict(zip(_TABLES[name], sizes))} do not fit the declared shape of "
+        if got != table_sizes:
+            raise bad(f"the config's sizes {dict(zip(_TABLES[name], table_sizes))} do not fit the declared shape of "
                       f"{prefix + 'weight'!r}: {got}")
         return
     suffix = "" if name.endswith("Cell") else "_l0"

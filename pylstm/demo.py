@@ -9,6 +9,7 @@ import math
 import os
 import textwrap
 import time
+from typing import Any, Callable
 
 import numpy as np
 
@@ -18,7 +19,7 @@ NAMES = ("memory", "agreement", "gradients", "adding", "speed")
 WIDTH = 110  # the printed conclusions are wrapped to this width
 
 #: The sizes of each run: keyword arguments of each experiment (pylstm.experiments) by preset.
-PRESETS = {
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "quick": {
         "memory": dict(gaps=(2, 30), hidden=16, steps=150, eval_size=256),
         "agreement": dict(lengths=(2, 30), hidden=16, steps=150, eval_size=256),
@@ -166,7 +167,7 @@ def report_speed(result, level=0.95):
         conclusion = f"The GRU has {p['GRU'] / p['LSTM']:.0%} of the LSTM's parameters. "
     done = {c: float(np.mean(v)) for c, v in reached.items() if v}
     if done:
-        order = sorted(done, key=done.get)
+        order = sorted(done, key=lambda c: done[c])
         conclusion += f"Time to {level:.0%} accuracy: " + ", ".join(f"{c} {t:.2f} s" for c, t in done.items())
         if len(order) > 1 and done[order[1]] < 1.1 * done[order[0]]:
             conclusion += f"; {' and '.join(order[:2])} get there within 10% of each other"
@@ -263,8 +264,9 @@ TITLES = {
     "adding": "4. The adding problem (Hochreiter & Schmidhuber 1997)",
     "speed": "5. Parameters and time on task 1",
 }
-_RUN = {"memory": E.long_range_memory, "agreement": E.agreement, "gradients": E.gradient_flow,
-        "adding": E.adding_problem, "speed": E.parameters_and_time}
+_RUN: dict[str, Callable[..., E.Results]] = {
+    "memory": E.long_range_memory, "agreement": E.agreement, "gradients": E.gradient_flow, "adding": E.adding_problem,
+    "speed": E.parameters_and_time}
 
 
 def report(name, result):

@@ -1,15 +1,36 @@
 """Generating text from a trained language model: ``pylstm.sample`` feeds the prompt, then one character at a time,
 each drawn from the model's next-character distribution and fed back, carrying the state from step to step."""
+from __future__ import annotations
+
+from typing import Any, Optional, Protocol
+
 import numpy as np
+import numpy.typing as npt
+
+from .text import Vocab
 
 
-def _logits_row(model, ids, states):
+class LanguageModel(Protocol):
+    """What ``sample`` needs of a model (a Sequential(Embedding, LSTM/GRU/RNN, Linear) is one): a call
+    ``model(ids (T, B), states) -> (logits (T, B, V), states)`` and the training flag with train()/eval()."""
+
+    training: bool
+
+    def __call__(self, ids: Any, states: Any, /) -> tuple[npt.NDArray[Any], Any]: ...
+
+    def train(self, mode: bool = True) -> Any: ...
+
+    def eval(self) -> Any: ...
+
+
+def _logits_row(model: Any, ids: np.ndarray, states: Any) -> tuple[np.ndarray, Any]:
     """Run ids (T,) through the model as one sequence of batch 1 -> (the last step's logits (V,), the states)."""
     out, states = model(ids.reshape(-1, 1), states)
     return out[-1, 0], states
 
 
-def sample(model, vocab, prompt, n, *, temperature=1.0, top_k=None, seed=None):
+def sample(model: LanguageModel, vocab: Vocab, prompt: str, n: int, *, temperature: float = 1.0,
+           top_k: Optional[int] = None, seed: Optional[int] = None) -> str:
     """``n`` characters that the model writes after ``prompt`` -> a str (the prompt not included).
 
     ``model`` maps (T, B) character ids to (T, B, len(vocab)) logits, as a ``Sequential(Embedding, LSTM/GRU/RNN,

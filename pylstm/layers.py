@@ -7,15 +7,19 @@ kernels' row layout. The classes speak PyTorch's language: the same constructor 
 order), parameter names, shapes, gate order and state shapes as ``torch.nn.LSTM`` / ``GRU`` / ``RNN``, so a torch
 ``state_dict`` loads as it is.
 """
-from typing import NamedTuple
+from __future__ import annotations
+
+from typing import Literal, NamedTuple, Optional
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _checks as check
 from . import cells
 from .module import Module, dropout_mask, init_recurrent
 from .saved import saved_bytes_per_step
 from .sequence import Layout, check_lengths
+from ._types import DTypeLike, FloatArray, State, StateLike
 
 
 class ForwardRecord(NamedTuple):
@@ -66,11 +70,11 @@ class _Recurrent(Module):
         init_recurrent(self, self._shapes(), self.hidden_size, seeds)
 
     @property
-    def num_directions(self):
+    def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
 
     @property
-    def output_size(self):
+    def output_size(self) -> int:
         """H_out: the width of h (proj_size with a projection, else hidden_size)."""
         return self.proj_size or self.hidden_size
 
@@ -131,7 +135,8 @@ class _Recurrent(Module):
 
     # -- forward and backward -------------------------------------------------------------------------------------
 
-    def __call__(self, x, state=None, lengths=None):
+    def __call__(self, x: npt.ArrayLike, state: StateLike = None,
+                 lengths: Optional[npt.ArrayLike] = None) -> tuple[FloatArray, State]:
         """x (T, B, input_size), or (B, T, input_size) with batch_first, or unbatched (T, input_size) -> (out, final
         state).
 
@@ -286,7 +291,7 @@ class _Recurrent(Module):
                 part[k] = value
         return drows, self._state_result(dinitial)
 
-    def backward(self, dout, dstate=None):
+    def backward(self, dout: npt.ArrayLike, dstate: StateLike = None) -> tuple[FloatArray, State]:
         """Gradients from the last training-mode forward: dout (the shape of that forward's out) and optionally the
         gradient of the final state (like the state; for the LSTM a pair whose parts may be None) -> (dx, dstate0).
 
@@ -357,14 +362,14 @@ class _Recurrent(Module):
         dx = layout.scatter(drows, self.batch_first)
         return dx, self._state_result(dinitial)
 
-    def saved_bytes_per_step(self):
+    def saved_bytes_per_step(self) -> int:
         """Bytes the last training-mode forward keeps per time step for backward, beyond x and out, summed over
         layers and directions (dropout masks not counted); 0 when nothing is kept."""
         if self._saved is None:
             return 0
         return sum(saved_bytes_per_step(rec) for layer in self._saved.records for rec in layer)
 
-    def _generators(self):
+    def _generators(self) -> list[np.random.Generator]:
         return [self._dropout_rng]
 
     def _zero_states(self, batch):
@@ -434,12 +439,12 @@ _CALLS = """\
 """
 
 
-def gate_rows(cell):
+def gate_rows(cell: cells.Cell) -> str:
     """The rows of the stacked weights, for the documentation: "4*H", or "H" for one block."""
     return f"{cell.gates}*H" if cell.gates > 1 else "H"
 
 
-def gate_blocks(cell):
+def gate_blocks(cell: cells.Cell) -> str:
     """What the rows' blocks are, for the documentation."""
     if cell.gates == 1:
         return "The rows are the pre-activation's (one block, no gates)."
@@ -478,8 +483,10 @@ class LSTM(_Recurrent):
     * ``weight_hr_l{k}`` (proj_size, H) with proj_size > 0, ``peephole_i_l{k}``, ``peephole_f_l{k}``,
       ``peephole_o_l{k}`` (H,) with peepholes.""")
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, proj_size=0, *, peepholes=False, forget_bias=None, dtype="float32", seed=None):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0, *,
+                 peepholes: bool = False, forget_bias: Optional[float] = None, dtype: DTypeLike = "float32",
+                 seed: Optional[int] = None) -> None:
         proj_size = check.positive_int(proj_size, "proj_size", minimum=0)
         peepholes = check.boolean(peepholes, "peepholes")
         forget_bias = check.float_or_none(forget_bias, "forget_bias")
@@ -511,8 +518,9 @@ class GRU(_Recurrent):
         extras="""
     * ``reset_after``: where the reset gate applies (default True, torch's form; see above).""")
 
-    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, *, dtype="float32", seed=None, reset_after=True):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, *,
+                 dtype: DTypeLike = "float32", seed: Optional[int] = None, reset_after: bool = True) -> None:
         self.reset_after = check.boolean(reset_after, "reset_after")
         super().__init__(cells.gru(self.reset_after), input_size, hidden_size, num_layers, bias, batch_first,
                          dropout, bidirectional, dtype, seed, extra_config=dict(reset_after=self.reset_after))
@@ -529,8 +537,10 @@ class RNN(_Recurrent):
         nonlinearity="""
     * ``nonlinearity``: "tanh" (default) or "relu", the activation (torch's fourth argument).""")
 
-    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, *, dtype="float32", seed=None):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: Literal["tanh", "relu"] = "tanh", bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, *, dtype: DTypeLike = "float32",
+                 seed: Optional[int] = None) -> None:
         cell = cells.rnn(nonlinearity)
         self.nonlinearity = nonlinearity
         super().__init__(cell, input_size, hidden_size, num_layers, bias, batch_first,

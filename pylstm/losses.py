@@ -5,22 +5,31 @@ Their semantics and values are PyTorch's (``torch.nn.functional.cross_entropy``,
 ``binary_cross_entropy_with_logits``); ``pylstm.reference`` holds their readable NumPy twins. With
 ``reduction="none"``, ``grad`` is the gradient of the sum of the per-element losses.
 """
+from __future__ import annotations
+
+from typing import Optional, Union, cast
+
 import numpy as np
+import numpy.typing as npt
 
 from . import _checks as check
 from . import functional as F
 from .sequence import check_lengths
+from ._types import FloatArray, Reduction
+
+#: What a loss returns: (the loss, a float or per element with reduction="none"; its gradient).
+LossAndGrad = tuple[Union[float, FloatArray], FloatArray]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
 
-def _reduction(value):
+def _reduction(value: str) -> Reduction:
     if value not in _REDUCTIONS:
         raise ValueError(f"reduction: expected one of {_REDUCTIONS}, got {value!r}")
-    return value
+    return cast(Reduction, value)
 
 
-def _float_array(value, name):
+def _float_array(value: npt.ArrayLike, name: str) -> FloatArray:
     """A C-contiguous float32/float64 ndarray (other array-likes are converted to float64; an ndarray of another
     dtype is an error, as a silent cast of a large array would be)."""
     if isinstance(value, np.ndarray):
@@ -33,15 +42,16 @@ def _float_array(value, name):
         raise TypeError(f"{name}: expected an array of floats, got {type(value).__name__}") from exc
 
 
-def _int_array(value, name):
+def _int_array(value: npt.ArrayLike, name: str) -> npt.NDArray[np.int64]:
     arr = np.asarray(value)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name}: expected an array of integer class indices, got dtype {arr.dtype}")
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
-def cross_entropy(logits, targets, *, ignore_index=-100, reduction="mean", label_smoothing=0.0, lengths=None,
-                  batch_first=False):
+def cross_entropy(logits: npt.ArrayLike, targets: npt.ArrayLike, *, ignore_index: int = -100,
+                  reduction: Reduction = "mean", label_smoothing: float = 0.0,
+                  lengths: Optional[npt.ArrayLike] = None, batch_first: bool = False) -> LossAndGrad:
     """Softmax cross-entropy of logits (..., V) against integer targets (...), torch's F.cross_entropy with class
     indices -> ``(loss, grad)``, grad like logits.
 
@@ -67,21 +77,21 @@ def cross_entropy(logits, targets, *, ignore_index=-100, reduction="mean", label
         if logits.ndim != 3:
             raise ValueError(f"lengths: needs logits of shape (T, B, V) or (B, T, V), got {logits.shape}")
         steps, batch = (targets.shape[1], targets.shape[0]) if batch_first else targets.shape
-        lengths = check_lengths(lengths, batch, steps)
-        past = np.arange(steps)[:, None] >= lengths[None, :]  # (T, B): steps past each length
+        checked_lengths = check_lengths(lengths, batch, steps)
+        past = np.arange(steps)[:, None] >= checked_lengths[None, :]  # (T, B): steps past each length
         targets = np.where(past.T if batch_first else past, ignore_index, targets)
     return F.cross_entropy(logits, targets, ignore_index=int(ignore_index), label_smoothing=smoothing,
                            reduction=reduction)
 
 
-def _pair(a, b, names):
+def _pair(a: npt.ArrayLike, b: npt.ArrayLike, names: tuple[str, str]) -> tuple[FloatArray, FloatArray]:
     a, b = _float_array(a, names[0]), _float_array(b, names[1])
     if a.shape != b.shape:
         raise ValueError(f"{names[1]}: expected the shape of {names[0]} {a.shape}, got {b.shape}")
     return a, b.astype(a.dtype, copy=False)
 
 
-def _reduce(values, reduction, dvalues):
+def _reduce(values: FloatArray, reduction: Reduction, dvalues: FloatArray) -> LossAndGrad:
     if reduction == "none":
         return values, dvalues
     if reduction == "sum":
@@ -90,14 +100,15 @@ def _reduce(values, reduction, dvalues):
     return float(values.sum(dtype=np.float64)) / n if n else float("nan"), dvalues / max(n, 1)
 
 
-def mse(pred, target, reduction="mean"):
+def mse(pred: npt.ArrayLike, target: npt.ArrayLike, reduction: Reduction = "mean") -> LossAndGrad:
     """Squared error (pred - target)^2, torch's F.mse_loss -> ``(loss, grad)``, grad like pred."""
     pred, target = _pair(pred, target, ("pred", "target"))
     diff = pred - target
     return _reduce(diff * diff, _reduction(reduction), 2 * diff)
 
 
-def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
+def binary_cross_entropy_with_logits(logits: npt.ArrayLike, targets: npt.ArrayLike, reduction: Reduction = "mean"
+                                     ) -> LossAndGrad:
     """-(y log s(x) + (1 - y) log(1 - s(x))) with s the sigmoid, torch's F.binary_cross_entropy_with_logits ->
     ``(loss, grad)``, grad like logits. Computed as max(x, 0) - x y + log(1 + exp(-|x|)): no overflow."""
     logits, targets = _pair(logits, targets, ("logits", "targets"))

@@ -5,45 +5,53 @@ mode, state dicts, configuration, and the checks of its array arguments.
 compute with, so updating them in place (``p -= lr * g``, ``p[...] = value``, an optimizer) changes the module, and
 replacing an entry is refused rather than silently ignored by a module that keeps references to its arrays.
 """
-from collections.abc import Mapping
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Callable, TypeVar
 
 import numpy as np
+import numpy.typing as npt
+
+from ._types import DTypeLike, FloatArray
+
+_M = TypeVar("_M", bound="Module")
 
 
-class Parameters(Mapping):
+class Parameters(Mapping[str, FloatArray]):
     """A read-only mapping name -> live ndarray. Entries are updated in place, never replaced."""
 
-    def __init__(self, arrays):
+    def __init__(self, arrays: Mapping[str, FloatArray]) -> None:
         self._arrays = dict(arrays)
         # The dict's own methods, bound once: Mapping's generic ones run in Python, and a layer looks its weights up
         # at every call (a batch-1 step's Python is part of its time).
         self.get, self.keys, self.values, self.items = (self._arrays.get, self._arrays.keys, self._arrays.values,
                                                         self._arrays.items)
 
-    def __getitem__(self, name):
+    def __getitem__(self, name: str) -> FloatArray:
         return self._arrays[name]
 
-    def __contains__(self, name):
+    def __contains__(self, name: object) -> bool:
         return name in self._arrays
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self._arrays)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._arrays)
 
-    def __setitem__(self, name, value):
+    def __setitem__(self, name: str, value: Any) -> None:
         raise TypeError(f"params[{name!r}]: the entries are the arrays the module computes with and cannot be "
                         f"replaced; update in place (params[{name!r}][...] = value) or use load_state_dict")
 
-    def __delitem__(self, name):
+    def __delitem__(self, name: str) -> None:
         raise TypeError(f"params[{name!r}]: entries cannot be removed")
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Parameters({" + ", ".join(f"{k!r}: {v.dtype.name}{list(v.shape)}" for k, v in self.items()) + "})"
 
 
-def aligned_zeros(shape, dtype, alignment=64):
+def aligned_zeros(shape: tuple[int, ...], dtype: DTypeLike, alignment: int = 64) -> FloatArray:
     """Zeros whose data starts on a cache line. NumPy aligns its arrays to 16 bytes only, and the kernels read a
     batch-1 step's weights in place, row by row: rows that straddle cache lines are slower to read, by an amount that
     varies from one allocation to the next."""
@@ -54,7 +62,7 @@ def aligned_zeros(shape, dtype, alignment=64):
     return buffer[start:start + nbytes].view(dtype).reshape(shape)
 
 
-def dropout_mask(rng, p, shape, dtype):
+def dropout_mask(rng: np.random.Generator, p: float, shape: tuple[int, ...], dtype: DTypeLike) -> FloatArray:
     """Inverted dropout's mask: each element kept with probability 1 - p and scaled by 1 / (1 - p), drawn from rng
     (all zero when p = 1)."""
     keep = 1.0 - p
@@ -71,7 +79,14 @@ class Module:
     """
 
     training = True
-    _repr_head = ()
+    _repr_head: tuple[str, ...] = ()
+    dtype: np.dtype[Any]
+    _config: dict[str, Any]
+    params: Parameters
+    grads: Parameters
+    # Each subclass's own: its forward (x, ... -> its output) and backward (the output's gradient -> the input's).
+    __call__: Callable[..., Any]
+    backward: Callable[..., Any]
 
     def _allocate(self, shapes):
         """Zero parameters and gradients of these shapes (name -> shape) in the module's dtype, cache-line aligned."""
@@ -83,27 +98,27 @@ class Module:
     def _forget_saved(self):
         pass
 
-    def train(self, mode=True):
+    def train(self: _M, mode: bool = True) -> _M:
         """Training mode (the default): a forward keeps what ``backward`` needs."""
         self.training = bool(mode)
         if not self.training:
             self._forget_saved()
         return self
 
-    def eval(self):
+    def eval(self: _M) -> _M:
         """Inference mode: a forward keeps nothing, and ``backward`` raises."""
         return self.train(False)
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         """Set every gradient to zero, in place (the arrays stay the same objects)."""
         for g in self.grads.values():
             g.fill(0)
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, FloatArray]:
         """name -> a copy of each parameter (PyTorch names)."""
         return {name: p.copy() for name, p in self.params.items()}
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: Mapping[str, npt.ArrayLike]) -> None:
         """Copy parameters in, in place, from a mapping with exactly this module's names and shapes.
 
         Values are cast to the module's dtype. Everything is checked before anything is copied, so a bad mapping
@@ -127,15 +142,15 @@ class Module:
         for name, v in values.items():
             np.copyto(self.params[name], v, casting="unsafe")
 
-    def _generators(self):
+    def _generators(self) -> list[np.random.Generator]:
         """The random generators the module draws from in training (dropout masks); none for most modules."""
         return []
 
-    def rng_state(self):
+    def rng_state(self) -> list[Mapping[str, Any]]:
         """The states of the module's random generators (JSON-serialisable), to resume training bit for bit."""
         return [g.bit_generator.state for g in self._generators()]
 
-    def set_rng_state(self, states):
+    def set_rng_state(self, states: Sequence[Mapping[str, Any]]) -> None:
         """Restore what ``rng_state`` returned (checked before anything changes)."""
         generators = self._generators()
         if not isinstance(states, (list, tuple)) or len(states) != len(generators):
@@ -153,23 +168,23 @@ class Module:
         for g, state in zip(generators, checked):
             g.bit_generator.state = state
 
-    def config(self):
+    def config(self) -> dict[str, Any]:
         """The constructor's arguments as a JSON-serialisable dict: ``type(m).from_config(m.config())`` builds a
         module of the same configuration (parameters drawn anew from ``seed``; copy them with ``load_state_dict``)."""
         return dict(self._config)
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls: type[_M], config: Mapping[str, Any]) -> _M:
         """A new module of this configuration (the inverse of ``config()``)."""
         return cls(**config)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         cfg = self.config()
         head = ", ".join(repr(cfg.pop(k)) for k in self._repr_head)
         rest = ", ".join(f"{k}={v!r}" for k, v in cfg.items())
         return f"{type(self).__name__}({head}{', ' if head and rest else ''}{rest})"
 
-    def _array(self, value, name):
+    def _array(self, value: npt.ArrayLike, name: str) -> FloatArray:
         """value as a C-contiguous ndarray of the module's dtype: an ndarray of another dtype is an error (no silent
         casts of large arrays), any other array-like is converted."""
         if isinstance(value, np.ndarray):
@@ -183,14 +198,14 @@ class Module:
         except (TypeError, ValueError) as exc:
             raise TypeError(f"{name}: expected an array of {self.dtype.name}, got {type(value).__name__}") from exc
 
-    def _checked(self, value, name, shape, meaning):
+    def _checked(self, value: npt.ArrayLike, name: str, shape: tuple[int, ...], meaning: str) -> FloatArray:
         value = self._array(value, name)
         if value.shape != shape:
             raise ValueError(f"{name}: expected shape {shape} ({meaning}), got {value.shape}")
         return value
 
 
-def init_recurrent(module, shapes, hidden_size, seed):
+def init_recurrent(module: Module, shapes: Mapping[str, tuple[int, ...]], hidden_size: int, seed: Any) -> None:
     """PyTorch's default initialisation of a layer's or step cell's parameters (name -> shape): every parameter
     uniform in [-1/sqrt(H), 1/sqrt(H)], drawn in order; ``peephole_*`` parameters (which torch lacks) start at zero."""
     module._allocate(shapes)

@@ -28,9 +28,12 @@ A parameter's entry appears after its first step (SGD without momentum keeps non
 anything, adopts the saved hyperparameters (as torch does) and copies the arrays in. A scheduler's state dict holds
 its arguments and counters; load it after the optimizer's (constructing a scheduler sets the learning rate).
 """
+from __future__ import annotations
+
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Optional, Protocol, Union
 
 import numpy as np
 
@@ -43,16 +46,32 @@ __all__ = ["SGD", "Adam", "AdamW", "RMSprop", "StepLR", "ExponentialLR", "Cosine
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+class HasParameters(Protocol):
+    """What an optimizer or clipping takes as a model: ``params`` and ``grads`` mappings of the same keys (name ->
+    live float32/float64 array), as every pylstm module has."""
+
+    @property
+    def params(self) -> Mapping[str, np.ndarray]: ...
+
+    @property
+    def grads(self) -> Mapping[str, np.ndarray]: ...
+
+
+#: A model: a module, or a list or tuple of modules.
+Model = Union[HasParameters, Sequence[HasParameters]]
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Argument checks: each names the argument, says what was expected and what came.
 
 
-def _label(name, where):
+def _label(name: str, where: str) -> str:
     """The name of an argument, or of a key of a dict that a state dict or a param group holds."""
     return f"{where}[{name!r}]" if where else name
 
 
-def _number(value, name, where="", *, minimum=None, above=None, below=None, maximum=None):
+def _number(value: Any, name: str, where: str = "", *, minimum: Optional[float] = None, above: Optional[float] = None,
+            below: Optional[float] = None, maximum: Optional[float] = None) -> float:
     """A finite real number (not a bool) within the given bounds (value >= minimum or > above; value < below or <=
     maximum), as a float."""
     label = _label(name, where)
@@ -60,9 +79,10 @@ def _number(value, name, where="", *, minimum=None, above=None, below=None, maxi
     high = f"{below})" if below is not None else f"{maximum}]" if maximum is not None else None
     if low and high:
         wanted = f"a finite number in {low}, {high}"
-    elif low or high:
-        wanted = "a finite number " + (f"{'>=' if low[0] == '[' else '>'} {low[1:]}" if low else
-                                       f"{'<' if high[-1] == ')' else '<='} {high[:-1]}")
+    elif low:
+        wanted = f"a finite number {'>=' if low[0] == '[' else '>'} {low[1:]}"
+    elif high:
+        wanted = f"a finite number {'<' if high[-1] == ')' else '<='} {high[:-1]}"
     else:
         wanted = "a finite number"
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
@@ -74,7 +94,7 @@ def _number(value, name, where="", *, minimum=None, above=None, below=None, maxi
     return v
 
 
-def _int(value, name, where="", *, minimum):
+def _int(value: Any, name: str, where: str = "", *, minimum: int) -> int:
     label = _label(name, where)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{label}: expected an int >= {minimum}, got {type(value).__name__}")
@@ -83,19 +103,19 @@ def _int(value, name, where="", *, minimum):
     return int(value)
 
 
-def _bool(value, name, where=""):
+def _bool(value: Any, name: str, where: str = "") -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{_label(name, where)}: expected a bool, got {type(value).__name__}")
     return bool(value)
 
 
-def _choice(value, name, choices, where=""):
+def _choice(value: Any, name: str, choices: Sequence[str], where: str = "") -> str:
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{_label(name, where)}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
     return value
 
 
-def _exact_keys(mapping, expected, what, optional=()):
+def _exact_keys(mapping: Any, expected: Sequence[str], what: str, optional: Sequence[str] = ()) -> None:
     """mapping must be a Mapping with exactly the keys `expected` (plus any of `optional`)."""
     if not isinstance(mapping, Mapping):
         raise TypeError(f"{what}: expected a dict, got {type(mapping).__name__}")
@@ -110,7 +130,7 @@ def _exact_keys(mapping, expected, what, optional=()):
 # The (parameter, gradient) arrays of a model.
 
 
-def _modules(model):
+def _modules(model: Model) -> list[tuple[str, HasParameters]]:
     """model -> [(name, module)]: a module, or a list or tuple of modules."""
     if isinstance(model, (list, tuple)):
         modules = [(f"model[{k}]", m) for k, m in enumerate(model)]
@@ -123,12 +143,14 @@ def _modules(model):
     return modules
 
 
-def _parameters(model):
+def _parameters(model: Model) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """model -> (params, grads): the arrays of every module in order, each parameter once (an array reachable twice,
     e.g. a module listed twice, is taken the first time). Refuses arrays that the kernels can't update in place, a
     gradient that does not match its parameter, and distinct arrays that share memory (an update through one would
     change the other behind the optimizer's back)."""
-    params, grads, seen = [], [], {}
+    params: list[np.ndarray] = []
+    grads: list[np.ndarray] = []
+    seen: dict[Any, Any] = {}
     for module_name, m in _modules(model):
         if set(m.params) != set(m.grads):
             raise ValueError(f"{module_name}: expected .grads with the keys of .params {list(m.params)}, got "
@@ -160,7 +182,7 @@ def _parameters(model):
     return params, grads
 
 
-def _check_disjoint(params, grads):
+def _check_disjoint(params: list[np.ndarray], grads: list[np.ndarray]) -> None:
     """No two of the arrays share memory (checked on their byte ranges, sorted)."""
     ranges = []
     for k, (p, g) in enumerate(zip(params, grads)):
@@ -179,7 +201,7 @@ def _check_disjoint(params, grads):
 # The update of one parameter: the fast twins of pylstm.reference's functions (same arguments, same state).
 
 
-def _state_buffers(state, param, names):
+def _state_buffers(state: dict[str, Any], param: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
     """The state's buffers `names` as a new dict: zeros before the first step (an empty state), else the state's own
     arrays, which must all be there."""
     if not state:
@@ -191,7 +213,8 @@ def _state_buffers(state, param, names):
     return {name: state[name] for name in names}
 
 
-def sgd_step(param, grad, state, *, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+def sgd_step(param: np.ndarray, grad: np.ndarray, state: dict[str, Any], *, lr: float, momentum: float = 0.0,
+             dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False) -> None:
     """One torch.optim.SGD update of ``param`` in place (see pylstm.reference.sgd_step); ``state`` gains
     ``momentum_buffer`` at the first step when momentum != 0."""
     if momentum == 0:
@@ -205,7 +228,8 @@ def sgd_step(param, grad, state, *, lr, momentum=0.0, dampening=0.0, weight_deca
     state["momentum_buffer"] = buf
 
 
-def adam_step(param, grad, state, *, lr, betas, eps, weight_decay, amsgrad, decoupled_weight_decay=False):
+def adam_step(param: np.ndarray, grad: np.ndarray, state: dict[str, Any], *, lr: float, betas: tuple[float, float],
+              eps: float, weight_decay: float, amsgrad: bool, decoupled_weight_decay: bool = False) -> None:
     """One torch.optim.Adam update (AdamW's with ``decoupled_weight_decay``) of ``param`` in place (see
     pylstm.reference.adam_step); ``state``: ``step``, ``exp_avg``, ``exp_avg_sq`` (and ``max_exp_avg_sq``)."""
     names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ())
@@ -217,7 +241,8 @@ def adam_step(param, grad, state, *, lr, betas, eps, weight_decay, amsgrad, deco
     state.update(step=step, **buffers)
 
 
-def rmsprop_step(param, grad, state, *, lr, alpha, eps, weight_decay=0.0, momentum=0.0, centered=False):
+def rmsprop_step(param: np.ndarray, grad: np.ndarray, state: dict[str, Any], *, lr: float, alpha: float, eps: float,
+                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False) -> None:
     """One torch.optim.RMSprop update of ``param`` in place (see pylstm.reference.rmsprop_step); ``state``: ``step``,
     ``square_avg`` (and ``momentum_buffer`` when momentum > 0, ``grad_avg`` when centered)."""
     names = ("square_avg",) + (("momentum_buffer",) if momentum > 0 else ()) + (("grad_avg",) if centered else ())
@@ -237,50 +262,51 @@ class _Optimizer:
     of the functions above), checks the hyperparameters (``_checked``) and says which state entries a parameter has
     after its first step (``_state_names``)."""
 
-    _names = ()
+    _names: tuple[str, ...] = ()
 
-    def __init__(self, model, **hyperparameters):
+    def __init__(self, model: Model, **hyperparameters: Any) -> None:
         self._params, self._grads = _parameters(model)
         if not self._params:
             raise ValueError("model: expected a module with parameters, got an empty parameter list")
         #: A list of one dict: the hyperparameters (read at every step; schedulers write "lr") and "params".
-        self.param_groups = [dict(self._checked(hyperparameters), params=list(range(len(self._params))))]
+        self.param_groups: list[dict[str, Any]] = [
+            dict(self._checked(hyperparameters), params=list(range(len(self._params))))]
         #: parameter number -> its state (see the module docstring), filled at its first step.
-        self.state = {}
+        self.state: dict[int, dict[str, Any]] = {}
 
-    def _checked(self, values, where=""):
+    def _checked(self, values: Mapping[str, Any], where: str = "") -> dict[str, Any]:
         """The hyperparameters in `values` (a mapping holding at least ``_names``), checked -> a new dict of them;
         `where` names the mapping in messages."""
         raise NotImplementedError
 
     @staticmethod
-    def _state_names(group):
+    def _state_names(group: Mapping[str, Any]) -> tuple[bool, tuple[str, ...]]:
         """(has a "step" entry, the names of the arrays) of a parameter's state after its first step."""
         raise NotImplementedError
 
     @staticmethod
-    def _update(param, grad, state, **hyperparameters):
+    def _update(*args: Any, **kwargs: Any) -> None:
         raise NotImplementedError
 
-    def step(self):
+    def step(self) -> None:
         """Update every parameter in place from its gradient (the hyperparameters are param_groups[0]'s now)."""
         hyper = self._checked(self.param_groups[0], "param_groups[0]")
         for k, (p, g) in enumerate(zip(self._params, self._grads)):
             self._update(p, g, self.state.setdefault(k, {}), **hyper)
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         """Set every gradient to zero, in place (the arrays stay the same objects)."""
         for g in self._grads:
             g.fill(0)
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """The state (copies of its arrays) and the hyperparameters, as the module docstring shows."""
         group = {k: list(v) if isinstance(v, (tuple, list)) else v for k, v in self.param_groups[0].items()}
         state = {k: {name: v.copy() if isinstance(v, np.ndarray) else v for name, v in s.items()}
                  for k, s in self.state.items() if s}
         return {"state": state, "param_groups": [group]}
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Take the state and hyperparameters of ``state_dict`` (as ``state_dict()`` returns them) after checking all
         of it: a bad state dict raises (TypeError for a wrong type or dtype, ValueError otherwise) and changes
         nothing. Arrays are copied in."""
@@ -303,7 +329,7 @@ class _Optimizer:
         self.param_groups[0].update(new_group)
         self.state = new_state
 
-    def _checked_state(self, state, group):
+    def _checked_state(self, state: Any, group: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
         """The saved state checked against the parameters and the (loaded) hyperparameters -> a new state of copies."""
         if not isinstance(state, Mapping):
             raise TypeError(f"state_dict['state']: expected a dict, got {type(state).__name__}")
@@ -319,7 +345,7 @@ class _Optimizer:
                 continue
             _exact_keys(entry, expected, where)
             p = self._params[k]
-            s = {}
+            s: dict[str, Any] = {}
             if has_step:
                 s["step"] = _int(entry["step"], "step", where, minimum=1)
             for name in names:
@@ -335,12 +361,12 @@ class _Optimizer:
             result[k] = s
         return result
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         hyper = ", ".join(f"{k}={v!r}" for k, v in self.param_groups[0].items() if k != "params")
         return f"{type(self).__name__}({len(self._params)} parameters, {hyper})"
 
 
-def _param_number(key, n):
+def _param_number(key: Any, n: int) -> int:
     """A state key: a parameter number, or its decimal string (as JSON leaves it), in [0, n)."""
     if isinstance(key, str) and key.isdigit():
         k = int(key)
@@ -360,11 +386,12 @@ class SGD(_Optimizer):
 
     _names = ("lr", "momentum", "dampening", "weight_decay", "nesterov")
 
-    def __init__(self, model, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False):
+    def __init__(self, model: Model, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
+                 weight_decay: float = 0, nesterov: bool = False) -> None:
         super().__init__(model, lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                          nesterov=nesterov)
 
-    def _checked(self, values, where=""):
+    def _checked(self, values: Mapping[str, Any], where: str = "") -> dict[str, Any]:
         h = {"lr": _number(values["lr"], "lr", where, minimum=0),
              "momentum": _number(values["momentum"], "momentum", where, minimum=0),
              "dampening": _number(values["dampening"], "dampening", where),
@@ -376,7 +403,7 @@ class SGD(_Optimizer):
         return h
 
     @staticmethod
-    def _state_names(group):
+    def _state_names(group: Mapping[str, Any]) -> tuple[bool, tuple[str, ...]]:
         return False, ("momentum_buffer",) if group["momentum"] != 0 else ()
 
     _update = staticmethod(sgd_step)
@@ -385,7 +412,7 @@ class SGD(_Optimizer):
 _ADAM_NAMES = ("lr", "betas", "eps", "weight_decay", "amsgrad")
 
 
-def _adam_checked(values, where):
+def _adam_checked(values: Mapping[str, Any], where: str) -> dict[str, Any]:
     betas = values["betas"]
     if not isinstance(betas, (tuple, list)) or len(betas) != 2:
         raise TypeError(f"{_label('betas', where)}: expected a pair of numbers in [0, 1), got {betas!r}")
@@ -396,7 +423,7 @@ def _adam_checked(values, where):
             "amsgrad": _bool(values["amsgrad"], "amsgrad", where)}
 
 
-def _adam_state_names(group):
+def _adam_state_names(group: Mapping[str, Any]) -> tuple[bool, tuple[str, ...]]:
     return True, ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
 
 
@@ -406,10 +433,11 @@ class Adam(_Optimizer):
 
     _names = _ADAM_NAMES
 
-    def __init__(self, model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False):
+    def __init__(self, model: Model, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0, amsgrad: bool = False) -> None:
         super().__init__(model, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
 
-    def _checked(self, values, where=""):
+    def _checked(self, values: Mapping[str, Any], where: str = "") -> dict[str, Any]:
         return _adam_checked(values, where)
 
     _state_names = staticmethod(_adam_state_names)
@@ -422,16 +450,17 @@ class AdamW(_Optimizer):
 
     _names = _ADAM_NAMES
 
-    def __init__(self, model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False):
+    def __init__(self, model: Model, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, amsgrad: bool = False) -> None:
         super().__init__(model, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
 
-    def _checked(self, values, where=""):
+    def _checked(self, values: Mapping[str, Any], where: str = "") -> dict[str, Any]:
         return _adam_checked(values, where)
 
     _state_names = staticmethod(_adam_state_names)
 
     @staticmethod
-    def _update(param, grad, state, **hyperparameters):
+    def _update(param: np.ndarray, grad: np.ndarray, state: dict[str, Any], **hyperparameters: Any) -> None:
         adam_step(param, grad, state, decoupled_weight_decay=True, **hyperparameters)
 
 
@@ -441,11 +470,12 @@ class RMSprop(_Optimizer):
 
     _names = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered")
 
-    def __init__(self, model, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False):
+    def __init__(self, model: Model, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0,
+                 momentum: float = 0, centered: bool = False) -> None:
         super().__init__(model, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
                          centered=centered)
 
-    def _checked(self, values, where=""):
+    def _checked(self, values: Mapping[str, Any], where: str = "") -> dict[str, Any]:
         return {"lr": _number(values["lr"], "lr", where, minimum=0),
                 "alpha": _number(values["alpha"], "alpha", where, minimum=0),
                 "eps": _number(values["eps"], "eps", where, minimum=0),
@@ -454,7 +484,7 @@ class RMSprop(_Optimizer):
                 "centered": _bool(values["centered"], "centered", where)}
 
     @staticmethod
-    def _state_names(group):
+    def _state_names(group: Mapping[str, Any]) -> tuple[bool, tuple[str, ...]]:
         return True, (("square_avg",) + (("momentum_buffer",) if group["momentum"] > 0 else ())
                       + (("grad_avg",) if group["centered"] else ()))
 
@@ -465,14 +495,14 @@ class RMSprop(_Optimizer):
 # Learning-rate schedulers.
 
 
-def _checked_optimizer(optimizer):
+def _checked_optimizer(optimizer: _Optimizer) -> _Optimizer:
     if not isinstance(optimizer, _Optimizer):
         raise TypeError(f"optimizer: expected a pylstm.optim optimizer (SGD, Adam, AdamW, RMSprop), got "
                         f"{type(optimizer).__name__}")
     return optimizer
 
 
-def _number_list(value, name, where, length):
+def _number_list(value: Any, name: str, where: str, length: int) -> list[float]:
     if not isinstance(value, (list, tuple)) or len(value) != length:
         raise ValueError(f"{_label(name, where)}: expected a list of {length} numbers (one per param group), got "
                          f"{value!r}")
@@ -485,9 +515,9 @@ class _LRScheduler:
     ``last_epoch`` and sets each group's lr to ``_next_lrs()``, which reads the current lr (the recursive forms, so
     that schedulers chain). A subclass names its arguments (``_names``) and checks them (``_checked``)."""
 
-    _names = ()
+    _names: tuple[str, ...] = ()
 
-    def __init__(self, optimizer, **arguments):
+    def __init__(self, optimizer: _Optimizer, **arguments: Any) -> None:
         self.optimizer = _checked_optimizer(optimizer)
         self._set_arguments(self._checked(arguments))
         for group in optimizer.param_groups:
@@ -501,21 +531,21 @@ class _LRScheduler:
         self.step()
         self._is_initial = False
 
-    def _checked(self, values, where=""):
+    def _checked(self, values: Mapping[str, Any], where: str = "") -> dict[str, Any]:
         """The arguments in `values` (a mapping holding ``_names``), checked -> a new dict of them."""
         raise NotImplementedError
 
-    def _set_arguments(self, arguments):
+    def _set_arguments(self: Any, arguments: Mapping[str, Any]) -> None:
         for name, value in arguments.items():
             setattr(self, name, value)
 
-    def _next_lrs(self):
+    def _next_lrs(self) -> list[float]:
         raise NotImplementedError
 
-    def _lrs(self):
+    def _lrs(self) -> list[float]:
         return [group["lr"] for group in self.optimizer.param_groups]
 
-    def step(self):
+    def step(self) -> None:
         """Advance one epoch (call it after ``optimizer.step()``) and set the optimizer's learning rates."""
         self._step_count += 1
         self.last_epoch += 1
@@ -523,18 +553,18 @@ class _LRScheduler:
             group["lr"] = lr
         self._last_lr = self._lrs()
 
-    def get_last_lr(self):
+    def get_last_lr(self) -> list[float]:
         """The learning rates this scheduler set last, one per param group."""
         return list(self._last_lr)
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """The arguments and counters, as JSON-serialisable values."""
         state = {name: getattr(self, name) for name in self._names}
         state.update(base_lrs=list(self.base_lrs), last_epoch=self.last_epoch, _step_count=self._step_count,
                      _last_lr=list(self._last_lr))
         return state
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Take the arguments and counters of ``state_dict`` after checking all of it (a bad one changes nothing)."""
         counters = ("base_lrs", "last_epoch", "_step_count", "_last_lr")
         _exact_keys(state_dict, list(self._names) + list(counters), "state_dict")
@@ -547,7 +577,7 @@ class _LRScheduler:
         self._set_arguments(arguments)
         self.base_lrs, self._last_lr, self.last_epoch, self._step_count = base_lrs, last_lr, last_epoch, step_count
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         arguments = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._names)
         return f"{type(self).__name__}({arguments}, last_epoch={self.last_epoch})"
 
@@ -556,15 +586,17 @@ class StepLR(_LRScheduler):
     """torch.optim.lr_scheduler.StepLR: the learning rate times gamma every step_size epochs."""
 
     _names = ("step_size", "gamma")
+    step_size: int
+    gamma: float
 
-    def __init__(self, optimizer, step_size, gamma=0.1):
+    def __init__(self, optimizer: _Optimizer, step_size: int, gamma: float = 0.1) -> None:
         super().__init__(optimizer, step_size=step_size, gamma=gamma)
 
-    def _checked(self, values, where=""):
+    def _checked(self, values: Mapping[str, Any], where: str = "") -> dict[str, Any]:
         return {"step_size": _int(values["step_size"], "step_size", where, minimum=1),
                 "gamma": _number(values["gamma"], "gamma", where, minimum=0)}
 
-    def _next_lrs(self):
+    def _next_lrs(self) -> list[float]:
         if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
             return self._lrs()
         return [lr * self.gamma for lr in self._lrs()]
@@ -574,14 +606,15 @@ class ExponentialLR(_LRScheduler):
     """torch.optim.lr_scheduler.ExponentialLR: the learning rate times gamma every epoch."""
 
     _names = ("gamma",)
+    gamma: float
 
-    def __init__(self, optimizer, gamma):
+    def __init__(self, optimizer: _Optimizer, gamma: float) -> None:
         super().__init__(optimizer, gamma=gamma)
 
-    def _checked(self, values, where=""):
+    def _checked(self, values: Mapping[str, Any], where: str = "") -> dict[str, Any]:
         return {"gamma": _number(values["gamma"], "gamma", where, minimum=0)}
 
-    def _next_lrs(self):
+    def _next_lrs(self) -> list[float]:
         if self._is_initial:
             return self._lrs()
         return [lr * self.gamma for lr in self._lrs()]
@@ -594,15 +627,17 @@ class CosineAnnealingLR(_LRScheduler):
     schedulers."""
 
     _names = ("T_max", "eta_min")
+    T_max: int
+    eta_min: float
 
-    def __init__(self, optimizer, T_max, eta_min=0.0):
+    def __init__(self, optimizer: _Optimizer, T_max: int, eta_min: float = 0.0) -> None:
         super().__init__(optimizer, T_max=T_max, eta_min=eta_min)
 
-    def _checked(self, values, where=""):
+    def _checked(self, values: Mapping[str, Any], where: str = "") -> dict[str, Any]:
         return {"T_max": _int(values["T_max"], "T_max", where, minimum=1),
                 "eta_min": _number(values["eta_min"], "eta_min", where, minimum=0)}
 
-    def _next_lrs(self):
+    def _next_lrs(self) -> list[float]:
         # torch's get_lr, term for term, so that the rounding is the same.
         if self._is_initial:
             return self._lrs()
@@ -620,16 +655,20 @@ class LinearLR(_LRScheduler):
     end_factor over total_iters epochs (a warm-up when start_factor < end_factor), by torch's recursive formula."""
 
     _names = ("start_factor", "end_factor", "total_iters")
+    start_factor: float
+    end_factor: float
+    total_iters: int
 
-    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5):
+    def __init__(self, optimizer: _Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
+                 total_iters: int = 5) -> None:
         super().__init__(optimizer, start_factor=start_factor, end_factor=end_factor, total_iters=total_iters)
 
-    def _checked(self, values, where=""):
+    def _checked(self, values: Mapping[str, Any], where: str = "") -> dict[str, Any]:
         return {"start_factor": _number(values["start_factor"], "start_factor", where, above=0, maximum=1),
                 "end_factor": _number(values["end_factor"], "end_factor", where, minimum=0, maximum=1),
                 "total_iters": _int(values["total_iters"], "total_iters", where, minimum=1)}
 
-    def _next_lrs(self):
+    def _next_lrs(self) -> list[float]:
         if self.last_epoch == 0:
             return [lr * self.start_factor for lr in self._lrs()]
         if self._is_initial or self.last_epoch > self.total_iters:
@@ -647,9 +686,18 @@ class ReduceLROnPlateau:
     +-inf), so that the state dict is plain JSON."""
 
     _names = ("mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lrs", "eps")
+    mode: str
+    factor: float
+    patience: int
+    threshold: float
+    threshold_mode: str
+    cooldown: int
+    min_lrs: list[float]
+    eps: float
 
-    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel",
-                 cooldown=0, min_lr=0, eps=1e-8):
+    def __init__(self, optimizer: _Optimizer, mode: Literal["min", "max"] = "min", factor: float = 0.1,
+                 patience: int = 10, threshold: float = 1e-4, threshold_mode: Literal["rel", "abs"] = "rel",
+                 cooldown: int = 0, min_lr: Union[float, Sequence[float]] = 0, eps: float = 1e-8) -> None:
         self.optimizer = _checked_optimizer(optimizer)
         groups = len(optimizer.param_groups)
         min_lrs = list(min_lr) if isinstance(min_lr, (list, tuple)) else [min_lr] * groups
@@ -665,8 +713,9 @@ class ReduceLROnPlateau:
         self.num_bad_epochs = 0
         self.cooldown_counter = 0
 
-    def _checked(self, values, where="", names=None):
-        def label(name):
+    def _checked(self, values: Mapping[str, Any], where: str = "", names: Optional[Mapping[str, str]] = None
+                 ) -> dict[str, Any]:
+        def label(name: str) -> str:
             return (names or {}).get(name, name)
         return {"mode": _choice(values["mode"], label("mode"), ("min", "max"), where),
                 "factor": _number(values["factor"], label("factor"), where, minimum=0, below=1),
@@ -680,10 +729,10 @@ class ReduceLROnPlateau:
 
     _set_arguments = _LRScheduler._set_arguments
 
-    def _worst(self):
+    def _worst(self) -> float:
         return math.inf if self.mode == "min" else -math.inf
 
-    def _is_better(self, a, best):
+    def _is_better(self, a: float, best: float) -> bool:
         if self.mode == "min" and self.threshold_mode == "rel":
             return a < best * (1.0 - self.threshold)
         if self.mode == "min":
@@ -692,7 +741,7 @@ class ReduceLROnPlateau:
             return a > best * (self.threshold + 1.0)
         return a > best + self.threshold
 
-    def step(self, metrics):
+    def step(self, metrics: float) -> None:
         """Count one epoch with this metric (a number) and reduce the learning rates if it is time to."""
         try:
             current = float(metrics)
@@ -717,11 +766,11 @@ class ReduceLROnPlateau:
             self.num_bad_epochs = 0
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
-    def get_last_lr(self):
+    def get_last_lr(self) -> list[float]:
         """The learning rates after the last step, one per param group."""
         return list(self._last_lr)
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """The arguments and counters, as JSON-serialisable values (``best``: None for torch's +-inf)."""
         state = {name: getattr(self, name) for name in self._names}
         state["min_lrs"] = list(self.min_lrs)
@@ -730,7 +779,7 @@ class ReduceLROnPlateau:
                      _last_lr=list(self._last_lr))
         return state
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Take the arguments and counters of ``state_dict`` after checking all of it (a bad one changes nothing)."""
         counters = ("best", "num_bad_epochs", "cooldown_counter", "last_epoch", "_last_lr")
         _exact_keys(state_dict, list(self._names) + list(counters), "state_dict")
@@ -749,7 +798,7 @@ class ReduceLROnPlateau:
         self._set_arguments(counts)
         self._last_lr = last_lr
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         arguments = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._names)
         return f"ReduceLROnPlateau({arguments}, best={self.best!r}, last_epoch={self.last_epoch})"
 
@@ -758,7 +807,7 @@ class ReduceLROnPlateau:
 # Gradient clipping.
 
 
-def _norm_type(norm_type):
+def _norm_type(norm_type: Union[float, str]) -> float:
     if isinstance(norm_type, str) and norm_type == "inf":
         return math.inf
     if isinstance(norm_type, (bool, np.bool_)) or not isinstance(norm_type, numbers.Real):
@@ -769,7 +818,8 @@ def _norm_type(norm_type):
     return p
 
 
-def clip_grads_by_norm(grads, max_norm, norm_type=2.0, error_if_nonfinite=False):
+def clip_grads_by_norm(grads: Sequence[np.ndarray], max_norm: float, norm_type: Union[float, Literal["inf"]] = 2.0,
+                       error_if_nonfinite: bool = False) -> float:
     """torch.nn.utils.clip_grad_norm_ over a list of gradient arrays (see pylstm.reference.clip_grad_norm): returns
     the total norm before clipping (a float, computed in float64), and multiplies every gradient in place by
     max_norm / (total + 1e-6) when that is below 1."""
@@ -793,7 +843,7 @@ def clip_grads_by_norm(grads, max_norm, norm_type=2.0, error_if_nonfinite=False)
     return total
 
 
-def clip_grads_by_value(grads, clip_value):
+def clip_grads_by_value(grads: Sequence[np.ndarray], clip_value: float) -> None:
     """torch.nn.utils.clip_grad_value_ over a list of gradient arrays (see pylstm.reference.clip_grad_value): each
     clamped in place to [-clip_value, clip_value]; NaN stays NaN."""
     clip_value = _number(clip_value, "clip_value", minimum=0)
@@ -801,12 +851,13 @@ def clip_grads_by_value(grads, clip_value):
         _core.clamp_(g, clip_value)
 
 
-def _gradients(model):
+def _gradients(model: Model) -> list[np.ndarray]:
     """The gradient arrays of a model (a module or a list or tuple of modules), each once."""
     return _parameters(model)[1]
 
 
-def clip_grad_norm(model, max_norm, norm_type=2.0, error_if_nonfinite=False):
+def clip_grad_norm(model: Model, max_norm: float, norm_type: Union[float, Literal["inf"]] = 2.0,
+                   error_if_nonfinite: bool = False) -> float:
     """Clip the gradients of ``model`` (a module or a list or tuple of modules) in place, as
     torch.nn.utils.clip_grad_norm_: the total ``norm_type``-norm of all gradients together (``math.inf``: the largest
     |g|) is returned as a float, and when it exceeds ``max_norm`` every gradient is multiplied by
@@ -815,7 +866,7 @@ def clip_grad_norm(model, max_norm, norm_type=2.0, error_if_nonfinite=False):
     return clip_grads_by_norm(_gradients(model), max_norm, norm_type, error_if_nonfinite)
 
 
-def clip_grad_value(model, clip_value):
+def clip_grad_value(model: Model, clip_value: float) -> None:
     """Clamp every gradient of ``model`` (a module or a list or tuple of modules) in place to [-clip_value,
     clip_value], as torch.nn.utils.clip_grad_value_ (clip_value >= 0)."""
     clip_grads_by_value(_gradients(model), clip_value)

@@ -8,10 +8,19 @@ per sequence.
 
 ``unpad(*pad_sequences(seqs))`` gives back ``seqs`` (as equal arrays).
 """
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
+
+from ._types import IntArray
 
 
-def pad_sequences(sequences, batch_first=False, padding_value=0.0):
+def pad_sequences(sequences: Iterable[npt.ArrayLike], batch_first: bool = False, padding_value: float = 0.0
+                  ) -> tuple[npt.NDArray[np.floating[Any]], IntArray]:
     """A non-empty list of B arrays ``(T_b, *feature)`` -> ``(padded, lengths)``.
 
     Every sequence must be a floating-point array (lists are converted with ``np.asarray``) of one common dtype and
@@ -36,7 +45,7 @@ def pad_sequences(sequences, batch_first=False, padding_value=0.0):
     if not sequences:
         raise ValueError("sequences: expected at least one sequence, got an empty list")
 
-    arrays = []
+    arrays: list[np.ndarray] = []
     for k, seq in enumerate(sequences):
         try:
             a = np.asarray(seq)
@@ -74,7 +83,7 @@ def pad_sequences(sequences, batch_first=False, padding_value=0.0):
     return padded, lengths
 
 
-def unpad(out, lengths, batch_first=False):
+def unpad(out: np.ndarray, lengths: npt.ArrayLike, batch_first: bool = False) -> list[np.ndarray]:
     """A padded array and its lengths -> a list of B arrays, ``out[:lengths[b], b]`` for each b
     (``out[b, :lengths[b]]`` with ``batch_first=True``), each ``(lengths[b], *feature)``.
 

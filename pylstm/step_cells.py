@@ -3,12 +3,18 @@
 
 Each step runs the cell's kernel over a sequence of one step (pylstm.cells, pylstm.functional).
 """
+from __future__ import annotations
+
+from typing import Literal, Optional
+
 import numpy as np
+import numpy.typing as npt
 
 from . import _checks as check
 from . import cells
 from .layers import gate_blocks, gate_rows
 from .module import Module, init_recurrent
+from ._types import DTypeLike, FloatArray, State, StateLike
 
 
 class _UnbatchedStep:
@@ -90,7 +96,7 @@ class _StepCell(Module):
         parts = tuple(None if part is None else part[None] for part in parts)
         return parts[0] if len(parts) == 1 else parts
 
-    def backward(self, dstate):
+    def backward(self, dstate: StateLike) -> tuple[FloatArray, State]:
         """The gradient of the newest not yet differentiated step's output state -> (dx (B, input_size), gradient of
         that step's input state); unbatched when that step's x was. Adds the parameter gradients into ``grads``."""
         if not self._steps:
@@ -156,10 +162,11 @@ class LSTMCell(_StepCell):
     __doc__ = _step_doc("One LSTM step (see pylstm.LSTM), as torch.nn.LSTMCell.", cells.LSTM,
                         call="h, c = cell(x, (h, c))", state="h and c (B, H), or (H,) unbatched")
 
-    def __init__(self, input_size, hidden_size, bias=True, *, dtype="float32", seed=None):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, dtype: DTypeLike = "float32",
+                 seed: Optional[int] = None) -> None:
         super().__init__(cells.LSTM, input_size, hidden_size, bias, dtype, seed)
 
-    def __call__(self, x, state=None):
+    def __call__(self, x: npt.ArrayLike, state: StateLike = None) -> tuple[FloatArray, FloatArray]:
         return self._step(x, state)
 
 
@@ -169,12 +176,13 @@ class GRUCell(_StepCell):
     * ``reset_after``: where the reset gate applies (default True, torch's form; False: Cho et al.'s; see
       pylstm.GRU).""")
 
-    def __init__(self, input_size, hidden_size, bias=True, *, dtype="float32", seed=None, reset_after=True):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, dtype: DTypeLike = "float32",
+                 seed: Optional[int] = None, reset_after: bool = True) -> None:
         self.reset_after = check.boolean(reset_after, "reset_after")
         super().__init__(cells.gru(self.reset_after), input_size, hidden_size, bias, dtype, seed,
                          extra_config=dict(reset_after=self.reset_after))
 
-    def __call__(self, x, h=None):
+    def __call__(self, x: npt.ArrayLike, h: Optional[npt.ArrayLike] = None) -> FloatArray:
         return self._step(x, h)
 
 
@@ -184,11 +192,13 @@ class RNNCell(_StepCell):
                         positional="input_size, hidden_size, bias, nonlinearity", extras="""
     * ``nonlinearity``: "tanh" (default) or "relu", the activation (torch's fourth argument).""")
 
-    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", *, dtype="float32", seed=None):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 nonlinearity: Literal["tanh", "relu"] = "tanh", *, dtype: DTypeLike = "float32",
+                 seed: Optional[int] = None) -> None:
         cell = cells.rnn(nonlinearity)
         self.nonlinearity = nonlinearity
         super().__init__(cell, input_size, hidden_size, bias, dtype, seed,
                          extra_config=dict(nonlinearity=self.nonlinearity))
 
-    def __call__(self, x, h=None):
+    def __call__(self, x: npt.ArrayLike, h: Optional[npt.ArrayLike] = None) -> FloatArray:
         return self._step(x, h)

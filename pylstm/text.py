@@ -16,12 +16,17 @@ vocabulary) are raised by each loop itself.
 Every error is a TypeError (wrong kind of argument) or ValueError (right kind, wrong value) that names the argument,
 what was expected and what came.
 """
+from __future__ import annotations
+
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any, Optional, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from ._checks import positive_int
+from ._types import IntArray
 
 try:
     from . import _text
@@ -42,7 +47,7 @@ _SURROGATE_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")  # a high then a 
 # Argument checks, shared by the compiled paths and their twins
 
 
-def _parse_chars(chars, name):
+def _parse_chars(chars: Union[str, Iterable[str]], name: str) -> str:
     """A str of distinct characters, or an iterable of 1-character strs -> the str of them, in order."""
     if isinstance(chars, str):
         items = list(chars)
@@ -61,7 +66,7 @@ def _parse_chars(chars, name):
                 raise ValueError(f"{name}: expected 1-character strs, got {c!r} ({len(c)} characters) at index {i}")
     if not items:
         raise ValueError(f"{name}: expected at least one character, got none")
-    first = {}
+    first: dict[str, int] = {}
     for i, c in enumerate(items):
         if c in first:
             raise ValueError(f"{name}: expected distinct characters, got {c!r} at indices {first[c]} and {i}")
@@ -69,13 +74,13 @@ def _parse_chars(chars, name):
     return "".join(items)
 
 
-def _check_text(text, name="text"):
+def _check_text(text: str, name: str = "text") -> str:
     if not isinstance(text, str):
         raise TypeError(f"{name}: expected a str, got {type(text).__name__}")
     return text
 
 
-def _integer_array(ids, name="ids"):
+def _integer_array(ids: npt.ArrayLike, name: str = "ids") -> npt.NDArray[np.integer[Any]]:
     """Any 1-D array-like of integers -> a 1-D NumPy array of its integer dtype (not copied when ids is one)."""
     expected = "a 1-D array of integers"
     if isinstance(ids, (str, bytes, bytearray)):
@@ -97,21 +102,21 @@ def _integer_array(ids, name="ids"):
     return arr
 
 
-def _beyond_int64(arr):
+def _beyond_int64(arr: npt.NDArray[np.integer[Any]]) -> Optional[int]:
     """The index of the first value of an integer array above int64's largest, or None."""
     if arr.dtype.kind == "u" and arr.dtype.itemsize == 8 and arr.size and arr.max() > _INT64_MAX:
         return int(np.argmax(arr > _INT64_MAX))
     return None
 
 
-def _some(keys, most=5):
+def _some(keys: Iterable[object], most: int = 5) -> str:
     """The reprs of the first few keys, for a message: "'a', 'b'", "'a', 'b', ... (7 in all)" or "none"."""
     keys = list(keys)
     shown = ", ".join(repr(k) for k in keys[:most])
     return (shown + f", ... ({len(keys)} in all)" if len(keys) > most else shown) or "none"
 
 
-def _batchify_args(ids, batch_size):
+def _batchify_args(ids: npt.ArrayLike, batch_size: int) -> tuple[npt.NDArray[np.integer[Any]], int]:
     ids = _integer_array(ids)
     batch_size = positive_int(batch_size, "batch_size")
     if len(ids) < batch_size:
@@ -136,12 +141,12 @@ class Vocab:
 
     __slots__ = ("_chars", "_table")
 
-    def __init__(self, chars):
+    def __init__(self, chars: Union[str, Iterable[str]]) -> None:
         self._chars = _parse_chars(chars, "chars")
         self._table = _text.CharTable(self._chars)
 
     @classmethod
-    def from_text(cls, text):
+    def from_text(cls, text: str) -> Vocab:
         """The vocabulary of the distinct characters of text (a non-empty str), sorted by code point."""
         _check_text(text)
         if not text:
@@ -149,44 +154,44 @@ class Vocab:
         return cls("".join(sorted(set(text))))
 
     @property
-    def chars(self):
+    def chars(self) -> str:
         """The str of the characters, in id order."""
         return self._chars
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._chars)
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         if not isinstance(other, Vocab):
             return NotImplemented
         return self._chars == other._chars
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash((Vocab, self._chars))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         if len(self._chars) <= 64:
             return f"Vocab({self._chars!r})"
         return f"<Vocab of {len(self._chars)} characters: {self._chars[:32]!r}...>"
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[Vocab], tuple[str]]:
         return (type(self), (self._chars,))
 
-    def encode(self, text):
+    def encode(self, text: str) -> IntArray:
         """text (a str) -> (len(text),) int64 C-contiguous ids. ValueError naming the first character that has no
         id (its repr, its code point and its index in text)."""
         return self._table.encode(_check_text(text))
 
-    def decode(self, ids):
+    def decode(self, ids: npt.ArrayLike) -> str:
         """ids (any 1-D array-like of integers, any integer dtype and layout) -> the str of their characters.
         ValueError naming the first id outside [0, len(self)) and its index."""
-        ids = _integer_array(ids)
-        if _beyond_int64(ids) is not None:  # ids an int64 copy cannot hold are outside the vocabulary anyway
-            bad = int(np.argmax(ids >= len(self._chars)))
-            raise ValueError(f"ids: id {int(ids[bad])} at index {bad} is outside [0, {len(self._chars)})")
-        return self._table.decode(np.ascontiguousarray(ids, dtype=np.int64))
+        arr = _integer_array(ids)
+        if _beyond_int64(arr) is not None:  # ids an int64 copy cannot hold are outside the vocabulary anyway
+            bad = int(np.argmax(arr >= len(self._chars)))
+            raise ValueError(f"ids: id {int(arr[bad])} at index {bad} is outside [0, {len(self._chars)})")
+        return self._table.decode(np.ascontiguousarray(arr, dtype=np.int64))
 
-    def config(self):
+    def config(self) -> dict[str, Any]:
         """{"chars": the str}: JSON-serialisable; Vocab.from_config(vocab.config()) == vocab.
 
         ValueError for the one vocabulary that JSON cannot carry: a lone high surrogate (U+D800-DBFF) directly
@@ -200,7 +205,7 @@ class Vocab:
         return {"chars": self._chars}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> Vocab:
         """The inverse of config(). config may come from an untrusted file: anything but a dict whose only key
         "chars" holds a non-empty str of distinct characters is a TypeError or ValueError naming what is wrong."""
         if not isinstance(config, Mapping):
@@ -216,7 +221,7 @@ class Vocab:
         return cls(_parse_chars(chars, "config['chars']"))
 
 
-def batchify(ids, batch_size):
+def batchify(ids: npt.ArrayLike, batch_size: int) -> IntArray:
     """ids (N_total,) integers -> (N, B) int64 C-contiguous parallel streams, as torch's word_language_model does
     (data.view(bsz, -1).t().contiguous()): N = len(ids) // batch_size, stream b is ids[b*N:(b+1)*N], the rest
     dropped. batch_size an int >= 1; ValueError when len(ids) < batch_size (no full step) naming both; ids must be
@@ -229,7 +234,7 @@ def batchify(ids, batch_size):
 # The pure-Python twins: the specification of the compiled loops
 
 
-def _encode_python(vocab, text):
+def _encode_python(vocab: Vocab, text: str) -> IntArray:
     """Vocab.encode in plain Python."""
     text = _check_text(text)
     index = {}
@@ -243,7 +248,7 @@ def _encode_python(vocab, text):
     return np.array(ids, dtype=np.int64)
 
 
-def _decode_python(vocab, ids):
+def _decode_python(vocab: Vocab, ids: npt.ArrayLike) -> str:
     """Vocab.decode in plain Python."""
     values = _integer_array(ids).tolist()  # Python ints: exact for every integer dtype
     chars = vocab.chars
@@ -255,7 +260,7 @@ def _decode_python(vocab, ids):
     return "".join(out)
 
 
-def _batchify_python(ids, batch_size):
+def _batchify_python(ids: npt.ArrayLike, batch_size: int) -> IntArray:
     """batchify in plain Python."""
     ids, batch_size = _batchify_args(ids, batch_size)
     values = ids.tolist()

@@ -17,16 +17,30 @@ lengths=lengths)``, ``model.backward(dout)``, ``params``/``grads``, ``train()``/
 a function ``loss(out, y) -> (loss, dout)`` such as ``pylstm.losses.cross_entropy`` (called with ``lengths=`` when a
 batch has lengths), ``optimizer`` one of ``pylstm.optim``'s.
 """
+from __future__ import annotations
+
 import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any, Callable, Literal, Optional, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from . import checkpoint as ckpt
-from .optim import ReduceLROnPlateau, clip_grad_norm
+from ._types import FloatArray
+from .module import Module
+from .optim import ReduceLROnPlateau, _LRScheduler, _Optimizer, clip_grad_norm
+from .text import Vocab
+
+#: fit's data: (N, B) integer streams, or a sequence of minibatches (x, y) or (x, y, lengths).
+TrainingData = Union[npt.NDArray[np.integer[Any]], Sequence[Sequence[Any]]]
+#: A loss: (out, y[, lengths=]) -> (loss, dout), as pylstm.losses' functions.
+LossFunction = Callable[..., tuple[Union[float, FloatArray], FloatArray]]
+#: A path fit writes a checkpoint to or resumes from.
+PathLike = Union[str, "os.PathLike[str]"]
 
 
 class History:
@@ -42,21 +56,27 @@ class History:
     """
 
     _LISTS = ("loss", "epoch_loss", "val_loss", "tokens_per_s", "lr")
+    loss: list[float]
+    epoch_loss: list[float]
+    val_loss: list[float]
+    tokens_per_s: list[float]
+    lr: list[float]
+    stopped: Optional[str]
 
-    def __init__(self):
+    def __init__(self) -> None:
         for name in self._LISTS:
             setattr(self, name, [])
         self.stopped = None
 
     @property
-    def epochs(self):
+    def epochs(self) -> int:
         return len(self.epoch_loss)
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, Any]:
         return {**{name: list(getattr(self, name)) for name in self._LISTS}, "stopped": self.stopped}
 
     @classmethod
-    def from_dict(cls, values):
+    def from_dict(cls, values: Any) -> History:
         """The inverse of ``as_dict`` (checked: it may come from a checkpoint file)."""
         history = cls()
         if not isinstance(values, dict) or set(values) != set(cls._LISTS) | {"stopped"}:
@@ -73,7 +93,7 @@ class History:
         history.stopped = values["stopped"]
         return history
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         last = f", epoch_loss {self.epoch_loss[-1]:.4f}" if self.epoch_loss else ""
         val = f", val_loss {self.val_loss[-1]:.4f}" if self.val_loss else ""
         return f"History(epochs={self.epochs}, steps={len(self.loss)}{last}{val}, stopped={self.stopped!r})"
@@ -84,7 +104,8 @@ class EarlyStopping:
     not fallen below its best earlier value by more than ``min_delta`` in the last ``patience`` epochs. It reads the
     history alone, so it holds no state of its own and a resumed run stops where an unbroken one would."""
 
-    def __init__(self, patience=3, min_delta=0.0, monitor="val_loss"):
+    def __init__(self, patience: int = 3, min_delta: float = 0.0,
+                 monitor: Literal["val_loss", "epoch_loss"] = "val_loss") -> None:
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
             raise ValueError(f"patience: expected an int >= 1, got {patience!r}")
         if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) or not min_delta >= 0:
@@ -93,14 +114,14 @@ class EarlyStopping:
             raise ValueError(f"monitor: expected 'val_loss' or 'epoch_loss', got {monitor!r}")
         self.patience, self.min_delta, self.monitor = patience, float(min_delta), monitor
 
-    def on_epoch_end(self, epoch, history):
+    def on_epoch_end(self, epoch: int, history: History) -> bool:
         values = getattr(history, self.monitor)
         if len(values) <= self.patience:
             return False
         best_before = min(values[:-self.patience])
         return not min(values[-self.patience:]) < best_before - self.min_delta
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"EarlyStopping(patience={self.patience}, min_delta={self.min_delta}, monitor={self.monitor!r})"
 
 
@@ -112,7 +133,10 @@ class _Batches:
     """The batches of one epoch, for `data` of either kind: iterating yields (x, y, lengths, carry), carry telling
     whether the states run on from the previous batch."""
 
-    def __init__(self, data, bptt, name):
+    streams: Any  # the (N, B) int64 streams, or None for minibatches
+    batches: Optional[Sequence[Any]]
+
+    def __init__(self, data: TrainingData, bptt: Optional[int], name: str) -> None:
         self.name = name
         if isinstance(data, np.ndarray):
             if data.ndim != 2 or data.dtype.kind not in "iu":
@@ -134,7 +158,7 @@ class _Batches:
                                 f"batches (x, y) or (x, y, lengths), got {type(data).__name__}")
             self.streams, self.batches, self.steps = None, data, len(data)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[Any, Any, Any, bool]]:
         if self.batches is None:
             n = self.streams.shape[0]
             for i in range(0, n - 1, self.bptt):
@@ -149,18 +173,21 @@ class _Batches:
                 yield batch[0], batch[1], batch[2] if len(batch) == 3 else None, False
 
 
-def _tokens(y, lengths):
+def _tokens(y: npt.ArrayLike, lengths: Optional[npt.ArrayLike]) -> int:
     """The target tokens of a batch: those within the lengths, when given."""
     return int(np.sum(lengths)) if lengths is not None else int(np.size(y))
 
 
-def _run_batches(model, batches, loss, train, optimizer=None, clip=None, on_step=None):
-    """One pass over the batches -> (the loss summed over target tokens, tokens)."""
+def _run_batches(model: Module, batches: _Batches, loss: LossFunction, optimizer: Optional[_Optimizer] = None,
+                 clip: Optional[float] = None, on_step: Optional[Callable[[float, int], None]] = None
+                 ) -> tuple[float, int]:
+    """One pass over the batches -> (the loss summed over target tokens, tokens); it trains when given the
+    optimizer."""
     states, total, tokens = None, 0.0, 0
     for x, y, lengths, carry in batches:
         if not carry:
             states = None
-        if train:
+        if optimizer is not None:
             optimizer.zero_grad()
         if lengths is None:
             out, states = model(x, states)
@@ -168,7 +195,7 @@ def _run_batches(model, batches, loss, train, optimizer=None, clip=None, on_step
         else:
             out, states = model(x, states, lengths=lengths)
             value, dout = loss(out, y, lengths=lengths)
-        if train:
+        if optimizer is not None:
             model.backward(dout)
             if clip is not None:
                 clip_grad_norm(model, clip)
@@ -181,14 +208,17 @@ def _run_batches(model, batches, loss, train, optimizer=None, clip=None, on_step
     return total, tokens
 
 
-def evaluate(model, data, loss, *, bptt=None):
+def evaluate(model: Module, data: TrainingData, loss: LossFunction, *, bptt: Optional[int] = None) -> float:
     """The loss of ``model`` on ``data`` (either kind, as ``fit`` takes them) averaged over its target tokens, in
     eval mode (the model's mode is restored after)."""
-    batches = data if isinstance(data, _Batches) else _Batches(data, bptt, "data")
+    return _evaluate(model, _Batches(data, bptt, "data"), loss)
+
+
+def _evaluate(model: Module, batches: _Batches, loss: LossFunction) -> float:
     was_training = model.training
     model.eval()
     try:
-        total, tokens = _run_batches(model, batches, loss, train=False)
+        total, tokens = _run_batches(model, batches, loss)
     finally:
         model.train(was_training)
     return total / tokens if tokens else float("nan")
@@ -204,12 +234,12 @@ class _Progress:
 
     _POSTFIX_EVERY_S = 0.25  # formatting the bar's numbers costs more than a step of a small model
 
-    def __init__(self, mode, epochs, steps):
+    def __init__(self, mode: Union[bool, str], epochs: int, steps: int) -> None:
         if mode not in (True, False, "bar", "lines"):
             raise ValueError(f"progress: expected True, False, 'bar' or 'lines', got {mode!r}")
         self.enabled, self.epochs, self.steps = bool(mode), epochs, steps
-        self.bar = None
-        self.tqdm = None
+        self.bar: Any = None
+        self.tqdm: Any = None
         if mode == "bar" or (mode is True and sys.stderr.isatty()):
             try:
                 from tqdm.auto import tqdm
@@ -217,14 +247,14 @@ class _Progress:
             except ImportError:
                 pass
 
-    def start_epoch(self, epoch):
+    def start_epoch(self, epoch: int) -> None:
         self.started = time.perf_counter()
         self.tokens, self.loss_sum, self.last_postfix = 0, 0.0, 0.0
         if self.tqdm is not None:
             self.bar = self.tqdm(total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}", unit="batch",
                                  leave=True, dynamic_ncols=True)
 
-    def step(self, value, tokens):
+    def step(self, value: float, tokens: int) -> None:
         self.tokens += tokens
         self.loss_sum += value * tokens
         if self.bar is not None:
@@ -236,7 +266,7 @@ class _Progress:
                 self.bar.set_postfix_str(f"loss {self.loss_sum / self.tokens:.4f}, {rate:,.0f} tokens/s",
                                          refresh=False)
 
-    def end_epoch(self, epoch, history):
+    def end_epoch(self, epoch: int, history: History) -> None:
         line = (f"epoch {epoch + 1}/{self.epochs}: loss {history.epoch_loss[-1]:.4f}"
                 + (f", val_loss {history.val_loss[-1]:.4f}" if history.val_loss else "")
                 + f", {history.tokens_per_s[-1]:,.0f} tokens/s, lr {history.lr[-1]:.3g}")
@@ -247,7 +277,7 @@ class _Progress:
         elif self.enabled:
             print(line, flush=True)
 
-    def close(self):
+    def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
@@ -257,20 +287,22 @@ class _Progress:
 # fit
 
 
-def _positive_int(value, name):
+def _positive_int(value: int, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
     return int(value)
 
 
-def _training_state(epoch, optimizer, scheduler, history, model):
+def _training_state(epoch: int, optimizer: _Optimizer, scheduler: Union[_LRScheduler, ReduceLROnPlateau, None],
+                    history: History, model: Module) -> dict[str, Any]:
     return {"epoch": epoch, "optimizer_class": type(optimizer).__name__, "optimizer": optimizer.state_dict(),
             "scheduler_class": None if scheduler is None else type(scheduler).__name__,
             "scheduler": None if scheduler is None else scheduler.state_dict(),
             "history": history.as_dict(), "rng": model.rng_state()}
 
 
-def _resume(path, model, optimizer, scheduler):
+def _resume(path: PathLike, model: Module, optimizer: _Optimizer,
+            scheduler: Union[_LRScheduler, ReduceLROnPlateau, None]) -> tuple[int, History]:
     """Load a checkpoint written by fit into the model, optimizer and scheduler -> (epochs done, history)."""
     saved = ckpt.read(path)
     where = f"resume={str(path)!r}"
@@ -279,7 +311,7 @@ def _resume(path, model, optimizer, scheduler):
     if type(saved.module) is not type(model) or saved.module.config() != model.config():
         raise ValueError(f"{where}: the checkpoint's model ({type(saved.module).__name__}) has another "
                          f"configuration than the model given")
-    t = saved.training
+    t: Any = saved.training  # read from a file: checked below
     try:
         if t.get("optimizer_class") != type(optimizer).__name__:
             raise ValueError(f"the checkpoint's optimizer is {t.get('optimizer_class')}, the one given "
@@ -301,8 +333,11 @@ def _resume(path, model, optimizer, scheduler):
     return epoch, history
 
 
-def fit(model, data, loss, optimizer, *, epochs, bptt=None, clip=None, val_data=None, scheduler=None, callbacks=(),
-        progress=True, checkpoint=None, resume=None, vocab=None):
+def fit(model: Module, data: TrainingData, loss: LossFunction, optimizer: _Optimizer, *, epochs: int,
+        bptt: Optional[int] = None, clip: Optional[float] = None, val_data: Optional[TrainingData] = None,
+        scheduler: Union[_LRScheduler, ReduceLROnPlateau, None] = None, callbacks: Sequence[Any] = (),
+        progress: Union[bool, Literal["bar", "lines"]] = True, checkpoint: Optional[PathLike] = None,
+        resume: Union[PathLike, bool, None] = None, vocab: Optional[Vocab] = None) -> History:
     """Train ``model`` for ``epochs`` epochs in all -> ``History`` (see the module docstring for the data).
 
     * ``bptt``: for streams, the steps of a chunk (None: the whole stream in one chunk).
@@ -316,9 +351,10 @@ def fit(model, data, loss, optimizer, *, epochs, bptt=None, clip=None, val_data=
       else a plain line per epoch on stdout; ``"bar"`` or ``"lines"``: that one; False: silent.
     * ``checkpoint``: a path; after every epoch the model, the optimizer's and scheduler's states, the epoch, the
       history, the random generators' states (and ``vocab``, if given) are saved there atomically.
-    * ``resume``: a path of such a checkpoint (or True: ``checkpoint``'s): the model, optimizer, scheduler and history
-      continue from it, and the remaining epochs run as they would have without the stop (bit for bit: the
-      kernels give the same results for any thread count). A missing file with ``resume=True`` starts afresh.
+    * ``resume``: a path of such a checkpoint (or True: ``checkpoint``'s; None or False: none): the model, optimizer,
+      scheduler and history continue from it, and the remaining epochs run as they would have without the stop (bit
+      for bit: the kernels give the same results for any thread count). A missing file with ``resume=True`` starts
+      afresh.
 
     Ctrl-C stops the training between steps: fit returns the history with ``stopped="interrupted"``, and the last
     checkpoint holds the last complete epoch.
@@ -330,23 +366,26 @@ def fit(model, data, loss, optimizer, *, epochs, bptt=None, clip=None, val_data=
         raise ValueError(f"clip: expected None or a number > 0, got {clip!r}")
     if not callable(loss):
         raise TypeError(f"loss: expected a function (out, targets) -> (loss, dout), got {type(loss).__name__}")
+    resume_from: Optional[PathLike]
     if resume is True:
         if checkpoint is None:
             raise ValueError("resume=True: needs checkpoint= (the path to resume from)")
-        resume = checkpoint if os.path.exists(checkpoint) else None
+        resume_from = checkpoint if os.path.exists(checkpoint) else None
+    else:
+        resume_from = None if resume is False else resume  # False: start afresh, as None
     for k, cb in enumerate(callbacks):
         if not (hasattr(cb, "on_epoch_end") or hasattr(cb, "on_step_end")):
             raise TypeError(f"callbacks[{k}]: expected an object with on_epoch_end and/or on_step_end, got "
                             f"{type(cb).__name__}")
     train_batches = _Batches(data, bptt, "data")
     val_batches = None if val_data is None else _Batches(val_data, bptt, "val_data")
-    start, history = (0, History()) if resume is None else _resume(resume, model, optimizer, scheduler)
+    start, history = (0, History()) if resume_from is None else _resume(resume_from, model, optimizer, scheduler)
     history.stopped = None  # a resumed run goes on to `epochs` even if the one before stopped early
     step_callbacks = [cb.on_step_end for cb in callbacks if hasattr(cb, "on_step_end")]
     epoch_callbacks = [cb.on_epoch_end for cb in callbacks if hasattr(cb, "on_epoch_end")]
     bar = _Progress(progress, epochs, train_batches.steps)
 
-    def on_step(value, tokens):
+    def on_step(value: float, tokens: int) -> None:
         history.loss.append(value)
         bar.step(value, tokens)
         for cb in step_callbacks:
@@ -358,13 +397,13 @@ def fit(model, data, loss, optimizer, *, epochs, bptt=None, clip=None, val_data=
             bar.start_epoch(epoch)
             lr = optimizer.param_groups[0]["lr"]
             started = time.perf_counter()
-            total, tokens = _run_batches(model, train_batches, loss, True, optimizer, clip, on_step)
+            total, tokens = _run_batches(model, train_batches, loss, optimizer, clip, on_step)
             elapsed = time.perf_counter() - started
             history.epoch_loss.append(total / tokens if tokens else float("nan"))
             history.tokens_per_s.append(tokens / elapsed if elapsed > 0 else float("inf"))
             history.lr.append(float(lr))
             if val_batches is not None:
-                history.val_loss.append(evaluate(model, val_batches, loss))
+                history.val_loss.append(_evaluate(model, val_batches, loss))
             if scheduler is not None:
                 if isinstance(scheduler, ReduceLROnPlateau):
                     scheduler.step(history.val_loss[-1] if val_batches is not None else history.epoch_loss[-1])

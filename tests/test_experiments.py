@@ -149,3 +149,13 @@ def test_demo_only_and_errors():
         demo.run("quick", only="nothing")
     with pytest.raises(ValueError, match="preset"):
         demo.run("huge")
+
+
+def test_fresh_batches_are_a_sequence_with_sequence_methods():
+    """FreshBatches is a Sequence, so its mixin methods (count, index) work: no attribute hides them."""
+    make_batch = E.memory_batch(3)
+    batches = E.FreshBatches(make_batch, 4, 2, seed=0, targets=lambda x, labels: labels)
+    assert len(batches) == 4 and len(list(batches)) == 4
+    assert batches.count(None) == 0 and "count" not in vars(batches)
+    with pytest.raises(IndexError):
+        batches[4]

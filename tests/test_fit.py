@@ -143,6 +143,14 @@ def test_resume_after_a_stop_equals_an_unbroken_run_bit_for_bit(tmp_path):
     assert opt.param_groups[0]["lr"] == opt2.param_groups[0]["lr"] == 3e-3 * 0.25
 
 
+def test_resume_false_starts_afresh_as_none(tmp_path):
+    """resume=False does not resume (it once went on to read a checkpoint at the path False)."""
+    run(tmp_path / "a.npz", 1)  # a checkpoint that resume=False must not read
+    fresh, _, history = run(tmp_path / "a.npz", 1, resume=False)
+    again, _, history_none = run(tmp_path / "b.npz", 1, resume=None)
+    assert params_equal(fresh, again) and history.loss == history_none.loss
+
+
 class Interrupt:
     """Ctrl-C in the middle of an epoch: a KeyboardInterrupt from a step."""
 
