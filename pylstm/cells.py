@@ -24,7 +24,7 @@ NONLINEARITIES = ("tanh", "relu")
 class Cell:
     """One cell variant, computed by ``impl`` (pylstm.functional unless made by ``on``).
 
-    ``forward(x, state, weights, extras, batch_sizes, training) -> (out, final state, saved)`` and
+    ``forward(x, state, weights, extras, batch_sizes, training, reverse=False) -> (out, final state, saved)`` and
     ``backward(saved, weights, extras, dout, dstate, grads, extra_grads) -> (dx, initial state's gradient)`` are the
     interface the layers call: a state is a tuple with one array (or None: zeros) per part of ``state_names``,
     ``weights`` is (weight_ih, weight_hh, bias_ih, bias_hh), ``extras`` the LSTM's (weight_hr, (p_i, p_f, p_o)) or
@@ -95,9 +95,9 @@ class LSTMFamily(Cell):
     family, gate_names, state_names, saved_type = "LSTM", ("i", "f", "g", "o"), ("h", "c"), LSTMSaved
     peephole_gates = ("i", "f", "o")
 
-    def forward(self, x, state, w, extras, batch_sizes, training):
+    def forward(self, x, state, w, extras, batch_sizes, training, reverse=False):
         out, h_n, c_n, saved = self._forward(x, *state, *w, weight_hr=extras[0], peepholes=extras[1],
-                                             batch_sizes=batch_sizes, training=training)
+                                             batch_sizes=batch_sizes, training=training, reverse=reverse)
         return out, (h_n, c_n), saved
 
     def backward(self, saved, w, extras, dout, dstate, grads, extra_grads):
@@ -116,8 +116,9 @@ class _HiddenStateCell(Cell):
     """GRU and RNN: the state is h alone and the variant's ``options`` go to the forward."""
     state_names = ("h",)
 
-    def forward(self, x, state, w, extras, batch_sizes, training):
-        out, h_n, saved = self._forward(x, *state, *w, batch_sizes=batch_sizes, training=training, **self.options)
+    def forward(self, x, state, w, extras, batch_sizes, training, reverse=False):
+        out, h_n, saved = self._forward(x, *state, *w, batch_sizes=batch_sizes, training=training, reverse=reverse,
+                                        **self.options)
         return out, (h_n,), saved
 
     def backward(self, saved, w, extras, dout, dstate, grads, extra_grads):

@@ -9,7 +9,9 @@ accumulates the parameter gradients into the arrays passed as ``dweight_ih``, ``
 
 Sequences come in one of two layouts: (T, B, .) when ``batch_sizes`` is None, or PyTorch's packed layout: rows
 (N, .) of sequences sorted longest first, step t running the first ``batch_sizes[t]`` of them (int64 (T,),
-non-increasing, N = sum(batch_sizes)); the states stay (B, .).
+non-increasing, N = sum(batch_sizes)); the states stay (B, .). ``reverse=True`` runs the steps from the last (the
+reverse direction of a bidirectional layer: out[t] is still the output at time t, h_n the state after time 0), in the
+(T, B, .) layout only; the saved record keeps the direction for the backward.
 
 Arrays go to the kernel as they are: all must be C-contiguous NumPy arrays of one dtype (float32 or float64, that of
 ``weight_hh``); anything else raises a ValueError or TypeError naming the argument. Nothing is converted or copied.
@@ -40,14 +42,16 @@ def _triple(value, name):
 
 
 def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, weight_hr=None, peepholes=None,
-                 batch_sizes=None, training=True):
+                 batch_sizes=None, training=True, reverse=False):
     """x (T, B, I) or packed (N, I), h0 (B, P), c0 (B, H) -> out (T, B, P) or (N, P), h_n (B, P), c_n (B, H),
     saved (LSTMSaved or None). P = H, or weight_hr.shape[0] with a projection."""
+    reverse = bool(reverse)
     out, h_n, c_n, gates, cells = _core.lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr,
-                                                     *_triple(peepholes, "peepholes"), batch_sizes, bool(training))
+                                                     *_triple(peepholes, "peepholes"), batch_sizes, bool(training),
+                                                     reverse=reverse)
     if not training:
         return out, h_n, c_n, None
-    return _freeze(out), h_n, c_n, LSTMSaved(x, h0, c0, out, gates, cells, batch_sizes)
+    return _freeze(out), h_n, c_n, LSTMSaved(x, h0, c0, out, gates, cells, batch_sizes, reverse)
 
 
 def lstm_backward(saved, weight_ih, weight_hh, dout, dh_n=None, dc_n=None, *, weight_hr=None, peepholes=None,
@@ -55,47 +59,50 @@ def lstm_backward(saved, weight_ih, weight_hh, dout, dh_n=None, dc_n=None, *, we
     """dout like out, dh_n (B, P) and dc_n (B, H) or None -> dx like x, dh0 (B, P), dc0 (B, H); accumulates the
     parameter gradients."""
     _check_saved(saved, LSTMSaved)
-    x, h0, c0, out, gates, cells, batch_sizes = saved
+    x, h0, c0, out, gates, cells, batch_sizes, reverse = saved
     return _core.lstm_backward(x, h0, c0, weight_ih, weight_hh, weight_hr, *_triple(peepholes, "peepholes"),
                                batch_sizes, out, gates, cells, dout, dh_n, dc_n, dweight_ih, dweight_hh, dbias_ih,
-                               dbias_hh, dweight_hr, *_triple(dpeepholes, "dpeepholes"))
+                               dbias_hh, dweight_hr, *_triple(dpeepholes, "dpeepholes"), reverse=reverse)
 
 
 def gru_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_after=True, batch_sizes=None,
-                training=True):
+                training=True, reverse=False):
     """x (T, B, I) or packed (N, I), h0 (B, H) -> out (T, B, H) or (N, H), h_n (B, H), saved (GRUSaved or None)."""
+    reverse = bool(reverse)
     out, h_n, gates = _core.gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, bool(reset_after),
-                                        batch_sizes, bool(training))
+                                        batch_sizes, bool(training), reverse=reverse)
     if not training:
         return out, h_n, None
-    return _freeze(out), h_n, GRUSaved(x, h0, out, gates, bool(reset_after), batch_sizes)
+    return _freeze(out), h_n, GRUSaved(x, h0, out, gates, bool(reset_after), batch_sizes, reverse)
 
 
 def gru_backward(saved, weight_ih, weight_hh, dout, dh_n=None, *,
                  dweight_ih, dweight_hh, dbias_ih=None, dbias_hh=None):
     """dout like out, dh_n (B, H) or None -> dx like x, dh0 (B, H); accumulates dweight_*."""
     _check_saved(saved, GRUSaved)
-    x, h0, out, gates, reset_after, batch_sizes = saved
+    x, h0, out, gates, reset_after, batch_sizes, reverse = saved
     return _core.gru_backward(x, h0, weight_ih, weight_hh, batch_sizes, out, gates, reset_after, dout, dh_n,
-                              dweight_ih, dweight_hh, dbias_ih, dbias_hh)
+                              dweight_ih, dweight_hh, dbias_ih, dbias_hh, reverse=reverse)
 
 
 def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, nonlinearity="tanh", batch_sizes=None,
-                training=True):
+                training=True, reverse=False):
     """x (T, B, I) or packed (N, I), h0 (B, H) -> out (T, B, H) or (N, H), h_n (B, H), saved (RNNSaved or None)."""
-    out, h_n = _core.rnn_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, batch_sizes)
+    reverse = bool(reverse)
+    out, h_n = _core.rnn_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, batch_sizes,
+                                 reverse=reverse)
     if not training:
         return out, h_n, None
-    return _freeze(out), h_n, RNNSaved(x, h0, out, nonlinearity, batch_sizes)
+    return _freeze(out), h_n, RNNSaved(x, h0, out, nonlinearity, batch_sizes, reverse)
 
 
 def rnn_backward(saved, weight_ih, weight_hh, dout, dh_n=None, *,
                  dweight_ih, dweight_hh, dbias_ih=None, dbias_hh=None):
     """dout like out, dh_n (B, H) or None -> dx like x, dh0 (B, H); accumulates dweight_*."""
     _check_saved(saved, RNNSaved)
-    x, h0, out, nonlinearity, batch_sizes = saved
+    x, h0, out, nonlinearity, batch_sizes, reverse = saved
     return _core.rnn_backward(x, h0, weight_ih, weight_hh, batch_sizes, out, nonlinearity, dout, dh_n,
-                              dweight_ih, dweight_hh, dbias_ih, dbias_hh)
+                              dweight_ih, dweight_hh, dbias_ih, dbias_hh, reverse=reverse)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

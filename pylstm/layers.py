@@ -171,9 +171,9 @@ class _Recurrent(Module):
                 index = k * D + d
                 start = tuple(z if s is None else layout.sort_state(s[index]) for s, z in zip(initial, zeros))
                 w, extras = self._weights(self.params, k, d)
-                out, final, rec = self._cell.forward(rows if d == 0 else layout.reverse(rows), start, w, extras,
-                                                     layout.batch_sizes, training)
-                outs.append(out if d == 0 else layout.reverse(out))
+                out, final, rec = self._cell.forward(layout.direction_rows(rows, d), start, w, extras,
+                                                     layout.batch_sizes, training, layout.kernel_reverse(d))
+                outs.append(layout.direction_rows(out, d))
                 layer_saved.append(rec)
                 for part, value in zip(finals, final):
                     layout.unsort_state(value, out=part[index])
@@ -351,10 +351,10 @@ class _Recurrent(Module):
                 dout_d = drows if D == 1 else np.ascontiguousarray(drows[..., d * P:(d + 1) * P])
                 dlast = tuple(None if s is None else layout.sort_state(s[k * D + d]) for s in dfinal)
                 w, extras = self._weights(self.params, k, d)
-                dx, dstart = self._cell.backward(saved[k][d], w, extras,
-                                                 dout_d if d == 0 else layout.reverse(dout_d), dlast,
+                # the saved record knows the direction the kernel ran
+                dx, dstart = self._cell.backward(saved[k][d], w, extras, layout.direction_rows(dout_d, d), dlast,
                                                  *self._gradients(k, d))
-                dx = dx if d == 0 else layout.reverse(dx)
+                dx = layout.direction_rows(dx, d)
                 dx_layer = dx if dx_layer is None else dx_layer + dx
                 for part, value in zip(dinitial, dstart):
                     layout.unsort_state(value, out=part[k * D + d])

@@ -14,6 +14,8 @@ Sequences come in one of two layouts. (T, B, .): every step runs all B rows. Pac
 torch's PackedSequence): sequences sorted longest first, step t runs the first ``batch_sizes[t]`` of them, and its rows
 are the next ``batch_sizes[t]`` rows of x (N, I) (N = sum(batch_sizes)); a row of the state that a step does not run
 keeps its value, so the final state holds each sequence's state after its own last step.
+``reverse=True`` (the (T, B, .) layout only) runs the steps from the last: the loop goes over reversed(range(T)),
+out[t] is still the output at time t, and the final state is the one after time 0.
 
 Forward functions return the outputs and a saved record (``pylstm.saved``) when ``training`` is true, else None;
 in training mode ``out`` is returned read-only, because the saved record refers to it.
@@ -42,8 +44,12 @@ def _affine(v, weight, bias):
 # The step layout shared by every cell: which rows of the flattened (N, .) sequence each step runs.
 
 
-def _step_rows(x, batch_sizes, B):
-    """x (T, B, I) or packed (N, I) -> x as (N, I) rows and a list of (rows slice, n) per step."""
+def _step_rows(x, batch_sizes, B, reverse):
+    """x (T, B, I) or packed (N, I) -> x as (N, I) rows and a list of (rows slice, n) per step, in the order the
+    loop runs them (from the last with reverse)."""
+    if reverse and batch_sizes is not None:
+        raise ValueError("reverse: expected False with batch_sizes (the packed layout runs the reverse direction on "
+                         "rows reordered for it), got True")
     if batch_sizes is None:
         T = x.shape[0]
         sizes = [B] * T
@@ -59,7 +65,7 @@ def _step_rows(x, batch_sizes, B):
     for n in sizes:
         steps.append((slice(start, start + n), n))
         start += n
-    return rows, steps
+    return rows, steps[::-1] if reverse else steps
 
 
 def _like_x(x, width):
@@ -84,12 +90,12 @@ def _previous(steps, t, initial, out_rows, n):
 
 
 def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, weight_hr=None, peepholes=None,
-                 batch_sizes=None, training=True):
+                 batch_sizes=None, training=True, reverse=False):
     """x (T, B, I) or packed (N, I), h0 (B, P), c0 (B, H) -> out (T, B, P) or (N, P), h_n (B, P), c_n (B, H),
     saved (LSTMSaved or None). P = H, or weight_hr.shape[0] with a projection."""
     B = h0.shape[0]
     H = weight_hh.shape[0] // 4
-    xs, steps = _step_rows(x, batch_sizes, B)
+    xs, steps = _step_rows(x, batch_sizes, B, reverse)
     out = _like_x(x, h0.shape[1])
     gates = _like_x(x, 4 * H)
     cells = _like_x(x, H)
@@ -110,7 +116,7 @@ def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
         outs[rows], cells_rows[rows] = h_new, c_new
         gates_rows[rows] = np.concatenate([i, f, g, o], axis=1)
         h[:n], c[:n] = h_new, c_new
-    saved = LSTMSaved(x, h0, c0, out, gates, cells, batch_sizes) if training else None
+    saved = LSTMSaved(x, h0, c0, out, gates, cells, batch_sizes, bool(reverse)) if training else None
     out.flags.writeable = not training
     return out, h, c, saved
 
@@ -119,10 +125,10 @@ def lstm_backward(saved, weight_ih, weight_hh, dout, dh_n=None, dc_n=None, *, we
                   dweight_ih, dweight_hh, dbias_ih=None, dbias_hh=None, dweight_hr=None, dpeepholes=None):
     """dout like out, dh_n (B, P) and dc_n (B, H) or None -> dx like x, dh0 (B, P), dc0 (B, H); accumulates the
     parameter gradients (dweight_hr (P, H) with a projection, dpeepholes (dp_i, dp_f, dp_o) with peepholes)."""
-    x, h0, c0, out, gates, cells, batch_sizes = saved
+    x, h0, c0, out, gates, cells, batch_sizes, reverse = saved
     B = h0.shape[0]
     H = weight_hh.shape[0] // 4
-    xs, steps = _step_rows(x, batch_sizes, B)
+    xs, steps = _step_rows(x, batch_sizes, B, reverse)
     outs, gates_rows, cells_rows, douts = _flat(out), _flat(gates), _flat(cells), _flat(dout)
     dx = np.empty_like(x)
     dxs = _flat(dx)
@@ -175,11 +181,11 @@ def lstm_backward(saved, weight_ih, weight_hh, dout, dh_n=None, dc_n=None, *, we
 
 
 def gru_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_after=True, batch_sizes=None,
-                training=True):
+                training=True, reverse=False):
     """x (T, B, I) or packed (N, I), h0 (B, H) -> out (T, B, H) or (N, H), h_n (B, H), saved (GRUSaved or None)."""
     B = h0.shape[0]
     H = weight_hh.shape[1]
-    xs, steps = _step_rows(x, batch_sizes, B)
+    xs, steps = _step_rows(x, batch_sizes, B, reverse)
     out = _like_x(x, H)
     gates = _like_x(x, (4 if reset_after else 3) * H)
     outs, gates_rows = _flat(out), _flat(gates)
@@ -201,7 +207,7 @@ def gru_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, rese
         h_new = (1 - z) * n_gate + z * h_prev
         outs[rows] = h_new
         h[:n] = h_new
-    saved = GRUSaved(x, h0, out, gates, bool(reset_after), batch_sizes) if training else None
+    saved = GRUSaved(x, h0, out, gates, bool(reset_after), batch_sizes, bool(reverse)) if training else None
     out.flags.writeable = not training
     return out, h, saved
 
@@ -209,10 +215,10 @@ def gru_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, rese
 def gru_backward(saved, weight_ih, weight_hh, dout, dh_n=None, *,
                  dweight_ih, dweight_hh, dbias_ih=None, dbias_hh=None):
     """dout like out, dh_n (B, H) or None -> dx like x, dh0 (B, H); accumulates dweight_*."""
-    x, h0, out, gates, reset_after, batch_sizes = saved
+    x, h0, out, gates, reset_after, batch_sizes, reverse = saved
     B = h0.shape[0]
     H = weight_hh.shape[1]
-    xs, steps = _step_rows(x, batch_sizes, B)
+    xs, steps = _step_rows(x, batch_sizes, B, reverse)
     outs, gates_rows, douts = _flat(out), _flat(gates), _flat(dout)
     w_hrz, w_hn = weight_hh[:2 * H], weight_hh[2 * H:]
     dx = np.empty_like(x)
@@ -260,14 +266,14 @@ _RNN_ACTIVATIONS = {
 
 
 def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, nonlinearity="tanh", batch_sizes=None,
-                training=True):
+                training=True, reverse=False):
     """x (T, B, I) or packed (N, I), h0 (B, H) -> out (T, B, H) or (N, H), h_n (B, H), saved (RNNSaved or None)."""
     if nonlinearity not in _RNN_ACTIVATIONS:
         raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
     act, _ = _RNN_ACTIVATIONS[nonlinearity]
     B = h0.shape[0]
     H = weight_hh.shape[1]
-    xs, steps = _step_rows(x, batch_sizes, B)
+    xs, steps = _step_rows(x, batch_sizes, B, reverse)
     out = _like_x(x, H)
     outs = _flat(out)
     h = h0.copy()
@@ -275,7 +281,7 @@ def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, nonl
         h_new = act(_affine(xs[rows], weight_ih, bias_ih) + _affine(h[:n], weight_hh, bias_hh))
         outs[rows] = h_new
         h[:n] = h_new
-    saved = RNNSaved(x, h0, out, nonlinearity, batch_sizes) if training else None
+    saved = RNNSaved(x, h0, out, nonlinearity, batch_sizes, bool(reverse)) if training else None
     out.flags.writeable = not training
     return out, h, saved
 
@@ -283,10 +289,10 @@ def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, nonl
 def rnn_backward(saved, weight_ih, weight_hh, dout, dh_n=None, *,
                  dweight_ih, dweight_hh, dbias_ih=None, dbias_hh=None):
     """dout like out, dh_n (B, H) or None -> dx like x, dh0 (B, H); accumulates dweight_*."""
-    x, h0, out, nonlinearity, batch_sizes = saved
+    x, h0, out, nonlinearity, batch_sizes, reverse = saved
     _, act_grad = _RNN_ACTIVATIONS[nonlinearity]
     B = h0.shape[0]
-    xs, steps = _step_rows(x, batch_sizes, B)
+    xs, steps = _step_rows(x, batch_sizes, B, reverse)
     outs, douts = _flat(out), _flat(dout)
     dx = np.empty_like(x)
     dxs = _flat(dx)

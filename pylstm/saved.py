@@ -4,6 +4,8 @@ The kernel functional core (pylstm.functional) and the NumPy reference (pylstm.r
 same records, so a forward of one can be fed to the backward of the other in tests.
 
 Shapes: T steps, B batch rows, I inputs, H hidden units.
+``x``, ``out`` and the per-step arrays are in time order in either direction (``reverse``: the forward ran the steps
+from the last, and the backward does too).
 ``x``, ``h0``, ``c0`` and ``out`` are references to the arrays of the forward call (not copies): backward reads them,
 so they must not be modified in place in between (``out`` is returned read-only in training mode for that reason).
 """
@@ -20,6 +22,7 @@ class LSTMSaved(NamedTuple):
     gates: np.ndarray  # (T, B, 4H) post-activation gates i, f, g, o
     cells: np.ndarray  # (T, B, H) c_t for every step
     batch_sizes: Optional[np.ndarray] = None  # (T,) int64 for the packed layout (rows (N, .)), None for (T, B, .)
+    reverse: bool = False  # the direction: the steps ran from the last (uniform layout only)
 
 
 class GRUSaved(NamedTuple):
@@ -31,6 +34,7 @@ class GRUSaved(NamedTuple):
     gates: np.ndarray
     reset_after: bool
     batch_sizes: Optional[np.ndarray] = None
+    reverse: bool = False
 
 
 class RNNSaved(NamedTuple):
@@ -39,6 +43,7 @@ class RNNSaved(NamedTuple):
     out: np.ndarray  # (T, B, H); the activation's derivative is computed from h_t itself
     nonlinearity: str  # "tanh" or "relu"
     batch_sizes: Optional[np.ndarray] = None
+    reverse: bool = False
 
 
 def saved_bytes_per_step(saved) -> int:

@@ -3,11 +3,14 @@
 A layer receives x (T, B, I) (or (B, T, I) with batch_first) and optionally each sequence's length. The kernels take
 one of two layouts (see pylstm.functional):
 
-* uniform, no lengths: the (T, B, .) array itself; the reverse direction runs it flipped in time;
+* uniform, no lengths: the (T, B, .) array itself; the kernels run the reverse direction over it from the last step
+  (their ``reverse=True``), with no copy;
 * packed, with lengths: PyTorch's PackedSequence rows. Sequences are sorted longest first (a stable sort, so equal
   lengths keep their order), step t runs the first ``batch_sizes[t]`` of them, and the rows of all steps are stacked
   (N, .) with N = sum(lengths). The reverse direction runs the same batch_sizes on the rows permuted so that each
-  sequence's step t becomes its step length-1-t: every sequence starts its backward pass at its own last step.
+  sequence's step t becomes its step length-1-t: every sequence starts its backward pass at its own last step. (The
+  kernels do not take the direction here: a reverse step's rows would be scattered over the forward steps' blocks,
+  and each step's input projection, saved rows and gradients are one contiguous block of rows.)
 
 Moving between the padded arrays and packed rows is one gather (in) and one scatter (out, zeros past each length), and
 the same gathers serve the gradients in backward.
@@ -86,9 +89,15 @@ class Layout:
             padded[self.src_step, self.src_batch] = rows
         return padded
 
-    def reverse(self, rows):
-        """Rows of the forward direction <-> rows of the reverse direction (its own inverse); a new array."""
-        return np.ascontiguousarray(rows[::-1]) if not self.packed else rows[self.mirror]
+    def kernel_reverse(self, direction):
+        """Whether the kernels run direction d (0 forward, 1 reverse) with ``reverse=True``: the uniform layout's
+        reverse direction; the packed layout's runs forward over its own rows (direction_rows)."""
+        return direction == 1 and not self.packed
+
+    def direction_rows(self, rows, direction):
+        """Rows of the forward direction <-> rows as the kernels run direction d (its own inverse): the same array,
+        or for the packed layout's reverse direction a new array of the rows permuted by ``mirror``."""
+        return rows[self.mirror] if direction == 1 and self.packed else rows
 
     def sort_state(self, state):
         """A (B, W) state in the caller's batch order -> a C-contiguous array in the kernels' row order."""

@@ -324,18 +324,31 @@ GradArrays layer_grad_arrays(ArgChecker& a, int64_t gates, const py::object& dwe
   return g;
 }
 
+// The shape of a sequence call in the direction `reverse` (the loop runs the steps from the last), which the kernels
+// take for the uniform layout only: a reverse direction over packed rows runs the same batch_sizes over its own rows
+// (pylstm.sequence.Layout.reverse), as sequences of different lengths start their backward pass at different steps.
+SeqShape directed_shape(const ArgChecker& a, const py::object& batch_sizes, bool reverse) {
+  if (reverse && !batch_sizes.is_none())
+    throw py::value_error("reverse: expected False with batch_sizes (the packed layout runs the reverse direction on "
+                          "rows reordered for it), got True");
+  SeqShape shape = a.shape();
+  shape.reverse = reverse;
+  return shape;
+}
+
 // ---------------------------------------------------------------------------------------------------------------- LSTM
 
 py::tuple lstm_forward_py(const py::object& x, const py::object& h0, const py::object& c0,
                           const py::object& weight_ih, const py::object& weight_hh, const py::object& bias_ih,
                           const py::object& bias_hh, const py::object& weight_hr, const py::object& p_i,
                           const py::object& p_f, const py::object& p_o, const py::object& batch_sizes,
-                          bool training) {
+                          bool training, bool reverse) {
   ArgChecker a("an LSTM");
   WeightArrays w;
   std::tie(w.w_hh, w.w_hr) = a.lstm_recurrent(weight_hh, weight_hr);
   w.w_ih = a.weight_ih(weight_ih, kLstmGates);
   const py::array xa = a.sequence(x, batch_sizes, h0);
+  const SeqShape shape = directed_shape(a, batch_sizes, reverse);
   const int64_t B = a.B(), H = a.H(), P = a.P();
   const py::array h0a = a.input(h0, "h0", {B, P});
   const py::array c0a = a.input(c0, "c0", {B, H});
@@ -351,7 +364,7 @@ py::tuple lstm_forward_py(const py::object& x, const py::object& h0, const py::o
     const LstmWeights<T> weights = lstm_weights<T>(w);
     {
       py::gil_scoped_release release;
-      lstm_forward<T>(a.shape(), cptr<T>(xa), cptr<T>(h0a), cptr<T>(c0a), weights, out.mutable_data(),
+      lstm_forward<T>(shape, cptr<T>(xa), cptr<T>(h0a), cptr<T>(c0a), weights, out.mutable_data(),
                       h_n.mutable_data(), c_n.mutable_data(), gates_data, cells_data);
     }
     return py::make_tuple(out, h_n, c_n, gates, cells);
@@ -365,12 +378,13 @@ py::tuple lstm_backward_py(const py::object& x, const py::object& h0, const py::
                            const py::object& cells, const py::object& dout, const py::object& dh_n,
                            const py::object& dc_n, const py::object& dweight_ih, const py::object& dweight_hh,
                            const py::object& dbias_ih, const py::object& dbias_hh, const py::object& dweight_hr,
-                           const py::object& dp_i, const py::object& dp_f, const py::object& dp_o) {
+                           const py::object& dp_i, const py::object& dp_f, const py::object& dp_o, bool reverse) {
   ArgChecker a("an LSTM");
   WeightArrays w;
   std::tie(w.w_hh, w.w_hr) = a.lstm_recurrent(weight_hh, weight_hr);
   w.w_ih = a.weight_ih(weight_ih, kLstmGates);
   const py::array xa = a.sequence(x, batch_sizes, h0);
+  const SeqShape shape = directed_shape(a, batch_sizes, reverse);
   const int64_t B = a.B(), H = a.H(), P = a.P();
   w.peepholes = a.peepholes(p_i, p_f, p_o);
   const py::array h0a = a.input(h0, "h0", {B, P});
@@ -400,7 +414,7 @@ py::tuple lstm_backward_py(const py::object& x, const py::object& h0, const py::
     const LstmGrads<T> grads = lstm_grads<T>(g);
     {
       py::gil_scoped_release release;
-      lstm_backward<T>(a.shape(), cptr<T>(xa), cptr<T>(h0a), cptr<T>(c0a), weights, cptr<T>(outa), cptr<T>(gatesa),
+      lstm_backward<T>(shape, cptr<T>(xa), cptr<T>(h0a), cptr<T>(c0a), weights, cptr<T>(outa), cptr<T>(gatesa),
                        cptr<T>(cellsa), cptr<T>(douta), cptr<T>(dh_na), cptr<T>(dc_na), dx.mutable_data(),
                        dh0.mutable_data(), dc0.mutable_data(), grads);
     }
@@ -412,12 +426,13 @@ py::tuple lstm_backward_py(const py::object& x, const py::object& h0, const py::
 
 py::tuple gru_forward_py(const py::object& x, const py::object& h0, const py::object& weight_ih,
                          const py::object& weight_hh, const py::object& bias_ih, const py::object& bias_hh,
-                         bool reset_after, const py::object& batch_sizes, bool training) {
+                         bool reset_after, const py::object& batch_sizes, bool training, bool reverse) {
   ArgChecker a("a GRU");
   WeightArrays w;
   w.w_hh = a.weight_hh(weight_hh, kGruGates);
   w.w_ih = a.weight_ih(weight_ih, kGruGates);
   const py::array xa = a.sequence(x, batch_sizes, h0);
+  const SeqShape shape = directed_shape(a, batch_sizes, reverse);
   const int64_t B = a.B(), H = a.H();
   const py::array h0a = a.input(h0, "h0", {B, H});
   std::tie(w.b_ih, w.b_hh) = a.biases(bias_ih, bias_hh, kGruGates);
@@ -429,7 +444,7 @@ py::tuple gru_forward_py(const py::object& x, const py::object& h0, const py::ob
     const GruWeights<T> weights = layer_weights<T>(w);
     {
       py::gil_scoped_release release;
-      gru_forward<T>(a.shape(), reset_after, cptr<T>(xa), cptr<T>(h0a), weights, out.mutable_data(),
+      gru_forward<T>(shape, reset_after, cptr<T>(xa), cptr<T>(h0a), weights, out.mutable_data(),
                      h_n.mutable_data(), gates_data);
     }
     return py::make_tuple(out, h_n, gates);
@@ -440,12 +455,13 @@ py::tuple gru_backward_py(const py::object& x, const py::object& h0, const py::o
                           const py::object& weight_hh, const py::object& batch_sizes, const py::object& out,
                           const py::object& gates, bool reset_after, const py::object& dout, const py::object& dh_n,
                           const py::object& dweight_ih, const py::object& dweight_hh, const py::object& dbias_ih,
-                          const py::object& dbias_hh) {
+                          const py::object& dbias_hh, bool reverse) {
   ArgChecker a("a GRU");
   WeightArrays w;
   w.w_hh = a.weight_hh(weight_hh, kGruGates);
   w.w_ih = a.weight_ih(weight_ih, kGruGates);
   const py::array xa = a.sequence(x, batch_sizes, h0);
+  const SeqShape shape = directed_shape(a, batch_sizes, reverse);
   const int64_t B = a.B(), H = a.H();
   const py::array h0a = a.input(h0, "h0", {B, H});
   const py::array outa = a.input(out, "out", a.per_row(H));
@@ -461,7 +477,7 @@ py::tuple gru_backward_py(const py::object& x, const py::object& h0, const py::o
     const GruGrads<T> grads = layer_grads<T>(g);
     {
       py::gil_scoped_release release;
-      gru_backward<T>(a.shape(), reset_after, cptr<T>(xa), cptr<T>(h0a), weights, cptr<T>(outa), cptr<T>(gatesa),
+      gru_backward<T>(shape, reset_after, cptr<T>(xa), cptr<T>(h0a), weights, cptr<T>(outa), cptr<T>(gatesa),
                       cptr<T>(douta), cptr<T>(dh_na), dx.mutable_data(), dh0.mutable_data(), grads);
     }
     return py::make_tuple(dx, dh0);
@@ -472,13 +488,14 @@ py::tuple gru_backward_py(const py::object& x, const py::object& h0, const py::o
 
 py::tuple rnn_forward_py(const py::object& x, const py::object& h0, const py::object& weight_ih,
                          const py::object& weight_hh, const py::object& bias_ih, const py::object& bias_hh,
-                         const std::string& nonlinearity, const py::object& batch_sizes) {
+                         const std::string& nonlinearity, const py::object& batch_sizes, bool reverse) {
   const Nonlinearity act = parse_nonlinearity(nonlinearity);
   ArgChecker a("an RNN");
   WeightArrays w;
   w.w_hh = a.weight_hh(weight_hh, kRnnGates);
   w.w_ih = a.weight_ih(weight_ih, kRnnGates);
   const py::array xa = a.sequence(x, batch_sizes, h0);
+  const SeqShape shape = directed_shape(a, batch_sizes, reverse);
   const int64_t B = a.B(), H = a.H();
   const py::array h0a = a.input(h0, "h0", {B, H});
   std::tie(w.b_ih, w.b_hh) = a.biases(bias_ih, bias_hh, kRnnGates);
@@ -489,7 +506,7 @@ py::tuple rnn_forward_py(const py::object& x, const py::object& h0, const py::ob
     const RnnWeights<T> weights = layer_weights<T>(w);
     {
       py::gil_scoped_release release;
-      rnn_forward<T>(a.shape(), act, cptr<T>(xa), cptr<T>(h0a), weights, out.mutable_data(), h_n.mutable_data());
+      rnn_forward<T>(shape, act, cptr<T>(xa), cptr<T>(h0a), weights, out.mutable_data(), h_n.mutable_data());
     }
     return py::make_tuple(out, h_n);
   });
@@ -499,13 +516,14 @@ py::tuple rnn_backward_py(const py::object& x, const py::object& h0, const py::o
                           const py::object& weight_hh, const py::object& batch_sizes, const py::object& out,
                           const std::string& nonlinearity, const py::object& dout, const py::object& dh_n,
                           const py::object& dweight_ih, const py::object& dweight_hh, const py::object& dbias_ih,
-                          const py::object& dbias_hh) {
+                          const py::object& dbias_hh, bool reverse) {
   const Nonlinearity act = parse_nonlinearity(nonlinearity);
   ArgChecker a("an RNN");
   WeightArrays w;
   w.w_hh = a.weight_hh(weight_hh, kRnnGates);
   w.w_ih = a.weight_ih(weight_ih, kRnnGates);
   const py::array xa = a.sequence(x, batch_sizes, h0);
+  const SeqShape shape = directed_shape(a, batch_sizes, reverse);
   const int64_t B = a.B(), H = a.H();
   const py::array h0a = a.input(h0, "h0", {B, H});
   const py::array outa = a.input(out, "out", a.per_row(H));
@@ -520,7 +538,7 @@ py::tuple rnn_backward_py(const py::object& x, const py::object& h0, const py::o
     const RnnGrads<T> grads = layer_grads<T>(g);
     {
       py::gil_scoped_release release;
-      rnn_backward<T>(a.shape(), act, cptr<T>(xa), cptr<T>(h0a), weights, cptr<T>(outa), cptr<T>(douta),
+      rnn_backward<T>(shape, act, cptr<T>(xa), cptr<T>(h0a), weights, cptr<T>(outa), cptr<T>(douta),
                       cptr<T>(dh_na), dx.mutable_data(), dh0.mutable_data(), grads);
     }
     return py::make_tuple(dx, dh0);
@@ -596,7 +614,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("lstm_forward", &lstm_forward_py, py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("weight_ih"),
         py::arg("weight_hh"), py::arg("bias_ih").none(true), py::arg("bias_hh").none(true),
         py::arg("weight_hr").none(true), py::arg("p_i").none(true), py::arg("p_f").none(true),
-        py::arg("p_o").none(true), py::arg("batch_sizes").none(true), py::arg("training"),
+        py::arg("p_o").none(true), py::arg("batch_sizes").none(true), py::arg("training"), py::arg("reverse") = false,
         "-> (out, h_n, c_n, gates, cells); gates and cells are None unless training.");
   m.def("lstm_backward", &lstm_backward_py, py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("weight_ih"),
         py::arg("weight_hh"), py::arg("weight_hr").none(true), py::arg("p_i").none(true), py::arg("p_f").none(true),
@@ -604,22 +622,25 @@ PYBIND11_MODULE(_core, m) {
         py::arg("cells"), py::arg("dout"), py::arg("dh_n").none(true), py::arg("dc_n").none(true),
         py::arg("dweight_ih"), py::arg("dweight_hh"), py::arg("dbias_ih").none(true), py::arg("dbias_hh").none(true),
         py::arg("dweight_hr").none(true), py::arg("dp_i").none(true), py::arg("dp_f").none(true),
-        py::arg("dp_o").none(true),
+        py::arg("dp_o").none(true), py::arg("reverse") = false,
         "-> (dx, dh0, dc0); accumulates into dweight_ih, dweight_hh, dbias_ih, dbias_hh, dweight_hr, dp_*.");
   m.def("gru_forward", &gru_forward_py, py::arg("x"), py::arg("h0"), py::arg("weight_ih"), py::arg("weight_hh"),
         py::arg("bias_ih").none(true), py::arg("bias_hh").none(true), py::arg("reset_after"),
-        py::arg("batch_sizes").none(true), py::arg("training"), "-> (out, h_n, gates); gates is None unless training.");
+        py::arg("batch_sizes").none(true), py::arg("training"), py::arg("reverse") = false,
+        "-> (out, h_n, gates); gates is None unless training.");
   m.def("gru_backward", &gru_backward_py, py::arg("x"), py::arg("h0"), py::arg("weight_ih"), py::arg("weight_hh"),
         py::arg("batch_sizes").none(true), py::arg("out"), py::arg("gates"), py::arg("reset_after"), py::arg("dout"),
         py::arg("dh_n").none(true), py::arg("dweight_ih"), py::arg("dweight_hh"), py::arg("dbias_ih").none(true),
-        py::arg("dbias_hh").none(true), "-> (dx, dh0); accumulates into dweight_ih, dweight_hh, dbias_ih, dbias_hh.");
+        py::arg("dbias_hh").none(true), py::arg("reverse") = false,
+        "-> (dx, dh0); accumulates into dweight_ih, dweight_hh, dbias_ih, dbias_hh.");
   m.def("rnn_forward", &rnn_forward_py, py::arg("x"), py::arg("h0"), py::arg("weight_ih"), py::arg("weight_hh"),
         py::arg("bias_ih").none(true), py::arg("bias_hh").none(true), py::arg("nonlinearity"),
-        py::arg("batch_sizes").none(true), "-> (out, h_n).");
+        py::arg("batch_sizes").none(true), py::arg("reverse") = false, "-> (out, h_n).");
   m.def("rnn_backward", &rnn_backward_py, py::arg("x"), py::arg("h0"), py::arg("weight_ih"), py::arg("weight_hh"),
         py::arg("batch_sizes").none(true), py::arg("out"), py::arg("nonlinearity"), py::arg("dout"),
         py::arg("dh_n").none(true), py::arg("dweight_ih"), py::arg("dweight_hh"), py::arg("dbias_ih").none(true),
-        py::arg("dbias_hh").none(true), "-> (dx, dh0); accumulates into dweight_ih, dweight_hh, dbias_ih, dbias_hh.");
+        py::arg("dbias_hh").none(true), py::arg("reverse") = false,
+        "-> (dx, dh0); accumulates into dweight_ih, dweight_hh, dbias_ih, dbias_hh.");
 
   bind_training(m);
   bind_optimizers(m);

@@ -12,10 +12,16 @@
 namespace pylstm {
 
 // After the time loop: dx = dpre_ih @ w_ih, one GEMM over all R rows.
-//   dpre_ih (R, N), leading dimension ld; w_ih (N, I); dx (R, I).
+//   dpre_ih (R, N) in loop order, leading dimension ld; w_ih (N, I); dx (R, I). The reverse direction's rows come out
+//   in loop order, backwards in time, and are turned around in place.
 template <typename T>
 void input_grad(const SeqShape& s, const StepRows& r, int64_t N, const T* w_ih, const T* dpre_ih, int64_t ld, T* dx) {
   gemm(r.total(), s.input, N, dpre_ih, ld, int64_t(1), w_ih, s.input, false, dx, s.input, false);
+  if (r.reverse()) {
+    const int64_t n = s.batch * s.input;
+    for (int64_t t = 0; t < s.steps / 2; ++t)
+      std::swap_ranges(dx + t * n, dx + (t + 1) * n, dx + (s.steps - 1 - t) * n);
+  }
 }
 
 // A backward pass: its time loop, dx, and the weight gradients, the last two products over the loop's pre-activation
@@ -51,27 +57,37 @@ void backward_pass(int loop_threads, int64_t weight_work, FinalRows& final_rows,
   }
 }
 
-// Terms of weight_gradients (primitives/gemm.h) for gradient rows [m_begin, m_end):
-//   dW_ih += dpre^T @ x (x as R rows);
+// Terms of weight_gradients (primitives/gemm.h) for gradient rows [m_begin, m_end). Their right factors are read in
+// loop order, as the pre-activation gradients are kept: the sums over rows then run in the loop's order.
+// Where the sequence's arrays keep rows in another order (the reverse direction), they are gathered into loop order
+// in a scratch array of loop_order_size rows that the caller allocates.
+inline int64_t loop_order_size(const StepRows& r) { return r.reverse() ? r.total() : 0; }
+
+//   dW_ih += dpre^T @ x (x as R rows; gathered into `xs` (loop_order_size rows, I) unless in loop order);
 template <typename T>
-GradTerm<T> input_term(const SeqShape& s, const StepRows& r, const T* x, int64_t m_begin, int64_t m_end, T* dw_ih) {
-  return {x, r.total(), nullptr, s.input, m_begin, m_end, dw_ih, s.input};
+GradTerm<T> input_term(const SeqShape& s, const StepRows& r, const T* x, T* xs, int64_t m_begin, int64_t m_end,
+                       T* dw_ih) {
+  const int64_t I = s.input;
+  if (!r.reverse()) return {x, r.total(), nullptr, I, m_begin, m_end, dw_ih, I};
+  for (int64_t t = 0; t < s.steps; ++t)
+    std::copy(x + r.offset(t) * I, x + (r.offset(t) + r.rows(t)) * I, xs + r.loop_offset(t) * I);
+  return {xs, r.total(), nullptr, I, m_begin, m_end, dw_ih, I};
 }
 
 // The previous hidden state (width P) of every row of a sequence, as weight_gradients reads it: in the uniform layout
-// h0 followed by out's rows (no copy); in the packed layout gathered into `prev` (R, P), which the caller allocates
+// in loop order h0 followed by out's rows (no copy); else gathered into `prev` (R, P), which the caller allocates
 // (previous_states_size rows) — a step's rows continue the first rows of the step before.
-inline int64_t previous_states_size(const StepRows& r) { return r.uniform() ? 0 : r.total(); }
+inline int64_t previous_states_size(const StepRows& r) { return r.uniform() && r.reverse() ? r.total() : 0; }
 
 //   dW_hh += dpre^T @ (previous hidden states)
 template <typename T>
 GradTerm<T> hidden_term(const SeqShape& s, const StepRows& r, const T* h0, const T* out, T* prev, int64_t m_begin,
                         int64_t m_end, T* dw_hh) {
   const int64_t P = s.h_width();
-  if (r.uniform()) return {h0, s.batch, out, P, m_begin, m_end, dw_hh, P};
+  if (r.uniform() && !r.reverse()) return {h0, s.batch, out, P, m_begin, m_end, dw_hh, P};
   for (int64_t t = 0; t < s.steps; ++t) {
     const T* src = t == 0 ? h0 : out + r.offset(t - 1) * P;
-    std::copy(src, src + r.rows(t) * P, prev + r.offset(t) * P);
+    std::copy(src, src + r.rows(t) * P, prev + r.loop_offset(t) * P);
   }
   return {prev, r.total(), nullptr, P, m_begin, m_end, dw_hh, P};
 }

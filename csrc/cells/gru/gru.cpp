@@ -68,15 +68,17 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
     const int64_t t = (round - pack_rounds) / rounds_per_step, n = step_rows.rows(t), off = step_rows.offset(t);
     if (n == 0) return;  // no row runs this step (nor any later one)
     const bool second_half = (round - pack_rounds) % rounds_per_step == 1;
-    T* pre = pre_chunk + (off - step_rows.offset(t - t % chunk)) * G;
+    // The chunk of steps [begin, end) that t is in: its rows are one block of x (backwards in time in the reverse
+    // direction), projected in the block's order.
+    const int64_t begin = t - t % chunk, end = std::min(begin + chunk, steps);
+    const int64_t first = step_rows.block_offset(begin, end);
+    T* pre = pre_chunk + (off - first) * G;
     T* saved = training ? gates + off * W : nullptr;
     const T* h_prev = t == 0 ? h0 : out + step_rows.offset(t - 1) * H;
     T* h = out + off * H;
-    if (!second_half && t % chunk == 0) {
-      const int64_t chunk_rows = step_rows.offset(std::min(t + chunk, steps)) - off;
-      gate_gemm(kernels, chunk_rows, x + off * I, I, dot_projection ? nullptr : &wih, w.w_ih, I, I, H, 0, kGruGates, u,
-                pre, G, false, down, bias);
-    }
+    if (!second_half && t == begin)
+      gate_gemm(kernels, step_rows.block_rows(begin, end), x + first * I, I, dot_projection ? nullptr : &wih, w.w_ih, I,
+                I, H, 0, kGruGates, u, pre_chunk, G, false, down, bias);
     if (reset_after) {
       gate_gemm(kernels, n, h_prev, H, whh_p, whh_dot.matrix(), whh_dot.ld, H, H, 0, kGruGates, u, gh, G, false, down,
                 gh_start);
@@ -129,6 +131,8 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
     scratch.need(&drh, B * H);
   }
   scratch.need(&prev, previous_states_size(step_rows) * H);
+  T* xs = nullptr;
+  scratch.need(&xs, loop_order_size(step_rows) * s.input);
   scratch.allocate();
   T* dh = dh0;  // running gradient w.r.t. h_t
   copy_or_zero(dh, dh_n, B * H);
@@ -141,7 +145,7 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
   // pre-activation gradients are all done) and then does their elementwise backward of step t; without reset_after
   // a second round per step makes d(r * h) = dn @ W_hn, which needs every unit's dn. A last round makes dh0.
   const int64_t rounds_per_step = reset_after ? 1 : 2;
-  const GradTerm<T> x_term = input_term(s, step_rows, x, 0, G, grads.dw_ih);
+  const GradTerm<T> x_term = input_term(s, step_rows, x, xs, 0, G, grads.dw_ih);
   const GradTerm<T> h_term = hidden_term(s, step_rows, h0, out, prev, 0, reset_after ? G : 2 * H, grads.dw_hh);
   FinalRows final_rows(R);
   // With reset_after, batch 1-4 loops alternate the direction of their sweeps over W_hh^T (Rounds); the two rounds a
@@ -163,26 +167,26 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
     const bool second_half = (round - 1) % rounds_per_step == 1;
     if (!second_half && t + 1 < steps) {
       // dh_t += (recurrent pre-activation grads of t+1) @ W, for the rows that ran step t + 1
-      const int64_t next = step_rows.rows(t + 1), next_off = step_rows.offset(t + 1);
+      const int64_t next = step_rows.rows(t + 1), next_off = step_rows.loop_offset(t + 1);
       if (reset_after) whh.product(kernels, next, dgh + next_off * ldg, ldg, u, dh, H, true, rounds.descending(round));
       else whrz.product(kernels, next, dgx + next_off * ldg, ldg, u, dh, H, true, false);
     }
     if (t < 0) return;
-    const int64_t n = step_rows.rows(t), off = step_rows.offset(t);
+    const int64_t n = step_rows.rows(t), off = step_rows.offset(t), loop_off = step_rows.loop_offset(t);
     if (n == 0) return;
     const T* g_t = gates + off * W;
     const T* h_prev = t == 0 ? h0 : out + step_rows.offset(t - 1) * H;
     const T* dout_t = dout + off * H;
-    T* dx_pre = dgx + off * ldg;
+    T* dx_pre = dgx + loop_off * ldg;
     if (reset_after) {
-      T* dh_pre = dgh + off * ldg;
+      T* dh_pre = dgh + loop_off * ldg;
       for (int64_t b = 0; b < n; ++b) {
         const int64_t k = b * H + u.j0;
         units.backward_after(u.n(), H, g_t + b * W + u.j0, h_prev + k, dout_t + k, dh + k, dx_pre + b * ldg + u.j0,
                              dh_pre + b * ldg + u.j0, stream_dg);
       }
       if (stream_dg) store_fence();
-      if (chunks.items == 1) final_rows.publish(off);
+      if (chunks.items == 1) final_rows.publish(loop_off);
     } else if (!second_half) {
       for (int64_t b = 0; b < n; ++b) {
         const int64_t k = b * H + u.j0;
@@ -194,9 +198,9 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
       for (int64_t b = 0; b < n; ++b) {
         const int64_t k = b * H + u.j0;
         units.backward_before_reset(u.n(), g_t + b * W + u.j0, h_prev + k, drh + k, dh + k, dx_pre + b * ldg + u.j0,
-                                    rh + off * H + k);
+                                    rh + loop_off * H + k);
       }
-      if (chunks.items == 1) final_rows.publish(off);
+      if (chunks.items == 1) final_rows.publish(loop_off);
     }
   });
   };

@@ -73,12 +73,14 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
                 down);
       return;
     }
-    T* pre = pre_chunk + (off - step_rows.offset(t - t % chunk)) * G;
-    if (t % chunk == 0) {  // these units' columns of the input projection of steps t .. t + chunk
-      const int64_t chunk_rows = step_rows.offset(std::min(t + chunk, steps)) - off;
-      gate_gemm(kernels, chunk_rows, x + off * I, I, dot_projection ? nullptr : &wih, w.w_ih, I, I, H, 0, kLstmGates, u,
-                pre, G, false, down, bias);
-    }
+    // The chunk of steps [begin, end) that t is in: its rows are one block of x (backwards in time in the reverse
+    // direction), projected in the block's order.
+    const int64_t begin = t - t % chunk, end = std::min(begin + chunk, steps);
+    const int64_t first = step_rows.block_offset(begin, end);
+    T* pre = pre_chunk + (off - first) * G;
+    if (t == begin)  // these units' columns of the input projection of steps begin .. end
+      gate_gemm(kernels, step_rows.block_rows(begin, end), x + first * I, I, dot_projection ? nullptr : &wih, w.w_ih,
+                I, I, H, 0, kLstmGates, u, pre_chunk, G, false, down, bias);
     const T* h_prev = t == 0 ? h0 : out + step_rows.offset(t - 1) * P;
     const T* c_prev = !training ? c_n : t == 0 ? c0 : cells + step_rows.offset(t - 1) * H;
     T* c = training ? cells + off * H : c_n;
@@ -121,6 +123,8 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
     scratch.need(&dm, B * H);
   }
   scratch.need(&prev, previous_states_size(step_rows) * P);
+  T* xs = nullptr;
+  scratch.need(&xs, loop_order_size(step_rows) * s.input);
   scratch.allocate();
   // dh0 and dc0 carry the running gradients w.r.t. h_t and c_t backwards through time (without dout_t). A row that
   // does not run at step t + 1 keeps dh_n, dc_n until its own last step.
@@ -136,22 +140,22 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
   // dh_t (these h units) = dpre_{t+1} @ W_hh, for the rows that ran step t + 1.
   auto recurrent_grad = [&](int64_t t, const UnitSlice& pu, bool descending) {
     if (t + 1 < steps)
-      whh.product(kernels, step_rows.rows(t + 1), dpre + step_rows.offset(t + 1) * ldp, ldp, pu, dh, P, false,
+      whh.product(kernels, step_rows.rows(t + 1), dpre + step_rows.loop_offset(t + 1) * ldp, ldp, pu, dh, P, false,
                   descending);
   };
   // The elementwise backward of step t for hidden units u; dh_t is dh (+ dout_t), or dm with a projection.
   auto cell_grad = [&](int64_t t, const UnitSlice& u) {
-    const int64_t n = step_rows.rows(t), off = step_rows.offset(t);
+    const int64_t n = step_rows.rows(t), off = step_rows.offset(t), loop_off = step_rows.loop_offset(t);
     const T* g_t = gates + off * G;
     const T* c_t = cells + off * H;
     const T* c_prev = t == 0 ? c0 : cells + step_rows.offset(t - 1) * H;
     const Peepholes<T> peep = w.peepholes.at(u.j0);
-    T* dp = dpre + off * ldp;
+    T* dp = dpre + loop_off * ldp;
     for (int64_t b = 0; b < n; ++b) {
       const int64_t k = b * H + u.j0;
       if (projected)
         units.backward(u.n(), H, g_t + b * G + u.j0, c_t + k, c_prev + k, nullptr, dm + k, dc + k, dp + b * ldp + u.j0,
-                       peep, m + off * H + k, stream_dpre);
+                       peep, m + loop_off * H + k, stream_dpre);
       else
         units.backward(u.n(), H, g_t + b * G + u.j0, c_t + k, c_prev + k, dout + off * H + k, dh + k, dc + k,
                        dp + b * ldp + u.j0, peep, nullptr, stream_dpre);
@@ -159,7 +163,7 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
     if (stream_dpre) store_fence();
   };
 
-  const GradTerm<T> terms[] = {input_term(s, step_rows, x, 0, G, grads.dw_ih),
+  const GradTerm<T> terms[] = {input_term(s, step_rows, x, xs, 0, G, grads.dw_ih),
                                hidden_term(s, step_rows, h0, out, prev, 0, G, grads.dw_hh)};
   auto input_grads = [&] { input_grad(s, step_rows, G, w.w_ih, dpre, ldp, dx); };
   auto weight_grads = [&](const FinalRows* ready) {
@@ -181,7 +185,7 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
         recurrent_grad(t, u, rounds.descending(round));
         if (t < 0) return;
         cell_grad(t, u);
-        if (chunks.items == 1) final_rows.publish(step_rows.offset(t));
+        if (chunks.items == 1) final_rows.publish(step_rows.loop_offset(t));
       });
     };
     backward_pass(threads, R * G * (s.input + P), final_rows, loop, input_grads, weight_grads);
@@ -200,16 +204,17 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
       if ((round - 1) % 2 == 0) {
         recurrent_grad(t, pu, false);
         if (t < 0) return;
-        const int64_t off = step_rows.offset(t);
+        const int64_t off = step_rows.offset(t), loop_off = step_rows.loop_offset(t);
         for (int64_t b = 0; b < step_rows.rows(t); ++b)
           for (int64_t j = pu.j0; j < pu.j1; ++j)
-            dh_total[(off + b) * P + j] = dh[b * P + j] + dout[(off + b) * P + j];
+            dh_total[(loop_off + b) * P + j] = dh[b * P + j] + dout[(off + b) * P + j];
         return;
       }
       const int64_t n = step_rows.rows(t);
       if (n == 0) return;
       if (u.n() > 0)
-        kernels.gemm_panels(n, dh_total + step_rows.offset(t) * P, P, 1, whr, 0, 1, u.q0, u.q1, dm, H, false, nullptr);
+        kernels.gemm_panels(n, dh_total + step_rows.loop_offset(t) * P, P, 1, whr, 0, 1, u.q0, u.q1, dm, H, false,
+                            nullptr);
       cell_grad(t, u);
     });
     input_grads();
@@ -222,10 +227,9 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
   if (w.peepholes.i != nullptr) {  // dp_i, dp_f += dpre_{i,f} * c_{t-1};  dp_o += dpre_o * c_t (serial)
     for (int64_t t = 0; t < steps; ++t)
       for (int64_t b = 0; b < step_rows.rows(t); ++b) {
-        const int64_t row = step_rows.offset(t) + b;
         const T* c_prev = t == 0 ? c0 + b * H : cells + (step_rows.offset(t - 1) + b) * H;
-        const T* c_t = cells + row * H;
-        const T* dp = dpre + row * ldp;
+        const T* c_t = cells + (step_rows.offset(t) + b) * H;
+        const T* dp = dpre + (step_rows.loop_offset(t) + b) * ldp;
         for (int64_t j = 0; j < H; ++j) {
           grads.dp_i[j] += dp[j] * c_prev[j];
           grads.dp_f[j] += dp[H + j] * c_prev[j];

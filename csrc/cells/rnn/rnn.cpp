@@ -73,6 +73,8 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
   scratch.need(&dpre, R * ldp);
   const BackwardWeight<T> whh(w.w_hh, H, H, nr, B, steps, weight_bytes, scratch);  // dh_{t-1} = dpre_t @ W_hh
   scratch.need(&prev, previous_states_size(step_rows) * H);
+  T* xs = nullptr;
+  scratch.need(&xs, loop_order_size(step_rows) * s.input);
   scratch.allocate();
   T* dh = dh0;
   copy_or_zero(dh, dh_n, B * H);
@@ -80,7 +82,7 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
   const int threads = loop_threads(steps, B * H * H, weight_bytes, H, nr);
   const UnitChunks chunks = unit_chunks(threads, H, nr, weight_bytes);
   const bool stream_dpre = stream_gradients(threads, R * ldp * int64_t(sizeof(T)));
-  const GradTerm<T> terms[] = {input_term(s, step_rows, x, 0, H, grads.dw_ih),
+  const GradTerm<T> terms[] = {input_term(s, step_rows, x, xs, 0, H, grads.dw_ih),
                                hidden_term(s, step_rows, h0, out, prev, 0, H, grads.dw_hh)};
   FinalRows final_rows(R);
   // As lstm_backward: round 0 packs, round r handles step t = T - r after dh from step t + 1, a last one dh0.
@@ -94,15 +96,15 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
       }
       const int64_t t = steps - round;
       if (t + 1 < steps)
-        whh.product(kernels, step_rows.rows(t + 1), dpre + step_rows.offset(t + 1) * ldp, ldp, u, dh, H, false,
+        whh.product(kernels, step_rows.rows(t + 1), dpre + step_rows.loop_offset(t + 1) * ldp, ldp, u, dh, H, false,
                     rounds.descending(round));
       if (t < 0) return;
       for (int64_t b = 0; b < step_rows.rows(t); ++b) {
-        const int64_t row = step_rows.offset(t) + b, k = row * H + u.j0;
-        units.backward(u.n(), relu, out + k, dout + k, dh + b * H + u.j0, dpre + row * ldp + u.j0, stream_dpre);
+        const int64_t k = (step_rows.offset(t) + b) * H + u.j0, loop_row = step_rows.loop_offset(t) + b;
+        units.backward(u.n(), relu, out + k, dout + k, dh + b * H + u.j0, dpre + loop_row * ldp + u.j0, stream_dpre);
       }
       if (stream_dpre) store_fence();
-      if (chunks.items == 1) final_rows.publish(step_rows.offset(t));
+      if (chunks.items == 1) final_rows.publish(step_rows.loop_offset(t));
     });
   };
   auto input_grads = [&] { input_grad(s, step_rows, H, w.w_ih, dpre, ldp, dx); };
