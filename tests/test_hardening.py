@@ -1,0 +1,247 @@
+"""The core under conditions that once hung, crashed or ran for hours: fork after a threaded kernel, calls with no
+elements to compute, sizes that cannot be allocated, bad thread counts, Ctrl-C during a long call, and the release
+of the kernels' scratch memory.
+
+Anything that could hang runs in a fresh interpreter with a timeout (``run_python``), so that a regression fails the
+test instead of hanging the run.
+"""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import pylstm
+from pylstm import functional as F
+from pylstm import reference as R
+
+# The directory that holds the pylstm under test, first on the subprocesses' path.
+SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(pylstm.__file__)))
+
+
+def run_python(code, timeout=120):
+    """Runs ``code`` in a fresh interpreter that imports this pylstm; -> its stdout. Fails on an error or a hang."""
+    env = dict(os.environ, PYTHONPATH=SOURCE_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    try:
+        result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=SOURCE_ROOT, env=env,
+                                capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the subprocess did not finish within {timeout} s (a hang); its output: {exc.stdout!r} "
+                    f"{exc.stderr!r}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# fork after a threaded kernel: GNU libgomp's threads do not survive fork, and a team of two in the child would wait
+# for them forever. The child runs one thread and computes what the parent did.
+
+# A parent that certainly runs a kernel on two threads: a time loop whose weights outgrow one core's cache, with the
+# busy-machine fallback to one thread turned off.
+THREADED_PARENT = """
+    import os, sys
+    import numpy as np
+    import pylstm
+    pylstm._core.set_adaptive_threads(False)
+    pylstm.set_num_threads(2)
+    m = pylstm.LSTM(256, 256, seed=0).eval()
+    x = np.random.default_rng(0).standard_normal((150, 1, 256)).astype(np.float32)
+    expected = m(x)[0]
+"""
+
+
+def test_fork_after_a_threaded_kernel_runs_the_child_on_one_thread():
+    out = run_python(THREADED_PARENT + """
+    pid = os.fork()
+    if pid == 0:
+        try:
+            threads = pylstm.get_num_threads()
+            pylstm.set_num_threads(2)  # accepted, and changes nothing in the child
+            ok = threads == 1 and pylstm.get_num_threads() == 1 and np.array_equal(m(x)[0], expected)
+        finally:
+            os._exit(0 if ok else 3)
+    _, status = os.waitpid(pid, 0)
+    print("child exit", os.waitstatus_to_exitcode(status))
+    print("parent threads", pylstm.get_num_threads())
+    """, timeout=90)
+    assert "child exit 0" in out
+    assert "parent threads 2" in out
+
+
+def test_fork_pool_after_a_threaded_kernel_gives_the_parents_results():
+    out = run_python(THREADED_PARENT + """
+    import multiprocessing
+
+    def work(seed):
+        return m(x)[0]
+
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        results = pool.map(work, range(3))
+    print("equal", all(np.array_equal(r, expected) for r in results))
+    """, timeout=90)
+    assert "equal True" in out
+
+
+def test_fork_before_any_threaded_kernel_keeps_the_threads():
+    out = run_python("""
+    import os
+    import pylstm
+    pylstm.set_num_threads(2)
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if pylstm.get_num_threads() == 2 else 3)
+    _, status = os.waitpid(pid, 0)
+    print("child exit", os.waitstatus_to_exitcode(status))
+    """, timeout=60)
+    assert "child exit 0" in out
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Calls with nothing to compute (no batch rows, or no hidden units) return at once, whatever T; as torch, which
+# accepts a batch of 0.
+
+def test_zero_batch_with_a_huge_sequence_returns_at_once():
+    # T = 2**40 steps of zero bytes: a time loop over them would run for about a day, with Ctrl-C ignored.
+    out = run_python("""
+    import numpy as np
+    import pylstm
+    T = 2 ** 40
+    for cls in (pylstm.LSTM, pylstm.GRU, pylstm.RNN):
+        m = cls(4, 8, num_layers=2, dropout=0.5, seed=0)
+        x = np.zeros((T, 0, 4), np.float32)
+        out, state = m(x)
+        assert out.shape == (T, 0, 8), out.shape
+        dx, dstate = m.backward(np.zeros(out.shape, np.float32))
+        assert dx.shape == x.shape, dx.shape
+        assert not any(g.any() for g in m.grads.values())
+    print("done")
+    """, timeout=60)
+    assert "done" in out
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("B, H", [(0, 8), (3, 0), (0, 0)])
+def test_nothing_to_compute_matches_the_reference(cell, B, H):
+    T, I = 4, 5
+    G = {"lstm": 4, "gru": 3, "rnn": 1}[cell]
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((T, B, I))
+    h0 = rng.standard_normal((B, H))
+    weights = [rng.standard_normal((G * H, I)), rng.standard_normal((G * H, H)), rng.standard_normal(G * H),
+               rng.standard_normal(G * H)]
+    dout = rng.standard_normal((T, B, H))
+    dh_n = rng.standard_normal((B, H))
+    states = (h0, h0.copy()) if cell == "lstm" else (h0,)
+    results = []
+    # With no hidden units the outputs are empty and do not depend on x (dx is zero); the reference's row views
+    # cannot be made of arrays with no columns, so it is asked only for B = 0 with hidden units.
+    for module in (F, R) if H else (F,):
+        forward, backward = getattr(module, f"{cell}_forward"), getattr(module, f"{cell}_backward")
+        *outputs, saved = forward(x, *states, *weights, training=True)
+        grads = {name: np.zeros_like(w) for name, w in zip(("dweight_ih", "dweight_hh", "dbias_ih", "dbias_hh"),
+                                                           weights)}
+        dstates = (dh_n, dh_n.copy()) if cell == "lstm" else (dh_n,)
+        input_grads = backward(saved, weights[0], weights[1], dout, *dstates, **grads)
+        results.append((outputs, input_grads, grads))
+    outputs, input_grads, grads = results[0]
+    if H:
+        ref_outputs, ref_input_grads, ref_grads = results[1]
+        for got, want in zip([*outputs, *input_grads, *grads.values()],
+                             [*ref_outputs, *ref_input_grads, *ref_grads.values()]):
+            assert got.shape == want.shape
+            np.testing.assert_array_equal(got, want)
+    else:
+        assert all(a.size == 0 for a in [*outputs, *input_grads[1:], *grads.values()])
+        assert input_grads[0].shape == x.shape and not input_grads[0].any()
+    assert outputs[0].shape == (T, B, H)
+
+
+def test_nothing_to_compute_with_hidden_size_zero_and_a_huge_sequence():
+    out = run_python("""
+    import numpy as np
+    from pylstm import functional as F
+    T = 2 ** 40
+    x = np.zeros((T, 2, 0), np.float32)
+    w_ih, w_hh = np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
+    h0 = np.zeros((2, 0), np.float32)
+    out, h_n, c_n, saved = F.lstm_forward(x, h0, h0, w_ih, w_hh)
+    assert out.shape == (T, 2, 0)
+    dx, dh0, dc0 = F.lstm_backward(saved, w_ih, w_hh, np.zeros((T, 2, 0), np.float32), dweight_ih=w_ih.copy(),
+                                   dweight_hh=w_hh.copy())
+    assert dx.shape == (T, 2, 0)
+    out, h_n, saved = F.gru_forward(x, h0, w_ih, w_hh)
+    out, h_n, saved = F.rnn_forward(x, h0, w_ih, w_hh)
+    print("done")
+    """, timeout=60)
+    assert "done" in out
+
+
+@pytest.mark.parametrize("cls", [pylstm.LSTMCell, pylstm.GRUCell, pylstm.RNNCell])
+def test_step_cells_with_a_batch_of_zero(cls):
+    cell = cls(5, 7, seed=0)
+    x = np.zeros((0, 5), np.float32)
+    state = cell(x)
+    parts = state if isinstance(state, tuple) else (state,)
+    assert all(p.shape == (0, 7) for p in parts)
+    dx, dstate = cell.backward(tuple(np.zeros((0, 7), np.float32) for _ in parts) if len(parts) > 1
+                               else np.zeros((0, 7), np.float32))
+    assert dx.shape == (0, 5)
+    assert not any(g.any() for g in cell.grads.values())
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Sizes whose parameters cannot be allocated are refused at once, naming the argument.
+
+@pytest.mark.parametrize("build, name", [
+    (lambda: pylstm.RNN(10, 10, num_layers=10 ** 9), "num_layers"),
+    (lambda: pylstm.GRU(10, 10, num_layers=10 ** 9, bidirectional=True), "num_layers"),
+    (lambda: pylstm.LSTM(10, 2 ** 40), "hidden_size"),
+    (lambda: pylstm.LSTM(2 ** 70, 10), "input_size"),
+    (lambda: pylstm.LSTM(10, 10, proj_size=2 ** 50), "proj_size"),
+    (lambda: pylstm.LSTMCell(10, 2 ** 31), "hidden_size"),
+    (lambda: pylstm.RNNCell(2 ** 62, 3), "input_size"),
+    (lambda: pylstm.Linear(2 ** 40, 2 ** 40), "in_features"),
+    (lambda: pylstm.Linear(3, 2 ** 62), "out_features"),
+    (lambda: pylstm.Embedding(2 ** 62, 4), "num_embeddings"),
+    (lambda: pylstm.Embedding(4, 2 ** 62), "embedding_dim"),
+])
+def test_impossible_sizes_are_refused_naming_the_argument(build, name):
+    with pytest.raises(ValueError, match=rf"^{name}: .*fit in memory"):
+        build()
+
+
+def test_the_size_check_counts_the_parameters_it_builds(monkeypatch):
+    # The check's count (made without the per-layer loop) is the count of the parameters the module then builds.
+    from pylstm import _checks
+    counted = []
+    monkeypatch.setattr(_checks, "parameters_fit", lambda count, dtype, sizes: counted.append(count))
+    for build in (lambda: pylstm.LSTM(3, 5, num_layers=3, bidirectional=True, proj_size=2, peepholes=True),
+                  lambda: pylstm.GRU(4, 6, num_layers=2, bias=False),
+                  lambda: pylstm.RNN(2, 3, num_layers=4, bidirectional=True), lambda: pylstm.GRUCell(3, 4),
+                  lambda: pylstm.Linear(3, 4), lambda: pylstm.Linear(3, 4, bias=False),
+                  lambda: pylstm.Embedding(5, 2)):
+        m = build()
+        assert counted == [sum(p.size for p in m.params.values())], m
+        counted.clear()
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# set_num_threads' argument
+
+
+@pytest.mark.parametrize("bad, error", [
+    (2 ** 70, ValueError), (-2 ** 70, ValueError), (2 ** 63, ValueError), (0, ValueError), (-1, ValueError),
+    (10 ** 6, ValueError), (True, TypeError), (np.bool_(True), TypeError), (1.0, TypeError), (2.5, TypeError),
+    ("2", TypeError), (None, TypeError)])
+def test_set_num_threads_refuses_naming_n(num_threads, bad, error):
+    before = pylstm.get_num_threads()
+    with pytest.raises(error, match=r"^n: expected an int in \[1, "):
+        pylstm.set_num_threads(bad)
+    assert pylstm.get_num_threads() == before
+
+
+def test_set_num_threads_takes_numpy_ints(num_threads):
+    pylstm.set_num_threads(np.int64(2))
+    assert pylstm.get_num_threads() == 2
