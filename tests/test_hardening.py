@@ -245,3 +245,144 @@ def test_set_num_threads_refuses_naming_n(num_threads, bad, error):
 def test_set_num_threads_takes_numpy_ints(num_threads):
     pylstm.set_num_threads(np.int64(2))
     assert pylstm.get_num_threads() == 2
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Ctrl-C during a long call raises KeyboardInterrupt promptly (the time loop stops at its next step), and the module
+# then works as before. The call is sized to take several seconds from a measured step time.
+
+INTERRUPTED_CALL = """
+    import os, signal, threading, time
+    import numpy as np
+    import pylstm
+    # Few inputs and many hidden units: the time loop's steps are most of the work (the RNN's input projection of all
+    # steps is one product, which runs to its end before the loop's first step).
+    I, H = 16, 768
+    m = pylstm.{cls}(I, H, seed=0)
+    x = np.random.default_rng(0).standard_normal((20, 1, I)).astype(np.float32)
+    m.train({training})
+    start = time.perf_counter()
+    m(np.resize(x, (500, 1, I)))
+    T = int({seconds} / ((time.perf_counter() - start) / 500))
+    long_x = np.resize(x, (T, 1, I))
+    sent = []
+    threading.Timer(0.5, lambda: (sent.append(time.perf_counter()), os.kill(os.getpid(), signal.SIGINT))).start()
+    {handler}
+    result = None
+    try:
+        result = m(long_x)
+        print("completed", time.perf_counter() - sent[0])
+    except KeyboardInterrupt:
+        print("interrupted", time.perf_counter() - sent[0])
+    out, _ = m(x)
+    print("equal", np.array_equal(out, pylstm.{cls}(I, H, seed=0).train({training})(x)[0]))
+"""
+
+
+@pytest.mark.parametrize("cls, training", [("LSTM", False), ("GRU", True), ("RNN", False)])
+def test_ctrl_c_interrupts_a_long_forward(cls, training):
+    out = run_python(INTERRUPTED_CALL.format(cls=cls, training=training, seconds=6.0, handler=""),
+                     timeout=120).split("\n")
+    assert out[0].startswith("interrupted"), out
+    assert float(out[0].split()[1]) < 1.0
+    assert out[1] == "equal True"
+
+
+def test_an_interrupted_training_forward_leaves_the_previous_record_for_backward():
+    # As for any forward that fails (tests/test_layer_arguments.py), the last complete forward stays the one that
+    # backward differentiates; nothing of the interrupted call is kept.
+    out = run_python(INTERRUPTED_CALL.format(cls="LSTM", training=True, seconds=4.0, handler="") + """
+    twin = pylstm.LSTM(I, H, seed=0)
+    m.zero_grad()
+    m(x)
+    twin(x)
+    threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    try:
+        m(long_x)
+    except KeyboardInterrupt:
+        print("interrupted again")
+    dout = np.random.default_rng(1).standard_normal((20, 1, H)).astype(np.float32)
+    dx, _ = m.backward(dout)
+    dx_twin, _ = twin.backward(dout)
+    print("same backward", np.array_equal(dx, dx_twin) and all(np.array_equal(m.grads[k], twin.grads[k])
+                                                               for k in m.grads))
+    """, timeout=120)
+    assert "interrupted again" in out and "same backward True" in out, out
+
+
+def test_a_sigint_handler_that_does_not_raise_gets_complete_results():
+    # A Python handler that only takes note: the call cut short runs again, and its outputs are whole.
+    handler = "signal.signal(signal.SIGINT, lambda *args: print('noted'))"
+    out = run_python(INTERRUPTED_CALL.format(cls="LSTM", training=False, seconds=3.0, handler=handler) + """
+    again = m(long_x)
+    print("whole", np.array_equal(result[0], again[0]) and np.array_equal(result[1][0], again[1][0]))
+    """, timeout=180)
+    assert "noted" in out and "completed" in out, out
+    assert "equal True" in out and "whole True" in out, out
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# release_memory frees the kernels' scratch memory too (every thread's), not only the cached output blocks.
+
+def test_release_memory_returns_what_a_large_training_call_added():
+    out = run_python("""
+    import gc, os
+    import numpy as np
+    import pylstm
+
+    def resident():
+        return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    m = pylstm.LSTM(512, 512, num_layers=2, seed=0)
+    x = np.random.default_rng(0).standard_normal((100, 64, 512)).astype(np.float32)
+    before = resident()
+    out, _ = m(x)
+    m.backward(np.ones_like(out))
+    del out
+    m.eval()
+    gc.collect()
+    after_call = resident()
+    freed = pylstm.release_memory()
+    after_release = resident()
+    print(before, after_call, after_release, freed)
+    """, timeout=120)
+    before, after_call, after_release, freed = map(int, out.split())
+    added = after_call - before
+    assert added > 64 << 20  # the call did add memory (its saved activations, scratch, cached output blocks)
+    assert freed > 0
+    assert after_call - after_release > 0.8 * added, (before, after_call, after_release)
+
+
+def test_release_memory_while_other_threads_run_kernels():
+    # Calls on several Python threads while another releases memory over and over: every result stays correct.
+    out = run_python("""
+    import threading
+    import numpy as np
+    import pylstm
+    m = pylstm.LSTM(64, 96, seed=0).eval()
+    x = np.random.default_rng(0).standard_normal((50, 3, 64)).astype(np.float32)
+    expected = m(x)[0]
+    stop = threading.Event()
+    bad = []
+
+    def calls():
+        for _ in range(150):
+            if not np.array_equal(m(x)[0], expected):
+                bad.append(1)
+
+    def releases():
+        while not stop.is_set():
+            pylstm.release_memory()
+
+    workers = [threading.Thread(target=calls) for _ in range(3)]
+    releaser = threading.Thread(target=releases)
+    releaser.start()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    stop.set()
+    releaser.join()
+    print("bad", len(bad))
+    """, timeout=120)
+    assert "bad 0" in out

@@ -16,12 +16,14 @@
 #include <vector>
 
 #include "bindings/checks.h"
+#include "bindings/interrupt.h"
 #include "bindings/parts.h"
 #include "primitives/buffers.h"
 #include "primitives/cpu.h"
 #include "primitives/isa.h"
 #include "primitives/ops.h"
 #include "primitives/parallel.h"
+#include "primitives/workspace.h"
 #include "cells/gru/gru.h"
 #include "cells/lstm/lstm.h"
 #include "cells/rnn/rnn.h"
@@ -225,6 +227,11 @@ class ArgChecker {
   // No batch rows or no hidden units: the outputs have no elements (the final states are empty too) and the call has
   // nothing to compute, so it returns before the time loop, which would still take its T steps.
   bool nothing_to_compute() const { return batch_ == 0 || hidden_ == 0; }
+  // The multiply-adds of a forward pass with `gates` gate blocks (as a double: it may exceed int64).
+  double forward_work(int64_t gates) const {
+    const double rows = batch_sizes_ != nullptr ? double(packed_rows_) : double(steps_) * double(batch_);
+    return rows * double(hidden_) * (double(gates) * double(input_ + P()) + (proj_ > 0 ? double(proj_) : 0.0));
+  }
   SeqShape shape() const { return {steps_, batch_, input_, hidden_, batch_sizes_, proj_}; }
   int64_t T() const { return steps_; }
   int64_t B() const { return batch_; }
@@ -381,11 +388,10 @@ py::tuple lstm_forward_py(const py::object& x, const py::object& h0, const py::o
     auto [cells, cells_data] = a.training_output<T>(training, a.per_row(H));
     if (a.nothing_to_compute()) return py::make_tuple(out, h_n, c_n, gates, cells);
     const LstmWeights<T> weights = lstm_weights<T>(w);
-    {
-      py::gil_scoped_release release;
+    run_kernel(a.forward_work(kLstmGates), [&] {
       lstm_forward<T>(a.shape(), cptr<T>(xa), cptr<T>(h0a), cptr<T>(c0a), weights, out.mutable_data(),
                       h_n.mutable_data(), c_n.mutable_data(), gates_data, cells_data);
-    }
+    });
     return py::make_tuple(out, h_n, c_n, gates, cells);
   });
 }
@@ -461,11 +467,10 @@ py::tuple gru_forward_py(const py::object& x, const py::object& h0, const py::ob
     auto [gates, gates_data] = a.training_output<T>(training, a.per_row(gru_saved_width(H, reset_after)));
     if (a.nothing_to_compute()) return py::make_tuple(out, h_n, gates);
     const GruWeights<T> weights = layer_weights<T>(w);
-    {
-      py::gil_scoped_release release;
+    run_kernel(a.forward_work(kGruGates), [&] {
       gru_forward<T>(a.shape(), reset_after, cptr<T>(xa), cptr<T>(h0a), weights, out.mutable_data(),
                      h_n.mutable_data(), gates_data);
-    }
+    });
     return py::make_tuple(out, h_n, gates);
   });
 }
@@ -523,10 +528,9 @@ py::tuple rnn_forward_py(const py::object& x, const py::object& h0, const py::ob
     auto h_n = a.output<T>({B, H});
     if (a.nothing_to_compute()) return py::make_tuple(out, h_n);
     const RnnWeights<T> weights = layer_weights<T>(w);
-    {
-      py::gil_scoped_release release;
+    run_kernel(a.forward_work(kRnnGates), [&] {
       rnn_forward<T>(a.shape(), act, cptr<T>(xa), cptr<T>(h0a), weights, out.mutable_data(), h_n.mutable_data());
-    }
+    });
     return py::make_tuple(out, h_n);
   });
 }
@@ -572,6 +576,7 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "pylstm's C++ sequence kernels. Use pylstm.functional or the layer classes; see pylstm.reference for "
             "the meaning of every argument.";
   m.attr("has_openmp") = has_openmp();
+  init_interrupts();
 
   m.def("isa", [] { return std::string(isa_name(active_isa())); },
         "The instruction set whose kernels run: 'scalar', 'avx2' or 'avx512'.");
@@ -587,8 +592,16 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("isa"), "Run the kernels of this instruction set from now on (for tests and comparisons).");
   m.def("get_num_threads", &get_num_threads, "Threads the kernels may use.");
-  m.def("release_memory", &release_buffers,
-        "Free the cached blocks of earlier large outputs (kept for reuse, at most 512 MiB); returns the bytes freed.");
+  m.def(
+      "release_memory",
+      [] {
+        const size_t freed = release_buffers() + release_workspaces();
+        trim_heap();
+        return freed;
+      },
+        "Free the cached blocks of earlier large outputs (kept for reuse, at most 512 MiB) and the kernels' scratch "
+        "memory kept by every thread for its next call (except that of kernels running at the moment on other "
+        "threads); returns the bytes freed.");
   m.def("cached_bytes", &cached_buffer_bytes, "Bytes of earlier large outputs' blocks kept for reuse.");
   m.def("set_adaptive_threads", &set_adaptive_threads, py::arg("enabled"),
         "False: never fall back to one thread on a busy machine (for tests that must see two threads at work).");
