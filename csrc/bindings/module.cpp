@@ -591,7 +591,9 @@ PYBIND11_MODULE(_core, m) {
         }
       },
       py::arg("isa"), "Run the kernels of this instruction set from now on (for tests and comparisons).");
-  m.def("get_num_threads", &get_num_threads, "Threads the kernels may use.");
+  m.def("get_num_threads", &get_num_threads,
+        "Threads the kernels may use: set_num_threads' count, else OMP_NUM_THREADS, else the processors; 1 in a "
+        "process forked after a kernel of its parent ran threaded.");
   m.def(
       "release_memory",
       [] {
