@@ -1,5 +1,6 @@
 """Argument checks shared by every module class: each returns the value in its canonical type or raises a
 TypeError/ValueError that names the argument, what was expected and what came."""
+import os
 import warnings
 from typing import Any
 
@@ -14,6 +15,28 @@ def positive_int(value, name, minimum=1):
     if value < minimum:
         raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
     return int(value)
+
+
+def memory_bytes():
+    """The machine's physical memory in bytes (int64's largest value where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return np.iinfo(np.int64).max
+
+
+def parameters_fit(count, dtype, sizes):
+    """Refuses, before anything is allocated, sizes whose ``count`` parameter values and as many gradients (a module
+    allocates both) would take more bytes than the machine has: a ValueError naming the largest of ``sizes`` (the
+    size arguments, name -> value), rather than a build that runs for minutes or ends in MemoryError."""
+    nbytes = 2 * count * np.dtype(dtype).itemsize
+    limit = min(memory_bytes(), np.iinfo(np.int64).max)
+    if nbytes > limit:
+        name = max(sizes, key=sizes.get)
+        given = ", ".join(f"{k}={v}" for k, v in sizes.items())
+        raise ValueError(f"{name}: expected sizes whose parameters fit in memory, got {name}={sizes[name]} ({given}): "
+                         f"{count} parameters and their gradients would take {nbytes} bytes, more than this machine's "
+                         f"{limit} bytes of memory")
 
 
 def boolean(value, name):

@@ -51,6 +51,8 @@ class Linear(Module):
         shapes: dict[str, tuple[int, ...]] = {"weight": (self.out_features, self.in_features)}
         if self.bias:
             shapes["bias"] = (self.out_features,)
+        check.parameters_fit((self.in_features + self.bias) * self.out_features, self.dtype,
+                             dict(in_features=self.in_features, out_features=self.out_features))
         self._allocate(shapes)
         rng = np.random.default_rng(self.seed)
         bound = 1.0 / np.sqrt(self.in_features)
@@ -107,6 +109,8 @@ class Embedding(Module):
         self.seed = check.seed(seed)
         self._config = dict(num_embeddings=self.num_embeddings, embedding_dim=self.embedding_dim,
                             padding_idx=self.padding_idx, dtype=self.dtype.name, seed=self.seed)
+        check.parameters_fit(self.num_embeddings * self.embedding_dim, self.dtype,
+                             dict(num_embeddings=self.num_embeddings, embedding_dim=self.embedding_dim))
         self._allocate({"weight": (self.num_embeddings, self.embedding_dim)})
         weight = self.params["weight"]
         weight[...] = np.random.default_rng(self.seed).standard_normal(weight.shape)

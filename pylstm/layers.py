@@ -64,6 +64,7 @@ class _Recurrent(Module):
                             bias=self.bias, batch_first=self.batch_first, dropout=self.dropout,
                             bidirectional=self.bidirectional, **dict(extra_config), dtype=self.dtype.name,
                             seed=self.seed)
+        self._check_parameter_bytes()
         seeds = np.random.SeedSequence(self.seed)
         # Dropout masks come from their own stream, so dropout never changes the initial parameters.
         self._dropout_rng = np.random.default_rng(seeds.spawn(1)[0])
@@ -90,6 +91,19 @@ class _Recurrent(Module):
                 shapes.update(self._cell.parameter_shapes(width, self.hidden_size, self.bias, self._suffix(k, d),
                                                           self.proj_size, self.peepholes))
         return shapes
+
+    def _check_parameter_bytes(self):
+        """Sizes whose parameters cannot be allocated are refused before the per-layer loop of ``_shapes`` (its
+        layers after the first all have the same shapes, so the count needs only two of them)."""
+        def values(width):
+            shapes = self._cell.parameter_shapes(width, self.hidden_size, self.bias, "", self.proj_size, self.peepholes)
+            return sum(int(np.prod(shape, dtype=object)) for shape in shapes.values())
+        D = self.num_directions
+        count = D * (values(self.input_size) + (self.num_layers - 1) * values(D * self.output_size))
+        sizes = dict(input_size=self.input_size, hidden_size=self.hidden_size, num_layers=self.num_layers)
+        if self.proj_size:
+            sizes["proj_size"] = self.proj_size
+        check.parameters_fit(count, self.dtype, sizes)
 
     def _weights(self, table, k, d):
         """(weight_ih, weight_hh, bias_ih, bias_hh) and the LSTM extras (weight_hr, peepholes) of layer k, direction d,

@@ -45,8 +45,10 @@ class _StepCell(Module):
         self._steps = []
         self._config = dict(input_size=self.input_size, hidden_size=self.hidden_size, bias=self.bias,
                             **dict(extra_config), dtype=self.dtype.name, seed=self.seed)
-        init_recurrent(self, cell.parameter_shapes(self.input_size, self.hidden_size, self.bias), self.hidden_size,
-                       self.seed)
+        shapes = cell.parameter_shapes(self.input_size, self.hidden_size, self.bias)
+        check.parameters_fit(sum(int(np.prod(shape, dtype=object)) for shape in shapes.values()), self.dtype,
+                             dict(input_size=self.input_size, hidden_size=self.hidden_size))
+        init_recurrent(self, shapes, self.hidden_size, self.seed)
         p = self.params
         self._w = tuple(p.get(name) for name in cells.PARAMETERS)
         g = self.grads

@@ -62,7 +62,7 @@ def test_release_memory_frees_the_cache():
     gc.collect()
     cached = _core.cached_bytes()
     assert cached >= 2 << 20
-    assert pylstm.release_memory() == cached
+    assert pylstm.release_memory() >= cached  # (and the kernels' scratch memory: tests/test_hardening.py)
     assert _core.cached_bytes() == 0
 
 

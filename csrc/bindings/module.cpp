@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -15,12 +16,14 @@
 #include <vector>
 
 #include "bindings/checks.h"
+#include "bindings/interrupt.h"
 #include "bindings/parts.h"
 #include "primitives/buffers.h"
 #include "primitives/cpu.h"
 #include "primitives/isa.h"
 #include "primitives/ops.h"
 #include "primitives/parallel.h"
+#include "primitives/workspace.h"
 #include "cells/gru/gru.h"
 #include "cells/lstm/lstm.h"
 #include "cells/rnn/rnn.h"
@@ -221,6 +224,14 @@ class ArgChecker {
   }
 
   bool is_double() const { return same_dtype(dtype_, py::dtype::of<double>()); }
+  // No batch rows or no hidden units: the outputs have no elements (the final states are empty too) and the call has
+  // nothing to compute, so it returns before the time loop, which would still take its T steps.
+  bool nothing_to_compute() const { return batch_ == 0 || hidden_ == 0; }
+  // The multiply-adds of a forward pass with `gates` gate blocks (as a double: it may exceed int64).
+  double forward_work(int64_t gates) const {
+    const double rows = batch_sizes_ != nullptr ? double(packed_rows_) : double(steps_) * double(batch_);
+    return rows * double(hidden_) * (double(gates) * double(input_ + P()) + (proj_ > 0 ? double(proj_) : 0.0));
+  }
   SeqShape shape() const { return {steps_, batch_, input_, hidden_, batch_sizes_, proj_}; }
   int64_t T() const { return steps_; }
   int64_t B() const { return batch_; }
@@ -264,10 +275,37 @@ class ArgChecker {
   std::vector<std::pair<ByteRange, std::string>> outputs_;
 };
 
+// set_num_threads' argument: an int (or an integer type with __index__, as NumPy's), not a bool, in
+// [1, kMaxThreads]; TypeError or ValueError naming n otherwise (also for ints beyond C++'s range).
+int thread_count(const py::object& n) {
+  constexpr long long kMaxThreads = 4096;
+  const std::string expected = "n: expected an int in [1, " + std::to_string(kMaxThreads) + "]";
+  const bool is_bool = PyBool_Check(n.ptr()) || type_name(n) == "bool" || type_name(n) == "bool_";
+  if (is_bool || !PyIndex_Check(n.ptr())) throw py::type_error(expected + ", got " + type_name(n));
+  PyObject* index = PyNumber_Index(n.ptr());
+  if (index == nullptr) {
+    PyErr_Clear();
+    throw py::type_error(expected + ", got " + type_name(n));
+  }
+  const py::object value = py::reinterpret_steal<py::object>(index);
+  int overflow = 0;
+  const long long v = PyLong_AsLongLongAndOverflow(value.ptr(), &overflow);
+  if (overflow != 0 || v < 1 || v > kMaxThreads)
+    throw py::value_error(expected + ", got " + py::str(value).cast<std::string>());
+  return static_cast<int>(v);
+}
+
 Nonlinearity parse_nonlinearity(const std::string& name) {
   if (name == "tanh") return Nonlinearity::kTanh;
   if (name == "relu") return Nonlinearity::kRelu;
   throw py::value_error("nonlinearity: expected 'tanh' or 'relu', got '" + name + "'");
+}
+
+// The array, zero-filled: dx of a call with nothing to compute (no hidden units: the outputs do not depend on x).
+template <typename T>
+py::array_t<T> zeroed(py::array_t<T> a) {
+  std::fill_n(a.mutable_data(), a.size(), T(0));
+  return a;
 }
 
 // Runs f(T{}) for the call's dtype T.
@@ -361,12 +399,12 @@ py::tuple lstm_forward_py(const py::object& x, const py::object& h0, const py::o
     auto c_n = a.output<T>({B, H});
     auto [gates, gates_data] = a.training_output<T>(training, a.per_row(kLstmGates * H));
     auto [cells, cells_data] = a.training_output<T>(training, a.per_row(H));
+    if (a.nothing_to_compute()) return py::make_tuple(out, h_n, c_n, gates, cells);
     const LstmWeights<T> weights = lstm_weights<T>(w);
-    {
-      py::gil_scoped_release release;
+    run_kernel(a.forward_work(kLstmGates), [&] {
       lstm_forward<T>(shape, cptr<T>(xa), cptr<T>(h0a), cptr<T>(c0a), weights, out.mutable_data(),
                       h_n.mutable_data(), c_n.mutable_data(), gates_data, cells_data);
-    }
+    });
     return py::make_tuple(out, h_n, c_n, gates, cells);
   });
 }
@@ -410,6 +448,7 @@ py::tuple lstm_backward_py(const py::object& x, const py::object& h0, const py::
     auto dx = a.output<T>(a.per_row(a.I()));
     auto dh0 = a.output<T>({B, P});
     auto dc0 = a.output<T>({B, H});
+    if (a.nothing_to_compute()) return py::make_tuple(zeroed(dx), dh0, dc0);
     const LstmWeights<T> weights = lstm_weights<T>(w);
     const LstmGrads<T> grads = lstm_grads<T>(g);
     {
@@ -441,12 +480,12 @@ py::tuple gru_forward_py(const py::object& x, const py::object& h0, const py::ob
     auto out = a.output<T>(a.per_row(H));
     auto h_n = a.output<T>({B, H});
     auto [gates, gates_data] = a.training_output<T>(training, a.per_row(gru_saved_width(H, reset_after)));
+    if (a.nothing_to_compute()) return py::make_tuple(out, h_n, gates);
     const GruWeights<T> weights = layer_weights<T>(w);
-    {
-      py::gil_scoped_release release;
+    run_kernel(a.forward_work(kGruGates), [&] {
       gru_forward<T>(shape, reset_after, cptr<T>(xa), cptr<T>(h0a), weights, out.mutable_data(),
                      h_n.mutable_data(), gates_data);
-    }
+    });
     return py::make_tuple(out, h_n, gates);
   });
 }
@@ -473,6 +512,7 @@ py::tuple gru_backward_py(const py::object& x, const py::object& h0, const py::o
     using T = decltype(dtype);
     auto dx = a.output<T>(a.per_row(a.I()));
     auto dh0 = a.output<T>({B, H});
+    if (a.nothing_to_compute()) return py::make_tuple(zeroed(dx), dh0);
     const GruWeights<T> weights = layer_weights<T>(w);
     const GruGrads<T> grads = layer_grads<T>(g);
     {
@@ -503,11 +543,11 @@ py::tuple rnn_forward_py(const py::object& x, const py::object& h0, const py::ob
     using T = decltype(dtype);
     auto out = a.output<T>(a.per_row(H));
     auto h_n = a.output<T>({B, H});
+    if (a.nothing_to_compute()) return py::make_tuple(out, h_n);
     const RnnWeights<T> weights = layer_weights<T>(w);
-    {
-      py::gil_scoped_release release;
+    run_kernel(a.forward_work(kRnnGates), [&] {
       rnn_forward<T>(shape, act, cptr<T>(xa), cptr<T>(h0a), weights, out.mutable_data(), h_n.mutable_data());
-    }
+    });
     return py::make_tuple(out, h_n);
   });
 }
@@ -534,6 +574,7 @@ py::tuple rnn_backward_py(const py::object& x, const py::object& h0, const py::o
     using T = decltype(dtype);
     auto dx = a.output<T>(a.per_row(a.I()));
     auto dh0 = a.output<T>({B, H});
+    if (a.nothing_to_compute()) return py::make_tuple(zeroed(dx), dh0);
     const RnnWeights<T> weights = layer_weights<T>(w);
     const RnnGrads<T> grads = layer_grads<T>(g);
     {
@@ -553,6 +594,7 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "pylstm's C++ sequence kernels. Use pylstm.functional or the layer classes; see pylstm.reference for "
             "the meaning of every argument.";
   m.attr("has_openmp") = has_openmp();
+  init_interrupts();
 
   m.def("isa", [] { return std::string(isa_name(active_isa())); },
         "The instruction set whose kernels run: 'scalar', 'avx2' or 'avx512'.");
@@ -567,25 +609,28 @@ PYBIND11_MODULE(_core, m) {
         }
       },
       py::arg("isa"), "Run the kernels of this instruction set from now on (for tests and comparisons).");
-  m.def("get_num_threads", &get_num_threads, "Threads the kernels may use.");
-  m.def("release_memory", &release_buffers,
-        "Free the cached blocks of earlier large outputs (kept for reuse, at most 512 MiB); returns the bytes freed.");
+  m.def("get_num_threads", &get_num_threads,
+        "Threads the kernels may use: set_num_threads' count, else OMP_NUM_THREADS, else the processors; 1 in a "
+        "process forked after a kernel of its parent ran threaded.");
+  m.def(
+      "release_memory",
+      [] {
+        const size_t freed = release_buffers() + release_workspaces();
+        trim_heap();
+        return freed;
+      },
+        "Free the cached blocks of earlier large outputs (kept for reuse, at most 512 MiB) and the kernels' scratch "
+        "memory kept by every thread for its next call (except that of kernels running at the moment on other "
+        "threads); returns the bytes freed.");
   m.def("cached_bytes", &cached_buffer_bytes, "Bytes of earlier large outputs' blocks kept for reuse.");
   m.def("set_adaptive_threads", &set_adaptive_threads, py::arg("enabled"),
         "False: never fall back to one thread on a busy machine (for tests that must see two threads at work).");
   m.def("alternated_sweeps", &alternated_sweeps,
         "Steps of time loops so far that alternated the direction of their sweeps over the weights (for tests).");
-  m.def(
-      "set_num_threads",
-      [](const py::object& n) {
-        if (!py::isinstance<py::int_>(n) || py::isinstance<py::bool_>(n))
-          throw py::type_error("n: expected an int >= 1, got " +
-                               type_name(n));
-        const long long v = n.cast<long long>();
-        if (v < 1 || v > 4096) throw py::value_error("n: expected an int >= 1, got " + std::to_string(v));
-        set_num_threads(static_cast<int>(v));
-      },
-      py::arg("n"), "Set the number of threads the kernels may use.");
+  m.def("set_num_threads", [](const py::object& n) { set_num_threads(thread_count(n)); }, py::arg("n"),
+        "Set the number of threads the kernels may use (an int in [1, 4096]). Results are the same for any number. "
+        "In a process forked after a kernel of its parent ran threaded, the kernels run on one thread (the OpenMP "
+        "threads do not survive fork); set_num_threads is accepted there and changes nothing.");
   m.def(
       "activation",
       [](const std::string& name, const py::object& x) {

@@ -8,9 +8,21 @@
 #ifdef __linux__
 #include <sys/mman.h>
 #endif
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 namespace pylstm {
 namespace {
+
+// With PYLSTM_GUARD_BUFFERS (sanitizer builds), every output block is a new allocation of the exact size, freed when
+// the array goes: a recycled block may be larger than its request, and a sanitizer would not see an overrun into
+// the rest.
+#ifdef PYLSTM_GUARD_BUFFERS
+constexpr bool kRecycle = false;
+#else
+constexpr bool kRecycle = true;
+#endif
 
 // Each block starts with a header holding its capacity; the caller's data begins one cache line later.
 constexpr size_t kHeader = 64;
@@ -33,6 +45,12 @@ void free_block(void* data) { std::free(static_cast<char*>(data) - kHeader); }
 }  // namespace
 
 void* allocate_block(size_t bytes) {
+#ifdef PYLSTM_GUARD_BUFFERS
+  // Exactly `bytes`, so that a sanitizer sees an overrun of the block's end.
+  void* exact = nullptr;
+  if (posix_memalign(&exact, 64, bytes == 0 ? 1 : bytes) != 0) throw std::bad_alloc();
+  return exact;
+#endif
   constexpr size_t kHugePage = size_t(2) << 20;
   const bool huge = bytes >= 2 * kHugePage;
   const size_t align = huge ? kHugePage : 64, size = (bytes + align - 1) / align * align;
@@ -46,6 +64,11 @@ void* allocate_block(size_t bytes) {
 
 void* take_buffer(size_t bytes) {
   Cache& c = cache();
+  if (!kRecycle) {
+    char* block = static_cast<char*>(allocate_block(kHeader + bytes));
+    capacity_of(block + kHeader) = bytes;
+    return block + kHeader;
+  }
   {
     std::lock_guard<std::mutex> lock(c.mutex);
     auto best = c.blocks.end();
@@ -69,6 +92,7 @@ void* take_buffer(size_t bytes) {
 
 void give_buffer(void* data) {
   if (data == nullptr) return;
+  if (!kRecycle) return free_block(data);
   Cache& c = cache();
   std::deque<void*> evicted;
   {
@@ -101,6 +125,12 @@ size_t release_buffers() {
   }
   for (void* d : all) free_block(d);
   return bytes;
+}
+
+void trim_heap() {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
 }
 
 size_t cached_buffer_bytes() {

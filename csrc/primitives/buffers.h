@@ -39,6 +39,9 @@ struct OutputBlock {
 OutputBlock allocate_output(size_t bytes);
 // Frees every cached block; returns the bytes freed.
 size_t release_buffers();
+// Returns the C library's free heap pages to the OS (glibc's malloc_trim; nothing elsewhere): blocks below the C
+// library's mmap threshold stay in its heap when freed, counted in the process's resident memory.
+void trim_heap();
 // Bytes of blocks waiting in the cache.
 size_t cached_buffer_bytes();
 

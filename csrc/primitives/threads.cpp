@@ -2,6 +2,11 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <mutex>
+
+#ifdef __unix__
+#include <pthread.h>
+#endif
 
 #include "primitives/busy_machine.h"
 
@@ -26,7 +31,29 @@ std::atomic<int>& num_threads_setting() {
   return n;
 }
 
+// Whether this process has started a team of threads, and whether it is a child forked after its parent had.
+std::atomic<bool> team_started{false};
+std::atomic<bool> forked_after_team{false};
+
+void mark_forked_child() {
+  if (team_started.load(std::memory_order_relaxed)) forked_after_team.store(true, std::memory_order_relaxed);
+}
+
+// The fork handler is registered once, before the first team starts (so that every fork after one sees it).
+void register_fork_handler() {
+#ifdef __unix__
+  static std::once_flag once;
+  std::call_once(once, [] { pthread_atfork(nullptr, nullptr, &mark_forked_child); });
+#endif
+}
+
 }  // namespace
+
+void note_team_started() {
+  if (team_started.load(std::memory_order_relaxed)) return;
+  register_fork_handler();
+  team_started.store(true, std::memory_order_relaxed);
+}
 
 bool has_openmp() {
 #ifdef _OPENMP
@@ -36,7 +63,10 @@ bool has_openmp() {
 #endif
 }
 
-int get_num_threads() { return has_openmp() ? num_threads_setting().load(std::memory_order_relaxed) : 1; }
+int get_num_threads() {
+  if (!has_openmp() || forked_after_team.load(std::memory_order_relaxed)) return 1;
+  return num_threads_setting().load(std::memory_order_relaxed);
+}
 
 void set_num_threads(int n) { num_threads_setting().store(n < 1 ? 1 : n, std::memory_order_relaxed); }
 
@@ -46,6 +76,7 @@ int threads_for(int64_t work) {
   const int n = get_num_threads();
   if (n <= 1 || work < 2 * kMinWorkPerThread || busy_machine()) return 1;
   const int64_t useful = work / kMinWorkPerThread;
+  note_team_started();  // (also for the regions that are not parallel_region's: backward_pass)
   return static_cast<int>(useful < n ? useful : n);
 }
 

@@ -13,9 +13,15 @@ namespace pylstm {
 bool has_openmp();
 
 // Threads the kernels may use: set_num_threads(n) (n >= 1), else OMP_NUM_THREADS, else the number of processors.
-// Always 1 without OpenMP.
+// Always 1 without OpenMP, and in a process forked from one that had started a team of threads (a kernel that ran
+// threaded): GNU libgomp's thread pool does not survive fork, and the child's first team of two or more threads
+// would wait forever for threads that do not exist. set_num_threads there is accepted and changes nothing. Results do
+// not depend on the number of threads, so the child computes what its parent would.
 int get_num_threads();
 void set_num_threads(int n);
+
+// Records that this process starts a team of two or more threads (called before every such parallel region).
+void note_team_started();
 
 // Threads worth using for a parallel loop of `work` multiply-adds: 1 below the point where waking a second thread
 // (a few microseconds) costs more than it saves, or while the machine is busy (busy_machine()), else
@@ -47,6 +53,7 @@ template <typename Body>
 void parallel_region(int threads, Body&& body) {
 #ifdef _OPENMP
   if (threads > 1 || omp_in_parallel()) {
+    if (threads > 1) note_team_started();
 #pragma omp parallel num_threads(threads > 1 ? threads : 1)
     body();
     return;

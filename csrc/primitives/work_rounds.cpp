@@ -23,6 +23,14 @@ Rounds::Rounds(int64_t lead, int64_t steps, int64_t rounds_per_step, bool altern
   if (alternate) first_ = sweeps_so_far().fetch_add(lead + steps, std::memory_order_relaxed);
 }
 
+namespace {
+thread_local const std::atomic<bool>* current_cancel_flag = nullptr;
+}  // namespace
+
+CancelScope::CancelScope(const std::atomic<bool>* flag) : previous_(current_cancel_flag) { current_cancel_flag = flag; }
+CancelScope::~CancelScope() { current_cancel_flag = previous_; }
+const std::atomic<bool>* cancel_flag() { return current_cancel_flag; }
+
 int64_t alternated_sweeps() { return sweeps_so_far().load(std::memory_order_relaxed); }
 
 WorkRounds::WorkRounds(int threads, int64_t items, const Rounds& rounds)
@@ -30,7 +38,8 @@ WorkRounds::WorkRounds(int threads, int64_t items, const Rounds& rounds)
       items_(items),
       rounds_(rounds),
       claimed_(new Counter[threads_]),
-      busy_ns_(new Counter[threads_]) {}
+      busy_ns_(new Counter[threads_]),
+      cancel_(cancel_flag()) {}
 
 WorkRounds::~WorkRounds() {
   delete[] claimed_;
@@ -59,6 +68,7 @@ bool WorkRounds::owner_late(int64_t round, int64_t patience_ns) const {
     _mm_pause();
 #endif
     if (i % 16 != 15) continue;  // the clock every few pauses
+    if (cancelled()) return false;  // (the round will not end)
     const int64_t now = now_ns();
     if (deadline == 0) deadline = now + std::max<int64_t>(patience_ns, kMinPatienceNs);
     else if (now > deadline) return true;
@@ -91,6 +101,7 @@ bool WorkRounds::wait_for_round(int64_t round, int me) {
   for (int i = 0; done_.value.load(std::memory_order_acquire) < target; ++i) {
     const int solo = solo_thread_.load(std::memory_order_relaxed);
     if (solo >= 0 && solo != me) return false;
+    if (cancelled()) return false;
     if (i < kSpins) {
 #if defined(__x86_64__) || defined(__i386__)
       _mm_pause();

@@ -37,6 +37,22 @@ class Rounds {
 // Steps (and lead rounds) of time loops that alternated so far in this process (tests check the policy with it).
 int64_t alternated_sweeps();
 
+// Stopping time loops early (Ctrl-C during a long call): while a CancelScope lives on a thread, the time loops that
+// thread starts stop at the start of their next round once *flag is true, leaving their outputs incomplete; the
+// caller then discards them. A loop started anywhere else runs to its end.
+class CancelScope {
+ public:
+  explicit CancelScope(const std::atomic<bool>* flag);
+  ~CancelScope();
+  CancelScope(const CancelScope&) = delete;
+  CancelScope& operator=(const CancelScope&) = delete;
+
+ private:
+  const std::atomic<bool>* previous_;
+};
+// The flag of the CancelScope living on this thread, or null.
+const std::atomic<bool>* cancel_flag();
+
 // Rounds of work items shared by the threads of one parallel region: the time loops' scheduler.
 //
 // Every round (a time step, or a phase of one) has the same `items` (slices of hidden units); round r + 1 starts only
@@ -65,6 +81,7 @@ class WorkRounds {
     const int me = thread_id() % threads_;
     const bool full_team = team_size() >= threads_;  // (fewer threads may come than were asked for)
     for (int64_t r = 0; r < rounds_.count(); ++r) {
+      if (cancelled()) return;
       if (!wait_for_round(r, me)) return;  // another thread carries on alone
       // The time in items is taken once per round and thread, into the thread's own counter: a clock read before
       // and after each item and a counter shared by the threads would cost more than the items of a small step.
@@ -95,6 +112,7 @@ class WorkRounds {
   struct alignas(64) Counter {
     std::atomic<int64_t> value{0};
   };
+  bool cancelled() const { return cancel_ != nullptr && cancel_->load(std::memory_order_relaxed); }
   int64_t begin(int owner) const { return items_ * owner / threads_; }
   int64_t size(int owner) const { return begin(owner + 1) - begin(owner); }
   bool claim(int owner, int64_t round, int64_t* item);
@@ -118,6 +136,7 @@ class WorkRounds {
   Counter done_;      // items finished so far, over all rounds
   Counter* busy_ns_;  // per thread: its time in items so far
   std::atomic<int> solo_thread_{-1};
+  const std::atomic<bool>* const cancel_;  // cancel_flag() of the thread that made the schedule
 
  public:
   // How long a thread may wait for a round (or, at the region's end, for the others) before its partner counts as
