@@ -77,7 +77,7 @@ GradTerm<T> input_term(const SeqShape& s, const StepRows& r, const T* x, T* xs, 
 // The previous hidden state (width P) of every row of a sequence, as weight_gradients reads it: in the uniform layout
 // in loop order h0 followed by out's rows (no copy); else gathered into `prev` (R, P), which the caller allocates
 // (previous_states_size rows) — a step's rows continue the first rows of the step before.
-inline int64_t previous_states_size(const StepRows& r) { return r.uniform() && r.reverse() ? r.total() : 0; }
+inline int64_t previous_states_size(const StepRows& r) { return r.uniform() && !r.reverse() ? 0 : r.total(); }
 
 //   dW_hh += dpre^T @ (previous hidden states)
 template <typename T>
