@@ -226,8 +226,8 @@ def _read_archive(archive, size, bad):
     raw = member(HEADER, what, True)
     try:
         header = json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise bad(f"the {HEADER!r} header is not UTF-8 JSON ({exc})") from exc
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: nested beyond Python's limit
+        raise bad(f"the {HEADER!r} header is not UTF-8 JSON ({type(exc).__name__}: {exc})") from exc
     cls, config, declared = _check_header(header, bad)
     extra_declared = _check_extra_arrays(header, bad)
     stored = [k for k in entries if k != HEADER]
@@ -255,7 +255,10 @@ def _read_archive(archive, size, bad):
             raise bad(f"training array {key!r} is stored as {value.shape} {value.dtype}, but the header says "
                       f"{shape} {dtype}")
         extra[key] = value
-    training = _arrays_in(header["training"], extra, bad) if "training" in header else None
+    try:
+        training = _arrays_in(header["training"], extra, bad) if "training" in header else None
+    except RecursionError as exc:
+        raise bad("the header's training state is nested too deeply") from exc
     vocab = _vocab(header["vocab"], bad) if "vocab" in header else None
 
     arrays = {}

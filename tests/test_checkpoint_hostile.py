@@ -348,3 +348,26 @@ def test_only_dead_writers_temporaries_are_removed(tmp_path):
     for key in ("live-self", "live-parent", "other-host", "other-target", "other-target-2"):
         assert names[key] in remaining, key
     assert "model.npz" in remaining
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# JSON nested beyond Python's recursion limit
+
+
+@pytest.mark.parametrize("depth", [100_000, 990])
+def test_deeply_nested_header_is_a_value_error(tmp_path, depth):
+    """An array nested deeper than Python's recursion limit (1000 by default) in the header's training state: json
+    or the walk over the training state for its arrays raises RecursionError, which must be the documented
+    ValueError."""
+    path = tmp_path / "m.ckpt"
+    pylstm.checkpoint.save(path, pylstm.GRU(2, 3, seed=0), training={"a": 1})
+    with np.load(path, allow_pickle=False) as f:
+        entries = {k: f[k] for k in f.files}
+    text = entries[HEADER].tobytes().decode("utf-8")
+    assert '"training": {"a": 1}' in text
+    text = text.replace('"training": {"a": 1}', '"training": {"a": ' + "[" * depth + "]" * depth + "}")
+    entries[HEADER] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    write_zip(path, entries)
+    with pytest.raises(ValueError, match="not a valid pylstm checkpoint") as info:
+        pylstm.checkpoint.read(path)
+    assert str(path) in str(info.value)
