@@ -169,15 +169,14 @@ def _read(path, caller):
     with file:
         try:
             size = os.fstat(file.fileno()).st_size
-            if file.read(len(_NPY_MAGIC)) == _NPY_MAGIC:
-                raise bad("not a .npz (zip) archive (a single .npy array)")
+            single_array = file.read(len(_NPY_MAGIC)) == _NPY_MAGIC
             file.seek(0)
-            archive = zipfile.ZipFile(file)
-        except ValueError:
-            raise
+            archive = None if single_array else zipfile.ZipFile(file)
         except Exception as exc:  # BadZipFile, OSError, EOFError, ... from a damaged zip directory
             reason = f"{type(exc).__name__}: {exc}"
             raise bad(f"not a readable .npz (zip) file, perhaps corrupt or truncated ({reason})") from exc
+        if archive is None:
+            raise bad("not a .npz (zip) archive (a single .npy array)")
         with archive:
             return _read_archive(archive, size, bad)
 

@@ -115,3 +115,41 @@ def test_random_layers_match_the_oracle(c):
     got = dict(out=user_layout(out, c["batch_first"]), finals=as_tuple(final), dx=user_layout(dx, c["batch_first"]),
                dstate0=as_tuple(dstate0), grads=layer.grads)
     assert_same(got, expected, dtype)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Damaged checkpoints: pylstm.load either reads the module or raises its ValueError naming the file, nothing else.
+
+
+def _checkpoint_bytes():
+    import tempfile
+    from pathlib import Path
+
+    module = pylstm.Sequential(pylstm.Embedding(7, 3, seed=0), pylstm.LSTM(3, 4, 2, bidirectional=True, seed=1),
+                               pylstm.Linear(8, 5, seed=2))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "m.ckpt")
+        pylstm.checkpoint.save(path, module, training={"epoch": 3, "state": np.arange(6.0).reshape(2, 3)})
+        return path.read_bytes()
+
+
+CHECKPOINT = _checkpoint_bytes()
+
+
+# Anywhere in the file, or in its last 1500 bytes: the zip's central directory (names, sizes, versions, offsets).
+POSITIONS = st.integers(0, len(CHECKPOINT) - 1) | st.integers(len(CHECKPOINT) - 1500, len(CHECKPOINT) - 1)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(edits=st.lists(st.tuples(POSITIONS, st.integers(0, 255)), min_size=1, max_size=8),
+       keep=st.integers(1, len(CHECKPOINT)) | st.just(len(CHECKPOINT)))
+def test_damaged_checkpoints_load_or_raise_value_error(tmp_path_factory, edits, keep):
+    data = bytearray(CHECKPOINT)
+    for position, value in edits:
+        data[position] = value
+    path = tmp_path_factory.mktemp("damaged") / "m.ckpt"
+    path.write_bytes(bytes(data[:keep]))
+    try:
+        pylstm.checkpoint.read(path)
+    except ValueError as exc:
+        assert str(path) in str(exc) and "not a valid pylstm checkpoint" in str(exc)
