@@ -57,6 +57,15 @@ ext = Pybind11Extension(
     extra_link_args=omp,
 )
 
+# PYLSTM_SANITIZE=1 (scripts/sanitize.sh; never for a release): the kernels under AddressSanitizer and
+# UndefinedBehaviorSanitizer, any undefined behaviour fatal; the module then needs libasan preloaded into Python.
+# PYLSTM_GUARD_BUFFERS puts canaries around every scratch array carved out of a larger block (and gives outputs
+# exact-size blocks), so that an overrun inside pylstm's own blocks, which ASan cannot see, fails too.
+if os.environ.get("PYLSTM_SANITIZE") == "1":
+    sanitizers = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer", "-g1"]
+    ext.extra_compile_args += sanitizers + ["-DPYLSTM_GUARD_BUFFERS"]
+    ext.extra_link_args += sanitizers
+
 
 def text_extension():
     """pylstm._text from pylstm/_text.pyx: Cython (a build requirement in pyproject.toml) writes pylstm/_text.c,

@@ -11,7 +11,7 @@ File format: a NumPy ``.npz`` archive (an uncompressed zip of ``.npy`` arrays), 
        "params": {"weight_ih_l0": [[16, 3], "float32"], ...}}
 
 The format is safe to load from an untrusted source: it holds numbers and JSON only, never pickled Python objects,
-and ``load`` reads it with ``np.load(..., allow_pickle=False)``, so loading a file can't run code. (An archive
+and ``load`` reads its arrays with ``allow_pickle=False``, so loading a file can't run code. (An archive
 holding an object array, which only pickle can store, is refused with a ValueError.) ``load`` checks the
 header against the arrays and against the module that the header's class and config build, and raises a
 ValueError that names the file and says what is wrong before it returns anything.
@@ -23,14 +23,23 @@ its own, ``"__training__.<k>"``, referred to as ``{"__array__": "__training__.<k
 dtype under the header's ``"arrays"``. ``pylstm.load`` reads the module alone; ``read`` returns all three.
 
 ``save`` is atomic: it writes a temporary file in the same directory, fsyncs it and renames it onto ``path``, so
-``path`` holds either the previous file or the whole new one, even if the process dies while saving.
+``path`` holds either the previous file or the whole new one, even if the process dies while saving. A process
+killed while saving leaves its temporary file (``.<name>.<pid>-<host>.<random>.tmp``); the next save of the same
+path removes the temporaries of writers that are no longer running.
+
+``load`` is safe on untrusted files (see ``_read``): it runs no code and allocates no more than a small multiple of
+the file's size, whatever the file's header or zip directory claims.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
+import socket
 import tempfile
 import zipfile
+import zlib
 from typing import Any, NamedTuple, Optional, Union
 
 import numpy as np
@@ -99,8 +108,10 @@ def save(path: Union[str, os.PathLike[str]], module: Module, *, vocab: Optional[
 
     directory = os.path.dirname(os.path.abspath(path))
     mode = _file_mode(path)
+    _remove_stale_temporaries(directory, os.path.basename(path))
+    writer = f"{os.getpid()}-{_HOST}."
     fd: Optional[int]
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=_temporary_prefix(os.path.basename(path)) + writer, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             fd = None  # the file object owns it now
@@ -144,6 +155,11 @@ def _read(path: Union[str, os.PathLike[str]], caller: str) -> Checkpoint:
     not a zip/npz (corrupt or truncated), no or unreadable header, unknown format, version or class, a config the
     class rejects, missing or unexpected parameters, a shape or dtype that differs from the header's or the
     module's — raises a ValueError that names ``path``. A missing file raises FileNotFoundError.
+
+    What reading allocates is bounded by the file's own size, whatever its header and zip directory claim: an
+    entry's uncompressed size may not exceed the file's size (``save`` stores entries uncompressed), every array's
+    ``.npy`` header must describe exactly the bytes its entry holds, and the config must fit the shapes of the
+    arrays actually in the file before the module is built.
     """
     shown = os.fspath(path)
     where = f"{caller}({shown!r})"
@@ -152,81 +168,142 @@ def _read(path: Union[str, os.PathLike[str]], caller: str) -> Checkpoint:
         return ValueError(f"{where}: not a valid pylstm checkpoint: {message}")
 
     try:
-        archive = np.load(path, allow_pickle=False)
+        file = open(path, "rb")
     except FileNotFoundError:
         raise
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        reason = f"{type(exc).__name__}: {exc}"
-        raise bad(f"not a readable .npz (zip) file, perhaps corrupt or truncated ({reason})") from exc
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise bad(f"not a .npz (zip) archive (np.load read a single {type(archive).__name__})")
-
-    with archive:
-        files = list(archive.files)  # read from the zip's directory when it was opened
-
-        def read(key, what):
-            try:
-                value = archive[key]
-            except Exception as exc:
-                # ValueError here includes numpy's refusal of object (pickled) arrays under allow_pickle=False;
-                # BadZipFile, zlib.error, EOFError, OSError come from a damaged member.
-                raise bad(f"{what} is unreadable ({type(exc).__name__}: {exc})") from exc
-            if not isinstance(value, np.ndarray):
-                raise bad(f"{what} is not a .npy array")
-            return value
-
-        if HEADER not in files:
-            raise bad(f"no {HEADER!r} header entry (a plain .npz, not written by pylstm.save); "
-                      f"entries: {sorted(files)}")
-        raw = read(HEADER, f"the {HEADER!r} header")
-        if raw.dtype != np.uint8 or raw.ndim != 1:
-            raise bad(f"the {HEADER!r} header must be a 1-D uint8 array, got dtype {raw.dtype} shape {raw.shape}")
+    except OSError as exc:
+        raise bad(f"not a readable .npz (zip) file ({type(exc).__name__}: {exc})") from exc
+    with file:
         try:
-            header = json.loads(raw.tobytes().decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise bad(f"the {HEADER!r} header is not UTF-8 JSON ({exc})") from exc
-        cls, config, declared = _check_header(header, bad)
-        _check_sizes(cls, config, declared, bad)
-
-        try:
-            module = cls.from_config(config)
-        except (TypeError, ValueError, OverflowError, MemoryError) as exc:  # MemoryError: absurd sizes
+            size = os.fstat(file.fileno()).st_size
+            single_array = file.read(len(_NPY_MAGIC)) == _NPY_MAGIC
+            file.seek(0)
+            archive = None if single_array else zipfile.ZipFile(file)
+        except Exception as exc:  # BadZipFile, OSError, EOFError, ... from a damaged zip directory
             reason = f"{type(exc).__name__}: {exc}"
-            raise bad(f"{cls.__name__} rejects the saved config {config!r} ({reason})") from exc
+            raise bad(f"not a readable .npz (zip) file, perhaps corrupt or truncated ({reason})") from exc
+        if archive is None:
+            raise bad("not a .npz (zip) archive (a single .npy array)")
+        with archive:
+            return _read_archive(archive, size, bad)
 
-        expected = module.params
-        stored = [k for k in files if k != HEADER]
-        extra_declared = _check_extra_arrays(header, bad)
-        _check_names("the header's parameter list", list(declared), list(expected),
-                     f"{cls.__name__} with this config", bad)
-        _check_names("the file's arrays", stored, list(declared) + list(extra_declared), "the header", bad)
-        extra = {}
-        for key, (shape, dtype) in extra_declared.items():
-            value = read(key, f"training array {key!r}")
-            if value.shape != shape or value.dtype != dtype:
-                raise bad(f"training array {key!r} is stored as {value.shape} {value.dtype}, but the header says "
-                          f"{shape} {dtype}")
-            extra[key] = value
+
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _read_archive(archive, size, bad):
+    """_read's work on the open zip `archive` of a file of `size` bytes."""
+    entries = _entries(archive, size, bad)
+
+    def member(key, what, read_data):
+        """The entry `key` -> (shape, dtype) from its .npy header, checked against the entry's size, or with
+        read_data the array itself. Every failure of the zip member (BadZipFile, zlib.error, EOFError,
+        NotImplementedError for an unknown zip version or compression, ...) is a ValueError naming `what`."""
+        info = entries[key]
+        try:
+            with archive.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                if version not in _NPY_HEADER_READERS:
+                    raise ValueError(f"unsupported .npy format version {version}")
+                shape, _, dtype = _NPY_HEADER_READERS[version](f)
+                if dtype.hasobject:
+                    raise ValueError("an object array, which only pickle can read")
+                data = math.prod(shape) * dtype.itemsize
+                if f.tell() + data != info.file_size:
+                    raise ValueError(f"its .npy header declares {shape} {dtype} ({data} bytes of data after "
+                                     f"{f.tell()} bytes of header), but the entry holds {info.file_size} bytes")
+                if not read_data:
+                    return shape, dtype
+                f.seek(0)
+                value = np.lib.format.read_array(f, allow_pickle=False)
+        except Exception as exc:
+            raise bad(f"{what} is unreadable ({type(exc).__name__}: {exc})") from exc
+        if not isinstance(value, np.ndarray):  # pragma: no cover - read_array returns arrays
+            raise bad(f"{what} is not a .npy array")
+        return value
+
+    if HEADER not in entries:
+        raise bad(f"no {HEADER!r} header entry (a plain .npz, not written by pylstm.save); "
+                  f"entries: {sorted(entries)}")
+    what = f"the {HEADER!r} header"
+    shape, dtype = member(HEADER, what, False)
+    if dtype != np.uint8 or len(shape) != 1:
+        raise bad(f"the {HEADER!r} header must be a 1-D uint8 array, got dtype {dtype} shape {shape}")
+    raw = member(HEADER, what, True)
+    try:
+        header = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: nested beyond Python's limit
+        raise bad(f"the {HEADER!r} header is not UTF-8 JSON ({type(exc).__name__}: {exc})") from exc
+    cls, config, declared = _check_header(header, bad)
+    extra_declared = _check_extra_arrays(header, bad)
+    stored = [k for k in entries if k != HEADER]
+    _check_names("the file's arrays", stored, list(declared) + list(extra_declared), "the header", bad)
+
+    # The shapes of the arrays the file holds (not the header's word for them) bound the module's size.
+    held = {}
+    for key in declared:
+        shape, dtype = member(key, f"parameter {key!r}", False)
+        held[key] = (list(shape), dtype)
+    _check_sizes(cls, config, held, bad)
+    try:
+        module = cls.from_config(config)
+    except (TypeError, ValueError, OverflowError, MemoryError) as exc:  # MemoryError: absurd sizes
+        reason = f"{type(exc).__name__}: {exc}"
+        raise bad(f"{cls.__name__} rejects the saved config {config!r} ({reason})") from exc
+
+    expected = module.params
+    _check_names("the header's parameter list", list(declared), list(expected),
+                 f"{cls.__name__} with this config", bad)
+    extra = {}
+    for key, (shape, dtype) in extra_declared.items():
+        value = member(key, f"training array {key!r}", True)
+        if value.shape != shape or value.dtype != dtype:
+            raise bad(f"training array {key!r} is stored as {value.shape} {value.dtype}, but the header says "
+                      f"{shape} {dtype}")
+        extra[key] = value
+    try:
         training = _arrays_in(header["training"], extra, bad) if "training" in header else None
-        vocab = _vocab(header["vocab"], bad) if "vocab" in header else None
+    except RecursionError as exc:
+        raise bad("the header's training state is nested too deeply") from exc
+    vocab = _vocab(header["vocab"], bad) if "vocab" in header else None
 
-        arrays = {}
-        for key, target in expected.items():
-            shape, dtype_name = declared[key]
-            dtype = _header_dtype(key, dtype_name, bad)
-            if tuple(shape) != target.shape or dtype != target.dtype:
-                raise bad(f"the header says {key!r} is {tuple(shape)} {dtype_name}, but {cls.__name__} with this "
-                          f"config expects {target.shape} {target.dtype}")
-            value = read(key, f"parameter {key!r}")
-            if value.shape != target.shape or value.dtype != target.dtype:
-                raise bad(f"parameter {key!r} is stored as {value.shape} {value.dtype}, but the header and "
-                          f"{cls.__name__} expect {target.shape} {target.dtype}")
-            arrays[key] = value
+    arrays = {}
+    for key, target in expected.items():
+        shape, dtype_name = declared[key]
+        dtype = _header_dtype(key, dtype_name, bad)
+        if tuple(shape) != target.shape or dtype != target.dtype:
+            raise bad(f"the header says {key!r} is {tuple(shape)} {dtype_name}, but {cls.__name__} with this "
+                      f"config expects {target.shape} {target.dtype}")
+        value = member(key, f"parameter {key!r}", True)
+        if value.shape != target.shape or value.dtype != target.dtype:
+            raise bad(f"parameter {key!r} is stored as {value.shape} {value.dtype}, but the header and "
+                      f"{cls.__name__} expect {target.shape} {target.dtype}")
+        arrays[key] = value
     try:
         module.load_state_dict(arrays)
     except (KeyError, TypeError, ValueError) as exc:  # pragma: no cover - everything was checked above
         raise bad(f"{cls.__name__}.load_state_dict refused the parameters ({exc})") from exc
     return Checkpoint(module, vocab, training)
+
+
+_NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _entries(archive, size, bad):
+    """The zip's entries -> {array name: ZipInfo} (np.load's names: a ".npy" suffix dropped). No entry may claim
+    more uncompressed bytes than the whole file holds: ``save`` stores its entries uncompressed, and a compressed
+    entry that inflates beyond that (a zip bomb) would make reading it allocate without bound."""
+    entries = {}
+    for info in archive.infolist():
+        name = info.filename
+        key = name[:-len(".npy")] if name.endswith(".npy") else name
+        if key in entries:
+            raise bad(f"the zip holds two entries for {key!r}")
+        if info.file_size > size:
+            raise bad(f"the zip entry {name!r} claims {info.file_size} bytes uncompressed, more than the whole "
+                      f"file's {size} bytes")
+        entries[key] = info
+    return entries
 
 
 # -- the optional parts: vocabulary and training state ------------------------------------------------------------
@@ -333,9 +410,10 @@ _TABLES = {"Linear": ("out_features", "in_features"), "Embedding": ("num_embeddi
 
 
 def _check_sizes(cls, config, declared, bad, prefix=""):
-    """Before building anything: the config's sizes must be those of the declared weights, so a doctored header
-    cannot make ``cls.from_config(config)`` allocate more than the file's own arrays (their shapes are checked
-    against the file when read). ``prefix`` is a Sequential member's ("0.", "1.", ...)."""
+    """Before building anything: the config's sizes must be those of the weights in the file (``declared``: name ->
+    (shape list, dtype), as the arrays' own .npy headers give them), and every layer must have its weights there, so a
+    doctored header cannot make ``cls.from_config(config)`` allocate more than a small multiple of the file's own
+    arrays. ``prefix`` is a Sequential member's ("0.", "1.", ...)."""
     name = cls.__name__
     if name == "Sequential":
         entries = config.get("modules")
@@ -369,8 +447,11 @@ def _check_sizes(cls, config, declared, bad, prefix=""):
         if got != expected:
             raise bad(f"the config's sizes {sizes} do not fit the declared shape of {weight!r}: {got}")
     layers = sizes["num_layers"]
-    if layers is not None and f"{prefix}weight_ih_l{layers - 1}" not in declared:
-        raise bad(f"the config's sizes {sizes} do not fit the declared parameters {list(declared)}")
+    # Each layer in the config needs its own entry in the file (which costs the file bytes), else a header could
+    # ask for a million layers of the sizes of layer 0; stops at the first missing one.
+    for k in range(layers or 0):
+        if f"{prefix}weight_ih_l{k}" not in declared:
+            raise bad(f"the config's sizes {sizes} do not fit the declared parameters {list(declared)}")
 
 
 def _check_names(subject, got, expected, source, bad):
@@ -380,6 +461,47 @@ def _check_names(subject, got, expected, source, bad):
         parts = ([f"missing parameters {missing}"] if missing else []) + (
             [f"unexpected parameters {unexpected}"] if unexpected else [])
         raise bad(f"{subject}: {', '.join(parts)} ({source} has exactly {expected})")
+
+
+# A temporary file is named ".<target name>.<pid>-<host>.<random>.tmp": the writing process and its host, so that a
+# later save can tell the temporaries of writers that died (kill -9, power loss) from those of live ones.
+_HOST = f"{zlib.crc32(socket.gethostname().encode()):08x}"
+
+
+def _temporary_prefix(name):
+    return f".{name}."
+
+
+def _remove_stale_temporaries(directory, name):
+    """Remove the temporary files that dead writers on this host left for the target `name` (a save killed before
+    it could clean up). A temporary of a live process, or of another host (a shared file system, where the pid says
+    nothing), is left alone: its writer may still rename it. A reused pid only delays the cleanup. Not on Windows,
+    where there is no harmless way to ask whether a pid is alive."""
+    if os.name == "nt":
+        return
+    pattern = re.compile(re.escape(_temporary_prefix(name)) + r"(\d+)-([0-9a-f]{8})\.[^.]+\.tmp")
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for entry in names:
+        match = pattern.fullmatch(entry)
+        if match is None or match.group(2) != _HOST or _process_alive(int(match.group(1))):
+            continue
+        try:
+            os.unlink(os.path.join(directory, entry))
+        except OSError:
+            pass  # removed by another writer meanwhile, or not ours to remove
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process (or a pid out of range, never ours: keep the file)
+    return True
 
 
 def _file_mode(path):
