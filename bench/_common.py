@@ -54,7 +54,7 @@ def cell_facts(cell):
     from pylstm import cells
     return cells.FAMILIES[cell]
 
-#: (cell, B, I, H, T, mode), in the order of issue 3.
+#: (cell, B, I, H, T, mode), in the suite's order (bench/RESULTS.md).
 SUITE = [Case(*c) for c in [
     ("LSTM", 1, 256, 256, 1, "inf"),
     ("GRU", 1, 512, 512, 1, "inf"),

@@ -1,4 +1,4 @@
-"""The speed suite of issue 3: pylstm vs PyTorch vs ONNX Runtime vs the NumPy reference, one benchmark group per shape.
+"""The speed suite: pylstm vs PyTorch vs ONNX Runtime vs the NumPy reference, one benchmark group per shape.
 
     python -m pytest bench/                       # bench/pytest.ini groups by case and shows the median
     python bench/report.py                        # the same run, then the markdown table
