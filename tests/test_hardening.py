@@ -388,3 +388,39 @@ def test_release_memory_while_other_threads_run_kernels():
     print("bad", len(bad))
     """, timeout=120)
     assert "bad 0" in out
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Writes past the end of a scratch block corrupt the heap without changing any result: a process that runs the
+# backward passes of every layout and direction and then frees everything must exit cleanly (glibc checks its heap
+# when the blocks are freed). The sanitizer build (scripts/sanitize.sh) sees such writes directly.
+
+def test_backward_passes_of_every_layout_leave_the_heap_intact():
+    run_python("""
+        import numpy as np
+        import pylstm
+        from pylstm import functional as F
+        rng = np.random.default_rng(0)
+        packed = ((5, 2, 13, 37, [2] * 5), (5, 1, 16, 32, [1] * 5), (7, 3, 13, 64, [3, 3, 2, 2, 1, 1, 1]))
+        for T, B, I, H, sizes in packed:
+            x = rng.standard_normal((sum(sizes), I)).astype(np.float32)
+            h0, c0 = np.zeros((B, H), np.float32), np.zeros((B, H), np.float32)
+            w_ih = rng.standard_normal((4 * H, I)).astype(np.float32)
+            w_hh = rng.standard_normal((4 * H, H)).astype(np.float32)
+            for _ in range(3):
+                out, _, _, saved = F.lstm_forward(x, h0, c0, w_ih, w_hh, batch_sizes=np.array(sizes), training=True)
+                F.lstm_backward(saved, w_ih, w_hh, np.ones_like(out), dweight_ih=np.zeros_like(w_ih),
+                                dweight_hh=np.zeros_like(w_hh))
+        for cls, kw in ((pylstm.LSTM, {}), (pylstm.LSTM, {"proj_size": 5}), (pylstm.GRU, {}),
+                        (pylstm.GRU, {"reset_after": False}), (pylstm.RNN, {})):
+            for B, T, lengths in ((2, 5, None), (2, 5, [5, 5]), (3, 7, [7, 2, 4]), (1, 5, [5])):
+                for bidirectional in (False, True):
+                    m = cls(13, 37, num_layers=2, bidirectional=bidirectional, seed=1, **kw)
+                    x = rng.standard_normal((T, B, 13)).astype(np.float32)
+                    for _ in range(2):
+                        out, _ = m(x, lengths=lengths)
+                        m.backward(np.ones_like(out))
+                    del m, out
+        pylstm.release_memory()
+        print("ok")
+    """)
