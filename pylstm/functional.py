@@ -48,7 +48,7 @@ def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
     reverse = bool(reverse)
     out, h_n, c_n, gates, cells = _core.lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr,
                                                      *_triple(peepholes, "peepholes"), batch_sizes, bool(training),
-                                                     reverse=reverse)
+                                                     reverse)
     if not training:
         return out, h_n, c_n, None
     return _freeze(out), h_n, c_n, LSTMSaved(x, h0, c0, out, gates, cells, batch_sizes, reverse)
@@ -62,7 +62,7 @@ def lstm_backward(saved, weight_ih, weight_hh, dout, dh_n=None, dc_n=None, *, we
     x, h0, c0, out, gates, cells, batch_sizes, reverse = saved
     return _core.lstm_backward(x, h0, c0, weight_ih, weight_hh, weight_hr, *_triple(peepholes, "peepholes"),
                                batch_sizes, out, gates, cells, dout, dh_n, dc_n, dweight_ih, dweight_hh, dbias_ih,
-                               dbias_hh, dweight_hr, *_triple(dpeepholes, "dpeepholes"), reverse=reverse)
+                               dbias_hh, dweight_hr, *_triple(dpeepholes, "dpeepholes"), reverse)
 
 
 def gru_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_after=True, batch_sizes=None,
@@ -70,7 +70,7 @@ def gru_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, rese
     """x (T, B, I) or packed (N, I), h0 (B, H) -> out (T, B, H) or (N, H), h_n (B, H), saved (GRUSaved or None)."""
     reverse = bool(reverse)
     out, h_n, gates = _core.gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, bool(reset_after),
-                                        batch_sizes, bool(training), reverse=reverse)
+                                        batch_sizes, bool(training), reverse)
     if not training:
         return out, h_n, None
     return _freeze(out), h_n, GRUSaved(x, h0, out, gates, bool(reset_after), batch_sizes, reverse)
@@ -82,7 +82,7 @@ def gru_backward(saved, weight_ih, weight_hh, dout, dh_n=None, *,
     _check_saved(saved, GRUSaved)
     x, h0, out, gates, reset_after, batch_sizes, reverse = saved
     return _core.gru_backward(x, h0, weight_ih, weight_hh, batch_sizes, out, gates, reset_after, dout, dh_n,
-                              dweight_ih, dweight_hh, dbias_ih, dbias_hh, reverse=reverse)
+                              dweight_ih, dweight_hh, dbias_ih, dbias_hh, reverse)
 
 
 def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, nonlinearity="tanh", batch_sizes=None,
@@ -90,7 +90,7 @@ def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, nonl
     """x (T, B, I) or packed (N, I), h0 (B, H) -> out (T, B, H) or (N, H), h_n (B, H), saved (RNNSaved or None)."""
     reverse = bool(reverse)
     out, h_n = _core.rnn_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, batch_sizes,
-                                 reverse=reverse)
+                                 reverse)
     if not training:
         return out, h_n, None
     return _freeze(out), h_n, RNNSaved(x, h0, out, nonlinearity, batch_sizes, reverse)
@@ -102,7 +102,7 @@ def rnn_backward(saved, weight_ih, weight_hh, dout, dh_n=None, *,
     _check_saved(saved, RNNSaved)
     x, h0, out, nonlinearity, batch_sizes, reverse = saved
     return _core.rnn_backward(x, h0, weight_ih, weight_hh, batch_sizes, out, nonlinearity, dout, dh_n,
-                              dweight_ih, dweight_hh, dbias_ih, dbias_hh, reverse=reverse)
+                              dweight_ih, dweight_hh, dbias_ih, dbias_hh, reverse)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
