@@ -311,7 +311,9 @@ class _Recurrent(Module):
 
         Adds the gradient of every parameter of every layer and direction into ``grads``. With lengths, dout past a
         sequence's length is ignored (those outputs are constant zeros). Runs once per forward, as torch's: a second
-        call raises RuntimeError (the gradients would be added again).
+        call raises RuntimeError (the gradients would be added again). Ctrl-C during a long backward raises
+        KeyboardInterrupt within milliseconds; ``grads`` then hold the gradients of the layers and directions done so
+        far (zero_grad() before the next step, as usual), and the forward is used up.
         """
         record = self._saved
         if record is None:
@@ -319,15 +321,21 @@ class _Recurrent(Module):
             raise RuntimeError("backward: needs a training-mode forward whose backward has not run yet (it runs once "
                                f"per forward){mode}")
         layout, saved, masks, out_shape, unbatched = record
-        if layout is None and not unbatched:  # the fast paths' records
-            if len(saved) == 1:
-                result = self._backward_single(saved[0][0], out_shape, dout, dstate)
+        try:
+            if layout is None and not unbatched:  # the fast paths' records
+                if len(saved) == 1:
+                    result = self._backward_single(saved[0][0], out_shape, dout, dstate)
+                else:
+                    result = self._backward_stack(saved, masks, out_shape, dout, dstate)
+            elif unbatched:
+                result = self._backward_unbatched(record, dout, dstate)
             else:
-                result = self._backward_stack(saved, masks, out_shape, dout, dstate)
-        elif unbatched:
-            result = self._backward_unbatched(record, dout, dstate)
-        else:
-            result = self._backward_layout(layout, saved, masks, out_shape, dout, dstate)
+                result = self._backward_layout(layout, saved, masks, out_shape, dout, dstate)
+        except KeyboardInterrupt:
+            # Ctrl-C: the layers and directions whose kernels had finished have added their gradients (a kernel call
+            # cut short adds nothing), so this forward cannot be differentiated again without adding those twice.
+            self._saved = None
+            raise
         self._saved = None
         return result
 

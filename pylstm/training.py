@@ -356,8 +356,8 @@ def fit(model: Module, data: TrainingData, loss: LossFunction, optimizer: _Optim
       for bit: the kernels give the same results for any thread count). A missing file with ``resume=True`` starts
       afresh.
 
-    Ctrl-C stops the training between steps: fit returns the history with ``stopped="interrupted"``, and the last
-    checkpoint holds the last complete epoch.
+    Ctrl-C stops the training, a long forward or backward within milliseconds: fit returns the history with
+    ``stopped="interrupted"``, and the last checkpoint holds the last complete epoch.
     """
     epochs = _positive_int(epochs, "epochs")
     if bptt is not None:

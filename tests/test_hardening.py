@@ -323,6 +323,80 @@ def test_a_sigint_handler_that_does_not_raise_gets_complete_results():
     assert "equal True" in out and "whole True" in out, out
 
 
+# Ctrl-C during a long backward: the call cut short adds nothing to the gradients (they are compared bitwise with
+# what they held before, which is not zero), the layer's forward is used up (a second backward raises), and the layer
+# then trains as before. The backward is sized from a measured short one. Cases: a loop on two threads (large H, batch
+# 1), and a loop on one thread with the weight gradients made beside it on the other (small H, batch 32), where they
+# are added while the loop runs and must be put back.
+
+INTERRUPTED_BACKWARD = """
+    import os, signal, threading, time
+    import numpy as np
+    import pylstm
+    pylstm.set_num_threads(2)
+    I, H, B = {I}, {H}, {B}
+    rng = np.random.default_rng(0)
+    m = pylstm.{cls}(I, H, seed=0)
+    x = rng.standard_normal((20, B, I)).astype(np.float32)
+    dout = rng.standard_normal((20, B, H)).astype(np.float32)
+    m(np.resize(x, (400, B, I)))
+    start = time.perf_counter()
+    m.backward(np.resize(dout, (400, B, H)))
+    T = int({seconds} / ((time.perf_counter() - start) / 400))
+    long_x, long_dout = np.resize(x, (T, B, I)), np.resize(dout, (T, B, H))
+    for g in m.grads.values():
+        g[...] = rng.standard_normal(g.shape)
+    before = {{k: g.copy() for k, g in m.grads.items()}}
+    m(long_x)
+    sent = []
+    threading.Timer({delay}, lambda: (sent.append(time.perf_counter()), os.kill(os.getpid(), signal.SIGINT))).start()
+    {handler}
+    try:
+        m.backward(long_dout)
+        print("completed", time.perf_counter() - sent[0])
+    except KeyboardInterrupt:
+        print("interrupted", time.perf_counter() - sent[0])
+    print("grads kept", all(np.array_equal(m.grads[k], before[k]) for k in before))
+    twin = pylstm.{cls}(I, H, seed=0)
+    for k, g in twin.grads.items():
+        g[...] = before[k]
+"""
+
+BACKWARD_CASES = [("LSTM", 16, 768, 1), ("LSTM", 8, 64, 32), ("GRU", 8, 64, 32), ("RNN", 16, 1024, 1)]
+
+
+@pytest.mark.parametrize("cls, I, H, B", BACKWARD_CASES, ids=["-".join(map(str, c)) for c in BACKWARD_CASES])
+def test_ctrl_c_interrupts_a_long_backward_and_adds_nothing(cls, I, H, B):
+    out = run_python(INTERRUPTED_BACKWARD.format(cls=cls, I=I, H=H, B=B, seconds=3.0, delay=0.5, handler="") + """
+    try:
+        m.backward(long_dout)
+    except RuntimeError:
+        print("used up")
+    m.zero_grad()
+    twin.zero_grad()
+    m(x)
+    twin(x)
+    dx, _ = m.backward(dout)
+    dx_twin, _ = twin.backward(dout)
+    print("trains", np.array_equal(dx, dx_twin) and all(np.array_equal(m.grads[k], twin.grads[k]) for k in m.grads))
+    """, timeout=180).split("\n")
+    assert out[0].startswith("interrupted"), out
+    assert float(out[0].split()[1]) < 1.0
+    assert out[1:4] == ["grads kept True", "used up", "trains True"], out
+
+
+@pytest.mark.parametrize("cls, I, H, B", BACKWARD_CASES[1:3], ids=["-".join(map(str, c)) for c in BACKWARD_CASES[1:3]])
+def test_a_backward_whose_sigint_handler_does_not_raise_adds_its_gradients_once(cls, I, H, B):
+    # The call cut short runs again in full: the gradients are what one uninterrupted backward adds, bitwise.
+    handler = "signal.signal(signal.SIGINT, lambda *args: print('noted'))"
+    out = run_python(INTERRUPTED_BACKWARD.format(cls=cls, I=I, H=H, B=B, seconds=2.0, delay=0.4, handler=handler) + """
+    twin(long_x)
+    twin.backward(long_dout)
+    print("once", all(np.array_equal(m.grads[k], twin.grads[k]) for k in m.grads))
+    """, timeout=180)
+    assert "noted" in out and "completed" in out and "grads kept False" in out and "once True" in out, out
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # release_memory frees the kernels' scratch memory too (every thread's), not only the cached output blocks.
 

@@ -1,12 +1,13 @@
 // Ctrl-C during a long kernel call. The kernels run with the GIL released, so Python's SIGINT handler only notes the
 // signal, and its KeyboardInterrupt would come when the call ends, seconds later. A long call from the main thread
 // (the one thread that Python raises KeyboardInterrupt in) therefore runs with a SIGINT handler of its own, chained
-// to Python's, that also sets a flag its time loops check at every round (CancelScope, work_rounds.h). A call cut
-// short this way has incomplete outputs: Python's handler runs (PyErr_CheckSignals) and its exception is raised; when
-// that handler raises nothing (a Python handler that only takes note), the call runs again in full.
+// to Python's, that also sets a flag its time loops check at every round (CancelScope, work_rounds.h).
 //
-// Only calls that write nothing but their own new outputs may run interruptible (the forward calls): a backward pass
-// accumulates into the caller's gradients, which a call cut short would leave half added to.
+// A call cut short this way has changed nothing it was given: a forward call's outputs are its own new arrays, which
+// it drops; a backward call adds nothing to the caller's gradients (backward_pass.h). Python's handler then runs
+// (PyErr_CheckSignals) and its exception is raised from the call; when that handler raises nothing (a Python handler
+// that only takes note), the call runs again in full. A call that ran in full although SIGINT came returns its
+// results as usual, and Python raises KeyboardInterrupt (its handler having run) right after it.
 #pragma once
 #include <pybind11/pybind11.h>
 
@@ -79,8 +80,8 @@ inline void init_interrupts() {
 }
 
 // Runs kernel() with the GIL released; interruptible by Ctrl-C (see above) when `work` (multiply-adds, as a double:
-// products of sizes may exceed int64) is large and
-// this is the main thread. Raises Python's exception (KeyboardInterrupt) when SIGINT came during the call.
+// products of sizes may exceed int64) is large and this is the main thread. Raises Python's exception
+// (KeyboardInterrupt) when SIGINT cut the call short.
 template <typename Kernel>
 void run_kernel(double work, Kernel&& kernel) {
   namespace py = pybind11;
@@ -90,6 +91,7 @@ void run_kernel(double work, Kernel&& kernel) {
     kernel();
     return;
   }
+  bool cut_short;
   {
     struct Restore {
       ~Restore() { uninstall(); }
@@ -97,8 +99,9 @@ void run_kernel(double work, Kernel&& kernel) {
     py::gil_scoped_release release;
     CancelScope scope(&sigint_seen());
     kernel();
+    cut_short = scope.cut_short();
   }
-  if (!sigint_seen().load(std::memory_order_relaxed)) return;
+  if (!cut_short) return;
   if (PyErr_CheckSignals() != 0) throw py::error_already_set();
   py::gil_scoped_release release;  // the handler raised nothing: the call's outputs are made again, in full
   kernel();

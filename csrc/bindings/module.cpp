@@ -232,6 +232,7 @@ class ArgChecker {
     const double rows = batch_sizes_ != nullptr ? double(packed_rows_) : double(steps_) * double(batch_);
     return rows * double(hidden_) * (double(gates) * double(input_ + P()) + (proj_ > 0 ? double(proj_) : 0.0));
   }
+  double backward_work(int64_t gates) const { return 2 * forward_work(gates); }  // (dx and the weight gradients)
   SeqShape shape() const { return {steps_, batch_, input_, hidden_, batch_sizes_, proj_}; }
   int64_t T() const { return steps_; }
   int64_t B() const { return batch_; }
@@ -451,12 +452,11 @@ py::tuple lstm_backward_py(const py::object& x, const py::object& h0, const py::
     if (a.nothing_to_compute()) return py::make_tuple(zeroed(dx), dh0, dc0);
     const LstmWeights<T> weights = lstm_weights<T>(w);
     const LstmGrads<T> grads = lstm_grads<T>(g);
-    {
-      py::gil_scoped_release release;
+    run_kernel(a.backward_work(kLstmGates), [&] {
       lstm_backward<T>(shape, cptr<T>(xa), cptr<T>(h0a), cptr<T>(c0a), weights, cptr<T>(outa), cptr<T>(gatesa),
                        cptr<T>(cellsa), cptr<T>(douta), cptr<T>(dh_na), cptr<T>(dc_na), dx.mutable_data(),
                        dh0.mutable_data(), dc0.mutable_data(), grads);
-    }
+    });
     return py::make_tuple(dx, dh0, dc0);
   });
 }
@@ -515,11 +515,10 @@ py::tuple gru_backward_py(const py::object& x, const py::object& h0, const py::o
     if (a.nothing_to_compute()) return py::make_tuple(zeroed(dx), dh0);
     const GruWeights<T> weights = layer_weights<T>(w);
     const GruGrads<T> grads = layer_grads<T>(g);
-    {
-      py::gil_scoped_release release;
+    run_kernel(a.backward_work(kGruGates), [&] {
       gru_backward<T>(shape, reset_after, cptr<T>(xa), cptr<T>(h0a), weights, cptr<T>(outa), cptr<T>(gatesa),
                       cptr<T>(douta), cptr<T>(dh_na), dx.mutable_data(), dh0.mutable_data(), grads);
-    }
+    });
     return py::make_tuple(dx, dh0);
   });
 }
@@ -577,11 +576,10 @@ py::tuple rnn_backward_py(const py::object& x, const py::object& h0, const py::o
     if (a.nothing_to_compute()) return py::make_tuple(zeroed(dx), dh0);
     const RnnWeights<T> weights = layer_weights<T>(w);
     const RnnGrads<T> grads = layer_grads<T>(g);
-    {
-      py::gil_scoped_release release;
+    run_kernel(a.backward_work(kRnnGates), [&] {
       rnn_backward<T>(shape, act, cptr<T>(xa), cptr<T>(h0a), weights, cptr<T>(outa), cptr<T>(douta),
                       cptr<T>(dh_na), dx.mutable_data(), dh0.mutable_data(), grads);
-    }
+    });
     return py::make_tuple(dx, dh0);
   });
 }

@@ -16,9 +16,10 @@
 
 namespace pylstm {
 
-void FinalRows::wait_until(int64_t row) const {
+bool FinalRows::wait_until(int64_t row) const {
   // The loop publishes a step every few microseconds: spin briefly, then yield, then nap (a core it may need).
-  for (int i = 0; first_.load(std::memory_order_acquire) > row; ++i) {
+  int64_t first;
+  for (int i = 0; (first = first_.load(std::memory_order_acquire)) > row; ++i) {
     if (i < 2000) {
 #if defined(__x86_64__) || defined(__i386__)
       _mm_pause();
@@ -29,6 +30,7 @@ void FinalRows::wait_until(int64_t row) const {
       std::this_thread::sleep_for(std::chrono::microseconds(20));
     }
   }
+  return first != kAbandoned;
 }
 
 // What threads_for weighs for a product, in multiply-adds: its arithmetic, plus kElementWork for each element of a
@@ -153,14 +155,32 @@ void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const Gra
   }
   scratch.need(&sums, M);
   scratch.need(&a_blocks, a_size * threads);
+  // Beside a loop that may be cut short: the terms' gradients as they were, put back if the loop abandons its rows
+  // (the sums over rows are added in blocks as rows become final, which cannot be taken back exactly).
+  T* kept = nullptr;
+  int64_t kept_size = 0;
+  const bool keep = ready != nullptr && ready->may_abandon();
+  if (keep)
+    for (int j = 0; j < n_terms; ++j) kept_size += (terms[j].m_end - terms[j].m_begin) * terms[j].N;
+  scratch.need(&kept, kept_size);
   scratch.allocate();
+  auto each_term_row = [&](auto&& copy) {
+    T* saved = kept;
+    for (int j = 0; j < n_terms; ++j)
+      for (int64_t m = 0; m < terms[j].m_end - terms[j].m_begin; ++m, saved += terms[j].N)
+        copy(terms[j].C + m * terms[j].ldc, saved, terms[j].N);
+  };
+  if (keep) each_term_row([](const T* row, T* copy, int64_t n) { std::copy(row, row + n, copy); });
+  bool abandoned = false;
   std::fill(sums, sums + M, T(0));
   const int64_t n_blocks = static_cast<int64_t>(blocks.size());
   std::atomic<int64_t> next_block{0};
   parallel_region(threads, [&] {
     DenormalsAreZero daz;
     const int tid = thread_id(), nt = team_size();
-    for (int j = 0; j < n_terms; ++j) {
+    // Beside a loop (one thread), each block of rows is packed as it comes, below: the packed rows are then still in
+    // cache when used, and a loop cut short is not kept waiting for a packing of all rows.
+    for (int j = 0; j < n_terms && ready == nullptr; ++j) {
       const int64_t panels = packed[j].panels();
       pack_b(terms[j].head, terms[j].N, packed[j], panels * tid / nt, panels * (tid + 1) / nt, terms[j].split,
              terms[j].tail);
@@ -199,7 +219,15 @@ void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const Gra
     }
     for (int64_t k0 = whole_k || K == 0 ? -1 : (K - 1) / kernels.kc * kernels.kc; k0 >= 0; k0 -= kernels.kc) {
       const int64_t kcb = std::min(kernels.kc, K - k0);
-      if (ready != nullptr) ready->wait_until(k0);
+      if (ready != nullptr) {  // (one thread, beside a loop)
+        if (!ready->wait_until(k0)) {
+          abandoned = true;
+          break;
+        }
+        for (int j = 0; j < n_terms; ++j)
+          pack_b_rows(terms[j].head, terms[j].N, packed[j], 0, packed[j].panels(), k0, k0 + kcb, terms[j].split,
+                      terms[j].tail);
+      }
       for (int64_t bi = first(); bi < end(); bi = next(bi)) {
         const int64_t m0 = blocks[bi].first, mcb = blocks[bi].second - m0;
         kernels.pack_a_block(mcb, kcb, dpre + m0 + k0 * ld, 1, ld, a_block, sums + m0);
@@ -212,6 +240,10 @@ void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const Gra
       }
     }
   });
+  if (abandoned) {
+    each_term_row([](T* row, const T* copy, int64_t n) { std::copy(copy, copy + n, row); });
+    return;
+  }
   for (int64_t m = 0; m < M; ++m) {
     if (bias != nullptr) bias[m] += sums[m];
     if (bias2 != nullptr) bias2[m] += sums[m];

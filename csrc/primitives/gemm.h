@@ -3,6 +3,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "primitives/work_rounds.h"
+
 namespace pylstm {
 
 // The rows of a backward time loop's pre-activation gradients that are final. The loop goes from the last step to
@@ -10,13 +12,20 @@ namespace pylstm {
 // loop can then run beside it on another thread, each block of rows once it is final (wait_until).
 class FinalRows {
  public:
-  explicit FinalRows(int64_t total) : first_(total) {}
+  // Made under a CancelScope (work_rounds.h), the loop may be cut short and then abandons the rows.
+  explicit FinalRows(int64_t total) : first_(total), may_abandon_(cancel_scope() != nullptr) {}
   void publish(int64_t first_final_row) { first_.store(first_final_row, std::memory_order_release); }
-  // Returns once rows [row, total) are final.
-  void wait_until(int64_t row) const;
+  // The loop was cut short: the rows not yet published will never be; a reader leaves its output as it found it.
+  void abandon() { first_.store(kAbandoned, std::memory_order_release); }
+  // Returns once rows [row, total) are final (true), or once the rows are abandoned (false).
+  bool wait_until(int64_t row) const;
+  // Whether abandon() may come: a reader that adds into its output keeps a copy to restore.
+  bool may_abandon() const { return may_abandon_; }
 
  private:
+  static constexpr int64_t kAbandoned = -1;
   std::atomic<int64_t> first_;
+  const bool may_abandon_;
 };
 
 // C (M, N) = [C +] A (M, K) @ B (K, N), with the active ISA's micro-kernels.

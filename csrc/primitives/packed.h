@@ -42,34 +42,35 @@ struct PackedB {
 // Fill panels [p_begin, p_end) of `b` (its data, K, block_cols, blocks and nr set) from the row-major (K, N) matrix
 // at src with leading dimension ld. (W^T for a weight W stored as PyTorch stores it, used as x @ W^T, is packed by
 // Ops::pack_b_transposed.) The source may come in two pieces: rows [0, split) at src and rows [split, K) at tail (the
-// previous hidden states [h0; out[:-1]] without copying them together).
+// previous hidden states [h0; out[:-1]] without copying them together). pack_b_rows fills rows [k_begin, k_end) of
+// the panels only (a product that runs while its rows are being made packs each block of rows as it comes).
 template <typename T>
-void pack_b(const T* src, int64_t ld, const PackedB<T>& b, int64_t p_begin, int64_t p_end, int64_t split = -1,
-            const T* tail = nullptr) {
-  const int64_t K = b.K, nr = b.nr;
-  if (split < 0) split = K;
+void pack_b_rows(const T* src, int64_t ld, const PackedB<T>& b, int64_t p_begin, int64_t p_end, int64_t k_begin,
+                 int64_t k_end, int64_t split = -1, const T* tail = nullptr) {
+  const int64_t nr = b.nr;
+  if (split < 0) split = b.K;
   for (int64_t p = p_begin; p < p_end; ++p) {
     T* dst = b.panel(p);
     const int64_t c0 = b.col(p);
     const int w = b.width(p);
     if (w < nr) {  // a partial panel, value by value; whole ones below
-      for (int64_t k = 0; k < K; ++k) {
+      for (int64_t k = k_begin; k < k_end; ++k) {
         const T* row = k < split ? src + k * ld : tail + (k - split) * ld;
         for (int c = 0; c < w; ++c) dst[k * nr + c] = row[c0 + c];
       }
     }
-    for (int64_t k = 0; k < K; ++k)
+    for (int64_t k = k_begin; k < k_end; ++k)
       for (int64_t c = w; c < nr; ++c) dst[k * nr + c] = T(0);
   }
   // Whole panels, a block of rows at a time: the block's part of each source row is read once and copied into every
-  // panel while it is in cache. Panel by panel down all of K, each panel read nr values of every row, a new cache
+  // panel while it is in cache. Panel by panel down all of k_end, each panel read nr values of every row, a new cache
   // line for every few values, and took longer than this.
   const int64_t row_bytes = std::max<int64_t>(1, (p_end - p_begin) * nr * int64_t(sizeof(T)));
   const int64_t k_block = std::clamp<int64_t>((int64_t(256) << 10) / row_bytes, 8, 256);
   auto copy_rows = [&](auto panel_width) {  // a compile-time width: each row's copy is a few vector moves
     constexpr int64_t kNr = decltype(panel_width)::value;
-    for (int64_t k0 = 0; k0 < K; k0 += k_block) {
-      const int64_t k1 = std::min(K, k0 + k_block);
+    for (int64_t k0 = k_begin; k0 < k_end; k0 += k_block) {
+      const int64_t k1 = std::min(k_end, k0 + k_block);
       for (int64_t p = p_begin; p < p_end; ++p) {
         if (b.width(p) < kNr) continue;
         T* dst = b.panel(p);
@@ -86,9 +87,14 @@ void pack_b(const T* src, int64_t ld, const PackedB<T>& b, int64_t p_begin, int6
     default:
       for (int64_t p = p_begin; p < p_end; ++p)
         if (b.width(p) == nr)
-          for (int64_t k = 0; k < K; ++k)
+          for (int64_t k = k_begin; k < k_end; ++k)
             std::copy_n((k < split ? src + k * ld : tail + (k - split) * ld) + b.col(p), nr, b.panel(p) + k * nr);
   }
+}
+template <typename T>
+void pack_b(const T* src, int64_t ld, const PackedB<T>& b, int64_t p_begin, int64_t p_end, int64_t split = -1,
+            const T* tail = nullptr) {
+  pack_b_rows(src, ld, b, p_begin, p_end, 0, b.K, split, tail);
 }
 
 }  // namespace pylstm

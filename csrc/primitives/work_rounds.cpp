@@ -24,12 +24,14 @@ Rounds::Rounds(int64_t lead, int64_t steps, int64_t rounds_per_step, bool altern
 }
 
 namespace {
-thread_local const std::atomic<bool>* current_cancel_flag = nullptr;
+thread_local CancelScope* current_cancel_scope = nullptr;
 }  // namespace
 
-CancelScope::CancelScope(const std::atomic<bool>* flag) : previous_(current_cancel_flag) { current_cancel_flag = flag; }
-CancelScope::~CancelScope() { current_cancel_flag = previous_; }
-const std::atomic<bool>* cancel_flag() { return current_cancel_flag; }
+CancelScope::CancelScope(const std::atomic<bool>* flag) : flag_(flag), previous_(current_cancel_scope) {
+  current_cancel_scope = this;
+}
+CancelScope::~CancelScope() { current_cancel_scope = previous_; }
+CancelScope* cancel_scope() { return current_cancel_scope; }
 
 int64_t alternated_sweeps() { return sweeps_so_far().load(std::memory_order_relaxed); }
 
@@ -39,7 +41,7 @@ WorkRounds::WorkRounds(int threads, int64_t items, const Rounds& rounds)
       rounds_(rounds),
       claimed_(new Counter[threads_]),
       busy_ns_(new Counter[threads_]),
-      cancel_(cancel_flag()) {}
+      cancel_(cancel_scope()) {}
 
 WorkRounds::~WorkRounds() {
   delete[] claimed_;

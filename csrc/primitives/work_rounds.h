@@ -38,8 +38,9 @@ class Rounds {
 int64_t alternated_sweeps();
 
 // Stopping time loops early (Ctrl-C during a long call): while a CancelScope lives on a thread, the time loops that
-// thread starts stop at the start of their next round once *flag is true, leaving their outputs incomplete; the
-// caller then discards them. A loop started anywhere else runs to its end.
+// thread starts stop at the start of their next round once the scope's flag is true, and the scope then counts as cut
+// short: the call's outputs are incomplete and the caller discards them. A backward pass that finds its loop cut short
+// adds nothing to its gradients (backward_pass.h). A loop started anywhere else runs to its end.
 class CancelScope {
  public:
   explicit CancelScope(const std::atomic<bool>* flag);
@@ -47,11 +48,28 @@ class CancelScope {
   CancelScope(const CancelScope&) = delete;
   CancelScope& operator=(const CancelScope&) = delete;
 
+  // Asked by the loops (from any thread of their region): true once the flag is set, and from then on the scope is
+  // cut short. A loop that is told true stops.
+  bool stop_requested() {
+    if (!flag_->load(std::memory_order_relaxed)) return false;
+    cut_short_.store(true, std::memory_order_relaxed);
+    return true;
+  }
+  // Whether a loop under this scope stopped early. Final once the loop's parallel region has ended.
+  bool cut_short() const { return cut_short_.load(std::memory_order_relaxed); }
+
  private:
-  const std::atomic<bool>* previous_;
+  const std::atomic<bool>* const flag_;
+  std::atomic<bool> cut_short_{false};
+  CancelScope* const previous_;
 };
-// The flag of the CancelScope living on this thread, or null.
-const std::atomic<bool>* cancel_flag();
+// The CancelScope living on this thread, or null.
+CancelScope* cancel_scope();
+// Whether the time loops this thread ran under its CancelScope stopped early (false without one).
+inline bool time_loops_cut_short() {
+  const CancelScope* scope = cancel_scope();
+  return scope != nullptr && scope->cut_short();
+}
 
 // Rounds of work items shared by the threads of one parallel region: the time loops' scheduler.
 //
@@ -112,7 +130,7 @@ class WorkRounds {
   struct alignas(64) Counter {
     std::atomic<int64_t> value{0};
   };
-  bool cancelled() const { return cancel_ != nullptr && cancel_->load(std::memory_order_relaxed); }
+  bool cancelled() const { return cancel_ != nullptr && cancel_->stop_requested(); }
   int64_t begin(int owner) const { return items_ * owner / threads_; }
   int64_t size(int owner) const { return begin(owner + 1) - begin(owner); }
   bool claim(int owner, int64_t round, int64_t* item);
@@ -136,7 +154,7 @@ class WorkRounds {
   Counter done_;      // items finished so far, over all rounds
   Counter* busy_ns_;  // per thread: its time in items so far
   std::atomic<int> solo_thread_{-1};
-  const std::atomic<bool>* const cancel_;  // cancel_flag() of the thread that made the schedule
+  CancelScope* const cancel_;  // cancel_scope() of the thread that made the schedule
 
  public:
   // How long a thread may wait for a round (or, at the region's end, for the others) before its partner counts as

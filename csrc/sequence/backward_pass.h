@@ -33,28 +33,38 @@ void input_grad(const SeqShape& s, const StepRows& r, int64_t N, const T* w_ih, 
 //   input_grads(): dx (after the loop).
 //   weight_grads(ready): the weight and bias gradients, waiting for their rows on `ready` when it is not null.
 // The result is the same either way: weight_gradients adds its blocks of rows in the same order.
+// A loop cut short (Ctrl-C, CancelScope) leaves the gradients as they were: the products after it do not run, and the
+// one beside it puts back what it had added. Returns whether the pass ran in full.
 template <typename Loop, typename InputGrads, typename WeightGrads>
-void backward_pass(int loop_threads, int64_t weight_work, FinalRows& final_rows, Loop&& loop, InputGrads&& input_grads,
+bool backward_pass(int loop_threads, int64_t weight_work, FinalRows& final_rows, Loop&& loop, InputGrads&& input_grads,
                    WeightGrads&& weight_grads) {
   const bool beside = loop_threads == 1 && threads_for(weight_work) >= 2;
   if (!beside) {
     loop();
+    if (time_loops_cut_short()) return false;
     input_grads();
     weight_grads(static_cast<const FinalRows*>(nullptr));
-    return;
+    return true;
   }
+  bool cut_short = false;
 #pragma omp parallel num_threads(2)
   {
     DenormalsAreZero daz;
     if (thread_id() == 0) {
       loop();
-      final_rows.publish(0);
-      input_grads();
-      if (team_size() < 2) weight_grads(static_cast<const FinalRows*>(nullptr));  // no second thread came
+      cut_short = time_loops_cut_short();  // (the thread that made the loop: its CancelScope)
+      if (cut_short) {
+        final_rows.abandon();
+      } else {
+        final_rows.publish(0);
+        input_grads();
+        if (team_size() < 2) weight_grads(static_cast<const FinalRows*>(nullptr));  // no second thread came
+      }
     } else {
       weight_grads(&final_rows);
     }
   }
+  return !cut_short;
 }
 
 // Terms of weight_gradients (primitives/gemm.h) for gradient rows [m_begin, m_end). Their right factors are read in

@@ -188,7 +188,7 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
         if (chunks.items == 1) final_rows.publish(step_rows.loop_offset(t));
       });
     };
-    backward_pass(threads, R * G * (s.input + P), final_rows, loop, input_grads, weight_grads);
+    if (!backward_pass(threads, R * G * (s.input + P), final_rows, loop, input_grads, weight_grads)) return;
   } else {
     // Two rounds per step t (from the last): dh_t for these h units from step t + 1 and dh_total_t = dh_t + dout_t;
     // then dm_t = dh_total_t @ W_hr for these hidden units (it needs all of dh_total_t) and their elementwise
@@ -217,6 +217,7 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
                             nullptr);
       cell_grad(t, u);
     });
+    if (time_loops_cut_short()) return;  // (the gradients stay as they were)
     input_grads();
     weight_grads(nullptr);
   }
