@@ -59,10 +59,8 @@ class ArgChecker {
     return a;
   }
 
-  // An LSTM's weight_hh (4H, P) and weight_hr (P, H), or weight_hh (4H, H) when weight_hr is None: sets the
-  // dtype, H and P.
-  std::pair<py::array, py::array> lstm_recurrent(const py::object& w_hh, const py::object& w_hr) {
-    if (w_hr.is_none()) return {weight_hh(w_hh, kLstmGates), absent()};
+  // A projected LSTM's weight_hh (4H, P) and weight_hr (P, H): sets the dtype, H and P.
+  std::pair<py::array, py::array> projected_recurrent(const py::object& w_hh, const py::object& w_hr) {
     py::array hh = first_array(w_hh, "weight_hh");
     py::array hr = ndarray(w_hr, "weight_hr");
     dtype(hr, "weight_hr");
@@ -375,6 +373,35 @@ SeqShape directed_shape(const ArgChecker& a, const py::object& batch_sizes, bool
   return shape;
 }
 
+// What every sequence call checks first, in this order: the recurrent weights (they set the dtype, H and P; weight_hr
+// is None but for a projected LSTM), weight_ih (I), x (T, B and the layout), the direction and h0 (B, P).
+struct SequenceArgs {
+  WeightArrays w;
+  py::array x = absent(), h0 = absent();  // (a default py::array would be a new empty NumPy array)
+  SeqShape shape;
+};
+SequenceArgs sequence_args(ArgChecker& a, int64_t gates, const py::object& x, const py::object& h0,
+                           const py::object& weight_ih, const py::object& weight_hh, const py::object& weight_hr,
+                           const py::object& batch_sizes, bool reverse) {
+  SequenceArgs args;
+  if (weight_hr.is_none()) args.w.w_hh = a.weight_hh(weight_hh, gates);
+  else std::tie(args.w.w_hh, args.w.w_hr) = a.projected_recurrent(weight_hh, weight_hr);
+  args.w.w_ih = a.weight_ih(weight_ih, gates);
+  args.x = a.sequence(x, batch_sizes, h0);
+  args.shape = directed_shape(a, batch_sizes, reverse);
+  args.h0 = a.input(h0, "h0", {a.B(), a.P()});
+  return args;
+}
+
+// What every backward call checks next: the forward's out and dout (per row, P), and dh_n ((B, P) or None).
+struct BackwardArgs {
+  py::array out, dout, dh_n;
+};
+BackwardArgs backward_args(ArgChecker& a, const py::object& out, const py::object& dout, const py::object& dh_n) {
+  return {a.input(out, "out", a.per_row(a.P())), a.input(dout, "dout", a.per_row(a.P())),
+          a.optional_input(dh_n, "dh_n", {a.B(), a.P()})};
+}
+
 // ---------------------------------------------------------------------------------------------------------------- LSTM
 
 py::tuple lstm_forward_py(const py::object& x, const py::object& h0, const py::object& c0,
@@ -383,16 +410,11 @@ py::tuple lstm_forward_py(const py::object& x, const py::object& h0, const py::o
                           const py::object& p_f, const py::object& p_o, const py::object& batch_sizes,
                           bool training, bool reverse) {
   ArgChecker a("an LSTM");
-  WeightArrays w;
-  std::tie(w.w_hh, w.w_hr) = a.lstm_recurrent(weight_hh, weight_hr);
-  w.w_ih = a.weight_ih(weight_ih, kLstmGates);
-  const py::array xa = a.sequence(x, batch_sizes, h0);
-  const SeqShape shape = directed_shape(a, batch_sizes, reverse);
+  SequenceArgs seq = sequence_args(a, kLstmGates, x, h0, weight_ih, weight_hh, weight_hr, batch_sizes, reverse);
   const int64_t B = a.B(), H = a.H(), P = a.P();
-  const py::array h0a = a.input(h0, "h0", {B, P});
   const py::array c0a = a.input(c0, "c0", {B, H});
-  std::tie(w.b_ih, w.b_hh) = a.biases(bias_ih, bias_hh, kLstmGates);
-  w.peepholes = a.peepholes(p_i, p_f, p_o);
+  std::tie(seq.w.b_ih, seq.w.b_hh) = a.biases(bias_ih, bias_hh, kLstmGates);
+  seq.w.peepholes = a.peepholes(p_i, p_f, p_o);
   return with_dtype(a, [&](auto dtype) -> py::tuple {
     using T = decltype(dtype);
     auto out = a.output<T>(a.per_row(P));
@@ -401,9 +423,9 @@ py::tuple lstm_forward_py(const py::object& x, const py::object& h0, const py::o
     auto [gates, gates_data] = a.training_output<T>(training, a.per_row(kLstmGates * H));
     auto [cells, cells_data] = a.training_output<T>(training, a.per_row(H));
     if (a.nothing_to_compute()) return py::make_tuple(out, h_n, c_n, gates, cells);
-    const LstmWeights<T> weights = lstm_weights<T>(w);
+    const LstmWeights<T> weights = lstm_weights<T>(seq.w);
     run_kernel(a.forward_work(kLstmGates), [&] {
-      lstm_forward<T>(shape, cptr<T>(xa), cptr<T>(h0a), cptr<T>(c0a), weights, out.mutable_data(),
+      lstm_forward<T>(seq.shape, cptr<T>(seq.x), cptr<T>(seq.h0), cptr<T>(c0a), weights, out.mutable_data(),
                       h_n.mutable_data(), c_n.mutable_data(), gates_data, cells_data);
     });
     return py::make_tuple(out, h_n, c_n, gates, cells);
@@ -419,26 +441,19 @@ py::tuple lstm_backward_py(const py::object& x, const py::object& h0, const py::
                            const py::object& dbias_ih, const py::object& dbias_hh, const py::object& dweight_hr,
                            const py::object& dp_i, const py::object& dp_f, const py::object& dp_o, bool reverse) {
   ArgChecker a("an LSTM");
-  WeightArrays w;
-  std::tie(w.w_hh, w.w_hr) = a.lstm_recurrent(weight_hh, weight_hr);
-  w.w_ih = a.weight_ih(weight_ih, kLstmGates);
-  const py::array xa = a.sequence(x, batch_sizes, h0);
-  const SeqShape shape = directed_shape(a, batch_sizes, reverse);
+  SequenceArgs seq = sequence_args(a, kLstmGates, x, h0, weight_ih, weight_hh, weight_hr, batch_sizes, reverse);
+  const BackwardArgs grad_in = backward_args(a, out, dout, dh_n);
   const int64_t B = a.B(), H = a.H(), P = a.P();
-  w.peepholes = a.peepholes(p_i, p_f, p_o);
-  const py::array h0a = a.input(h0, "h0", {B, P});
+  seq.w.peepholes = a.peepholes(p_i, p_f, p_o);
   const py::array c0a = a.input(c0, "c0", {B, H});
-  const py::array outa = a.input(out, "out", a.per_row(P));
   const py::array gatesa = a.input(gates, "gates", a.per_row(kLstmGates * H));
   const py::array cellsa = a.input(cells, "cells", a.per_row(H));
-  const py::array douta = a.input(dout, "dout", a.per_row(P));
-  const py::array dh_na = a.optional_input(dh_n, "dh_n", {B, P});
   const py::array dc_na = a.optional_input(dc_n, "dc_n", {B, H});
   GradArrays g = layer_grad_arrays(a, kLstmGates, dweight_ih, dweight_hh, dbias_ih, dbias_hh);
-  if (w.w_hr && dweight_hr.is_none())
+  if (seq.w.w_hr && dweight_hr.is_none())
     throw py::value_error("dweight_hr: expected an array (P, H) with weight_hr, got None");
-  g.dw_hr = w.w_hr ? a.accumulator(dweight_hr, "dweight_hr", {P, H}) : absent();
-  const bool peepholes = static_cast<bool>(w.peepholes[0]);
+  g.dw_hr = seq.w.w_hr ? a.accumulator(dweight_hr, "dweight_hr", {P, H}) : absent();
+  const bool peepholes = static_cast<bool>(seq.w.peepholes[0]);
   if (peepholes && (dp_i.is_none() || dp_f.is_none() || dp_o.is_none()))
     throw py::value_error("dpeepholes: expected three arrays (H,) with peepholes, got None");
   if (peepholes)
@@ -450,12 +465,12 @@ py::tuple lstm_backward_py(const py::object& x, const py::object& h0, const py::
     auto dh0 = a.output<T>({B, P});
     auto dc0 = a.output<T>({B, H});
     if (a.nothing_to_compute()) return py::make_tuple(zeroed(dx), dh0, dc0);
-    const LstmWeights<T> weights = lstm_weights<T>(w);
+    const LstmWeights<T> weights = lstm_weights<T>(seq.w);
     const LstmGrads<T> grads = lstm_grads<T>(g);
     run_kernel(a.backward_work(kLstmGates), [&] {
-      lstm_backward<T>(shape, cptr<T>(xa), cptr<T>(h0a), cptr<T>(c0a), weights, cptr<T>(outa), cptr<T>(gatesa),
-                       cptr<T>(cellsa), cptr<T>(douta), cptr<T>(dh_na), cptr<T>(dc_na), dx.mutable_data(),
-                       dh0.mutable_data(), dc0.mutable_data(), grads);
+      lstm_backward<T>(seq.shape, cptr<T>(seq.x), cptr<T>(seq.h0), cptr<T>(c0a), weights, cptr<T>(grad_in.out),
+                       cptr<T>(gatesa), cptr<T>(cellsa), cptr<T>(grad_in.dout), cptr<T>(grad_in.dh_n), cptr<T>(dc_na),
+                       dx.mutable_data(), dh0.mutable_data(), dc0.mutable_data(), grads);
     });
     return py::make_tuple(dx, dh0, dc0);
   });
@@ -467,23 +482,18 @@ py::tuple gru_forward_py(const py::object& x, const py::object& h0, const py::ob
                          const py::object& weight_hh, const py::object& bias_ih, const py::object& bias_hh,
                          bool reset_after, const py::object& batch_sizes, bool training, bool reverse) {
   ArgChecker a("a GRU");
-  WeightArrays w;
-  w.w_hh = a.weight_hh(weight_hh, kGruGates);
-  w.w_ih = a.weight_ih(weight_ih, kGruGates);
-  const py::array xa = a.sequence(x, batch_sizes, h0);
-  const SeqShape shape = directed_shape(a, batch_sizes, reverse);
+  SequenceArgs seq = sequence_args(a, kGruGates, x, h0, weight_ih, weight_hh, py::none(), batch_sizes, reverse);
   const int64_t B = a.B(), H = a.H();
-  const py::array h0a = a.input(h0, "h0", {B, H});
-  std::tie(w.b_ih, w.b_hh) = a.biases(bias_ih, bias_hh, kGruGates);
+  std::tie(seq.w.b_ih, seq.w.b_hh) = a.biases(bias_ih, bias_hh, kGruGates);
   return with_dtype(a, [&](auto dtype) -> py::tuple {
     using T = decltype(dtype);
     auto out = a.output<T>(a.per_row(H));
     auto h_n = a.output<T>({B, H});
     auto [gates, gates_data] = a.training_output<T>(training, a.per_row(gru_saved_width(H, reset_after)));
     if (a.nothing_to_compute()) return py::make_tuple(out, h_n, gates);
-    const GruWeights<T> weights = layer_weights<T>(w);
+    const GruWeights<T> weights = layer_weights<T>(seq.w);
     run_kernel(a.forward_work(kGruGates), [&] {
-      gru_forward<T>(shape, reset_after, cptr<T>(xa), cptr<T>(h0a), weights, out.mutable_data(),
+      gru_forward<T>(seq.shape, reset_after, cptr<T>(seq.x), cptr<T>(seq.h0), weights, out.mutable_data(),
                      h_n.mutable_data(), gates_data);
     });
     return py::make_tuple(out, h_n, gates);
@@ -496,28 +506,22 @@ py::tuple gru_backward_py(const py::object& x, const py::object& h0, const py::o
                           const py::object& dweight_ih, const py::object& dweight_hh, const py::object& dbias_ih,
                           const py::object& dbias_hh, bool reverse) {
   ArgChecker a("a GRU");
-  WeightArrays w;
-  w.w_hh = a.weight_hh(weight_hh, kGruGates);
-  w.w_ih = a.weight_ih(weight_ih, kGruGates);
-  const py::array xa = a.sequence(x, batch_sizes, h0);
-  const SeqShape shape = directed_shape(a, batch_sizes, reverse);
+  SequenceArgs seq = sequence_args(a, kGruGates, x, h0, weight_ih, weight_hh, py::none(), batch_sizes, reverse);
+  const BackwardArgs grad_in = backward_args(a, out, dout, dh_n);
   const int64_t B = a.B(), H = a.H();
-  const py::array h0a = a.input(h0, "h0", {B, H});
-  const py::array outa = a.input(out, "out", a.per_row(H));
   const py::array gatesa = a.input(gates, "gates", a.per_row(gru_saved_width(H, reset_after)));
-  const py::array douta = a.input(dout, "dout", a.per_row(H));
-  const py::array dh_na = a.optional_input(dh_n, "dh_n", {B, H});
   const GradArrays g = layer_grad_arrays(a, kGruGates, dweight_ih, dweight_hh, dbias_ih, dbias_hh);
   return with_dtype(a, [&](auto dtype) -> py::tuple {
     using T = decltype(dtype);
     auto dx = a.output<T>(a.per_row(a.I()));
     auto dh0 = a.output<T>({B, H});
     if (a.nothing_to_compute()) return py::make_tuple(zeroed(dx), dh0);
-    const GruWeights<T> weights = layer_weights<T>(w);
+    const GruWeights<T> weights = layer_weights<T>(seq.w);
     const GruGrads<T> grads = layer_grads<T>(g);
     run_kernel(a.backward_work(kGruGates), [&] {
-      gru_backward<T>(shape, reset_after, cptr<T>(xa), cptr<T>(h0a), weights, cptr<T>(outa), cptr<T>(gatesa),
-                      cptr<T>(douta), cptr<T>(dh_na), dx.mutable_data(), dh0.mutable_data(), grads);
+      gru_backward<T>(seq.shape, reset_after, cptr<T>(seq.x), cptr<T>(seq.h0), weights, cptr<T>(grad_in.out),
+                      cptr<T>(gatesa), cptr<T>(grad_in.dout), cptr<T>(grad_in.dh_n), dx.mutable_data(),
+                      dh0.mutable_data(), grads);
     });
     return py::make_tuple(dx, dh0);
   });
@@ -530,22 +534,17 @@ py::tuple rnn_forward_py(const py::object& x, const py::object& h0, const py::ob
                          const std::string& nonlinearity, const py::object& batch_sizes, bool reverse) {
   const Nonlinearity act = parse_nonlinearity(nonlinearity);
   ArgChecker a("an RNN");
-  WeightArrays w;
-  w.w_hh = a.weight_hh(weight_hh, kRnnGates);
-  w.w_ih = a.weight_ih(weight_ih, kRnnGates);
-  const py::array xa = a.sequence(x, batch_sizes, h0);
-  const SeqShape shape = directed_shape(a, batch_sizes, reverse);
+  SequenceArgs seq = sequence_args(a, kRnnGates, x, h0, weight_ih, weight_hh, py::none(), batch_sizes, reverse);
   const int64_t B = a.B(), H = a.H();
-  const py::array h0a = a.input(h0, "h0", {B, H});
-  std::tie(w.b_ih, w.b_hh) = a.biases(bias_ih, bias_hh, kRnnGates);
+  std::tie(seq.w.b_ih, seq.w.b_hh) = a.biases(bias_ih, bias_hh, kRnnGates);
   return with_dtype(a, [&](auto dtype) -> py::tuple {
     using T = decltype(dtype);
     auto out = a.output<T>(a.per_row(H));
     auto h_n = a.output<T>({B, H});
     if (a.nothing_to_compute()) return py::make_tuple(out, h_n);
-    const RnnWeights<T> weights = layer_weights<T>(w);
+    const RnnWeights<T> weights = layer_weights<T>(seq.w);
     run_kernel(a.forward_work(kRnnGates), [&] {
-      rnn_forward<T>(shape, act, cptr<T>(xa), cptr<T>(h0a), weights, out.mutable_data(), h_n.mutable_data());
+      rnn_forward<T>(seq.shape, act, cptr<T>(seq.x), cptr<T>(seq.h0), weights, out.mutable_data(), h_n.mutable_data());
     });
     return py::make_tuple(out, h_n);
   });
@@ -558,27 +557,20 @@ py::tuple rnn_backward_py(const py::object& x, const py::object& h0, const py::o
                           const py::object& dbias_hh, bool reverse) {
   const Nonlinearity act = parse_nonlinearity(nonlinearity);
   ArgChecker a("an RNN");
-  WeightArrays w;
-  w.w_hh = a.weight_hh(weight_hh, kRnnGates);
-  w.w_ih = a.weight_ih(weight_ih, kRnnGates);
-  const py::array xa = a.sequence(x, batch_sizes, h0);
-  const SeqShape shape = directed_shape(a, batch_sizes, reverse);
+  SequenceArgs seq = sequence_args(a, kRnnGates, x, h0, weight_ih, weight_hh, py::none(), batch_sizes, reverse);
+  const BackwardArgs grad_in = backward_args(a, out, dout, dh_n);
   const int64_t B = a.B(), H = a.H();
-  const py::array h0a = a.input(h0, "h0", {B, H});
-  const py::array outa = a.input(out, "out", a.per_row(H));
-  const py::array douta = a.input(dout, "dout", a.per_row(H));
-  const py::array dh_na = a.optional_input(dh_n, "dh_n", {B, H});
   const GradArrays g = layer_grad_arrays(a, kRnnGates, dweight_ih, dweight_hh, dbias_ih, dbias_hh);
   return with_dtype(a, [&](auto dtype) -> py::tuple {
     using T = decltype(dtype);
     auto dx = a.output<T>(a.per_row(a.I()));
     auto dh0 = a.output<T>({B, H});
     if (a.nothing_to_compute()) return py::make_tuple(zeroed(dx), dh0);
-    const RnnWeights<T> weights = layer_weights<T>(w);
+    const RnnWeights<T> weights = layer_weights<T>(seq.w);
     const RnnGrads<T> grads = layer_grads<T>(g);
     run_kernel(a.backward_work(kRnnGates), [&] {
-      rnn_backward<T>(shape, act, cptr<T>(xa), cptr<T>(h0a), weights, cptr<T>(outa), cptr<T>(douta),
-                      cptr<T>(dh_na), dx.mutable_data(), dh0.mutable_data(), grads);
+      rnn_backward<T>(seq.shape, act, cptr<T>(seq.x), cptr<T>(seq.h0), weights, cptr<T>(grad_in.out),
+                      cptr<T>(grad_in.dout), cptr<T>(grad_in.dh_n), dx.mutable_data(), dh0.mutable_data(), grads);
     });
     return py::make_tuple(dx, dh0);
   });
