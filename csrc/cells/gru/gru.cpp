@@ -4,6 +4,7 @@
 #include "primitives/gemm.h"
 #include "primitives/ops.h"
 #include "sequence/backward_pass.h"
+#include "sequence/input_projection.h"
 #include "sequence/outputs.h"
 #include "sequence/scheduling.h"
 #include "sequence/weight_access.h"
@@ -19,29 +20,23 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
   const StepRows step_rows(s);
   const int64_t steps = s.steps, B = s.batch, I = s.input, H = s.hidden, G = kGruGates * H, nr = kernels.nr;
   const bool training = gates != nullptr;
-  // Pre-activation rows (width G) in a scratch chunk, as lstm_forward; in training the gate math writes the saved
-  // gates' rows (width W): r, z, n [, hn].
+  // In training the gate math writes the saved gates' rows (width W): r, z, n [, hn].
   const int64_t W = gru_saved_width(H, reset_after);
   const bool stream_saved = training && stream_saved_gates(step_rows.total() * W * int64_t(sizeof(T)));
-  const int64_t chunk = projection_chunk(steps, B);
-  const bool dot_projection = chunk * B <= kDotRows;
   const bool dot_recurrent = recurrent_by_dots(B, steps, G * H * int64_t(sizeof(T)));
-  const bool packed_projection = !dot_projection && !projection_in_slices(kernels, steps, chunk, B);
-  PackedB<T> wih = gate_panels<T>(I, H, kGruGates, nr), whh = gate_panels<T>(H, H, kGruGates, nr);
-  T *pre_chunk = nullptr, *bias = nullptr, *gh = nullptr, *gh_start = nullptr, *rh = nullptr;
+  PackedB<T> whh = gate_panels<T>(H, H, kGruGates, nr);
+  T *gh = nullptr, *gh_start = nullptr, *rh = nullptr;
   Scratch scratch(0);
-  if (packed_projection) scratch.need(&wih.data, wih.size());
   if (!dot_recurrent) scratch.need(&whh.data, whh.size());
   DotWeight<T> whh_dot(w.w_hh, kGruGates, H, H, steps, dot_recurrent, scratch);
-  scratch.need(&pre_chunk, chunk * B * G);
-  if (w.b_ih != nullptr) scratch.need(&bias, G);
+  const ChunkedProjection<T> projection(kernels, s, step_rows, x, w.w_ih, kGruGates, w.b_ih != nullptr, scratch);
   scratch.need(&gh, B * G);  // the recurrent parts of a step: W_hh h (+ b_hn), or W_hr h, W_hz h, W_hn (r * h)
   if (reset_after) scratch.need(&gh_start, G);  // what W_hh h starts from: 0 in r and z, b_hn (or 0) in n
   else scratch.need(&rh, B * H);
   scratch.allocate();
   // w.b_hh adds to the projection where it only adds: r and z, and n too without reset_after (with it, b_hn sits
   // inside r * (W_hn h + b_hn)).
-  if (w.b_ih != nullptr) fold_biases(w.b_ih, w.b_hh, G, reset_after ? 2 * H : G, bias);
+  if (w.b_ih != nullptr) fold_biases(w.b_ih, w.b_hh, G, reset_after ? 2 * H : G, projection.bias());
   if (reset_after) {
     std::fill(gh_start, gh_start + 2 * H, T(0));
     if (w.b_hh != nullptr) std::copy(w.b_hh + 2 * H, w.b_hh + G, gh_start + 2 * H);
@@ -53,14 +48,14 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
   // Round 0 packs (when any weight is packed); then a round per step, or two without reset_after: r and z (and
   // r * h) first, then n, which needs every unit of r * h.
   const int64_t rounds_per_step = reset_after ? 1 : 2;
-  const int64_t pack_rounds = !packed_projection && dot_recurrent && !whh_dot.copied ? 0 : 1;
+  const int64_t pack_rounds = !projection.packed_whole() && dot_recurrent && !whh_dot.copied ? 0 : 1;
   const PackedB<T>* whh_p = dot_recurrent ? nullptr : &whh;
-  const Rounds rounds(pack_rounds, steps, rounds_per_step, dot_recurrent || dot_projection);
+  const Rounds rounds(pack_rounds, steps, rounds_per_step, dot_recurrent || projection.by_dots());
   run_rounds(threads, chunks.items, rounds, [&](int64_t round, int64_t item) {
     const bool down = rounds.descending(round);
     const UnitSlice u = chunks(item);
     if (round < pack_rounds) {
-      if (packed_projection) pack_gate_panels(kernels, w.w_ih, I, wih, u, 0, kGruGates);
+      projection.pack(u);
       if (!dot_recurrent) pack_gate_panels(kernels, w.w_hh, H, whh, u, 0, kGruGates);
       whh_dot.copy_rows(u, 0, kGruGates);
       return;
@@ -68,17 +63,11 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
     const int64_t t = (round - pack_rounds) / rounds_per_step, n = step_rows.rows(t), off = step_rows.offset(t);
     if (n == 0) return;  // no row runs this step (nor any later one)
     const bool second_half = (round - pack_rounds) % rounds_per_step == 1;
-    // The chunk of steps [begin, end) that t is in: its rows are one block of x (backwards in time in the reverse
-    // direction), projected in the block's order.
-    const int64_t begin = t - t % chunk, end = std::min(begin + chunk, steps);
-    const int64_t first = step_rows.block_offset(begin, end);
-    T* pre = pre_chunk + (off - first) * G;
+    if (!second_half) projection.project(t, u, down);
+    T* pre = projection.step(t);
     T* saved = training ? gates + off * W : nullptr;
     const T* h_prev = t == 0 ? h0 : out + step_rows.offset(t - 1) * H;
     T* h = out + off * H;
-    if (!second_half && t == begin)
-      gate_gemm(kernels, step_rows.block_rows(begin, end), x + first * I, I, dot_projection ? nullptr : &wih, w.w_ih, I,
-                I, H, 0, kGruGates, u, pre_chunk, G, false, down, bias);
     if (reset_after) {
       gate_gemm(kernels, n, h_prev, H, whh_p, whh_dot.matrix(), whh_dot.ld, H, H, 0, kGruGates, u, gh, G, false, down,
                 gh_start);

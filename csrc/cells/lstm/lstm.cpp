@@ -4,6 +4,7 @@
 #include "primitives/gemm.h"
 #include "primitives/ops.h"
 #include "sequence/backward_pass.h"
+#include "sequence/input_projection.h"
 #include "sequence/outputs.h"
 #include "sequence/scheduling.h"
 #include "sequence/weight_access.h"
@@ -21,28 +22,19 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
   const int64_t nr = kernels.nr;
   const bool training = gates != nullptr, projected = w.w_hr != nullptr;
   const bool stream_saved = training && stream_saved_gates(step_rows.total() * G * int64_t(sizeof(T)));
-  // The input projection runs a chunk of steps at a time into a small scratch, just before they need it (in training
-  // the gate math then writes the saved gates: projecting into them instead would write each chunk to memory that is
-  // not in cache, and read it back).
-  const int64_t chunk = projection_chunk(steps, B);
-  const bool dot_projection = chunk * B <= kDotRows;
   const bool dot_recurrent = recurrent_by_dots(B, steps, (G * P + (projected ? P * H : 0)) * int64_t(sizeof(T)));
-  const bool packed_projection = !dot_projection && !projection_in_slices(kernels, steps, chunk, B);
-  PackedB<T> wih = gate_panels<T>(I, H, kLstmGates, nr), whh = gate_panels<T>(P, H, kLstmGates, nr);
-  PackedB<T> whr = gate_panels<T>(H, P, 1, nr);
-  T *pre_chunk = nullptr, *bias = nullptr, *m = nullptr;
+  PackedB<T> whh = gate_panels<T>(P, H, kLstmGates, nr), whr = gate_panels<T>(H, P, 1, nr);
+  T* m = nullptr;
   Scratch scratch(0);
-  if (packed_projection) scratch.need(&wih.data, wih.size());
   if (!dot_recurrent) scratch.need(&whh.data, whh.size());
   DotWeight<T> whh_dot(w.w_hh, kLstmGates, P, H, steps, dot_recurrent, scratch);
-  scratch.need(&pre_chunk, chunk * B * G);
-  if (w.b_ih != nullptr) scratch.need(&bias, G);
+  const ChunkedProjection<T> projection(kernels, s, step_rows, x, w.w_ih, kLstmGates, w.b_ih != nullptr, scratch);
   if (projected) {
     scratch.need(&m, B * H);  // o * tanh(c) of the current step, before the projection
     if (!dot_recurrent) scratch.need(&whr.data, whr.size());
   }
   scratch.allocate();
-  if (w.b_ih != nullptr) fold_biases(w.b_ih, w.b_hh, G, G, bias);
+  if (w.b_ih != nullptr) fold_biases(w.b_ih, w.b_hh, G, G, projection.bias());
   if (!training) copy_or_zero(c_n, c0, B * H);  // inference updates c in place in c_n
 
   const int64_t proj_work = projected ? P * H : 0;
@@ -53,13 +45,13 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
   // Round 0 packs (when any weight is packed); then a round per step, or two with a projection: the gates and
   // m = o * tanh(c) of these hidden units, then h = W_hr m for these output units (it needs all of m).
   const int64_t rounds_per_step = projected ? 2 : 1;
-  const int64_t pack_rounds = !packed_projection && dot_recurrent && !whh_dot.copied ? 0 : 1;
-  const Rounds rounds(pack_rounds, steps, rounds_per_step, dot_recurrent || dot_projection);
+  const int64_t pack_rounds = !projection.packed_whole() && dot_recurrent && !whh_dot.copied ? 0 : 1;
+  const Rounds rounds(pack_rounds, steps, rounds_per_step, dot_recurrent || projection.by_dots());
   run_rounds(threads, chunks.items, rounds, [&](int64_t round, int64_t item) {
     const bool down = rounds.descending(round);
     const UnitSlice u = chunks(item);
     if (round < pack_rounds) {
-      if (packed_projection) pack_gate_panels(kernels, w.w_ih, I, wih, u, 0, kLstmGates);
+      projection.pack(u);
       if (!dot_recurrent) pack_gate_panels(kernels, w.w_hh, P, whh, u, 0, kLstmGates);
       whh_dot.copy_rows(u, 0, kLstmGates);
       if (projected && !dot_recurrent) pack_gate_panels(kernels, w.w_hr, H, whr, proj_chunks(item), 0, 1);
@@ -73,14 +65,8 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
                 down);
       return;
     }
-    // The chunk of steps [begin, end) that t is in: its rows are one block of x (backwards in time in the reverse
-    // direction), projected in the block's order.
-    const int64_t begin = t - t % chunk, end = std::min(begin + chunk, steps);
-    const int64_t first = step_rows.block_offset(begin, end);
-    T* pre = pre_chunk + (off - first) * G;
-    if (t == begin)  // these units' columns of the input projection of steps begin .. end
-      gate_gemm(kernels, step_rows.block_rows(begin, end), x + first * I, I, dot_projection ? nullptr : &wih, w.w_ih,
-                I, I, H, 0, kLstmGates, u, pre_chunk, G, false, down, bias);
+    projection.project(t, u, down);
+    T* pre = projection.step(t);
     const T* h_prev = t == 0 ? h0 : out + step_rows.offset(t - 1) * P;
     const T* c_prev = !training ? c_n : t == 0 ? c0 : cells + step_rows.offset(t - 1) * H;
     T* c = training ? cells + off * H : c_n;
