@@ -37,8 +37,8 @@ from .training import EarlyStopping, History, fit  # noqa: E402
 __version__ = "0.1.0"
 __all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "Embedding", "Linear", "Dropout", "Sequential",
            "fit", "History", "EarlyStopping", "sample", "save", "load", "pad_sequences", "unpad", "functional",
-           "losses", "optim", "reference", "text", "clip_grad_norm", "clip_grad_value", "isa", "supported_isas", "cache_sizes",
-           "get_num_threads", "set_num_threads", "release_memory", "__version__"]
+           "losses", "optim", "reference", "text", "clip_grad_norm", "clip_grad_value", "isa", "supported_isas",
+           "cache_sizes", "get_num_threads", "set_num_threads", "release_memory", "__version__"]
 
 
 def isa() -> str:
