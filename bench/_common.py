@@ -169,10 +169,12 @@ def environment_info(threads, openblas_note):
     import pylstm
     isa = getattr(pylstm, "isa", None)
     get_threads = getattr(pylstm, "get_num_threads", None)
+    cache_sizes = getattr(pylstm, "cache_sizes", None)
     info = {
         "threads": threads,
         "pylstm_isa": isa() if isa is not None else "n/a (pylstm.isa() not available yet)",
         "pylstm_num_threads": get_threads() if get_threads is not None else "n/a (not available yet)",
+        "pylstm_cache_sizes": cache_sizes() if cache_sizes is not None else None,
         "pylstm_has_openmp": _value(getattr(pylstm._core, "has_openmp", None)),
         "pylstm_file": pylstm._core.__file__,
         "cpu_model": _cpu_model(),
@@ -185,7 +187,7 @@ def environment_info(threads, openblas_note):
         "blas": blas_info(),
         "openblas_env": openblas_note,
         "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "PYLSTM_ISA",
-                                               "OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ},
+                                               "PYLSTM_CACHE_SIZES", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ},
     }
     try:
         import torch

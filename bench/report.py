@@ -221,7 +221,10 @@ def render(data, failed, wall_seconds=None, env_matmul=None):
     out.append(f"**Threads: {threads}** for every implementation (pylstm.get_num_threads(): "
                f"{info.get('pylstm_num_threads')}; torch.get_num_threads(): {info.get('torch_num_threads', 'n/a')}; "
                f"ONNX Runtime intra-op {threads} / inter-op 1; NumPy BLAS {threads}).  ")
-    out.append(f"pylstm ISA: `{info.get('pylstm_isa')}` (OpenMP: {info.get('pylstm_has_openmp')}) · "
+    caches = info.get("pylstm_cache_sizes")
+    caches = (f"; caches L1d {caches['l1d'] >> 10} KiB, L2 {caches['l2'] >> 10} KiB, L3 {caches['l3'] >> 20} MiB "
+              f"from {caches['source']}" if caches else "")
+    out.append(f"pylstm ISA: `{info.get('pylstm_isa')}` (OpenMP: {info.get('pylstm_has_openmp')}{caches}) · "
                f"CPU: {info.get('cpu_model', machine.get('cpu', {}).get('brand_raw', '?'))}, "
                f"{info.get('cpu_count')} cores ({' '.join(info.get('cpu_flags', []))}) · "
                f"torch {info.get('torch') or 'not installed'} · onnxruntime {info.get('onnxruntime') or 'not installed'}"

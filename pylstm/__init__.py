@@ -38,7 +38,7 @@ __version__ = "0.1.0"
 __all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "Embedding", "Linear", "Dropout", "Sequential",
            "fit", "History", "EarlyStopping", "sample", "save", "load", "pad_sequences", "unpad", "functional",
            "losses", "optim", "reference", "text", "clip_grad_norm", "clip_grad_value", "isa", "supported_isas",
-           "get_num_threads", "set_num_threads", "release_memory", "__version__"]
+           "cache_sizes", "get_num_threads", "set_num_threads", "release_memory", "__version__"]
 
 
 def isa() -> str:
@@ -57,3 +57,15 @@ def _isa_from_environment() -> None:
 
 
 _isa_from_environment()
+
+
+def cache_sizes() -> dict:
+    """The CPU's cache sizes in bytes that the kernels' scheduling choices follow (threads of a time loop, work
+    items, streamed stores; never the order of any sum, so results do not depend on them): ``{'l1d': one core's L1
+    data cache, 'l2': one core's L2, 'l3': the shared L3 (0 if none), 'source': where they came from}``, the source
+    being 'override' (the environment variable PYLSTM_CACHE_SIZES, e.g. ``32K,512K,32M`` for L1d, L2, L3), 'sysfs',
+    'cpuid' or 'default'. Read once at import; a malformed PYLSTM_CACHE_SIZES makes the import raise ValueError."""
+    return _core.cache_sizes()
+
+
+cache_sizes()  # raises here, at import, when PYLSTM_CACHE_SIZES is malformed

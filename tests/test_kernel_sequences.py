@@ -144,9 +144,10 @@ def test_lstm_projection_and_peepholes_match_reference(dtype, P, peepholes, leng
 
 
 # Large outputs of a loop are streamed to memory with non-temporal stores (sequence/outputs.h): a training forward's
-# saved gates from 8 MiB (kStreamSavedBytes) and, with the loop on two threads, a backward loop's pre-activation
-# gradients from 16 MiB (kStreamGradientBytes). H = 388 puts the first gate of each row on a cache line and the others
-# off it, with a partial register; the RNN's rows (H = 700) start off the line by turns.
+# saved gates from four L2s (stream_saved_bytes: 8 MiB with a 2 MiB L2) and, with the loop on two threads, a
+# backward loop's pre-activation gradients from eight (stream_gradient_bytes, 16 MiB). H = 388 puts the first gate of
+# each row on a cache line and the others off it, with a partial register; the RNN's rows (H = 700) start off the
+# line by turns.
 STREAMED = {"lstm": (48, 388), "gru": (48, 388), "rnn": (96, 700)}  # family -> (T, H), with B = 64 and I = 8
 
 

@@ -19,6 +19,7 @@
 #include "bindings/interrupt.h"
 #include "bindings/parts.h"
 #include "primitives/buffers.h"
+#include "primitives/cache_sizes.h"
 #include "primitives/cpu.h"
 #include "primitives/isa.h"
 #include "primitives/ops.h"
@@ -27,6 +28,8 @@
 #include "cells/gru/gru.h"
 #include "cells/lstm/lstm.h"
 #include "cells/rnn/rnn.h"
+#include "sequence/outputs.h"
+#include "sequence/scheduling.h"
 
 namespace py = pybind11;
 
@@ -599,6 +602,46 @@ PYBIND11_MODULE(_core, m) {
         }
       },
       py::arg("isa"), "Run the kernels of this instruction set from now on (for tests and comparisons).");
+  {  // The cache sizes the kernels' choices follow (primitives/cache_sizes.h), and those choices' thresholds.
+    auto as_dict = [](const CacheSizes& c) {
+      py::dict d;
+      d["l1d"] = c.l1d;
+      d["l2"] = c.l2;
+      d["l3"] = c.l3;
+      d["source"] = std::string(c.source);
+      return d;
+    };
+    m.def(
+        "cache_sizes",
+        [as_dict] {
+          if (!cache_sizes_error().empty()) throw py::value_error(cache_sizes_error());
+          return as_dict(cache_sizes());
+        },
+        "The cache sizes in bytes the kernels' choices follow: {'l1d', 'l2' (one core's), 'l3' (shared, 0 if none), "
+        "'source': 'override' (PYLSTM_CACHE_SIZES), 'sysfs', 'cpuid' or 'default'}; ValueError if "
+        "PYLSTM_CACHE_SIZES is malformed.");
+    m.def(
+        "parse_cache_sizes",
+        [as_dict](const std::string& text) {
+          try {
+            return as_dict(parse_cache_sizes(text));
+          } catch (const std::invalid_argument& e) {
+            throw py::value_error(std::string("cache sizes: ") + e.what());
+          }
+        },
+        py::arg("text"), "PYLSTM_CACHE_SIZES's format ('32K,512K,32M') parsed, as cache_sizes() would report it.");
+    m.def(
+        "cache_thresholds",
+        [] {
+          py::dict d;
+          d["cached_bytes_per_thread"] = cached_bytes_per_thread();
+          d["split_bytes"] = split_bytes();
+          d["stream_saved_bytes"] = stream_saved_bytes();
+          d["stream_gradient_bytes"] = stream_gradient_bytes();
+          return d;
+        },
+        "The byte sizes at which the time loops' choices change, as the cache sizes make them (for tests).");
+  }
   m.def("get_num_threads", &get_num_threads,
         "Threads the kernels may use: set_num_threads' count, else OMP_NUM_THREADS, else the processors; 1 in a "
         "process forked after a kernel of its parent ran threaded.");

@@ -9,6 +9,7 @@
 #include <immintrin.h>
 #endif
 
+#include "cache_sizes.h"
 #include "cpu.h"
 #include "ops.h"
 #include "parallel.h"
@@ -111,12 +112,13 @@ void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const Gra
   const int64_t mc = std::min<int64_t>(kernels.mc, std::max<int64_t>(kRowQuantum,
                                         (M + 2 * threads - 1) / (2 * threads) / kRowQuantum * kRowQuantum));
   // Few rows to sum over (K) against a large gradient: each row block packs its whole K of dpre^T (at most
-  // kWholeKBytes, kept in L2) and finishes one panel of C at a time, so that C goes through memory once instead of
-  // once per k block. Not beside a loop,
-  // which makes the rows from the last block to the first.
-  constexpr int64_t kWholeKBytes = int64_t(768) << 10;
+  // whole_k_bytes, three eighths of one core's L2, kept there beside the panels of B and C) and finishes one panel of
+  // C at a time, so that C goes through memory once instead of once per k block. The same sums in the same order (the
+  // k blocks stay kernels.kc, a constant), so this may follow the cache sizes. Not beside a loop, which makes the rows
+  // from the last block to the first.
+  const int64_t whole_k_bytes = cache_sizes().l2 / 8 * 3;
   const int64_t k_blocks = (K + kernels.kc - 1) / kernels.kc;
-  const bool whole_k = ready == nullptr && k_blocks > 1 && mc * K * int64_t(sizeof(T)) <= kWholeKBytes;
+  const bool whole_k = ready == nullptr && k_blocks > 1 && mc * K * int64_t(sizeof(T)) <= whole_k_bytes;
 
   // Where each block takes all of K at once (one k block, or whole_k), the threads take the blocks in turn from a
   // shared count instead of each its own range: the cores of a virtual machine run at speeds that differ from one

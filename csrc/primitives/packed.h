@@ -11,6 +11,8 @@
 #include <cstring>
 #include <type_traits>
 
+#include "primitives/cache_sizes.h"
+
 namespace pylstm {
 
 // True when rows `row_stride` values of T apart all fall into the same L1 cache sets (a multiple of 4 KiB): the GEMM
@@ -64,9 +66,10 @@ void pack_b_rows(const T* src, int64_t ld, const PackedB<T>& b, int64_t p_begin,
   }
   // Whole panels, a block of rows at a time: the block's part of each source row is read once and copied into every
   // panel while it is in cache. Panel by panel down all of k_end, each panel read nr values of every row, a new cache
-  // line for every few values, and took longer than this.
+  // line for every few values, and took longer than this. A block's panels take at most an eighth of one core's L2
+  // (a copy: the block size may follow the cache sizes).
   const int64_t row_bytes = std::max<int64_t>(1, (p_end - p_begin) * nr * int64_t(sizeof(T)));
-  const int64_t k_block = std::clamp<int64_t>((int64_t(256) << 10) / row_bytes, 8, 256);
+  const int64_t k_block = std::clamp<int64_t>(cache_sizes().l2 / 8 / row_bytes, 8, 256);
   auto copy_rows = [&](auto panel_width) {  // a compile-time width: each row's copy is a few vector moves
     constexpr int64_t kNr = decltype(panel_width)::value;
     for (int64_t k0 = k_begin; k0 < k_end; k0 += k_block) {

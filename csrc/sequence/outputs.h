@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "primitives/cache_sizes.h"
 #include "primitives/packed.h"
 #include "sequence/shape.h"
 
@@ -40,20 +41,22 @@ int64_t unaliased_stride(int64_t n) {
 // Outputs of a time loop that are read after it are streamed to memory (store_stream, non-temporal stores) rather
 // than written through the caches from these sizes on: that much is found in memory afterwards either way, and an
 // ordinary store first reads every line in, so that each line crosses the memory bus twice. Below them the caches
-// still hold enough of the data for the ordinary stores to win.
-// - A training forward's saved gates.
-constexpr int64_t kStreamSavedBytes = int64_t(8) << 20;
-// - A backward loop's pre-activation gradients (all of its buffers together): the next step's product reads a
-//   step's rows back at once, from memory when streamed, and that still costs less than the stores save. Only with
-//   the loop on two threads: beside a one-thread loop the weight gradients read each block of rows right after the
-//   loop wrote it (backward_pass).
-constexpr int64_t kStreamGradientBytes = int64_t(16) << 20;
+// still hold enough of the data for the ordinary stores to win. The sizes are multiples of one core's L2, not of the
+// L3: how much of a shared L3 a process keeps (beside other processes, or a virtual machine's share of its host's)
+// is not what the L3's size says. Streamed or not, the same values are stored, so these may follow the cache sizes.
+// - A training forward's saved gates: from four times one core's L2 on.
+inline int64_t stream_saved_bytes() { return 4 * cache_sizes().l2; }
+// - A backward loop's pre-activation gradients (all of its buffers together): from eight times one core's L2 on. The
+//   next step's product reads a step's rows back at once, from memory when streamed, and that still costs less than
+//   the stores save. Only with the loop on two threads: beside a one-thread loop the weight gradients read each
+//   block of rows right after the loop wrote it (backward_pass).
+inline int64_t stream_gradient_bytes() { return 8 * cache_sizes().l2; }
 
 // Whether a training forward streams saved gates of `bytes` in all, and whether a backward loop on `loop_threads`
 // threads streams pre-activation gradients of `bytes` in all (see above).
-inline bool stream_saved_gates(int64_t bytes) { return bytes >= kStreamSavedBytes; }
+inline bool stream_saved_gates(int64_t bytes) { return bytes >= stream_saved_bytes(); }
 inline bool stream_gradients(int loop_threads, int64_t bytes) {
-  return loop_threads > 1 && bytes >= kStreamGradientBytes;
+  return loop_threads > 1 && bytes >= stream_gradient_bytes();
 }
 
 }  // namespace pylstm

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "primitives/cache_sizes.h"
 #include "primitives/cpu.h"
 #include "primitives/parallel.h"
 
@@ -34,7 +35,8 @@ struct UnitSlice {
 inline int64_t panels_per_gate(int64_t H, int64_t nr) { return (H + nr - 1) / nr; }
 
 // The hidden units cut into a time loop's work items: one for a single thread; one per thread when each thread's
-// share of the weights a step reads (`step_weight_bytes` in all) fits well in its L2 cache; else up to eight per
+// share of the weights a step reads (`step_weight_bytes` in all) fits well in its L2 cache (cached_bytes_per_thread);
+// else up to eight per
 // thread (fine enough to rebalance when a thread falls behind, and with H = 512 still a whole panel of every gate).
 // Eight rather than four: finer items rebalance better, and at H = 512 an item is still a whole panel of every gate;
 // two per thread rebalanced too little.
@@ -50,9 +52,13 @@ struct UnitChunks {
   }
 };
 
+// A thread's share of a step's weights that "fits well" in its L2: half of one core's L2 (the other half holds the
+// step's activations, the scratch and what the other loops leave). The items only decide who computes which units,
+// never how a unit's sums go, so this may follow the cache sizes.
+inline int64_t cached_bytes_per_thread() { return cache_sizes().l2 / 2; }
+
 inline UnitChunks unit_chunks(int threads, int64_t H, int64_t nr, int64_t step_weight_bytes) {
-  constexpr int64_t kCachedBytesPerThread = int64_t(1) << 20;  // half of a 2 MiB L2
-  const int64_t per_thread = step_weight_bytes <= threads * kCachedBytesPerThread ? 1 : 8;
+  const int64_t per_thread = step_weight_bytes <= threads * cached_bytes_per_thread() ? 1 : 8;
   const int64_t items = threads <= 1 ? 1 : std::min<int64_t>(panels_per_gate(H, nr), per_thread * threads);
   return {H, nr, std::max<int64_t>(items, 1)};
 }
@@ -62,11 +68,16 @@ inline UnitChunks unit_chunks(int threads, int64_t H, int64_t nr, int64_t step_w
 // and the step's outputs crossing between caches), or when the weights outgrow one core's L2 cache and splitting
 // them keeps each half in a cache; and only when the whole call is worth starting a thread (a few microseconds).
 // Never more threads than panels of units. Below kMinCallWork one thread and two take the same time.
+// The weights "outgrow" one core's L2 from a quarter of it on (split_bytes): the step's activations and scratch, and
+// the lines the weights evict from one another (W's rows a power of two of lines apart share sets), take the rest.
+// Results do not depend on the thread count, so this may follow the cache sizes.
+inline int64_t split_bytes() { return cache_sizes().l2 / 4; }
+
 inline int loop_threads(int64_t steps, int64_t step_work, int64_t weight_bytes, int64_t H, int64_t nr) {
-  constexpr int64_t kComputeStep = int64_t(1) << 20, kSplitBytes = int64_t(512) << 10;
+  constexpr int64_t kComputeStep = int64_t(1) << 20;
   constexpr int64_t kMinCallWork = int64_t(1) << 18;
   if (busy_machine() || steps * step_work < kMinCallWork) return 1;
-  if (step_work < kComputeStep && weight_bytes < kSplitBytes) return 1;
+  if (step_work < kComputeStep && weight_bytes < split_bytes()) return 1;
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(get_num_threads(), panels_per_gate(H, nr))));
 }
 

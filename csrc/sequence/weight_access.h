@@ -22,7 +22,9 @@ constexpr int64_t kDotRows = 4;
 // keep part of them in L2 and packed panels would come from L3 at every step. Dot products with 3-4 rows are
 // compute-bound (about half the micro-kernel's rate), so packing pays at batch 3-4 once the loop has the steps and
 // the packed weights fit in the caches. Decided by the call's shape, never by the thread count, so
-// that results do not depend on it (the two routes sum in different orders).
+// that results do not depend on it (the two routes sum in different orders); and for the same reason not by the cache
+// sizes (primitives/cache_sizes.h): kPackedMaxBytes stays a constant (twice a 2 MiB L2), so that a call gives the
+// same bits on every CPU of one ISA.
 inline bool recurrent_by_dots(int64_t batch, int64_t steps, int64_t weight_bytes) {
   constexpr int64_t kAlwaysRows = 2, kMinPackedSteps = 8, kPackedMaxBytes = int64_t(4) << 20;
   if (batch <= kAlwaysRows) return true;
@@ -73,7 +75,8 @@ constexpr int64_t whole_cache_lines(int64_t n) {
 // weights (`step_weight_bytes` in all, read at every step) fit in two L2 caches read W in place too at batch 1-2:
 // each thread then reads the same wide columns of W at every step, and the copy is only a cost (not at batch 3-4,
 // where dot products over the copy are faster, nor for weights beyond the L2 caches).
-// Decided by the shape, never by the thread count: the two routes sum in different orders.
+// Decided by the shape, never by the thread count: the two routes sum in different orders. Nor by the cache sizes
+// (primitives/cache_sizes.h), for the same reason: kInPlaceMaxBytes stays a constant (two 2 MiB L2 caches).
 // Each work item prepares its own units' part in the packing round.
 template <typename T>
 struct BackwardWeight {

@@ -19,7 +19,9 @@ struct Tiling {
   // Cache blocks: a (kMc, kKc) block of A stays in L2, and a (kKc, kNr) slice of a B panel is reused across the
   // block's rows from L1/L2. 2 KiB of k per row (512 floats): at K = 512 C is written once instead of stored and read
   // back between two halves (half of that was slower, and less again slower still), although the AVX-512 slice then
-  // no longer fits a 48 KiB L1.
+  // no longer fits a 48 KiB L1. Both are compile-time constants and do not follow the run-time cache sizes
+  // (primitives/cache_sizes.h): kKc decides how each sum is split (its k blocks), so results on every CPU of one ISA
+  // stay bitwise the same; kMc sizes the thread buffers and the compiled loops (block_rows_max, the Ops table's mc).
   static constexpr int64_t kKc = 512 * 4 / static_cast<int64_t>(sizeof(T));
   static constexpr int64_t kMc = 20 * kMr;
 };
@@ -291,19 +293,18 @@ constexpr int64_t block_rows_max() {
 // Row-major A (a step's h_{t-1}, a chunk of inputs) is read in place by the micro-kernel: packing it costs a strided
 // gather per call, and the rows are read once per panel either way from
 // L1/L2. Only a row stride of a multiple of 4 KiB is packed: its rows would share one L1 cache set.
-// With `whole_k` (B's slices may be of any length), rows read in place that take at most kWholeKRowBytes in all (a
-// recurrent step's h or pre-activation gradients at batch 16) go in one block of all K: each C tile is then loaded
-// and stored once, and each panel streams through once from its prefetched start. The same sums in the same order, so
-// the same bits.
+// With `whole_k` (B's slices may be of any length), rows read in place that take at most an eighth of one core's L2
+// in all (a recurrent step's h or pre-activation gradients at batch 16) go in one block of all K: each C tile is then
+// loaded and stored once, and each panel streams through once from its prefetched start. The same sums in the same
+// order (the micro-kernel carries on from C's partial sums), so the same bits: this may follow the cache sizes.
 template <typename V, typename Product>
 void for_a_blocks(int64_t M, int64_t K, const typename V::T* A, int64_t as_m, int64_t as_k, bool accumulate,
                   bool whole_k, Product&& product) {
   using Tl = Tiling<V>;
   using T = typename V::T;
-  constexpr int64_t kWholeKRowBytes = int64_t(256) << 10;
   const bool direct = as_k == 1 && !rows_share_cache_sets<T>(as_m);
   const int64_t kc_max =
-      direct && whole_k && M * K * static_cast<int64_t>(sizeof(T)) <= kWholeKRowBytes ? K : Tl::kKc;
+      direct && whole_k && M * K * static_cast<int64_t>(sizeof(T)) <= cache_sizes().l2 / 8 ? K : Tl::kKc;
   const size_t a_size = static_cast<size_t>(block_rows_max<V>() * Tl::kKc + V::kLanes);
   T* const a_block = direct ? nullptr : thread_buffer<T, 0>(a_size);  // this thread's packed A block
   for (int64_t m0 = 0, mc = 0; m0 < M; m0 += mc) {
