@@ -36,8 +36,8 @@ inline int64_t panels_per_gate(int64_t H, int64_t nr) { return (H + nr - 1) / nr
 
 // The hidden units cut into a time loop's work items: one for a single thread; one per thread when each thread's
 // share of the weights a step reads (`step_weight_bytes` in all) fits well in its L2 cache (cached_bytes_per_thread);
-// else up to eight per
-// thread (fine enough to rebalance when a thread falls behind, and with H = 512 still a whole panel of every gate).
+// else up to eight per thread (fine enough to rebalance when a thread falls behind, and with H = 512 still a whole
+// panel of every gate).
 // Eight rather than four: finer items rebalance better, and at H = 512 an item is still a whole panel of every gate;
 // two per thread rebalanced too little.
 // Rebalancing pays where the weights stream from L3 at every step, at the pace of each core's memory traffic. Where
