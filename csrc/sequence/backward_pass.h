@@ -7,7 +7,9 @@
 #include "primitives/cpu.h"
 #include "primitives/gemm.h"
 #include "primitives/parallel.h"
+#include "sequence/scheduling.h"
 #include "sequence/shape.h"
+#include "sequence/weight_access.h"
 
 namespace pylstm {
 
@@ -22,6 +24,33 @@ void input_grad(const SeqShape& s, const StepRows& r, int64_t N, const T* w_ih, 
     for (int64_t t = 0; t < s.steps / 2; ++t)
       std::swap_ranges(dx + t * n, dx + (t + 1) * n, dx + (s.steps - 1 - t) * n);
   }
+}
+
+// The time loop of a backward pass whose steps take one round each (the LSTM's without a projection, the RNN's).
+// Round 0 prepares each item's part of W_hh (BackwardWeight::prepare); round r = 1 .. T handles step t = T - r for
+// the item's units u: first dh_t = dpre_{t+1} @ W_hh for them (dh (B, ldh); dpre in loop order, leading dimension
+// ldp, all of step t + 1 being done), then cell_grad(t, u), the elementwise backward that writes their columns of
+// dpre_t; a last round makes dh0. With one item (one thread), each finished step's rows are published in final_rows
+// for the weight gradients beside the loop (backward_pass).
+template <typename T, typename CellGrad>
+void step_per_round_loop(const Ops<T>& kernels, int threads, const UnitChunks& chunks, const StepRows& step_rows,
+                         int64_t steps, const BackwardWeight<T>& whh, const T* dpre, int64_t ldp, T* dh, int64_t ldh,
+                         FinalRows& final_rows, CellGrad&& cell_grad) {
+  const Rounds rounds(1, steps + 1, 1, whh.dot);
+  run_rounds(threads, chunks.items, rounds, [&](int64_t round, int64_t item) {
+    const UnitSlice u = chunks(item);
+    if (round == 0) {
+      whh.prepare(kernels, u);
+      return;
+    }
+    const int64_t t = steps - round;
+    if (t + 1 < steps)
+      whh.product(kernels, step_rows.rows(t + 1), dpre + step_rows.loop_offset(t + 1) * ldp, ldp, u, dh, ldh, false,
+                  rounds.descending(round));
+    if (t < 0) return;
+    cell_grad(t, u);
+    if (chunks.items == 1) final_rows.publish(step_rows.loop_offset(t));
+  });
 }
 
 // A backward pass: its time loop, dx, and the weight gradients, the last two products over the loop's pre-activation

@@ -123,12 +123,6 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
   const bool stream_dpre = stream_gradients(threads, R * ldp * int64_t(sizeof(T)));
   const UnitChunks chunks = unit_chunks(threads, H, nr, weight_bytes);
   const UnitChunks proj_chunks{P, nr, chunks.items};  // slices of h's P units (the hidden units when P = H)
-  // dh_t (these h units) = dpre_{t+1} @ W_hh, for the rows that ran step t + 1.
-  auto recurrent_grad = [&](int64_t t, const UnitSlice& pu, bool descending) {
-    if (t + 1 < steps)
-      whh.product(kernels, step_rows.rows(t + 1), dpre + step_rows.loop_offset(t + 1) * ldp, ldp, pu, dh, P, false,
-                  descending);
-  };
   // The elementwise backward of step t for hidden units u; dh_t is dh (+ dout_t), or dm with a projection.
   auto cell_grad = [&](int64_t t, const UnitSlice& u) {
     const int64_t n = step_rows.rows(t), off = step_rows.offset(t), loop_off = step_rows.loop_offset(t);
@@ -156,23 +150,9 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
     weight_gradients(G, R, dpre, ldp, terms, 2, grads.db_ih, grads.db_hh, ready);
   };
   if (!projected) {
-    // Round 0 packs; round r = 1 .. T handles step t = T - r: first dh for these units from step t + 1 (all of
-    // dpre_{t+1} being done), then their elementwise backward; a last round makes dh0.
     FinalRows final_rows(R);
-    const Rounds rounds(1, steps + 1, 1, whh.dot);
     auto loop = [&] {
-      run_rounds(threads, chunks.items, rounds, [&](int64_t round, int64_t item) {
-        const UnitSlice u = chunks(item);
-        if (round == 0) {
-          whh.prepare(kernels, u);
-          return;
-        }
-        const int64_t t = steps - round;
-        recurrent_grad(t, u, rounds.descending(round));
-        if (t < 0) return;
-        cell_grad(t, u);
-        if (chunks.items == 1) final_rows.publish(step_rows.loop_offset(t));
-      });
+      step_per_round_loop(kernels, threads, chunks, step_rows, steps, whh, dpre, ldp, dh, P, final_rows, cell_grad);
     };
     if (!backward_pass(threads, R * G * (s.input + P), final_rows, loop, input_grads, weight_grads)) return;
   } else {
@@ -188,7 +168,9 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
       }
       const int64_t t = steps - 1 - (round - 1) / 2;
       if ((round - 1) % 2 == 0) {
-        recurrent_grad(t, pu, false);
+        if (t + 1 < steps)  // dh_t (these h units) = dpre_{t+1} @ W_hh, for the rows that ran step t + 1
+          whh.product(kernels, step_rows.rows(t + 1), dpre + step_rows.loop_offset(t + 1) * ldp, ldp, pu, dh, P, false,
+                      false);
         if (t < 0) return;
         const int64_t off = step_rows.offset(t), loop_off = step_rows.loop_offset(t);
         for (int64_t b = 0; b < step_rows.rows(t); ++b)

@@ -84,28 +84,17 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
   const bool stream_dpre = stream_gradients(threads, R * ldp * int64_t(sizeof(T)));
   const GradTerm<T> terms[] = {input_term(s, step_rows, x, xs, 0, H, grads.dw_ih),
                                hidden_term(s, step_rows, h0, out, prev, 0, H, grads.dw_hh)};
+  // The elementwise backward of step t for hidden units u.
+  auto cell_grad = [&](int64_t t, const UnitSlice& u) {
+    for (int64_t b = 0; b < step_rows.rows(t); ++b) {
+      const int64_t k = (step_rows.offset(t) + b) * H + u.j0, loop_row = step_rows.loop_offset(t) + b;
+      units.backward(u.n(), relu, out + k, dout + k, dh + b * H + u.j0, dpre + loop_row * ldp + u.j0, stream_dpre);
+    }
+    if (stream_dpre) store_fence();
+  };
   FinalRows final_rows(R);
-  // As lstm_backward: round 0 packs, round r handles step t = T - r after dh from step t + 1, a last one dh0.
-  const Rounds rounds(1, steps + 1, 1, whh.dot);
   auto loop = [&] {
-    run_rounds(threads, chunks.items, rounds, [&](int64_t round, int64_t item) {
-      const UnitSlice u = chunks(item);
-      if (round == 0) {
-        whh.prepare(kernels, u);
-        return;
-      }
-      const int64_t t = steps - round;
-      if (t + 1 < steps)
-        whh.product(kernels, step_rows.rows(t + 1), dpre + step_rows.loop_offset(t + 1) * ldp, ldp, u, dh, H, false,
-                    rounds.descending(round));
-      if (t < 0) return;
-      for (int64_t b = 0; b < step_rows.rows(t); ++b) {
-        const int64_t k = (step_rows.offset(t) + b) * H + u.j0, loop_row = step_rows.loop_offset(t) + b;
-        units.backward(u.n(), relu, out + k, dout + k, dh + b * H + u.j0, dpre + loop_row * ldp + u.j0, stream_dpre);
-      }
-      if (stream_dpre) store_fence();
-      if (chunks.items == 1) final_rows.publish(step_rows.loop_offset(t));
-    });
+    step_per_round_loop(kernels, threads, chunks, step_rows, steps, whh, dpre, ldp, dh, H, final_rows, cell_grad);
   };
   auto input_grads = [&] { input_grad(s, step_rows, H, w.w_ih, dpre, ldp, dx); };
   auto weight_grads = [&](const FinalRows* ready) {
