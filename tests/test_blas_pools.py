@@ -106,3 +106,20 @@ def test_numpy_computes_the_same_after_its_pool_was_stopped():
     pylstm.LSTM(64, 256, seed=0)(rng.standard_normal((16, 32, 64)).astype(np.float32))
     again = (a @ a.T, b.T @ b)
     assert all((e == g).all() for e, g in zip(expected, again))
+
+
+def test_fit_progress_bar_starts_no_thread():
+    # tqdm's monitor thread would keep the pools spinning (pylstm cannot tell it from a thread inside NumPy). In a
+    # fresh interpreter: this session's other tests may have left a monitor of their own.
+    pytest.importorskip("tqdm")
+    out = run_python("""
+        import threading, numpy as np, pylstm
+        net = pylstm.Sequential(pylstm.Embedding(20, 8, seed=0), pylstm.LSTM(8, 16, seed=1),
+                                pylstm.Linear(16, 20, seed=2))
+        streams = np.random.default_rng(3).integers(0, 20, (41, 4))
+        pylstm.fit(net, streams, pylstm.losses.cross_entropy, pylstm.optim.SGD(net, lr=0.1), epochs=1, bptt=10,
+                   progress="bar")
+        print(threading.active_count())
+    """)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == "1", out.stdout
