@@ -271,12 +271,15 @@ def test_numpy_between_pylstm_calls(benchmark, request, between):
     try:
         for _ in range(3):
             step()
+        stopped = pylstm._core._blas_pools()[1]
         # setup's result must be None (pytest-benchmark would take it as the step's arguments)
         benchmark.pedantic(step, setup=lambda: (user(), None)[1], rounds=40, warmup_rounds=2, iterations=1)
+        stopped = pylstm._core._blas_pools()[1] - stopped
     finally:
         if limits is not None:
             limits.restore_original_limits()
-    benchmark.extra_info.update(kind="numpy-between", threads=C.THREADS)
+    # blas_pools_stopped: how many of the 42 calls stopped OpenBLAS's idle threads first (csrc/primitives/blas_pools.h)
+    benchmark.extra_info.update(kind="numpy-between", threads=C.THREADS, blas_pools_stopped=stopped)
 
 
 @pytest.mark.parametrize("before", ["numpy-matmul", "pylstm-step"])

@@ -3,6 +3,10 @@
 #include <atomic>
 #include <mutex>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #if defined(__linux__)
 #include <dlfcn.h>
 #include <link.h>
@@ -101,6 +105,9 @@ void set_blas_quiet_gate(BlasQuietGate gate) { quiet_gate.store(gate); }
 void quiet_blas_pools() {
   const BlasQuietGate gate = quiet_gate.load(std::memory_order_relaxed);
   if (gate == nullptr) return;
+#ifdef _OPENMP
+  if (omp_in_parallel()) return;  // (a region inside a region runs on cores its team already holds)
+#endif
   // A second thread starting a team meanwhile goes on: two threads in pylstm mean the gate would refuse anyway.
   std::unique_lock<std::mutex> lock(pools_mutex, std::try_to_lock);
   if (!lock.owns_lock()) return;

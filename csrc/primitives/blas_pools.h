@@ -20,8 +20,10 @@ namespace pylstm {
 using BlasQuietGate = bool (*)();
 void set_blas_quiet_gate(BlasQuietGate gate);
 
-// Stops the workers of every loaded pthreads OpenBLAS whose pool is up, if the gate allows it. Cheap when every pool
-// is already down (a load per library). Called outside parallel regions only.
+// Stops the workers of every loaded pthreads OpenBLAS whose pool is up, if the gate allows it; nothing inside a
+// parallel region. Cheap when every pool is already down (a load per library). Called before a team starts
+// (threads.h) and whenever a kernel finds the machine busy (busy_machine.h): on one thread too, a spinning worker
+// then takes a share of a core that others need.
 void quiet_blas_pools();
 
 // The libraries found (paths), and how many times a pool was stopped so far (for tests).

@@ -51,9 +51,7 @@ void register_fork_handler() {
 }  // namespace
 
 void note_team_started() {
-#ifdef _OPENMP
-  if (!omp_in_parallel()) quiet_blas_pools();  // (a region inside one runs on cores its team already holds)
-#endif
+  quiet_blas_pools();
   if (team_started.load(std::memory_order_relaxed)) return;
   register_fork_handler();
   team_started.store(true, std::memory_order_relaxed);
