@@ -24,7 +24,10 @@ bench/test_training.py memory IMPL MODEL`` prints it). pylstm's case also times 
 * ``numpy-between``: an LSTM(64, 256) forward + backward (B=32, T=64) alone, right after a NumPy matmul of two
   512 x 512 float32 matrices (user code between pylstm's calls), right after other NumPy code (indexing, argmax, a
   sum: no BLAS), and right after the matmul with NumPy's BLAS limited to one thread by threadpoolctl. OpenBLAS's
-  threads spin for a while after a multithreaded call and take the core that pylstm's second thread needs.
+  threads spin for a while after a multithreaded call and would take the core that pylstm's second thread needs:
+  pylstm stops them before its threads start (csrc/primitives/blas_pools.h), inside the timed call.
+* ``numpy-after``: what that costs the user's code: the 512 x 512 NumPy matmul right after another one (OpenBLAS's
+  threads spinning, ready) and right after pylstm's LSTM step (which stopped them: the matmul starts them again).
 
 float32, the thread count of PYLSTM_BENCH_THREADS (default 2) for pylstm, torch and NumPy's BLAS.
 """
@@ -268,12 +271,36 @@ def test_numpy_between_pylstm_calls(benchmark, request, between):
     try:
         for _ in range(3):
             step()
+        stopped = pylstm._core._blas_pools()[1]
         # setup's result must be None (pytest-benchmark would take it as the step's arguments)
         benchmark.pedantic(step, setup=lambda: (user(), None)[1], rounds=40, warmup_rounds=2, iterations=1)
+        stopped = pylstm._core._blas_pools()[1] - stopped
     finally:
         if limits is not None:
             limits.restore_original_limits()
-    benchmark.extra_info.update(kind="numpy-between", threads=C.THREADS)
+    # blas_pools_stopped: how many of the 42 calls stopped OpenBLAS's idle threads first (csrc/primitives/blas_pools.h)
+    benchmark.extra_info.update(kind="numpy-between", threads=C.THREADS, blas_pools_stopped=stopped)
+
+
+@pytest.mark.parametrize("before", ["numpy-matmul", "pylstm-step"])
+def test_numpy_between_user_matmul_after(benchmark, request, before):
+    """The user's NumPy matmul timed alone, right after another matmul or right after pylstm's LSTM step (run before
+    each call in pytest-benchmark's setup, untimed)."""
+    pytest.importorskip("pytest_benchmark")
+    import _common as C
+    benchmark.group = "numpy-after"
+    step = _lstm_step()
+    a = np.random.default_rng(1).standard_normal((512, 512)).astype(np.float32)
+
+    def matmul():
+        return a @ a
+
+    for _ in range(3):
+        step()
+        matmul()
+    previous = {"numpy-matmul": matmul, "pylstm-step": step}[before]
+    benchmark.pedantic(matmul, setup=lambda: (previous(), None)[1], rounds=40, warmup_rounds=2, iterations=1)
+    benchmark.extra_info.update(kind="numpy-after", threads=C.THREADS)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -243,7 +243,13 @@ class _Progress:
         if mode == "bar" or (mode is True and sys.stderr.isatty()):
             try:
                 from tqdm.auto import tqdm
-                self.tqdm = tqdm
+
+                class _Bar(tqdm):  # type: ignore[misc, valid-type]
+                    # No monitor thread: while a second Python thread lives, pylstm leaves NumPy's idle BLAS
+                    # threads spinning (csrc/primitives/blas_pools.h), and the bars are updated every step anyway.
+                    monitor_interval = 0
+
+                self.tqdm = _Bar
             except ImportError:
                 pass
 

@@ -722,4 +722,5 @@ PYBIND11_MODULE(_core, m) {
 
   bind_training(m);
   bind_optimizers(m);
+  bind_blas_pools(m);
 }

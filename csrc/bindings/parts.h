@@ -8,5 +8,7 @@ namespace pylstm {
 void bind_training(pybind11::module_& m);
 // Optimizer updates and gradient tools (bindings/optim.cpp).
 void bind_optimizers(pybind11::module_& m);
+// Other libraries' idle BLAS threads, stopped before pylstm's threads start (bindings/blas_pools.cpp).
+void bind_blas_pools(pybind11::module_& m);
 
 }  // namespace pylstm

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <atomic>
 
+#include "primitives/blas_pools.h"
+
 namespace pylstm {
 
 namespace {
@@ -28,7 +30,11 @@ void set_adaptive_threads(bool enabled) {
   if (!enabled) busy_until_ns().store(0);
 }
 
-bool busy_machine() { return now_ns() < busy_until_ns().load(std::memory_order_relaxed); }
+bool busy_machine() {
+  if (now_ns() >= busy_until_ns().load(std::memory_order_relaxed)) return false;
+  quiet_blas_pools();  // idle BLAS threads spinning make a busy machine busier (blas_pools.h)
+  return true;
+}
 
 namespace {
 // Stalls closer together than this are strikes.

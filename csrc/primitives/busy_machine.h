@@ -9,7 +9,7 @@ namespace pylstm {
 // True for a while after time loops found a partner thread descheduled three times, each within a second of the
 // last (one stall alone may be a thread starting up): for a period that doubles with every further stall, up to a
 // cap (busy_machine.cpp). The loops then run on one thread, which a busy machine serves far better than threads that
-// wait for each other.
+// wait for each other; and other libraries' idle BLAS threads are stopped (blas_pools.h).
 bool busy_machine();
 // Tests that must see two threads at work switch that adaptation off (it is on by default).
 void set_adaptive_threads(bool enabled);

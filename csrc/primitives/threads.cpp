@@ -8,6 +8,7 @@
 #include <pthread.h>
 #endif
 
+#include "primitives/blas_pools.h"
 #include "primitives/busy_machine.h"
 
 namespace pylstm {
@@ -50,6 +51,7 @@ void register_fork_handler() {
 }  // namespace
 
 void note_team_started() {
+  quiet_blas_pools();
   if (team_started.load(std::memory_order_relaxed)) return;
   register_fork_handler();
   team_started.store(true, std::memory_order_relaxed);

@@ -20,7 +20,8 @@ bool has_openmp();
 int get_num_threads();
 void set_num_threads(int n);
 
-// Records that this process starts a team of two or more threads (called before every such parallel region).
+// Records that this process starts a team of two or more threads (called before every such parallel region), and
+// first stops other libraries' idle BLAS threads, which would hold the cores the team needs (blas_pools.h).
 void note_team_started();
 
 // Threads worth using for a parallel loop of `work` multiply-adds: 1 below the point where waking a second thread

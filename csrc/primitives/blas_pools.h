@@ -1,0 +1,33 @@
+// Other libraries' BLAS thread pools in this process: NumPy's (and SciPy's) OpenBLAS. After a multithreaded call,
+// OpenBLAS's pthreads workers busy-wait for the next one (for up to 2^28 cycles unless OPENBLAS_THREAD_TIMEOUT was set
+// before the library loaded) and hold cores that a team of pylstm's threads then shares with them: each round of a time
+// loop waits for a thread that the scheduler has parked behind a spinning worker. Before a team of two or more threads
+// starts (threads.h), quiet_blas_pools() stops those workers with OpenBLAS's own blas_thread_shutdown_ (the function
+// OpenBLAS runs in a forked child); the library starts them again at its next multithreaded call, so what NumPy
+// computes, and on how many threads, does not change. The libraries are found at run time among those already loaded
+// (no link dependency): a build without the symbols (MKL, Accelerate, a sequential or OpenMP OpenBLAS, none) is left
+// alone.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace pylstm {
+
+// Whether stopping the pools is safe now: blas_thread_shutdown_ must not run while another thread is inside a
+// multithreaded call of the same library (it would take that call's workers and buffers away). Only the bindings know
+// (no other thread can call NumPy), so they set it; without a gate the pools are never touched.
+using BlasQuietGate = bool (*)();
+void set_blas_quiet_gate(BlasQuietGate gate);
+
+// Stops the workers of every loaded pthreads OpenBLAS whose pool is up, if the gate allows it; nothing inside a
+// parallel region. Cheap when every pool is already down (a load per library). Called before a team starts
+// (threads.h) and whenever a kernel finds the machine busy (busy_machine.h): on one thread too, a spinning worker
+// then takes a share of a core that others need.
+void quiet_blas_pools();
+
+// The libraries found (paths), and how many times a pool was stopped so far (for tests).
+std::vector<std::string> blas_pool_libraries();
+int64_t blas_pools_quieted();
+
+}  // namespace pylstm
