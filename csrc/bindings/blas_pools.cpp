@@ -1,4 +1,4 @@
-// The gate of quiet_blas_pools (primitives/blas_pools.h), and its facts for tests.
+// Who may stop other libraries' idle BLAS threads (primitives/blas_pools.h), and its facts for tests.
 #include "primitives/blas_pools.h"
 
 #include <Python.h>
@@ -8,25 +8,21 @@
 
 namespace pylstm {
 
-namespace {
-
-// True when this interpreter has a single Python thread: the caller's, which has released the GIL for a kernel. Then
+// True when this interpreter has a single Python thread: the caller's, about to release the GIL for a kernel. Then
 // no NumPy call can be running or start (none runs without a Python thread, and no Python code runs to start one)
 // while blas_thread_shutdown_ runs. Any other Python thread (a data loader, a progress bar's monitor, a notebook's
-// kernel threads) might be inside a NumPy call with the GIL released, so the pools are then left alone. The thread
-// lists are read without the GIL: while the caller is the only thread, nothing changes them.
+// kernel threads) might be inside a NumPy call with the GIL released, so the pools are then left alone. Read with the
+// GIL held, while no thread of this interpreter can end.
 bool only_python_thread() {
   int threads = 0;
-  for (PyInterpreterState* interp = PyInterpreterState_Head(); interp != nullptr; interp = PyInterpreterState_Next(interp))
+  for (PyInterpreterState* interp = PyInterpreterState_Head(); interp != nullptr;
+       interp = PyInterpreterState_Next(interp))
     for (PyThreadState* t = PyInterpreterState_ThreadHead(interp); t != nullptr; t = PyThreadState_Next(t))
       if (++threads > 1) return false;
   return threads == 1;
 }
 
-}  // namespace
-
 void bind_blas_pools(pybind11::module_& m) {
-  set_blas_quiet_gate(&only_python_thread);
   m.def("_blas_pools", [] { return pybind11::make_tuple(blas_pool_libraries(), blas_pools_quieted()); },
         "-> (paths of the loaded OpenBLAS libraries whose idle threads pylstm stops before its own threads start, "
         "times it stopped them so far) (for tests).");

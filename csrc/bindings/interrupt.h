@@ -15,6 +15,7 @@
 #include <csignal>
 #include <cstdint>
 
+#include "bindings/parts.h"
 #include "primitives/work_rounds.h"
 
 namespace pylstm {
@@ -87,7 +88,7 @@ void run_kernel(double work, Kernel&& kernel) {
   namespace py = pybind11;
   using namespace interrupt_detail;
   if (work < double(kInterruptibleWork) || PyThread_get_thread_ident() != main_thread_ident() || !install()) {
-    py::gil_scoped_release release;
+    KernelCall call;
     kernel();
     return;
   }
@@ -96,14 +97,14 @@ void run_kernel(double work, Kernel&& kernel) {
     struct Restore {
       ~Restore() { uninstall(); }
     } restore;
-    py::gil_scoped_release release;
+    KernelCall call;
     CancelScope scope(&sigint_seen());
     kernel();
     cut_short = scope.cut_short();
   }
   if (!cut_short) return;
   if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-  py::gil_scoped_release release;  // the handler raised nothing: the call's outputs are made again, in full
+  KernelCall call;  // the handler raised nothing: the call's outputs are made again, in full
   kernel();
 }
 

@@ -73,7 +73,7 @@ class UpdateArrays {
 // Runs kernel(tag) with a float or double tag, as the array's dtype, without the GIL.
 template <typename Kernel>
 void on_dtype(bool is_double, Kernel&& kernel) {
-  py::gil_scoped_release release;
+  KernelCall call;
   if (is_double)
     kernel(double{});
   else

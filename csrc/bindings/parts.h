@@ -2,6 +2,8 @@
 #pragma once
 #include <pybind11/pybind11.h>
 
+#include "primitives/blas_pools.h"
+
 namespace pylstm {
 
 // Blocks and losses of a training step: linear, embedding, cross-entropy (bindings/training.cpp).
@@ -10,5 +12,17 @@ void bind_training(pybind11::module_& m);
 void bind_optimizers(pybind11::module_& m);
 // Other libraries' idle BLAS threads, stopped before pylstm's threads start (bindings/blas_pools.cpp).
 void bind_blas_pools(pybind11::module_& m);
+bool only_python_thread();  // (with the GIL held)
+
+// A kernel call's scope: decides, with the GIL held, whether the kernel may stop other libraries' idle BLAS threads
+// (BlasQuietPermit), then releases the GIL until the scope ends.
+class KernelCall {
+ public:
+  KernelCall() : permit_(only_python_thread()) {}
+
+ private:
+  BlasQuietPermit permit_;
+  pybind11::gil_scoped_release release_;
+};
 
 }  // namespace pylstm

@@ -105,7 +105,7 @@ py::array linear_forward_py(const py::object& x_obj, const py::object& w_obj, co
     using T = decltype(tag);
     auto y = new_output<T>(a.with_last(a.out));
     T* yp = y.mutable_data();
-    py::gil_scoped_release release;
+    KernelCall call;
     linear_forward<T>(a.rows, a.in, a.out, cptr<T>(a.x), cptr<T>(a.weight), cptr<T>(bias), yp);
     return y;
   };
@@ -135,7 +135,7 @@ py::object linear_backward_py(const py::object& x_obj, const py::object& w_obj, 
       dxp = dx.mutable_data();
       result = dx;
     }
-    py::gil_scoped_release release;
+    KernelCall call;
     linear_backward<T>(a.rows, a.in, a.out, cptr<T>(a.x), cptr<T>(a.weight), cptr<T>(dy), dxp, mptr<T>(dweight),
                        mptr<T>(dbias));
     return result;
@@ -148,7 +148,7 @@ py::object linear_backward_py(const py::object& x_obj, const py::object& w_obj, 
 void check_ids(const py::array& ids, int64_t num_embeddings) {
   int64_t bad;
   {
-    py::gil_scoped_release release;
+    KernelCall call;
     bad = first_invalid_id(ids.size(), static_cast<const int64_t*>(ids.data()), num_embeddings);
   }
   if (bad >= 0)
@@ -172,7 +172,7 @@ py::array embedding_forward_py(const py::object& ids_obj, const py::object& w_ob
     using T = decltype(tag);
     auto out = new_output<T>(shape);
     T* op = out.mutable_data();
-    py::gil_scoped_release release;
+    KernelCall call;
     embedding_forward<T>(ids.size(), dim, static_cast<const int64_t*>(ids.data()), cptr<T>(weight), op);
     return out;
   };
@@ -194,7 +194,7 @@ void embedding_backward_py(const py::object& ids_obj, const py::object& dout_obj
   expect_output(dweight, "dweight", {&ids, &dout});
   auto run = [&](auto tag) {
     using T = decltype(tag);
-    py::gil_scoped_release release;
+    KernelCall call;
     embedding_backward<T>(ids.size(), dweight.shape(1), static_cast<const int64_t*>(ids.data()), cptr<T>(dout),
                           padding_idx, mptr<T>(dweight));
   };
@@ -219,7 +219,7 @@ py::tuple cross_entropy_py(const py::object& logits_obj, const py::object& targe
   const int64_t* tp = static_cast<const int64_t*>(targets.data());
   int64_t bad, counted;
   {
-    py::gil_scoped_release release;
+    KernelCall call;
     counted = count_targets(rows, tp, classes, ignore_index, &bad);
   }
   if (bad >= 0)
@@ -240,7 +240,7 @@ py::tuple cross_entropy_py(const py::object& logits_obj, const py::object& targe
     }
     double total = 0.0;
     {
-      py::gil_scoped_release release;
+      KernelCall call;
       cross_entropy<T>(rows, classes, cptr<T>(logits), tp, ignore_index, label_smoothing, scale, gp,
                        row_losses.data());
       for (const double l : row_losses) total += l;  // in row order: the same sum for any thread count

@@ -25,7 +25,7 @@ struct BlasPool {
   int (*shutdown)();                 // OpenBLAS's blas_thread_shutdown_
 };
 
-std::atomic<BlasQuietGate> quiet_gate{nullptr};
+thread_local bool quiet_permitted = false;  // (BlasQuietPermit)
 std::atomic<int64_t> quieted{0};
 
 // The pools found, and the loader's counts of objects added and removed when they were looked for: a library loaded
@@ -100,21 +100,21 @@ void refresh_pools() {
 
 }  // namespace
 
-void set_blas_quiet_gate(BlasQuietGate gate) { quiet_gate.store(gate); }
+BlasQuietPermit::BlasQuietPermit(bool allowed) : previous_(quiet_permitted) { quiet_permitted = allowed; }
+BlasQuietPermit::~BlasQuietPermit() { quiet_permitted = previous_; }
 
 void quiet_blas_pools() {
-  const BlasQuietGate gate = quiet_gate.load(std::memory_order_relaxed);
-  if (gate == nullptr) return;
+  if (!quiet_permitted) return;
 #ifdef _OPENMP
   if (omp_in_parallel()) return;  // (a region inside a region runs on cores its team already holds)
 #endif
-  // A second thread starting a team meanwhile goes on: two threads in pylstm mean the gate would refuse anyway.
+  // A second thread starting a team meanwhile goes on (two threads in pylstm: neither has a permit).
   std::unique_lock<std::mutex> lock(pools_mutex, std::try_to_lock);
   if (!lock.owns_lock()) return;
   refresh_pools();
   bool up = false;
   for (const BlasPool& p : pools) up = up || *p.server_avail != 0;
-  if (!up || !gate()) return;
+  if (!up) return;
   for (const BlasPool& p : pools) {
     if (*p.server_avail == 0) continue;
     p.shutdown();

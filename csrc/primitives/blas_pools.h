@@ -14,13 +14,22 @@
 
 namespace pylstm {
 
-// Whether stopping the pools is safe now: blas_thread_shutdown_ must not run while another thread is inside a
-// multithreaded call of the same library (it would take that call's workers and buffers away). Only the bindings know
-// (no other thread can call NumPy), so they set it; without a gate the pools are never touched.
-using BlasQuietGate = bool (*)();
-void set_blas_quiet_gate(BlasQuietGate gate);
+// Whether this thread may stop the pools, for as long as the permit lives: blas_thread_shutdown_ must not run while
+// another thread is inside a multithreaded call of the same library (it would take that call's workers and buffers
+// away). Only the bindings can tell (no other Python thread exists, checked with the GIL held), so they give the
+// permit around a kernel call; without one the pools are never touched.
+class BlasQuietPermit {
+ public:
+  explicit BlasQuietPermit(bool allowed);
+  ~BlasQuietPermit();
+  BlasQuietPermit(const BlasQuietPermit&) = delete;
+  BlasQuietPermit& operator=(const BlasQuietPermit&) = delete;
 
-// Stops the workers of every loaded pthreads OpenBLAS whose pool is up, if the gate allows it; nothing inside a
+ private:
+  bool previous_;
+};
+
+// Stops the workers of every loaded pthreads OpenBLAS whose pool is up, if this thread holds a permit; nothing inside a
 // parallel region. Cheap when every pool is already down (a load per library). Called before a team starts
 // (threads.h) and whenever a kernel finds the machine busy (busy_machine.h): on one thread too, a spinning worker
 // then takes a share of a core that others need.
