@@ -244,12 +244,9 @@ class _Progress:
             try:
                 from tqdm.auto import tqdm
 
-                class _Bar(tqdm):  # type: ignore[misc, valid-type]
-                    # No monitor thread: while a second Python thread lives, pylstm leaves NumPy's idle BLAS
-                    # threads spinning (csrc/primitives/blas_pools.h), and the bars are updated every step anyway.
-                    monitor_interval = 0
-
-                self.tqdm = _Bar
+                # No monitor thread: while a second Python thread lives, pylstm leaves NumPy's idle BLAS threads
+                # alone (csrc/primitives/blas_pools.h), and the bars are updated every step anyway.
+                self.tqdm = type("_Bar", (tqdm,), {"monitor_interval": 0})
             except ImportError:
                 pass
 

@@ -1,6 +1,6 @@
-"""Other libraries' idle BLAS threads (csrc/primitives/blas_pools.h): before a team of pylstm's threads starts, the
-workers of a loaded pthreads OpenBLAS (NumPy's) are stopped, only while the caller is the process's only Python
-thread; NumPy starts them again at its next multithreaded call and computes what it did. Each case runs in a fresh
+"""Other libraries' idle BLAS threads (csrc/primitives/blas_pools.h): before a team of pylstm's threads starts, a
+loaded pthreads OpenBLAS (NumPy's) is given a short idle spin and its workers are stopped once, only while the caller
+is the process's only Python thread; NumPy starts them again at its next multithreaded call and computes what it did. Each case runs in a fresh
 interpreter: OpenBLAS's pool is process-wide state. Timing is not asserted (bench/test_training.py, group
 numpy-between, measures it).
 """
@@ -36,12 +36,13 @@ def test_finds_the_loaded_openblas_pools():
 
 # A fresh interpreter: a NumPy matmul that runs on OpenBLAS's threads, then pylstm's call, and what became of the pool.
 PROBE = """
-    import ctypes, json, threading
+    import ctypes, json, os, threading
     import numpy as np
     import pylstm
     from pylstm import _core
     paths, _ = _core._blas_pools()
-    avail = [ctypes.c_int.in_dll(ctypes.CDLL(p), "blas_server_avail") for p in paths]
+    libs = [ctypes.CDLL(p) for p in paths]
+    avail = [ctypes.c_int.in_dll(lib, "blas_server_avail") for lib in libs]
     pylstm.set_num_threads({threads})
     _core.set_adaptive_threads(False)  # two threads even on a busy machine
     a = np.random.default_rng(0).standard_normal((512, 512)).astype(np.float32)
@@ -51,25 +52,30 @@ PROBE = """
         threading.Thread(target=other.wait).start()
     lstm = pylstm.LSTM(64, 256, seed=0)
     x = np.random.default_rng(1).standard_normal((64, 32, 64)).astype(np.float32)
-    y_before = lstm(x)[0]
-    a @ a
     up_before = [v.value for v in avail]
     quieted_before = _core._blas_pools()[1]
-    y = lstm(x)[0]
+    y_before = lstm(x)[0]
     up_after = [v.value for v in avail]
     quieted = _core._blas_pools()[1] - quieted_before
     again = a @ a
+    up_again = [v.value for v in avail]
+    y = lstm(x)[0]  # a second round: with the spin settled, nothing more to stop
+    a @ a
+    lstm(x)
+    quieted_later = _core._blas_pools()[1] - quieted_before - quieted
     other.set()
     print(json.dumps(dict(paths=paths, up_before=up_before, up_after=up_after, quieted=quieted,
-                          up_again=[v.value for v in avail], same_numpy=bool((again == expected).all()),
-                          same_pylstm=bool((y == y_before).all()))))
+                          up_again=up_again, same_numpy=bool((again == expected).all()),
+                          same_pylstm=bool((y == y_before).all()), quieted_later=quieted_later,
+                          timeouts=[lib.openblas_thread_timeout() for lib in libs],
+                          environ=os.environ.get("OPENBLAS_THREAD_TIMEOUT"))))
 """
 
 
-def _probe(threads=2, other_thread=False):
+def _probe(threads=2, other_thread=False, env=None):
     if not _openblas_pthreads_libraries():
         pytest.skip("NumPy's BLAS here is not an OpenBLAS with a pthreads pool")
-    out = run_python(PROBE.format(threads=threads, other_thread=other_thread))
+    out = run_python(PROBE.format(threads=threads, other_thread=other_thread), **(env or {}))
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -81,6 +87,17 @@ def test_threaded_call_stops_the_idle_pool_and_numpy_starts_it_again():
     assert r["quieted"] == len(r["paths"]) and not any(r["up_after"]), r
     assert all(r["up_again"]), r  # NumPy's next multithreaded call made its threads again
     assert r["same_numpy"] and r["same_pylstm"], r
+    # They started again with a short idle spin (2^20 cycles), set for OpenBLAS's read only: the environment is as
+    # it was, and the pool is not stopped again.
+    assert r["timeouts"] == [20] * len(r["paths"]) and r["environ"] is None, r
+    assert r["quieted_later"] == 0, r
+
+
+@needs_threads
+def test_the_users_own_idle_spin_is_left_alone():
+    r = _probe(env={"OPENBLAS_THREAD_TIMEOUT": "25"})
+    assert r["paths"] and r["quieted"] == 0 and r["quieted_later"] == 0 and all(r["up_after"]), r
+    assert r["timeouts"] == [25] * len(r["paths"]) and r["environ"] == "25", r
 
 
 @needs_threads

@@ -1,6 +1,8 @@
 #include "primitives/blas_pools.h"
 
+#include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <mutex>
 
 #ifdef _OPENMP
@@ -23,10 +25,15 @@ struct BlasPool {
   void* handle;                      // from dlopen, closed when the pools are looked for again
   const volatile int* server_avail;  // OpenBLAS's blas_server_avail: nonzero while its workers exist
   int (*shutdown)();                 // OpenBLAS's blas_thread_shutdown_
+  void (*read_env)();                // OpenBLAS's openblas_read_env, or null
 };
 
 thread_local bool quiet_permitted = false;  // (BlasQuietPermit)
 std::atomic<int64_t> quieted{0};
+
+// The pools whose idle spin is settled (shortened, or the user's choice), by blas_server_avail's address: the pools
+// are looked for again when libraries come and go, but a library keeps its settings while it stays loaded.
+std::vector<const volatile int*> settled;
 
 // The pools found, and the loader's counts of objects added and removed when they were looked for: a library loaded
 // or unloaded since (SciPy imported later) changes them, and the pools are looked for again.
@@ -68,6 +75,7 @@ void add_pool(const std::string& name, std::vector<BlasPool>* found) {
   if (handle == nullptr) return;
   void* avail = dlsym(handle, "blas_server_avail");
   void* shutdown = dlsym(handle, "blas_thread_shutdown_");
+  void* read_env = dlsym(handle, "openblas_read_env");
   bool known = false;
   for (const BlasPool& p : *found) known = known || p.server_avail == avail;
   Dl_info where;
@@ -76,7 +84,7 @@ void add_pool(const std::string& name, std::vector<BlasPool>* found) {
     return;
   }
   found->push_back({where.dli_fname ? where.dli_fname : name, handle, static_cast<const volatile int*>(avail),
-                    reinterpret_cast<int (*)()>(shutdown)});
+                    reinterpret_cast<int (*)()>(shutdown), reinterpret_cast<void (*)()>(read_env)});
 }
 #endif
 
@@ -98,6 +106,26 @@ void refresh_pools() {
   looked = true;
 }
 
+// OpenBLAS reads OPENBLAS_THREAD_TIMEOUT (its workers' idle spin: 2^N cycles) when it starts its threads; the value in
+// effect is what openblas_read_env last read. Unless the user chose one (the variable set), the pool is given
+// kIdleSpinLog2 for its next start: the variable set for the read only, then restored. Its workers then sleep after
+// about a third of a millisecond without work, and are woken (not started afresh, which costs a thread's start-up and
+// waits for a core) at NumPy's next multithreaded call; so a pool needs stopping once, not before every pylstm call.
+// A user's own OPENBLAS_THREAD_TIMEOUT is left as it is, and so is their pool. Without openblas_read_env nothing can
+// be changed, and the pool is stopped before every pylstm call that starts threads. (setenv may race with getenv on
+// another thread: the permit means no other Python thread, and the BLAS and OpenMP threads read the environment only
+// as they start.)
+enum class IdleSpin { kShortened, kUserChoice, kUnchanged };
+constexpr const char* kIdleSpinLog2 = "20";
+IdleSpin settle_idle_spin(const BlasPool& p) {
+  if (std::getenv("OPENBLAS_THREAD_TIMEOUT") != nullptr) return IdleSpin::kUserChoice;
+  if (p.read_env == nullptr) return IdleSpin::kUnchanged;
+  setenv("OPENBLAS_THREAD_TIMEOUT", kIdleSpinLog2, 1);
+  p.read_env();
+  unsetenv("OPENBLAS_THREAD_TIMEOUT");
+  return IdleSpin::kShortened;
+}
+
 }  // namespace
 
 BlasQuietPermit::BlasQuietPermit(bool allowed) : previous_(quiet_permitted) { quiet_permitted = allowed; }
@@ -116,8 +144,11 @@ void quiet_blas_pools() {
   for (const BlasPool& p : pools) up = up || *p.server_avail != 0;
   if (!up) return;
   for (const BlasPool& p : pools) {
-    if (*p.server_avail == 0) continue;
-    p.shutdown();
+    if (std::find(settled.begin(), settled.end(), p.server_avail) != settled.end()) continue;
+    const IdleSpin spin = settle_idle_spin(p);
+    if (spin != IdleSpin::kUnchanged) settled.push_back(p.server_avail);
+    if (spin == IdleSpin::kUserChoice || *p.server_avail == 0) continue;
+    p.shutdown();  // (a shortened spin: once, so that its threads start again with it)
     quieted.fetch_add(1, std::memory_order_relaxed);
   }
 }

@@ -2,11 +2,13 @@
 // OpenBLAS's pthreads workers busy-wait for the next one (for up to 2^28 cycles unless OPENBLAS_THREAD_TIMEOUT was set
 // before the library loaded) and hold cores that a team of pylstm's threads then shares with them: each round of a time
 // loop waits for a thread that the scheduler has parked behind a spinning worker. Before a team of two or more threads
-// starts (threads.h), quiet_blas_pools() stops those workers with OpenBLAS's own blas_thread_shutdown_ (the function
-// OpenBLAS runs in a forked child); the library starts them again at its next multithreaded call, so what NumPy
-// computes, and on how many threads, does not change. The libraries are found at run time among those already loaded
-// (no link dependency): a build without the symbols (MKL, Accelerate, a sequential or OpenMP OpenBLAS, none) is left
-// alone.
+// starts (threads.h), quiet_blas_pools() gives such a pool a short idle spin (OpenBLAS's own setting, read anew by its
+// openblas_read_env) and stops its workers once with blas_thread_shutdown_ (the function OpenBLAS runs in a forked
+// child), so that they start again with it at NumPy's next multithreaded call; from then on they go to sleep soon after
+// each call, and are woken for the next. What NumPy computes, and on how many threads, does not change. A pool whose
+// spin cannot be set is stopped before every such pylstm call; one whose spin the user set is left alone. The
+// libraries are found at run time among those already loaded (no link dependency): a build without the symbols (MKL,
+// Accelerate, a sequential or OpenMP OpenBLAS, none) is left alone.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -29,10 +31,10 @@ class BlasQuietPermit {
   bool previous_;
 };
 
-// Stops the workers of every loaded pthreads OpenBLAS whose pool is up, if this thread holds a permit; nothing inside a
-// parallel region. Cheap when every pool is already down (a load per library). Called before a team starts
-// (threads.h) and whenever a kernel finds the machine busy (busy_machine.h): on one thread too, a spinning worker
-// then takes a share of a core that others need.
+// Settles every loaded pthreads OpenBLAS's idle spin and stops the workers of those that need it (above), if this
+// thread holds a permit; nothing inside a parallel region. Cheap when every pool is settled or down (a load per
+// library). Called before a team starts (threads.h) and whenever a kernel finds the machine busy (busy_machine.h): on
+// one thread too, a spinning worker then takes a share of a core that others need.
 void quiet_blas_pools();
 
 // The libraries found (paths), and how many times a pool was stopped so far (for tests).
