@@ -24,8 +24,8 @@ bool only_python_thread() {
 
 void bind_blas_pools(pybind11::module_& m) {
   m.def("_blas_pools", [] { return pybind11::make_tuple(blas_pool_libraries(), blas_pools_quieted()); },
-        "-> (paths of the loaded OpenBLAS libraries whose idle threads pylstm stops before its own threads start, "
-        "times it stopped them so far) (for tests).");
+        "-> (paths of the loaded OpenBLAS libraries whose idle spin pylstm shortens before its own threads start, "
+        "times it stopped their threads so far) (for tests).");
 }
 
 }  // namespace pylstm

@@ -10,7 +10,7 @@ namespace pylstm {
 void bind_training(pybind11::module_& m);
 // Optimizer updates and gradient tools (bindings/optim.cpp).
 void bind_optimizers(pybind11::module_& m);
-// Other libraries' idle BLAS threads, stopped before pylstm's threads start (bindings/blas_pools.cpp).
+// Other libraries' idle BLAS threads, given a short idle spin before pylstm's threads start (bindings/blas_pools.cpp).
 void bind_blas_pools(pybind11::module_& m);
 bool only_python_thread();  // (with the GIL held)
 
