@@ -46,16 +46,21 @@ constexpr int64_t a_col_stride(int64_t as_k) {
 
 // acc (MR rows, kNr columns) += A (MR, kSteps) @ panel (kSteps, kNr), A element (r, k) at A[r * as_m + k * as_k]: the
 // micro-kernel's inner loop body for kSteps values of k.
+// A's elements are read through one pointer per row, k being a constant displacement from it: written as
+// A[r * as_m + k * as_k], GCC kept an offset register for every (r, k) of a pass, and with AVX2's 16 vector and 16
+// general registers it spilled them and accumulators to the stack inside the loop. The same loads, so the same bits.
 template <typename V, int MR, int kSteps, ALayout kLayout>
 inline void micro_kernel_steps(typename V::Reg (&acc)[MR][Tiling<V>::kNrVecs], const typename V::T* A,
                                int64_t as_m_given, int64_t as_k_given, const typename V::T* panel) {
   constexpr int L = V::kLanes, NV = Tiling<V>::kNrVecs, NR = Tiling<V>::kNr;
   const int64_t as_m = a_row_stride<V, kLayout>(as_m_given), as_k = a_col_stride<V, kLayout>(as_k_given);
+  const typename V::T* rows[MR];
+  for (int r = 0; r < MR; ++r) rows[r] = A + r * as_m;
   for (int k = 0; k < kSteps; ++k) {
     typename V::Reg b[NV];
     for (int v = 0; v < NV; ++v) b[v] = V::load(panel + k * NR + v * L);
     for (int r = 0; r < MR; ++r) {
-      const typename V::Reg a = V::set1(A[r * as_m + k * as_k]);
+      const typename V::Reg a = V::set1(rows[r][k * as_k]);
       for (int v = 0; v < NV; ++v) acc[r][v] = V::fmadd(a, b[v], acc[r][v]);
     }
   }
