@@ -397,11 +397,22 @@ void gemm_weight_slices(int64_t M, const typename V::T* A, int64_t lda, const ty
                   });
 }
 
+// W rows per pass of gemm_dot_rows for M rows of A: four, or fewer where the pass's M accumulators per W row, its W
+// vectors and the A vector would not all fit in the ISA's vector registers (AVX2's 16 at M = 3 and 4: three rows).
+// Spilled accumulators cost more than the A loads that fewer rows per pass repeat; each dot product's sums are the
+// same either way.
+template <typename V>
+constexpr int dot_rows_per_pass(int M) {
+  int rows = 4;
+  while (rows > 1 && M * rows + rows + 1 > V::kRegisters) --rows;
+  return rows;
+}
+
 // C (M, n_end - n_begin) at columns [n_begin, n_end) [+]= A (M, K) @ W^T for W row-major (N, K), M <= 4, without
 // packing: each output is a dot product of an A row and a W row. For few rows (a single step at batch 1), where
-// packing W would cost more than the product. W's rows go in groups of four from n_begin up (kDescending: from the
-// last group down), then the last few one by one; a row's arithmetic is the same either way. With `start`, C =
-// start[column] + the dot product (what accumulating onto C = start gives), C not read.
+// packing W would cost more than the product. W's rows go in groups of dot_rows_per_pass from n_begin up
+// (kDescending: from the last group down), then the last few one by one; a row's arithmetic is the same either way.
+// With `start`, C = start[column] + the dot product (what accumulating onto C = start gives), C not read.
 template <typename V, int M, bool kDescending>
 void gemm_dot_rows(int64_t n_begin, int64_t n_end, int64_t K, const typename V::T* A, int64_t lda,
                    const typename V::T* W, int64_t ldw, typename V::T* C, int64_t ldc, bool accumulate,
@@ -409,7 +420,7 @@ void gemm_dot_rows(int64_t n_begin, int64_t n_end, int64_t K, const typename V::
   using Reg = typename V::Reg;
   using T = typename V::T;
   constexpr int L = V::kLanes;
-  constexpr int kRows = 4;  // rows of W per pass: each loaded A vector is used kRows times
+  constexpr int kRows = dot_rows_per_pass<V>(M);  // rows of W per pass: each loaded A vector is used kRows times
   const int64_t groups = (n_end - n_begin) / kRows, singles = n_begin + groups * kRows;
   for (int64_t i = 0; i < groups; ++i) {
     const int64_t n = kDescending ? singles - (i + 1) * kRows : n_begin + i * kRows;

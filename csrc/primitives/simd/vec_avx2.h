@@ -18,6 +18,7 @@ struct Vec<float> {
   using Mask = __m256;
   static constexpr int kLanes = 8;
   static constexpr bool kExactMath = false;
+  static constexpr int kRegisters = 16;  // vector registers (ymm0-15)
   static constexpr bool kHasScalef = false;
   static Reg load(const T* p) { return _mm256_loadu_ps(p); }
   static void store(T* p, Reg v) { _mm256_storeu_ps(p, v); }
@@ -89,6 +90,7 @@ struct Vec<double> {
   using Mask = __m256d;
   static constexpr int kLanes = 4;
   static constexpr bool kExactMath = false;
+  static constexpr int kRegisters = 16;  // vector registers (ymm0-15)
   static constexpr bool kHasScalef = false;
   static Reg load(const T* p) { return _mm256_loadu_pd(p); }
   static void store(T* p, Reg v) { _mm256_storeu_pd(p, v); }

@@ -40,6 +40,7 @@ struct Vec<float> {
   using Mask = __mmask16;
   static constexpr int kLanes = 16;
   static constexpr bool kExactMath = false;
+  static constexpr int kRegisters = 32;  // vector registers (zmm0-31)
   static constexpr bool kHasScalef = true;
   static Reg load(const T* p) { return _mm512_loadu_ps(p); }
   static void store(T* p, Reg v) { _mm512_storeu_ps(p, v); }
@@ -107,6 +108,7 @@ struct Vec<double> {
   using Mask = __mmask8;
   static constexpr int kLanes = 8;
   static constexpr bool kExactMath = false;
+  static constexpr int kRegisters = 32;  // vector registers (zmm0-31)
   static constexpr bool kHasScalef = true;
   static Reg load(const T* p) { return _mm512_loadu_pd(p); }
   static void store(T* p, Reg v) { _mm512_storeu_pd(p, v); }

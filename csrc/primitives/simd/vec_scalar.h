@@ -13,6 +13,7 @@ struct Vec {
   using Mask = bool;
   static constexpr int kLanes = 1;
   static constexpr bool kExactMath = true;
+  static constexpr int kRegisters = 16;  // registers a value may live in (xmm0-15)
   static constexpr bool kHasScalef = false;
   static Reg load(const T* p) { return *p; }
   static void store(T* p, Reg v) { *p = v; }
