@@ -55,6 +55,9 @@ ext = Pybind11Extension(
     # floating-point result changes (unlike -ffast-math, which is never used).
     extra_compile_args=["-O3", "-fno-math-errno", "-Wall", "-Wextra", "-Wno-maybe-uninitialized", *omp],
     extra_link_args=omp,
+    # dlopen/dlsym (csrc/primitives/blas_pools.cpp) are in libdl before glibc 2.34, which manylinux wheels build
+    # against; from 2.34 on they are in libc and libdl is an empty stub, so naming it costs nothing there.
+    libraries=["dl"] if sys.platform.startswith("linux") else [],
 )
 
 # PYLSTM_SANITIZE=1 (scripts/sanitize.sh; never for a release): the kernels under AddressSanitizer and
