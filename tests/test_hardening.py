@@ -372,7 +372,9 @@ INTERRUPTED_BACKWARD = """
         g[...] = before[k]
 """
 
-BACKWARD_CASES = [("LSTM", 16, 768, 1), ("LSTM", 8, 64, 32), ("GRU", 8, 64, 32), ("RNN", 16, 1024, 1)]
+# The last: a loop whose two threads take slices of the batch rows (sequence/scheduling.h's row_slices).
+BACKWARD_CASES = [("LSTM", 16, 768, 1), ("LSTM", 8, 64, 32), ("GRU", 8, 64, 32), ("RNN", 16, 1024, 1),
+                  ("LSTM", 8, 128, 64)]
 
 
 @pytest.mark.parametrize("cls, I, H, B", BACKWARD_CASES, ids=["-".join(map(str, c)) for c in BACKWARD_CASES])

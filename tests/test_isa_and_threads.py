@@ -157,11 +157,14 @@ def test_set_and_get_num_threads(num_threads):
 #   short: fewer than 8 steps at batch 2, where the backward loop reads W_hh in place (gemm_axpy: each thread its
 #          columns, not transposed first), and T * B = 4 rows, where dx reads W_ih in place too (each thread its
 #          columns; I = 640 gives the LSTM's and GRU's dx the work for two threads).
+#   rows: the LSTM's and the RNN's backward loops with each thread a slice of the batch rows (32 each), every unit
+#         (row_slices in csrc/sequence/scheduling.h: W_hh of 256 KiB or less at float32 fits a thread's
+#         share of any L2 cache from 512 KiB up).
 # At H = 384 the float32 GRU's and RNN's recurrent weights fit the threads' caches (one work item a thread in their
 # time loops, sequence/scheduling.h's unit_chunks), the LSTM's and the float64 GRU's do not (four a thread): 'packed' and 'dot'
 # run both schedules.
 THREADED_SHAPES = {"packed": (3, 8, 64, 384), "dot": (8, 2, 64, 384), "long-I": (4, 16, 640, 96),
-                   "long-T": (40, 32, 128, 24), "short": (2, 2, 640, 384)}
+                   "long-T": (40, 32, 128, 24), "short": (2, 2, 640, 384), "rows": (6, 64, 40, 128)}
 threaded_shapes = pytest.mark.parametrize("shape", list(THREADED_SHAPES), ids=str)
 
 
@@ -269,10 +272,11 @@ def busy_core():
 
 @cells
 @dtypes
-def test_two_threads_on_a_busy_machine_give_bitwise_the_one_thread_results(cell, dtype, num_threads, busy_core,
+@pytest.mark.parametrize("shape", ["packed", "rows"])
+def test_two_threads_on_a_busy_machine_give_bitwise_the_one_thread_results(cell, dtype, shape, num_threads, busy_core,
                                                                            two_threads_stay_two):
     """Both threads kept at work while one of them is descheduled now and then (its partner takes over its share)."""
-    problem = random_problem(cell, *THREADED_SHAPES["packed"], dtype, seed=9)
+    problem = random_problem(cell, *THREADED_SHAPES[shape], dtype, seed=9)
     num_threads(1)
     one = forward_backward_all(cell, problem)
     num_threads(2)
@@ -313,7 +317,7 @@ THREAD_LIMIT_PROBE = """
 
     _core.set_adaptive_threads(False)
     for cell in ALL_CELLS:
-        for shape in ("packed", "dot"):
+        for shape in ("packed", "dot", "rows"):
             for dtype in (np.float32, np.float64):
                 p = random_problem(cell, *THREADED_SHAPES[shape], dtype, seed=5)
                 pylstm.set_num_threads(1)
@@ -618,6 +622,75 @@ def test_batch_3_and_4_loops_read_small_weights_from_packed_panels(T, B, H, dots
     expected, _, _ = R.rnn_forward(x.astype(np.float64), h0.astype(np.float64), w_ih.astype(np.float64),
                                    w_hh.astype(np.float64), training=False)
     np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# 5b. Time loops whose threads take slices of the batch rows (every unit), with no wait per step.
+
+def row_sliced(cell, T, B, I, H, dtype, threads):
+    """Whether the forward and the backward of `cell` at this shape on `threads` threads ran their loops as slices of
+    the batch rows (independent_loops counts such loops): (forward, backward)."""
+    problem = random_problem(cell, T, B, I, H, dtype, seed=2)
+    pylstm.set_num_threads(threads)
+    kernel = cell.on(F)
+    before = _core.independent_loops()
+    _, _, saved = kernel.forward(problem["x"], problem["states"], problem["params"])
+    middle = _core.independent_loops()
+    kernel.backward(saved, problem["params"], problem["dout"], problem["dfinals"], problem["grads"])
+    return middle - before == 1, _core.independent_loops() - middle == 1
+
+
+@cells
+def test_loops_slice_the_batch_rows_where_all_of_w_hh_fits_each_thread(cell, num_threads, two_threads_stay_two):
+    """The LSTM's and the RNN's loops at the 'rows' shape on two threads, and not on one thread, nor the GRU's (its
+    loops slice the units); nor with fewer than 8 rows a thread: B = 15 with H = 256 (LSTM) and 272 (RNN), where the
+    loops take two threads and W_hh fits a thread's share of a 2 MiB L2."""
+    sliced = not cell.name.startswith("gru")
+    assert row_sliced(cell, *THREADED_SHAPES["rows"], np.float32, threads=2) == (sliced, sliced)
+    assert row_sliced(cell, *THREADED_SHAPES["rows"], np.float32, threads=1) == (False, False)
+    T, _, I, _ = THREADED_SHAPES["rows"]
+    assert row_sliced(cell, T, 15, I, 256 if cell.name == "lstm" else 272, np.float32, threads=2) == (False, False)
+
+
+def test_an_lstm_with_a_projection_slices_the_units(num_threads, two_threads_stay_two):
+    """Its h = W_hr m needs all of the step's m: its forward loop keeps slices of the units (and its backward loop,
+    a loop of its own)."""
+    problem = random_problem(LSTM, *THREADED_SHAPES["rows"], np.float32, seed=2)
+    num_threads(2)
+    before = _core.independent_loops()
+    for training in (True, False):
+        lstm_projection_forward(problem, training)
+    assert _core.independent_loops() == before
+
+
+@pytest.mark.parametrize("cls", ["LSTM", "RNN"])
+@dtypes
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_row_slices_with_lengths_give_the_one_thread_bits(cls, dtype, bidirectional, num_threads,
+                                                          two_threads_stay_two):
+    """Sequences of different lengths: the second slice's rows stop running first (rows sorted longest first), and
+    with these lengths, after some steps, the first slice's too; in both directions. Every output and gradient
+    bitwise as on one thread (the float32 loops run as slices of rows on two threads; the float64 LSTM's too where
+    its 512 KiB W_hh fits)."""
+    T, B, I, H = 9, 64, 40, 128
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((T, B, I)).astype(dtype)
+    lengths = rng.integers(1, T + 1, B)
+    lengths[:3] = T
+    dout = rng.standard_normal((T, B, 2 * H if bidirectional else H)).astype(dtype)
+    results = []
+    for threads in (1, 2):
+        num_threads(threads)
+        layer = getattr(pylstm, cls)(I, H, bidirectional=bidirectional, dtype=dtype, seed=1)
+        before = _core.independent_loops()
+        out, state = layer(x, lengths=lengths)
+        dx, dstate = layer.backward(dout)
+        if dtype == np.float32 or cls == "RNN":
+            assert (_core.independent_loops() > before) == (threads == 2), threads
+        results.append({"out": out, "dx": dx, **{f"state{i}": v for i, v in enumerate(np.atleast_1d(state))},
+                        **{f"dstate{i}": v for i, v in enumerate(np.atleast_1d(dstate))},
+                        **{k: g.copy() for k, g in layer.grads.items()}})
+    assert_bitwise_equal(results[0], results[1], "1 vs 2 threads")
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -660,6 +660,8 @@ PYBIND11_MODULE(_core, m) {
         "False: never fall back to one thread on a busy machine (for tests that must see two threads at work).");
   m.def("alternated_sweeps", &alternated_sweeps,
         "Steps of time loops so far that alternated the direction of their sweeps over the weights (for tests).");
+  m.def("independent_loops", &independent_loops,
+        "Time loops so far whose work items were slices of the batch rows, run without a wait per step (for tests).");
   m.def("set_num_threads", [](const py::object& n) { set_num_threads(thread_count(n)); }, py::arg("n"),
         "Set the number of threads the kernels may use (an int in [1, 4096]). Results are the same for any number. "
         "In a process forked after a kernel of its parent ran threaded, the kernels run on one thread (the OpenMP "

@@ -16,11 +16,20 @@ std::atomic<int64_t>& sweeps_so_far() {
   static std::atomic<int64_t> n{0};
   return n;
 }
+std::atomic<int64_t>& independent_so_far() {
+  static std::atomic<int64_t> n{0};
+  return n;
+}
 }  // namespace
 
-Rounds::Rounds(int64_t lead, int64_t steps, int64_t rounds_per_step, bool alternate)
-    : lead_(lead), steps_(steps), per_step_(rounds_per_step < 1 ? 1 : rounds_per_step), alternate_(alternate) {
+Rounds::Rounds(int64_t lead, int64_t steps, int64_t rounds_per_step, bool alternate, bool independent)
+    : lead_(lead),
+      steps_(steps),
+      per_step_(rounds_per_step < 1 ? 1 : rounds_per_step),
+      alternate_(alternate),
+      independent_(independent) {
   if (alternate) first_ = sweeps_so_far().fetch_add(lead + steps, std::memory_order_relaxed);
+  if (independent) independent_so_far().fetch_add(1, std::memory_order_relaxed);
 }
 
 namespace {
@@ -34,18 +43,42 @@ CancelScope::~CancelScope() { current_cancel_scope = previous_; }
 CancelScope* cancel_scope() { return current_cancel_scope; }
 
 int64_t alternated_sweeps() { return sweeps_so_far().load(std::memory_order_relaxed); }
+int64_t independent_loops() { return independent_so_far().load(std::memory_order_relaxed); }
 
 WorkRounds::WorkRounds(int threads, int64_t items, const Rounds& rounds)
     : threads_(threads < 1 ? 1 : threads),
       items_(items),
       rounds_(rounds),
       claimed_(new Counter[threads_]),
+      next_(rounds.independent() ? new Counter[items] : nullptr),
+      finished_(rounds.independent() ? new Counter[items] : nullptr),
       busy_ns_(new Counter[threads_]),
-      cancel_(cancel_scope()) {}
+      cancel_(cancel_scope()) {
+  for (int64_t i = 0; rounds.independent() && i < items; ++i) {
+    next_[i].value.store(rounds.lead(), std::memory_order_relaxed);
+    finished_[i].value.store(rounds.lead(), std::memory_order_relaxed);
+  }
+}
 
 WorkRounds::~WorkRounds() {
   delete[] claimed_;
+  delete[] next_;
+  delete[] finished_;
   delete[] busy_ns_;
+}
+
+void WorkRounds::pause_briefly(int64_t i) {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#endif
+  if (i % 256 == 255) std::this_thread::yield();
+}
+
+int64_t WorkRounds::average_item_ns() const {
+  const int64_t done = done_.value.load(std::memory_order_relaxed);
+  int64_t busy = 0;
+  for (int t = 0; t < threads_; ++t) busy += busy_ns_[t].value.load(std::memory_order_relaxed);
+  return done > 0 ? busy / done : 0;
 }
 
 bool WorkRounds::claim(int owner, int64_t round, int64_t* item) {
@@ -78,13 +111,7 @@ bool WorkRounds::owner_late(int64_t round, int64_t patience_ns) const {
   return false;
 }
 
-int64_t WorkRounds::stall_ns() const {
-  const int64_t done = done_.value.load(std::memory_order_relaxed);
-  int64_t busy = 0;
-  for (int t = 0; t < threads_; ++t) busy += busy_ns_[t].value.load(std::memory_order_relaxed);
-  const int64_t average = done > 0 ? busy / done : 0;
-  return kStallNs + 4 * average;
-}
+int64_t WorkRounds::stall_ns() const { return kStallNs + 4 * average_item_ns(); }
 
 void RegionWatch::done() {
   if (thread_id() == 0) first_done_ns_ = now_ns();

@@ -1,6 +1,7 @@
 // The time loops' scheduler: rounds of work items shared by the threads of one parallel region, the direction each
 // round sweeps over the weights, and the watch that notices a descheduled partner thread at the region's end.
 #pragma once
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 
@@ -17,11 +18,15 @@ namespace pylstm {
 // would find none of them there (each round evicts the lines the next one needs first); alternating, it finds the
 // L2's worth read last. Where the weights fit, it changes nothing measurable. Results do not depend on the direction:
 // a row's arithmetic is the same either way.
+// When the items are `independent` (slices of the batch rows, whose recurrences never meet), only the lead rounds
+// run in lock step: after them an item's round waits for that item's previous round alone (WorkRounds).
 class Rounds {
  public:
-  Rounds(int64_t lead, int64_t steps, int64_t rounds_per_step, bool alternate);
+  Rounds(int64_t lead, int64_t steps, int64_t rounds_per_step, bool alternate, bool independent = false);
   explicit Rounds(int64_t count) : Rounds(0, count, 1, false) {}  // all ascending
   int64_t count() const { return lead_ + steps_ * per_step_; }
+  int64_t lead() const { return lead_; }
+  bool independent() const { return independent_; }
   bool descending(int64_t round) const {
     if (!alternate_) return false;
     const int64_t sweep = round < lead_ ? round : lead_ + (round - lead_) / per_step_;
@@ -30,12 +35,15 @@ class Rounds {
 
  private:
   int64_t lead_, steps_, per_step_;
-  bool alternate_;
+  bool alternate_, independent_;
   int64_t first_ = 0;
 };
 
 // Steps (and lead rounds) of time loops that alternated so far in this process (tests check the policy with it).
 int64_t alternated_sweeps();
+// Time loops with independent items (slices of the batch rows) so far in this process (tests check the policy with
+// it).
+int64_t independent_loops();
 
 // Stopping time loops early (Ctrl-C during a long call): while a CancelScope lives on a thread, the time loops that
 // thread starts stop at the start of their next round once the scope's flag is true, and the scope then counts as cut
@@ -81,6 +89,12 @@ inline bool time_loops_cut_short() {
 // owner_late): when a partner thread has been descheduled by a busy machine, the running thread does the whole step
 // instead of waiting milliseconds for it, and a thread that wakes up late joins the current round.
 //
+// With independent items (Rounds) the lead rounds run so; then each thread runs its own items' remaining rounds
+// through, with no wait for the other items, and afterwards takes over the rounds of an item whose owner is late (has
+// not finished one of its rounds for a while: descheduled, or never came). An item's rounds run in order whoever
+// runs them: each is claimed, and starts once the item's round before has finished. No wait per step: a thread whose
+// step took a little longer this time does not hold up the other (a round's end waits for the slowest item).
+//
 // Items do identical arithmetic whichever thread runs them, so results do not depend on the schedule.
 class WorkRounds {
  public:
@@ -98,7 +112,7 @@ class WorkRounds {
   void run(Work&& work) {
     const int me = thread_id() % threads_;
     const bool full_team = team_size() >= threads_;  // (fewer threads may come than were asked for)
-    for (int64_t r = 0; r < rounds_.count(); ++r) {
+    for (int64_t r = 0; r < (rounds_.independent() ? rounds_.lead() : rounds_.count()); ++r) {
       if (cancelled()) return;
       if (!wait_for_round(r, me)) return;  // another thread carries on alone
       // The time in items is taken once per round and thread, into the thread's own counter: a clock read before
@@ -124,9 +138,47 @@ class WorkRounds {
       }
       if (started >= 0) busy_ns_[me].value.fetch_add(clock_ns() - started, std::memory_order_relaxed);
     }
+    if (!rounds_.independent() || !wait_for_round(rounds_.lead(), me)) return;
+    for (int k = 0; k < threads_; ++k) {
+      const int owner = (me + k) % threads_;
+      for (int64_t item = begin(owner); item < begin(owner + 1); ++item)
+        if (!run_item(work, item, k == 0 || !full_team, me)) return;
+    }
   }
 
  private:
+  // The rounds of independent `item` that no thread has claimed yet, in order: at once when `own` (the owner's, or a
+  // thread without a team), else once its owner is late. False when the loop is cancelled.
+  template <typename Work>
+  bool run_item(Work& work, int64_t item, bool own, int me) {
+    int64_t seen = -1, since = 0;
+    for (int64_t i = 0;; ++i) {
+      if (cancelled()) return false;
+      const int64_t finished = finished_[item].value.load(std::memory_order_acquire);
+      if (finished >= rounds_.count()) return true;
+      if (!own) {  // the owner is at work while its item keeps finishing rounds
+        if (finished != seen) seen = finished, since = clock_ns();
+        if (i % 16 != 15 || clock_ns() - since < std::max<int64_t>(kMinPatienceNs, 4 * average_item_ns())) {
+          pause_briefly(i);
+          continue;
+        }
+      }
+      int64_t r = next_[item].value.load(std::memory_order_relaxed);
+      if (r >= rounds_.count()) return true;  // (its last rounds are under way elsewhere)
+      if (!next_[item].value.compare_exchange_weak(r, r + 1, std::memory_order_relaxed)) continue;
+      own = true;  // (a late owner's item is carried on from here, its owner taking rounds too once it is back)
+      for (int64_t j = 0; finished_[item].value.load(std::memory_order_acquire) < r; ++j) pause_briefly(j);
+      const int64_t started = clock_ns();
+      work(r, item);
+      finished_[item].value.store(r + 1, std::memory_order_release);
+      done_.value.fetch_add(1, std::memory_order_release);
+      busy_ns_[me].value.fetch_add(clock_ns() - started, std::memory_order_relaxed);
+    }
+  }
+  // A spin-wait's i-th pause: a CPU pause, and now and then a yield of the core.
+  static void pause_briefly(int64_t i);
+  int64_t average_item_ns() const;
+
   struct alignas(64) Counter {
     std::atomic<int64_t> value{0};
   };
@@ -150,9 +202,11 @@ class WorkRounds {
   const int threads_;
   const int64_t items_;
   const Rounds& rounds_;
-  Counter* claimed_;  // per owner: its items claimed so far, over all rounds
-  Counter done_;      // items finished so far, over all rounds
-  Counter* busy_ns_;  // per thread: its time in items so far
+  Counter* claimed_;   // per owner: its items claimed so far, over all rounds
+  Counter* next_;      // independent items: per item, the next round to claim
+  Counter* finished_;  // independent items: per item, the rounds finished (the lead rounds counted)
+  Counter done_;       // items finished so far, over all rounds
+  Counter* busy_ns_;   // per thread: its time in items so far
   std::atomic<int> solo_thread_{-1};
   CancelScope* const cancel_;  // cancel_scope() of the thread that made the schedule
 

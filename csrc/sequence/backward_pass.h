@@ -27,29 +27,33 @@ void input_grad(const SeqShape& s, const StepRows& r, int64_t N, const T* w_ih, 
 }
 
 // The time loop of a backward pass whose steps take one round each (the LSTM's without a projection, the RNN's).
-// Round 0 prepares each item's part of W_hh (BackwardWeight::prepare); round r = 1 .. T handles step t = T - r for
-// the item's units u: first dh_t = dpre_{t+1} @ W_hh for them (dh (B, ldh); dpre in loop order, leading dimension
-// ldp, all of step t + 1 being done), then cell_grad(t, u), the elementwise backward that writes their columns of
-// dpre_t; a last round makes dh0. With one item (one thread), each finished step's rows are published in final_rows
-// for the weight gradients beside the loop (backward_pass).
+// Round 0 prepares W_hh (BackwardWeight::prepare, each item a slice of its units); round r = 1 .. T handles step
+// t = T - r: first dh_t = dpre_{t+1} @ W_hh (dh (B, ldh); dpre in loop order, leading dimension ldp), then
+// cell_grad(t, u, b0, b1), the elementwise backward of units u for the rows [b0, min(b1, rows at t)), which writes
+// their columns of dpre_t; a last round makes dh0. The items are slices of the units (all rows: dh_t's columns for
+// them, once all of step t + 1 is done) or, where row_slices says so, slices of the `batch` rows (all units:
+// independent rounds, no wait between the items). With one item (one thread), each finished step's rows are
+// published in final_rows for the weight gradients beside the loop (backward_pass).
 template <typename T, typename CellGrad>
 void step_per_round_loop(const Ops<T>& kernels, int threads, const UnitChunks& chunks, const StepRows& step_rows,
-                         int64_t steps, const BackwardWeight<T>& whh, const T* dpre, int64_t ldp, T* dh, int64_t ldh,
-                         FinalRows& final_rows, CellGrad&& cell_grad) {
-  const Rounds rounds(1, steps + 1, 1, whh.dot);
-  run_rounds(threads, chunks.items, rounds, [&](int64_t round, int64_t item) {
-    const UnitSlice u = chunks(item);
+                         int64_t batch, int64_t steps, const BackwardWeight<T>& whh, const T* dpre, int64_t ldp, T* dh,
+                         int64_t ldh, FinalRows& final_rows, CellGrad&& cell_grad) {
+  const LoopItems items{chunks, batch, row_slices(threads, batch, whh.dot, whh.K * whh.N * int64_t(sizeof(T)))};
+  const Rounds rounds(1, steps + 1, 1, whh.dot, items.by_rows());
+  run_rounds(threads, items.count(), rounds, [&](int64_t round, int64_t item) {
     if (round == 0) {
-      whh.prepare(kernels, u);
+      whh.prepare(kernels, items.packing(item));
       return;
     }
+    const UnitSlice u = items.units(item);
+    const RowSlice r = items.rows(item);
     const int64_t t = steps - round;
     if (t + 1 < steps)
-      whh.product(kernels, step_rows.rows(t + 1), dpre + step_rows.loop_offset(t + 1) * ldp, ldp, u, dh, ldh, false,
-                  rounds.descending(round));
+      whh.product(kernels, r.running(step_rows.rows(t + 1)), dpre + (step_rows.loop_offset(t + 1) + r.b0) * ldp, ldp,
+                  u, dh + r.b0 * ldh, ldh, false, rounds.descending(round));
     if (t < 0) return;
-    cell_grad(t, u);
-    if (chunks.items == 1) final_rows.publish(step_rows.loop_offset(t));
+    cell_grad(t, u, r.b0, r.b1);
+    if (items.count() == 1) final_rows.publish(step_rows.loop_offset(t));
   });
 }
 

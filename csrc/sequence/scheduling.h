@@ -1,11 +1,13 @@
-// How a time loop shares its work among threads: how many threads, the work items (slices of the hidden units), the
-// rounds they run in, and the chunks of steps whose input projection is computed together.
+// How a time loop shares its work among threads: how many threads, the work items (slices of the hidden units or of
+// the batch rows), the rounds they run in, and the chunks of steps whose input projection is computed together.
 //
 // Threading model of every time loop: one parallel region around the whole loop, scheduled as WorkRounds
 // (primitives/work_rounds.h): a round per time step (two for the reset_before GRU, whose n gate needs all of r * h),
 // each round's items being slices of the hidden units, whole panels of the micro-kernel's width and the same units in
-// every gate, so an item computes its units' columns of every GEMM and their elementwise update. Round 0 packs the
-// weights, each item its own panels. No fork/join per step; one wait for the round's end per step.
+// every gate, so an item computes its units' columns of every GEMM and their elementwise update; one wait for the
+// round's end per step. Or, where the whole recurrent weight fits each thread's cache (row_slices), slices of the
+// batch rows, every unit in each, with no wait per step. Round 0 packs the weights, each item its own panels. No
+// fork/join per step.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -62,6 +64,44 @@ inline UnitChunks unit_chunks(int threads, int64_t H, int64_t nr, int64_t step_w
   const int64_t items = threads <= 1 ? 1 : std::min<int64_t>(panels_per_gate(H, nr), per_thread * threads);
   return {H, nr, std::max<int64_t>(items, 1)};
 }
+
+// The work items of a time loop as slices of the batch rows, every unit in each (instead of slices of the units,
+// every row in each): how many, or 0 to slice the units. The rows' recurrences never meet, so each thread runs its
+// steps without waiting for the other (independent Rounds) and reads nothing the other wrote: a slice of the units
+// needs all of a step's h (forward) or pre-activation gradients (backward), half of them from the other core, and a
+// wait per step. The products and the elementwise updates are the same per row, so are the results. Each thread then
+// reads all of W_hh at every step: only where the whole of it (`step_weight_bytes`) fits well in a thread's L2
+// (cached_bytes_per_thread), from packed panels (not `dot`: at batch 1-4 the products read W by dot products), and
+// with at least kMinSliceRows rows a thread, so that the rows fill the micro-kernel's strips (with fewer, each thread
+// would read all of W_hh for little arithmetic).
+inline int64_t row_slices(int threads, int64_t batch, bool dot, int64_t step_weight_bytes) {
+  constexpr int64_t kMinSliceRows = 8;
+  if (threads < 2 || dot || batch < threads * kMinSliceRows || step_weight_bytes > cached_bytes_per_thread()) return 0;
+  return threads;
+}
+
+// Rows [b0, b1) of a batch of B, the slice `item` of `items` (row_slices).
+struct RowSlice {
+  int64_t b0, b1;
+  RowSlice(int64_t B, int64_t item, int64_t items) : b0(B * item / items), b1(B * (item + 1) / items) {}
+  // Its rows among the first `running` rows (those that run a step), counted from b0.
+  int64_t running(int64_t rows) const { return std::max<int64_t>(0, std::min(b1, rows) - b0); }
+};
+
+// A time loop's work items: slices of the units (`chunks`, every row in each) or, with row_items > 0 (row_slices),
+// slices of the batch rows (every unit in each, independent Rounds). The packing round gives each item a slice of
+// the units either way: each packs its share of the weights.
+struct LoopItems {
+  UnitChunks chunks;
+  int64_t batch, row_items;
+  bool by_rows() const { return row_items > 0; }
+  int64_t count() const { return by_rows() ? row_items : chunks.items; }
+  UnitSlice packing(int64_t item) const {
+    return by_rows() ? UnitChunks{chunks.H, chunks.nr, row_items}(item) : chunks(item);
+  }
+  UnitSlice units(int64_t item) const { return by_rows() ? UnitChunks{chunks.H, chunks.nr, 1}(0) : chunks(item); }
+  RowSlice rows(int64_t item) const { return by_rows() ? RowSlice(batch, item, row_items) : RowSlice(batch, 0, 1); }
+};
 
 // Threads for a time loop of `steps` steps that each do `step_work` multiply-adds with `weight_bytes` of weights.
 // A second thread pays when a step has enough arithmetic to hide a round's synchronization (a microsecond or two,

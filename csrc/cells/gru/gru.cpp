@@ -29,7 +29,9 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
   Scratch scratch(0);
   if (!dot_recurrent) scratch.need(&whh.data, whh.size());
   DotWeight<T> whh_dot(w.w_hh, kGruGates, H, H, steps, dot_recurrent, scratch);
-  const ChunkedProjection<T> projection(kernels, s, step_rows, x, w.w_ih, kGruGates, w.b_ih != nullptr, scratch);
+  const ChunkedProjection<T> projection(kernels, s, step_rows, x, w.w_ih, kGruGates, w.b_ih != nullptr, false,
+                                        scratch);
+  const RowSlice all_rows(s.batch, 0, 1);  // (the GRU's loops slice the units)
   scratch.need(&gh, B * G);  // the recurrent parts of a step: W_hh h (+ b_hn), or W_hr h, W_hz h, W_hn (r * h)
   if (reset_after) scratch.need(&gh_start, G);  // what W_hh h starts from: 0 in r and z, b_hn (or 0) in n
   else scratch.need(&rh, B * H);
@@ -63,8 +65,8 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
     const int64_t t = (round - pack_rounds) / rounds_per_step, n = step_rows.rows(t), off = step_rows.offset(t);
     if (n == 0) return;  // no row runs this step (nor any later one)
     const bool second_half = (round - pack_rounds) % rounds_per_step == 1;
-    if (!second_half) projection.project(t, u, down);
-    T* pre = projection.step(t);
+    if (!second_half) projection.project(t, u, all_rows, down);
+    T* pre = projection.step(t, all_rows);
     T* saved = training ? gates + off * W : nullptr;
     const T* h_prev = t == 0 ? h0 : out + step_rows.offset(t - 1) * H;
     T* h = out + off * H;

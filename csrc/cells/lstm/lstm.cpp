@@ -28,7 +28,16 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
   Scratch scratch(0);
   if (!dot_recurrent) scratch.need(&whh.data, whh.size());
   DotWeight<T> whh_dot(w.w_hh, kLstmGates, P, H, steps, dot_recurrent, scratch);
-  const ChunkedProjection<T> projection(kernels, s, step_rows, x, w.w_ih, kLstmGates, w.b_ih != nullptr, scratch);
+  const int64_t proj_work = projected ? P * H : 0;
+  const int threads =
+      loop_threads(steps, B * (G * (P + I) + proj_work), (G * (P + I) + proj_work) * int64_t(sizeof(T)), H, nr);
+  // Slices of the batch rows need each step's h of their own rows only: not with a projection, whose h = W_hr m needs
+  // all of m (a round of its own).
+  const int64_t recurrent_bytes = (G * P + proj_work) * int64_t(sizeof(T));
+  const LoopItems items{unit_chunks(threads, H, nr, recurrent_bytes), B,
+                        projected ? 0 : row_slices(threads, B, dot_recurrent, recurrent_bytes)};
+  const ChunkedProjection<T> projection(kernels, s, step_rows, x, w.w_ih, kLstmGates, w.b_ih != nullptr,
+                                        items.by_rows(), scratch);
   if (projected) {
     scratch.need(&m, B * H);  // o * tanh(c) of the current step, before the projection
     if (!dot_recurrent) scratch.need(&whr.data, whr.size());
@@ -37,40 +46,39 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
   if (w.b_ih != nullptr) fold_biases(w.b_ih, w.b_hh, G, G, projection.bias());
   if (!training) copy_or_zero(c_n, c0, B * H);  // inference updates c in place in c_n
 
-  const int64_t proj_work = projected ? P * H : 0;
-  const int threads =
-      loop_threads(steps, B * (G * (P + I) + proj_work), (G * (P + I) + proj_work) * int64_t(sizeof(T)), H, nr);
-  const UnitChunks chunks = unit_chunks(threads, H, nr, (G * P + proj_work) * int64_t(sizeof(T)));
-  const UnitChunks proj_chunks{P, nr, chunks.items};  // the projection's output units, as many items
+  const UnitChunks proj_chunks{P, nr, items.count()};  // the projection's output units, as many items
   // Round 0 packs (when any weight is packed); then a round per step, or two with a projection: the gates and
   // m = o * tanh(c) of these hidden units, then h = W_hr m for these output units (it needs all of m).
   const int64_t rounds_per_step = projected ? 2 : 1;
   const int64_t pack_rounds = !projection.packed_whole() && dot_recurrent && !whh_dot.copied ? 0 : 1;
-  const Rounds rounds(pack_rounds, steps, rounds_per_step, dot_recurrent || projection.by_dots());
-  run_rounds(threads, chunks.items, rounds, [&](int64_t round, int64_t item) {
+  const Rounds rounds(pack_rounds, steps, rounds_per_step, dot_recurrent || projection.by_dots(), items.by_rows());
+  run_rounds(threads, items.count(), rounds, [&](int64_t round, int64_t item) {
     const bool down = rounds.descending(round);
-    const UnitSlice u = chunks(item);
     if (round < pack_rounds) {
+      const UnitSlice u = items.packing(item);
       projection.pack(u);
       if (!dot_recurrent) pack_gate_panels(kernels, w.w_hh, P, whh, u, 0, kLstmGates);
       whh_dot.copy_rows(u, 0, kLstmGates);
       if (projected && !dot_recurrent) pack_gate_panels(kernels, w.w_hr, H, whr, proj_chunks(item), 0, 1);
       return;
     }
-    const int64_t t = (round - pack_rounds) / rounds_per_step, n = step_rows.rows(t), off = step_rows.offset(t);
-    if (n == 0) return;  // no row runs this step (nor any later one)
+    const UnitSlice u = items.units(item);
+    const RowSlice r = items.rows(item);
+    const int64_t t = (round - pack_rounds) / rounds_per_step, n = r.running(step_rows.rows(t));
+    if (n == 0) return;  // none of these rows runs this step (nor any later one)
+    const int64_t off = step_rows.offset(t) + r.b0;  // (the first of these rows)
     T* h = out + off * P;
     if ((round - pack_rounds) % rounds_per_step == 1) {
       gate_gemm(kernels, n, m, H, dot_recurrent ? nullptr : &whr, w.w_hr, H, H, P, 0, 1, proj_chunks(item), h, P, false,
                 down);
       return;
     }
-    projection.project(t, u, down);
-    T* pre = projection.step(t);
-    const T* h_prev = t == 0 ? h0 : out + step_rows.offset(t - 1) * P;
-    const T* c_prev = !training ? c_n : t == 0 ? c0 : cells + step_rows.offset(t - 1) * H;
-    T* c = training ? cells + off * H : c_n;
-    T* hm = projected ? m : h;  // both H wide
+    projection.project(t, u, r, down);
+    T* pre = projection.step(t, r);
+    const T* h_prev = (t == 0 ? h0 : out + step_rows.offset(t - 1) * P) + r.b0 * P;
+    const T* c_prev = (!training ? c_n : t == 0 ? c0 : cells + step_rows.offset(t - 1) * H) + r.b0 * H;
+    T* c = training ? cells + off * H : c_n + r.b0 * H;
+    T* hm = projected ? m : h;  // both H wide (projected: all rows, r being all of them)
     gate_gemm(kernels, n, h_prev, P, dot_recurrent ? nullptr : &whh, whh_dot.matrix(), whh_dot.ld, P, H, 0, kLstmGates,
               u, pre, G, true, down);
     const Peepholes<T> peep = w.peepholes.at(u.j0);
@@ -123,15 +131,16 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
   const bool stream_dpre = stream_gradients(threads, R * ldp * int64_t(sizeof(T)));
   const UnitChunks chunks = unit_chunks(threads, H, nr, weight_bytes);
   const UnitChunks proj_chunks{P, nr, chunks.items};  // slices of h's P units (the hidden units when P = H)
-  // The elementwise backward of step t for hidden units u; dh_t is dh (+ dout_t), or dm with a projection.
-  auto cell_grad = [&](int64_t t, const UnitSlice& u) {
-    const int64_t n = step_rows.rows(t), off = step_rows.offset(t), loop_off = step_rows.loop_offset(t);
+  // The elementwise backward of step t for hidden units u and rows [b0, min(b1, rows at t)); dh_t is dh (+ dout_t), or
+  // dm with a projection.
+  auto cell_grad = [&](int64_t t, const UnitSlice& u, int64_t b0, int64_t b1) {
+    const int64_t n = std::min(b1, step_rows.rows(t)), off = step_rows.offset(t), loop_off = step_rows.loop_offset(t);
     const T* g_t = gates + off * G;
     const T* c_t = cells + off * H;
     const T* c_prev = t == 0 ? c0 : cells + step_rows.offset(t - 1) * H;
     const Peepholes<T> peep = w.peepholes.at(u.j0);
     T* dp = dpre + loop_off * ldp;
-    for (int64_t b = 0; b < n; ++b) {
+    for (int64_t b = b0; b < n; ++b) {
       const int64_t k = b * H + u.j0;
       if (projected)
         units.backward(u.n(), H, g_t + b * G + u.j0, c_t + k, c_prev + k, nullptr, dm + k, dc + k, dp + b * ldp + u.j0,
@@ -152,7 +161,8 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
   if (!projected) {
     FinalRows final_rows(R);
     auto loop = [&] {
-      step_per_round_loop(kernels, threads, chunks, step_rows, steps, whh, dpre, ldp, dh, P, final_rows, cell_grad);
+      step_per_round_loop(kernels, threads, chunks, step_rows, B, steps, whh, dpre, ldp, dh, P, final_rows,
+                          cell_grad);
     };
     if (!backward_pass(threads, R * G * (s.input + P), final_rows, loop, input_grads, weight_grads)) return;
   } else {
@@ -183,7 +193,7 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
       if (u.n() > 0)
         kernels.gemm_panels(n, dh_total + step_rows.loop_offset(t) * P, P, 1, whr, 0, 1, u.q0, u.q1, dm, H, false,
                             nullptr);
-      cell_grad(t, u);
+      cell_grad(t, u, 0, B);
     });
     if (time_loops_cut_short()) return;  // (the gradients stay as they were)
     input_grads();

@@ -33,12 +33,14 @@ void rnn_forward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, c
   if (w.b_ih != nullptr) fold_biases(w.b_ih, w.b_hh, H, H, bias);
 
   const int threads = loop_threads(steps, B * H * (H + I), H * (H + I) * int64_t(sizeof(T)), H, nr);
-  const UnitChunks chunks = unit_chunks(threads, H, nr, H * H * int64_t(sizeof(T)));
-  const Rounds rounds(1, steps, 1, dot_recurrent || dot_projection);
-  run_rounds(threads, chunks.items, rounds, [&](int64_t round, int64_t item) {
+  const int64_t weight_bytes = H * H * int64_t(sizeof(T));  // W_hh, read at every step
+  const LoopItems items{unit_chunks(threads, H, nr, weight_bytes), B,
+                        row_slices(threads, B, dot_recurrent, weight_bytes)};
+  const Rounds rounds(1, steps, 1, dot_recurrent || dot_projection, items.by_rows());
+  run_rounds(threads, items.count(), rounds, [&](int64_t round, int64_t item) {
     const bool down = rounds.descending(round);
-    const UnitSlice u = chunks(item);
     if (round == 0) {  // pack, and these units' columns of the input projection of all steps, straight into out
+      const UnitSlice u = items.packing(item);
       if (packed_projection) pack_gate_panels(kernels, w.w_ih, I, wih, u, 0, kRnnGates);
       if (!dot_recurrent) pack_gate_panels(kernels, w.w_hh, H, whh, u, 0, kRnnGates);
       whh_dot.copy_rows(u, 0, kRnnGates);
@@ -46,10 +48,12 @@ void rnn_forward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, c
                 down, bias);
       return;
     }
-    const int64_t t = round - 1, n = step_rows.rows(t);
-    if (n == 0) return;
-    const T* h_prev = t == 0 ? h0 : out + step_rows.offset(t - 1) * H;
-    T* h = out + step_rows.offset(t) * H;
+    const UnitSlice u = items.units(item);
+    const RowSlice r = items.rows(item);
+    const int64_t t = round - 1, n = r.running(step_rows.rows(t));
+    if (n == 0) return;  // none of these rows runs this step (nor any later one)
+    const T* h_prev = (t == 0 ? h0 : out + step_rows.offset(t - 1) * H) + r.b0 * H;
+    T* h = out + (step_rows.offset(t) + r.b0) * H;
     gate_gemm(kernels, n, h_prev, H, dot_recurrent ? nullptr : &whh, whh_dot.matrix(), whh_dot.ld, H, H, 0, kRnnGates,
               u, h, H, true, down);
     for (int64_t b = 0; b < n; ++b) units.forward(u.n(), relu, h + b * H + u.j0);
@@ -84,9 +88,9 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
   const bool stream_dpre = stream_gradients(threads, R * ldp * int64_t(sizeof(T)));
   const GradTerm<T> terms[] = {input_term(s, step_rows, x, xs, 0, H, grads.dw_ih),
                                hidden_term(s, step_rows, h0, out, prev, 0, H, grads.dw_hh)};
-  // The elementwise backward of step t for hidden units u.
-  auto cell_grad = [&](int64_t t, const UnitSlice& u) {
-    for (int64_t b = 0; b < step_rows.rows(t); ++b) {
+  // The elementwise backward of step t for hidden units u and rows [b0, min(b1, rows at t)).
+  auto cell_grad = [&](int64_t t, const UnitSlice& u, int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < std::min(b1, step_rows.rows(t)); ++b) {
       const int64_t k = (step_rows.offset(t) + b) * H + u.j0, loop_row = step_rows.loop_offset(t) + b;
       units.backward(u.n(), relu, out + k, dout + k, dh + b * H + u.j0, dpre + loop_row * ldp + u.j0, stream_dpre);
     }
@@ -94,7 +98,7 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
   };
   FinalRows final_rows(R);
   auto loop = [&] {
-    step_per_round_loop(kernels, threads, chunks, step_rows, steps, whh, dpre, ldp, dh, H, final_rows, cell_grad);
+    step_per_round_loop(kernels, threads, chunks, step_rows, B, steps, whh, dpre, ldp, dh, H, final_rows, cell_grad);
   };
   auto input_grads = [&] { input_grad(s, step_rows, H, w.w_ih, dpre, ldp, dx); };
   auto weight_grads = [&](const FinalRows* ready) {
