@@ -157,9 +157,9 @@ def test_set_and_get_num_threads(num_threads):
 #   short: fewer than 8 steps at batch 2, where the backward loop reads W_hh in place (gemm_axpy: each thread its
 #          columns, not transposed first), and T * B = 4 rows, where dx reads W_ih in place too (each thread its
 #          columns; I = 640 gives the LSTM's and GRU's dx the work for two threads).
-#   rows: the LSTM's and the RNN's backward loops with each thread a slice of the batch rows (32 each), every unit
-#         (row_slices in csrc/sequence/scheduling.h: W_hh of 256 KiB or less at float32 fits a thread's
-#         share of any L2 cache from 512 KiB up).
+#   rows: time loops with each thread a slice of the batch rows (32 each), every unit (row_slices in
+#         csrc/sequence/scheduling.h: W_hh of 256 KiB or less at float32 fits a thread's share of any L2 cache from
+#         512 KiB up).
 # At H = 384 the float32 GRU's and RNN's recurrent weights fit the threads' caches (one work item a thread in their
 # time loops, sequence/scheduling.h's unit_chunks), the LSTM's and the float64 GRU's do not (four a thread): 'packed' and 'dot'
 # run both schedules.
@@ -642,14 +642,14 @@ def row_sliced(cell, T, B, I, H, dtype, threads):
 
 @cells
 def test_loops_slice_the_batch_rows_where_all_of_w_hh_fits_each_thread(cell, num_threads, two_threads_stay_two):
-    """The LSTM's and the RNN's loops at the 'rows' shape on two threads, and not on one thread, nor the GRU's (its
-    loops slice the units); nor with fewer than 8 rows a thread: B = 15 with H = 256 (LSTM) and 272 (RNN), where the
-    loops take two threads and W_hh fits a thread's share of a 2 MiB L2."""
-    sliced = not cell.name.startswith("gru")
-    assert row_sliced(cell, *THREADED_SHAPES["rows"], np.float32, threads=2) == (sliced, sliced)
+    """Every cell's loops at the 'rows' shape on two threads, and not on one thread; nor with fewer than 8 rows a
+    thread: B = 15 with H = 256 (LSTM, GRU) and 272 (RNN), where the loops take two threads and W_hh fits a thread's
+    share of a 2 MiB L2."""
+    assert row_sliced(cell, *THREADED_SHAPES["rows"], np.float32, threads=2) == (True, True)
     assert row_sliced(cell, *THREADED_SHAPES["rows"], np.float32, threads=1) == (False, False)
     T, _, I, _ = THREADED_SHAPES["rows"]
-    assert row_sliced(cell, T, 15, I, 256 if cell.name == "lstm" else 272, np.float32, threads=2) == (False, False)
+    assert row_sliced(cell, T, 15, I, 272 if cell.name.startswith("rnn") else 256, np.float32, threads=2) == (False,
+                                                                                                            False)
 
 
 def test_an_lstm_with_a_projection_slices_the_units(num_threads, two_threads_stay_two):
@@ -663,15 +663,16 @@ def test_an_lstm_with_a_projection_slices_the_units(num_threads, two_threads_sta
     assert _core.independent_loops() == before
 
 
-@pytest.mark.parametrize("cls", ["LSTM", "RNN"])
+@pytest.mark.parametrize("cls, kwargs", [("LSTM", {}), ("GRU", {}), ("GRU", {"reset_after": False}), ("RNN", {})],
+                         ids=["LSTM", "GRU", "GRU-reset_before", "RNN"])
 @dtypes
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_row_slices_with_lengths_give_the_one_thread_bits(cls, dtype, bidirectional, num_threads,
+def test_row_slices_with_lengths_give_the_one_thread_bits(cls, kwargs, dtype, bidirectional, num_threads,
                                                           two_threads_stay_two):
     """Sequences of different lengths: the second slice's rows stop running first (rows sorted longest first), and
     with these lengths, after some steps, the first slice's too; in both directions. Every output and gradient
-    bitwise as on one thread (the float32 loops run as slices of rows on two threads; the float64 LSTM's too where
-    its 512 KiB W_hh fits)."""
+    bitwise as on one thread (the float32 loops and the float64 RNN's run as slices of rows on two threads; the
+    float64 LSTM's and GRU's too where their W_hh of 512 and 384 KiB fits)."""
     T, B, I, H = 9, 64, 40, 128
     rng = np.random.default_rng(3)
     x = rng.standard_normal((T, B, I)).astype(dtype)
@@ -681,7 +682,7 @@ def test_row_slices_with_lengths_give_the_one_thread_bits(cls, dtype, bidirectio
     results = []
     for threads in (1, 2):
         num_threads(threads)
-        layer = getattr(pylstm, cls)(I, H, bidirectional=bidirectional, dtype=dtype, seed=1)
+        layer = getattr(pylstm, cls)(I, H, bidirectional=bidirectional, dtype=dtype, seed=1, **kwargs)
         before = _core.independent_loops()
         out, state = layer(x, lengths=lengths)
         dx, dstate = layer.backward(dout)

@@ -29,9 +29,12 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
   Scratch scratch(0);
   if (!dot_recurrent) scratch.need(&whh.data, whh.size());
   DotWeight<T> whh_dot(w.w_hh, kGruGates, H, H, steps, dot_recurrent, scratch);
-  const ChunkedProjection<T> projection(kernels, s, step_rows, x, w.w_ih, kGruGates, w.b_ih != nullptr, false,
-                                        scratch);
-  const RowSlice all_rows(s.batch, 0, 1);  // (the GRU's loops slice the units)
+  const int threads = loop_threads(steps, B * G * (H + I), G * (H + I) * int64_t(sizeof(T)), H, nr);
+  const int64_t recurrent_bytes = G * H * int64_t(sizeof(T));
+  const LoopItems items{unit_chunks(threads, H, nr, recurrent_bytes), B,
+                        row_slices(threads, B, dot_recurrent, recurrent_bytes)};
+  const ChunkedProjection<T> projection(kernels, s, step_rows, x, w.w_ih, kGruGates, w.b_ih != nullptr,
+                                        items.by_rows(), scratch);
   scratch.need(&gh, B * G);  // the recurrent parts of a step: W_hh h (+ b_hn), or W_hr h, W_hz h, W_hn (r * h)
   if (reset_after) scratch.need(&gh_start, G);  // what W_hh h starts from: 0 in r and z, b_hn (or 0) in n
   else scratch.need(&rh, B * H);
@@ -45,49 +48,52 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
     else std::fill(gh_start + 2 * H, gh_start + G, T(0));
   }
 
-  const int threads = loop_threads(steps, B * G * (H + I), G * (H + I) * int64_t(sizeof(T)), H, nr);
-  const UnitChunks chunks = unit_chunks(threads, H, nr, G * H * int64_t(sizeof(T)));
   // Round 0 packs (when any weight is packed); then a round per step, or two without reset_after: r and z (and
-  // r * h) first, then n, which needs every unit of r * h.
+  // r * h) first, then n, which needs every unit of r * h (of its rows).
   const int64_t rounds_per_step = reset_after ? 1 : 2;
   const int64_t pack_rounds = !projection.packed_whole() && dot_recurrent && !whh_dot.copied ? 0 : 1;
   const PackedB<T>* whh_p = dot_recurrent ? nullptr : &whh;
-  const Rounds rounds(pack_rounds, steps, rounds_per_step, dot_recurrent || projection.by_dots());
-  run_rounds(threads, chunks.items, rounds, [&](int64_t round, int64_t item) {
+  const Rounds rounds(pack_rounds, steps, rounds_per_step, dot_recurrent || projection.by_dots(), items.by_rows());
+  run_rounds(threads, items.count(), rounds, [&](int64_t round, int64_t item) {
     const bool down = rounds.descending(round);
-    const UnitSlice u = chunks(item);
     if (round < pack_rounds) {
+      const UnitSlice u = items.packing(item);
       projection.pack(u);
       if (!dot_recurrent) pack_gate_panels(kernels, w.w_hh, H, whh, u, 0, kGruGates);
       whh_dot.copy_rows(u, 0, kGruGates);
       return;
     }
-    const int64_t t = (round - pack_rounds) / rounds_per_step, n = step_rows.rows(t), off = step_rows.offset(t);
-    if (n == 0) return;  // no row runs this step (nor any later one)
+    const UnitSlice u = items.units(item);
+    const RowSlice r = items.rows(item);
+    const int64_t t = (round - pack_rounds) / rounds_per_step, n = r.running(step_rows.rows(t));
+    if (n == 0) return;  // none of these rows runs this step (nor any later one)
+    const int64_t off = step_rows.offset(t) + r.b0;  // (the first of these rows)
     const bool second_half = (round - pack_rounds) % rounds_per_step == 1;
-    if (!second_half) projection.project(t, u, all_rows, down);
-    T* pre = projection.step(t, all_rows);
+    if (!second_half) projection.project(t, u, r, down);
+    T* pre = projection.step(t, r);
     T* saved = training ? gates + off * W : nullptr;
-    const T* h_prev = t == 0 ? h0 : out + step_rows.offset(t - 1) * H;
+    const T* h_prev = (t == 0 ? h0 : out + step_rows.offset(t - 1) * H) + r.b0 * H;
     T* h = out + off * H;
+    T* gh_rows = gh + r.b0 * G;
+    T* rh_rows = reset_after ? nullptr : rh + r.b0 * H;
     if (reset_after) {
-      gate_gemm(kernels, n, h_prev, H, whh_p, whh_dot.matrix(), whh_dot.ld, H, H, 0, kGruGates, u, gh, G, false, down,
-                gh_start);
+      gate_gemm(kernels, n, h_prev, H, whh_p, whh_dot.matrix(), whh_dot.ld, H, H, 0, kGruGates, u, gh_rows, G, false,
+                down, gh_start);
       for (int64_t b = 0; b < n; ++b)
-        units.forward_after(u.n(), H, pre + b * G + u.j0, gh + b * G + u.j0, h_prev + b * H + u.j0, h + b * H + u.j0,
-                            saved == nullptr ? nullptr : saved + b * W + u.j0, stream_saved);
+        units.forward_after(u.n(), H, pre + b * G + u.j0, gh_rows + b * G + u.j0, h_prev + b * H + u.j0,
+                            h + b * H + u.j0, saved == nullptr ? nullptr : saved + b * W + u.j0, stream_saved);
     } else if (!second_half) {
-      gate_gemm(kernels, n, h_prev, H, whh_p, whh_dot.matrix(), whh_dot.ld, H, H, 0, 2, u, gh, G, false, down);
+      gate_gemm(kernels, n, h_prev, H, whh_p, whh_dot.matrix(), whh_dot.ld, H, H, 0, 2, u, gh_rows, G, false, down);
       for (int64_t b = 0; b < n; ++b)
-        units.forward_before_reset_update(u.n(), H, pre + b * G + u.j0, gh + b * G + u.j0, H, h_prev + b * H + u.j0,
-                                          rh + b * H + u.j0, saved == nullptr ? nullptr : saved + b * W + u.j0,
-                                          stream_saved);
+        units.forward_before_reset_update(u.n(), H, pre + b * G + u.j0, gh_rows + b * G + u.j0, H,
+                                          h_prev + b * H + u.j0, rh_rows + b * H + u.j0,
+                                          saved == nullptr ? nullptr : saved + b * W + u.j0, stream_saved);
     } else {
-      gate_gemm(kernels, n, rh, H, whh_p, whh_dot.matrix(), whh_dot.ld, H, H, 2, 3, u, gh, G, false, down);
+      gate_gemm(kernels, n, rh_rows, H, whh_p, whh_dot.matrix(), whh_dot.ld, H, H, 2, 3, u, gh_rows, G, false, down);
       for (int64_t b = 0; b < n; ++b)
-        units.forward_before_candidate(u.n(), H, pre + b * G + u.j0, gh + b * G + 2 * H + u.j0, h_prev + b * H + u.j0,
-                                       h + b * H + u.j0, saved == nullptr ? nullptr : saved + b * W + u.j0,
-                                       stream_saved);
+        units.forward_before_candidate(u.n(), H, pre + b * G + u.j0, gh_rows + b * G + 2 * H + u.j0,
+                                       h_prev + b * H + u.j0, h + b * H + u.j0,
+                                       saved == nullptr ? nullptr : saved + b * W + u.j0, stream_saved);
     }
     if (stream_saved) store_fence();
   });
@@ -129,23 +135,26 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
   copy_or_zero(dh, dh_n, B * H);
 
   const int threads = loop_threads(steps, B * G * H, weight_bytes, H, nr);
-  const UnitChunks chunks = unit_chunks(threads, H, nr, weight_bytes);
+  const LoopItems items{unit_chunks(threads, H, nr, weight_bytes), B,
+                        row_slices(threads, B, reset_after ? whh.dot : whrz.dot, weight_bytes)};
   // (reset_before reads a step's dn back within the step, for d(r * h): its gradients are not streamed)
   const bool stream_dg = reset_after && stream_gradients(threads, 2 * R * ldg * int64_t(sizeof(T)));
   // Round 0 packs. Then, for t = T-1 .. 0, each round first finishes these units' dh_t from step t + 1 (whose
   // pre-activation gradients are all done) and then does their elementwise backward of step t; without reset_after
-  // a second round per step makes d(r * h) = dn @ W_hn, which needs every unit's dn. A last round makes dh0.
+  // a second round per step makes d(r * h) = dn @ W_hn, which needs every unit's dn (of its rows). A last round
+  // makes dh0.
   const int64_t rounds_per_step = reset_after ? 1 : 2;
   const GradTerm<T> x_term = input_term(s, step_rows, x, xs, 0, G, grads.dw_ih);
   const GradTerm<T> h_term = hidden_term(s, step_rows, h0, out, prev, 0, reset_after ? G : 2 * H, grads.dw_hh);
   FinalRows final_rows(R);
   // With reset_after, batch 1-4 loops alternate the direction of their sweeps over W_hh^T (Rounds); the two rounds a
   // step of the other variant takes do not pair up with Rounds' steps (a round for dh0 comes last), so it does not.
-  const Rounds rounds = reset_after ? Rounds(1, steps + 1, 1, whh.dot) : Rounds(2 + steps * rounds_per_step);
+  const Rounds rounds = reset_after ? Rounds(1, steps + 1, 1, whh.dot, items.by_rows())
+                                   : Rounds(1, 1 + steps * rounds_per_step, 1, false, items.by_rows());
   auto loop = [&] {
-  run_rounds(threads, chunks.items, rounds, [&](int64_t round, int64_t item) {
-    const UnitSlice u = chunks(item);
+  run_rounds(threads, items.count(), rounds, [&](int64_t round, int64_t item) {
     if (round == 0) {
+      const UnitSlice u = items.packing(item);
       if (reset_after) {
         whh.prepare(kernels, u);
       } else {
@@ -154,44 +163,51 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
       }
       return;
     }
+    const UnitSlice u = items.units(item);
+    const RowSlice r = items.rows(item);
     const int64_t t = steps - 1 - (round - 1) / rounds_per_step;
     const bool second_half = (round - 1) % rounds_per_step == 1;
     if (!second_half && t + 1 < steps) {
-      // dh_t += (recurrent pre-activation grads of t+1) @ W, for the rows that ran step t + 1
-      const int64_t next = step_rows.rows(t + 1), next_off = step_rows.loop_offset(t + 1);
-      if (reset_after) whh.product(kernels, next, dgh + next_off * ldg, ldg, u, dh, H, true, rounds.descending(round));
-      else whrz.product(kernels, next, dgx + next_off * ldg, ldg, u, dh, H, true, false);
+      // dh_t += (recurrent pre-activation grads of t+1) @ W, for these rows that ran step t + 1
+      const int64_t next = r.running(step_rows.rows(t + 1)), next_off = step_rows.loop_offset(t + 1) + r.b0;
+      if (reset_after)
+        whh.product(kernels, next, dgh + next_off * ldg, ldg, u, dh + r.b0 * H, H, true, rounds.descending(round));
+      else whrz.product(kernels, next, dgx + next_off * ldg, ldg, u, dh + r.b0 * H, H, true, false);
     }
     if (t < 0) return;
-    const int64_t n = step_rows.rows(t), off = step_rows.offset(t), loop_off = step_rows.loop_offset(t);
+    const int64_t n = r.running(step_rows.rows(t));
     if (n == 0) return;
+    // Everything below from the first of these rows.
+    const int64_t off = step_rows.offset(t) + r.b0, loop_off = step_rows.loop_offset(t) + r.b0;
     const T* g_t = gates + off * W;
-    const T* h_prev = t == 0 ? h0 : out + step_rows.offset(t - 1) * H;
+    const T* h_prev = (t == 0 ? h0 : out + step_rows.offset(t - 1) * H) + r.b0 * H;
     const T* dout_t = dout + off * H;
     T* dx_pre = dgx + loop_off * ldg;
+    T* dh_rows = dh + r.b0 * H;
     if (reset_after) {
       T* dh_pre = dgh + loop_off * ldg;
       for (int64_t b = 0; b < n; ++b) {
         const int64_t k = b * H + u.j0;
-        units.backward_after(u.n(), H, g_t + b * W + u.j0, h_prev + k, dout_t + k, dh + k, dx_pre + b * ldg + u.j0,
-                             dh_pre + b * ldg + u.j0, stream_dg);
+        units.backward_after(u.n(), H, g_t + b * W + u.j0, h_prev + k, dout_t + k, dh_rows + k,
+                             dx_pre + b * ldg + u.j0, dh_pre + b * ldg + u.j0, stream_dg);
       }
       if (stream_dg) store_fence();
-      if (chunks.items == 1) final_rows.publish(loop_off);
+      if (items.count() == 1) final_rows.publish(loop_off);
     } else if (!second_half) {
       for (int64_t b = 0; b < n; ++b) {
         const int64_t k = b * H + u.j0;
-        units.backward_before_update_candidate(u.n(), H, g_t + b * W + u.j0, h_prev + k, dout_t + k, dh + k,
+        units.backward_before_update_candidate(u.n(), H, g_t + b * W + u.j0, h_prev + k, dout_t + k, dh_rows + k,
                                                dx_pre + b * ldg + u.j0);
       }
     } else {
-      whn.product(kernels, n, dx_pre + 2 * H, ldg, u, drh, H, false, false);
+      T* drh_rows = drh + r.b0 * H;
+      whn.product(kernels, n, dx_pre + 2 * H, ldg, u, drh_rows, H, false, false);
       for (int64_t b = 0; b < n; ++b) {
         const int64_t k = b * H + u.j0;
-        units.backward_before_reset(u.n(), g_t + b * W + u.j0, h_prev + k, drh + k, dh + k, dx_pre + b * ldg + u.j0,
-                                    rh + loop_off * H + k);
+        units.backward_before_reset(u.n(), g_t + b * W + u.j0, h_prev + k, drh_rows + k, dh_rows + k,
+                                    dx_pre + b * ldg + u.j0, rh + loop_off * H + k);
       }
-      if (chunks.items == 1) final_rows.publish(loop_off);
+      if (items.count() == 1) final_rows.publish(loop_off);
     }
   });
   };
