@@ -158,8 +158,7 @@ def test_set_and_get_num_threads(num_threads):
 #          columns, not transposed first), and T * B = 4 rows, where dx reads W_ih in place too (each thread its
 #          columns; I = 640 gives the LSTM's and GRU's dx the work for two threads).
 #   rows: time loops with each thread a slice of the batch rows (32 each), every unit (row_slices in
-#         csrc/sequence/scheduling.h: W_hh of 256 KiB or less at float32 fits a thread's share of any L2 cache from
-#         512 KiB up).
+#         csrc/sequence/scheduling.h: W_hh of at most 512 KiB, 16 KiB a row of the slice, on any L2 from 256 KiB).
 # At H = 384 the float32 GRU's and RNN's recurrent weights fit the threads' caches (one work item a thread in their
 # time loops, sequence/scheduling.h's unit_chunks), the LSTM's and the float64 GRU's do not (four a thread): 'packed' and 'dot'
 # run both schedules.
@@ -652,6 +651,33 @@ def test_loops_slice_the_batch_rows_where_all_of_w_hh_fits_each_thread(cell, num
                                                                                                             False)
 
 
+ROW_POLICY_PROBE = """
+    import sys
+    import numpy as np
+    sys.path.insert(0, {tests!r})
+    from pylstm import _core
+    from cells import ALL_CELLS
+    from test_isa_and_threads import row_sliced
+
+    _core.set_adaptive_threads(False)
+    print(" ".join("/".join(map(str, row_sliced(ALL_CELLS[0], 3, B, 16, 512, np.float32, threads=2)))
+                   for B in (16, 32, 64)))
+"""
+
+
+# An LSTM with H = 512 (4 MiB of float32 W_hh) at B = 16, 32, 64 (8, 16, 32 rows a thread), under three L2 sizes:
+# the weights a thread reads per row of its slice, 512, 256, 128 KiB, against an eighth of half the L2.
+@pytest.mark.skipif(not _core.has_openmp, reason="built without OpenMP: always one thread")
+@pytest.mark.parametrize("sizes, expected", [("32K,512K,32M", "False/False False/False False/False"),
+                                             ("48K,2M,32M", "False/False False/False True/True"),
+                                             ("48K,8M,64M", "True/True True/True True/True")])
+def test_loops_need_more_rows_a_thread_to_slice_the_rows_as_w_hh_outgrows_the_l2(sizes, expected):
+    result = run_python(ROW_POLICY_PROBE.format(tests=str(Path(__file__).resolve().parent)), PYLSTM_CACHE_SIZES=sizes,
+                        OMP_NUM_THREADS="2", OPENBLAS_NUM_THREADS="1")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected, sizes
+
+
 def test_an_lstm_with_a_projection_slices_the_units(num_threads, two_threads_stay_two):
     """Its h = W_hr m needs all of the step's m: its forward loop keeps slices of the units (and its backward loop,
     a loop of its own)."""
@@ -671,8 +697,7 @@ def test_row_slices_with_lengths_give_the_one_thread_bits(cls, kwargs, dtype, bi
                                                           two_threads_stay_two):
     """Sequences of different lengths: the second slice's rows stop running first (rows sorted longest first), and
     with these lengths, after some steps, the first slice's too; in both directions. Every output and gradient
-    bitwise as on one thread (the float32 loops and the float64 RNN's run as slices of rows on two threads; the
-    float64 LSTM's and GRU's too where their W_hh of 512 and 384 KiB fits)."""
+    bitwise the same on two threads, whose loops run as slices of rows, as on one thread."""
     T, B, I, H = 9, 64, 40, 128
     rng = np.random.default_rng(3)
     x = rng.standard_normal((T, B, I)).astype(dtype)
@@ -686,8 +711,7 @@ def test_row_slices_with_lengths_give_the_one_thread_bits(cls, kwargs, dtype, bi
         before = _core.independent_loops()
         out, state = layer(x, lengths=lengths)
         dx, dstate = layer.backward(dout)
-        if dtype == np.float32 or cls == "RNN":
-            assert (_core.independent_loops() > before) == (threads == 2), threads
+        assert (_core.independent_loops() > before) == (threads == 2), threads
         results.append({"out": out, "dx": dx, **{f"state{i}": v for i, v in enumerate(np.atleast_1d(state))},
                         **{f"dstate{i}": v for i, v in enumerate(np.atleast_1d(dstate))},
                         **{k: g.copy() for k, g in layer.grads.items()}})

@@ -638,6 +638,7 @@ PYBIND11_MODULE(_core, m) {
           d["split_bytes"] = split_bytes();
           d["stream_saved_bytes"] = stream_saved_bytes();
           d["stream_gradient_bytes"] = stream_gradient_bytes();
+          d["row_slice_bytes_per_row"] = row_slice_bytes_per_row();
           return d;
         },
         "The byte sizes at which the time loops' choices change, as the cache sizes make them (for tests).");
