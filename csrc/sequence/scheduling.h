@@ -74,8 +74,8 @@ inline UnitChunks unit_chunks(int threads, int64_t H, int64_t nr, int64_t step_w
 // packed panels (not `dot`: at batch 1-4 the products read W by dot products), with at least kMinSliceRows rows a
 // thread (fewer leave the micro-kernel's strips part empty), and while the weights a thread reads per row of its
 // slice stay within an eighth of its L2 share (row_slice_bytes_per_row, from cached_bytes_per_thread): all of W_hh
-// in that share at 8 rows a thread, or, where W_hh is larger, more rows to read it for. Past that, rereading W_hh cost more than the waits
-// saved (with 8 rows a thread against 4 MiB of W_hh and a 2 MiB L2, 4% slower; with 32, 6% faster).
+// in that share at 8 rows a thread, or, where W_hh is larger, more rows to read it for. Past that, rereading W_hh
+// costs more than the waits save.
 constexpr int64_t kMinSliceRows = 8;
 inline int64_t row_slice_bytes_per_row() { return cached_bytes_per_thread() / kMinSliceRows; }
 
