@@ -30,15 +30,14 @@ void input_grad(const SeqShape& s, const StepRows& r, int64_t N, const T* w_ih, 
 // Round 0 prepares W_hh (BackwardWeight::prepare, each item a slice of its units); round r = 1 .. T handles step
 // t = T - r: first dh_t = dpre_{t+1} @ W_hh (dh (B, ldh); dpre in loop order, leading dimension ldp), then
 // cell_grad(t, u, b0, b1), the elementwise backward of units u for the rows [b0, min(b1, rows at t)), which writes
-// their columns of dpre_t; a last round makes dh0. The items are slices of the units (all rows: dh_t's columns for
-// them, once all of step t + 1 is done) or, where row_slices says so, slices of the `batch` rows (all units:
-// independent rounds, no wait between the items). With one item (one thread), each finished step's rows are
+// their columns of dpre_t; a last round makes dh0. The items (loop_items) are slices of the units (all rows: dh_t's
+// columns for them, once all of step t + 1 is done) or slices of the batch rows (all units: independent rounds, no
+// wait between the items). With one item (one thread), each finished step's rows are
 // published in final_rows for the weight gradients beside the loop (backward_pass).
 template <typename T, typename CellGrad>
-void step_per_round_loop(const Ops<T>& kernels, int threads, const UnitChunks& chunks, const StepRows& step_rows,
-                         int64_t batch, int64_t steps, const BackwardWeight<T>& whh, const T* dpre, int64_t ldp, T* dh,
-                         int64_t ldh, FinalRows& final_rows, CellGrad&& cell_grad) {
-  const LoopItems items{chunks, batch, row_slices(threads, batch, whh.dot, whh.K * whh.N * int64_t(sizeof(T)))};
+void step_per_round_loop(const Ops<T>& kernels, int threads, const LoopItems& items, const StepRows& step_rows,
+                         int64_t steps, const BackwardWeight<T>& whh, const T* dpre, int64_t ldp, T* dh, int64_t ldh,
+                         FinalRows& final_rows, CellGrad&& cell_grad) {
   const Rounds rounds(1, steps + 1, 1, whh.dot, items.by_rows());
   run_rounds(threads, items.count(), rounds, [&](int64_t round, int64_t item) {
     if (round == 0) {

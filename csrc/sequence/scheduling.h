@@ -109,6 +109,15 @@ struct LoopItems {
   RowSlice rows(int64_t item) const { return by_rows() ? RowSlice(batch, item, row_items) : RowSlice(batch, 0, 1); }
 };
 
+// The work items of a time loop over `threads` threads whose steps read `step_weight_bytes` of recurrent weights
+// (by dot products when `dot`): slices of the batch rows where row_slices says so and the cell allows it
+// (`rows_allowed`), else slices of the units (unit_chunks).
+inline LoopItems loop_items(int threads, int64_t H, int64_t nr, int64_t batch, bool dot, int64_t step_weight_bytes,
+                            bool rows_allowed = true) {
+  return {unit_chunks(threads, H, nr, step_weight_bytes), batch,
+          rows_allowed ? row_slices(threads, batch, dot, step_weight_bytes) : 0};
+}
+
 // Threads for a time loop of `steps` steps that each do `step_work` multiply-adds with `weight_bytes` of weights.
 // A second thread pays when a step has enough arithmetic to hide a round's synchronization (a microsecond or two,
 // and the step's outputs crossing between caches), or when the weights outgrow one core's L2 cache and splitting

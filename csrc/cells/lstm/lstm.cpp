@@ -34,8 +34,7 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
   // Slices of the batch rows need each step's h of their own rows only: not with a projection, whose h = W_hr m needs
   // all of m (a round of its own).
   const int64_t recurrent_bytes = (G * P + proj_work) * int64_t(sizeof(T));
-  const LoopItems items{unit_chunks(threads, H, nr, recurrent_bytes), B,
-                        projected ? 0 : row_slices(threads, B, dot_recurrent, recurrent_bytes)};
+  const LoopItems items = loop_items(threads, H, nr, B, dot_recurrent, recurrent_bytes, !projected);
   const ChunkedProjection<T> projection(kernels, s, step_rows, x, w.w_ih, kLstmGates, w.b_ih != nullptr,
                                         items.by_rows(), scratch);
   if (projected) {
@@ -129,7 +128,9 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
 
   const int threads = loop_threads(steps, B * (G * P + 2 * proj_work), weight_bytes, H, nr);
   const bool stream_dpre = stream_gradients(threads, R * ldp * int64_t(sizeof(T)));
-  const UnitChunks chunks = unit_chunks(threads, H, nr, weight_bytes);
+  // As in the forward, slices of the batch rows only without a projection.
+  const LoopItems items = loop_items(threads, H, nr, B, whh.dot, weight_bytes, !projected);
+  const UnitChunks& chunks = items.chunks;
   const UnitChunks proj_chunks{P, nr, chunks.items};  // slices of h's P units (the hidden units when P = H)
   // The elementwise backward of step t for hidden units u and rows [b0, min(b1, rows at t)); dh_t is dh (+ dout_t), or
   // dm with a projection.
@@ -161,8 +162,7 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
   if (!projected) {
     FinalRows final_rows(R);
     auto loop = [&] {
-      step_per_round_loop(kernels, threads, chunks, step_rows, B, steps, whh, dpre, ldp, dh, P, final_rows,
-                          cell_grad);
+      step_per_round_loop(kernels, threads, items, step_rows, steps, whh, dpre, ldp, dh, P, final_rows, cell_grad);
     };
     if (!backward_pass(threads, R * G * (s.input + P), final_rows, loop, input_grads, weight_grads)) return;
   } else {

@@ -34,8 +34,7 @@ void rnn_forward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, c
 
   const int threads = loop_threads(steps, B * H * (H + I), H * (H + I) * int64_t(sizeof(T)), H, nr);
   const int64_t weight_bytes = H * H * int64_t(sizeof(T));  // W_hh, read at every step
-  const LoopItems items{unit_chunks(threads, H, nr, weight_bytes), B,
-                        row_slices(threads, B, dot_recurrent, weight_bytes)};
+  const LoopItems items = loop_items(threads, H, nr, B, dot_recurrent, weight_bytes);
   const Rounds rounds(1, steps, 1, dot_recurrent || dot_projection, items.by_rows());
   run_rounds(threads, items.count(), rounds, [&](int64_t round, int64_t item) {
     const bool down = rounds.descending(round);
@@ -84,7 +83,7 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
   copy_or_zero(dh, dh_n, B * H);
 
   const int threads = loop_threads(steps, B * H * H, weight_bytes, H, nr);
-  const UnitChunks chunks = unit_chunks(threads, H, nr, weight_bytes);
+  const LoopItems items = loop_items(threads, H, nr, B, whh.dot, weight_bytes);
   const bool stream_dpre = stream_gradients(threads, R * ldp * int64_t(sizeof(T)));
   const GradTerm<T> terms[] = {input_term(s, step_rows, x, xs, 0, H, grads.dw_ih),
                                hidden_term(s, step_rows, h0, out, prev, 0, H, grads.dw_hh)};
@@ -98,7 +97,7 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
   };
   FinalRows final_rows(R);
   auto loop = [&] {
-    step_per_round_loop(kernels, threads, chunks, step_rows, B, steps, whh, dpre, ldp, dh, H, final_rows, cell_grad);
+    step_per_round_loop(kernels, threads, items, step_rows, steps, whh, dpre, ldp, dh, H, final_rows, cell_grad);
   };
   auto input_grads = [&] { input_grad(s, step_rows, H, w.w_ih, dpre, ldp, dx); };
   auto weight_grads = [&](const FinalRows* ready) {
