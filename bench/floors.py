@@ -1,6 +1,7 @@
 """Lower bounds for the suite cases that miss a target: what their time loops cannot avoid on this machine.
 
     python bench/floors.py            # builds bench/floors/floors.cpp against csrc/primitives (g++, OpenMP), runs it
+    PYLSTM_ISA=avx2 python bench/floors.py   # the AVX2 path's floors (and pylstm's timings) on an AVX-512 machine
 
 Each floor adds up the parts of a case that no schedule removes, each measured alone on two threads with the
 library's own kernels (bench/floors/floors.cpp), and the case's GEMMs at NumPy's matmul rate measured in the same run,

@@ -1,11 +1,12 @@
 """bench/floors.py's program (bench/floors/floors.cpp) builds against csrc/primitives and measures what it says.
 
 The floors in the README come from it; this keeps it building as the primitives change, and checks its outputs on
-small sizes: three positive times for the lock step, the extras and the GEMMs, one for the others, and usage errors
-for bad commands.
+small sizes: three positive times for the lock step, the extras and the GEMMs, one for the others, the path that
+PYLSTM_ISA names (every ISA the machine runs), and usage errors for bad commands.
 """
 import importlib.util
 import math
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -46,6 +47,27 @@ def test_floors_measure_positive_times(floors, args, count):
     values = module.run(exe, *args)
     assert len(values) == count
     assert all(math.isfinite(v) and v > 0 for v in values), values
+
+
+@pytest.mark.parametrize("isa", pylstm.supported_isas())
+def test_floors_measure_the_isa_that_pylstm_isa_names(floors, isa):
+    """PYLSTM_ISA picks the path whose floors are measured, as it does for the library: the scalar path has no
+    vector FMAs (fma measures nothing, 0), and each path's kernels run the panels and dots."""
+    module, exe = floors
+    env = {**os.environ, "PYLSTM_ISA": isa}
+    fma = float(subprocess.run([str(exe), "fma"], check=True, capture_output=True, text=True, env=env).stdout)
+    assert (fma == 0) == (isa == "scalar"), fma
+    for args in (("panels", 13, 80, 37, 3), ("dots", 40, 37, 3, 4)):  # row, column and k tails
+        out = subprocess.run([str(exe), *map(str, args)], check=True, capture_output=True, text=True, env=env).stdout
+        assert float(out) > 0, (args, out)
+
+
+def test_floors_reject_an_unknown_isa(floors):
+    _, exe = floors
+    result = subprocess.run([str(exe), "fma"], capture_output=True, text=True,
+                            env={**os.environ, "PYLSTM_ISA": "avx9"})
+    assert result.returncode == 2
+    assert "PYLSTM_ISA=avx9" in result.stderr and "avx2" in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("args", [(), ("lockstep", 64), ("nonsense", 1, 2, 3, 4)])
