@@ -32,8 +32,8 @@ void input_grad(const SeqShape& s, const StepRows& r, int64_t N, const T* w_ih, 
 // cell_grad(t, u, b0, b1), the elementwise backward of units u for the rows [b0, min(b1, rows at t)), which writes
 // their columns of dpre_t; a last round makes dh0. The items (loop_items) are slices of the units (all rows: dh_t's
 // columns for them, once all of step t + 1 is done) or slices of the batch rows (all units: independent rounds, no
-// wait between the items). With one item (one thread), each finished step's rows are
-// published in final_rows for the weight gradients beside the loop (backward_pass).
+// wait between the items). With one item (one thread), each finished step's rows are published in final_rows for the
+// weight gradients beside the loop (backward_pass).
 template <typename T, typename CellGrad>
 void step_per_round_loop(const Ops<T>& kernels, int threads, const LoopItems& items, const StepRows& step_rows,
                          int64_t steps, const BackwardWeight<T>& whh, const T* dpre, int64_t ldp, T* dh, int64_t ldh,
