@@ -647,8 +647,8 @@ def test_loops_slice_the_batch_rows_where_all_of_w_hh_fits_each_thread(cell, num
     assert row_sliced(cell, *THREADED_SHAPES["rows"], np.float32, threads=2) == (True, True)
     assert row_sliced(cell, *THREADED_SHAPES["rows"], np.float32, threads=1) == (False, False)
     T, _, I, _ = THREADED_SHAPES["rows"]
-    assert row_sliced(cell, T, 15, I, 272 if cell.name.startswith("rnn") else 256, np.float32, threads=2) == (False,
-                                                                                                            False)
+    H = 272 if cell.name.startswith("rnn") else 256
+    assert row_sliced(cell, T, 15, I, H, np.float32, threads=2) == (False, False)
 
 
 ROW_POLICY_PROBE = """

@@ -6,8 +6,8 @@
 // each round's items being slices of the hidden units, whole panels of the micro-kernel's width and the same units in
 // every gate, so an item computes its units' columns of every GEMM and their elementwise update; one wait for the
 // round's end per step. Or, where each thread has the rows to reread all of the recurrent weight at every step
-// (row_slices), slices of the batch rows, every unit in each, with no wait per step. Round 0 packs the weights, each item its own panels. No
-// fork/join per step.
+// (row_slices), slices of the batch rows, every unit in each, with no wait per step. Round 0 packs the weights, each
+// item its own panels. No fork/join per step.
 #pragma once
 #include <algorithm>
 #include <cstdint>
