@@ -144,6 +144,15 @@ class _Recurrent(Module):
             "num_directions * num_layers, batch, " + ("hidden_size" if w == self.hidden_size else "proj_size")
             for w in widths))
 
+    def _initial_state(self, state, batch):
+        """The forward's state argument -> _state_tuple's parts; in training mode copies of them: the saved record
+        keeps the initial state for backward, and the caller may reuse its arrays in between (a streaming loop writing
+        the next state into the same buffer). A state is small beside the sequence's work."""
+        parts = self._state_tuple(state, batch, "state")
+        if self.training:
+            parts = tuple(None if p is None else p.copy() for p in parts)
+        return parts
+
     def _state_result(self, parts):
         return parts[0] if len(parts) == 1 else tuple(parts)
 
@@ -162,7 +171,8 @@ class _Recurrent(Module):
         zero, its final state is the one after its own last step, and the reverse direction starts there.
 
         ``x`` must have the layer's dtype (an array-like that is not an ndarray is converted to it). In training mode
-        ``out`` is read-only and x must not be modified in place before ``backward``, which reads them.
+        ``out`` is read-only and x must not be modified in place before ``backward``, which reads them (the state is
+        copied: its arrays may be reused).
         """
         x = self._array(x, "x")
         if x.ndim != 3 or x.shape[2] != self.input_size:
@@ -171,7 +181,7 @@ class _Recurrent(Module):
             return self._forward_single(x, state) if self._single else self._forward_stack(x, state)
         steps, batch = (x.shape[1], x.shape[0]) if self.batch_first else x.shape[:2]
         layout = Layout(steps, batch, check_lengths(lengths, batch, steps))
-        initial = self._state_tuple(state, batch, "state")
+        initial = self._initial_state(state, batch)
         training = self.training
         D, L = self.num_directions, self.num_layers
         widths = self._state_widths()
@@ -243,7 +253,7 @@ class _Recurrent(Module):
             start = self._zero_states(batch)
         else:
             zeros = self._zero_states(batch)
-            start = tuple(z if s is None else s[0] for s, z in zip(self._state_tuple(state, batch, "state"), zeros))
+            start = tuple(z if s is None else s[0] for s, z in zip(self._initial_state(state, batch), zeros))
         w, extras = self._weights(self.params, 0, 0)
         out, final, rec = self._cell.forward(x, start, w, extras, None, self.training)
         self._saved = None
@@ -266,7 +276,7 @@ class _Recurrent(Module):
         """__call__ for stacked layers of one direction over whole (T, B, .) sequences (a streaming model's stack,
         one step at a time): each layer's kernel output is the next layer's input as it is, with no layout work."""
         batch, L = x.shape[1], self.num_layers
-        initial = self._state_tuple(state, batch, "state")
+        initial = self._initial_state(state, batch)
         zeros = self._zero_states(batch)
         finals = tuple(np.empty((L, batch, w), self.dtype) for w in self._state_widths())
         saved, masks, rows = [], [], x

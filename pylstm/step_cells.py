@@ -69,6 +69,8 @@ class _StepCell(Module):
             return self._step_unbatched(x, state)
         batch = x.shape[0]
         start = self._states(state, batch, "state")
+        if self.training:  # the step's record keeps its state for backward; the caller may reuse its arrays
+            start = tuple(None if s is None else s.copy() for s in start)
         for s in start:
             if s is None:  # zeros for the missing parts
                 start = tuple(np.zeros((batch, self.hidden_size), self.dtype) if s is None else s for s in start)

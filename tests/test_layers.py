@@ -526,6 +526,35 @@ def test_initial_state_is_not_modified(kind):
 
 
 @kinds
+@pytest.mark.parametrize("layers, bidirectional", [(1, False), (2, False), (2, True)])
+def test_a_state_reused_after_the_forward_does_not_change_the_backward(kind, layers, bidirectional):
+    """The caller may write the next state into the arrays it gave the forward (a streaming loop's buffer): the
+    backward still differentiates at the state the forward ran from."""
+    layer = kind.make(3, 4, num_layers=layers, bidirectional=bidirectional, seed=21)
+    rng = np.random.default_rng(5)
+    rows = layer.num_directions * layers
+    parts = tuple(rng.standard_normal((rows, 2, layer.hidden_size)).astype(layer.dtype)
+                  for _ in range(2 if isinstance(layer, pylstm.LSTM) else 1))
+    state, x = (parts if isinstance(layer, pylstm.LSTM) else parts[0]), random_input(layer, 3, 2, rng)
+    dout = rng.standard_normal(layer(x, state)[0].shape).astype(layer.dtype)
+    layer.backward(dout)
+    layer.zero_grad()
+    out, _ = layer(x, state)
+    expected_dx, expected_dstate = layer.backward(dout)
+    expected_grads = {name: g.copy() for name, g in layer.grads.items()}
+    layer.zero_grad()
+    out, _ = layer(x, state)
+    for s in as_tuple(state):
+        s[...] = 7.0
+    dx, dstate = layer.backward(dout)
+    np.testing.assert_array_equal(dx, expected_dx)
+    for a, b in zip(as_tuple(dstate), as_tuple(expected_dstate)):
+        np.testing.assert_array_equal(a, b)
+    for name, g in layer.grads.items():
+        np.testing.assert_array_equal(g, expected_grads[name], err_msg=name)
+
+
+@kinds
 @dtypes
 def test_missing_state_is_zeros_across_calls_and_batch_sizes(kind, dtype):
     """A missing state (None, or a None part) is zeros in every call, whatever the calls before it did (the layer
