@@ -11,7 +11,7 @@ modify that array in place in between.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Optional
 
 import numpy as np
@@ -199,6 +199,14 @@ class Dropout(Module):
 _CELLS = (LSTMCell, GRUCell, RNNCell)
 
 
+def _modules_within(modules: Sequence[Module]) -> Iterator[Module]:
+    """The modules and, for each Sequential among them, every module within it (at any depth)."""
+    for m in modules:
+        yield m
+        if isinstance(m, Sequential):
+            yield from _modules_within(m.modules)
+
+
 class Sequential(Module):
     """Modules run in order: ``out, states = model(x, states=None, lengths=None)``.
 
@@ -226,8 +234,10 @@ class Sequential(Module):
             if isinstance(m, Sequential) and any(m._recurrent):
                 raise TypeError(f"modules[{k}]: a Sequential with recurrent layers cannot be nested (their states "
                                 f"and lengths would not reach them); list its modules here instead")
-        if len({id(m) for m in modules}) != len(modules):
-            raise ValueError("modules: the same module object appears twice (its saved forward state would be shared)")
+        every = [id(m) for m in _modules_within(modules)]
+        if len(set(every)) != len(every):
+            raise ValueError("modules: the same module object appears twice, here or inside a nested Sequential (its "
+                             "saved forward state would be shared)")
         self.modules: list[Any] = list(modules)  # Any: each is called as its own class is
         self._recurrent: list[bool] = [isinstance(m, _Recurrent) for m in self.modules]
         self.params = Parameters({f"{k}.{name}": a for k, m in enumerate(self.modules) for name, a in m.params.items()})

@@ -340,6 +340,10 @@ def test_sequential_errors():
     lin = pylstm.Linear(2, 2)
     with pytest.raises(ValueError, match="twice"):
         pylstm.Sequential(lin, lin)
+    with pytest.raises(ValueError, match="twice, here or inside a nested Sequential"):
+        pylstm.Sequential(pylstm.Sequential(lin), lin)
+    with pytest.raises(ValueError, match="twice, here or inside a nested Sequential"):
+        pylstm.Sequential(pylstm.Sequential(pylstm.Sequential(lin)), pylstm.Sequential(lin))
     model = char_model()
     with pytest.raises(TypeError, match="states: expected None or a list of 1"):
         model(np.zeros((2, 2), int), [None, None])
