@@ -64,7 +64,13 @@ def sample(model: LanguageModel, vocab: Vocab, prompt: str, n: int, *, temperatu
         chosen = np.empty(int(n), np.int64)
         step = np.empty((1, 1), np.int64)
         for k in range(int(n)):
-            scaled = logits.astype(np.float64) / temperature
+            if not np.isfinite(logits).all():
+                raise ValueError(f"model: expected finite logits, got {'NaN' if np.isnan(logits).any() else 'inf'} "
+                                 f"at character {k} (are its parameters finite?)")
+            # Shifted by the largest first: at a tiny temperature the quotients then run down to -inf (a weight of
+            # 0) instead of up to inf, and the draw tends to the most likely character, as it should.
+            with np.errstate(over="ignore"):
+                scaled = (logits.astype(np.float64) - logits.max()) / temperature
             if top_k is not None and top_k < size:
                 cutoff = np.partition(scaled, size - top_k)[size - top_k]
                 scaled = np.where(scaled >= cutoff, scaled, -np.inf)

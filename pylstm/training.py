@@ -15,7 +15,8 @@ Two kinds of data:
 ``model`` is a ``pylstm.Sequential`` (or anything with its interface: ``out, states = model(x, states,
 lengths=lengths)``, ``model.backward(dout)``, ``params``/``grads``, ``train()``/``eval()``, ``rng_state()``), ``loss``
 a function ``loss(out, y) -> (loss, dout)`` such as ``pylstm.losses.cross_entropy`` (called with ``lengths=`` when a
-batch has lengths), ``optimizer`` one of ``pylstm.optim``'s.
+batch has lengths: after batch_first layers, ``functools.partial(cross_entropy, batch_first=True)``), ``optimizer``
+one of ``pylstm.optim``'s.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import checkpoint as ckpt
+from . import losses
 from ._types import FloatArray
 from .module import Module
 from .optim import ReduceLROnPlateau, _LRScheduler, _Optimizer, clip_grad_norm
@@ -84,6 +86,8 @@ class History:
                              f"{sorted(values) if isinstance(values, dict) else type(values).__name__}")
         for name in cls._LISTS:
             v = values[name]
+            if isinstance(v, np.ndarray) and v.ndim == 1 and v.dtype == np.float64:  # as fit's checkpoints keep it
+                v = v.tolist()
             if not isinstance(v, list) or not all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in v):
                 raise ValueError(f"history[{name!r}]: expected a list of numbers")
             setattr(history, name, [float(e) for e in v])
@@ -178,6 +182,16 @@ def _tokens(y: npt.ArrayLike, lengths: Optional[npt.ArrayLike]) -> int:
     return int(np.sum(lengths)) if lengths is not None else int(np.size(y))
 
 
+def _check_layout(model: Module, loss: LossFunction) -> None:
+    """With lengths, the loss must read them along the model's layout: pylstm.losses.cross_entropy as it is reads
+    (T, B, V) logits, and after batch_first layers (B, T, V) ones would be masked across the wrong axis (silently so
+    when B == T)."""
+    if loss is losses.cross_entropy and any(getattr(m, "batch_first", False) for m in getattr(model, "modules", ())):
+        raise ValueError("loss: the model's recurrent layers are batch_first, and pylstm.losses.cross_entropy takes "
+                         "the lengths along (T, B) unless told otherwise: pass functools.partial("
+                         "pylstm.losses.cross_entropy, batch_first=True)")
+
+
 def _run_batches(model: Module, batches: _Batches, loss: LossFunction, optimizer: Optional[_Optimizer] = None,
                  clip: Optional[float] = None, on_step: Optional[Callable[[float, int], None]] = None
                  ) -> tuple[float, int]:
@@ -193,6 +207,7 @@ def _run_batches(model: Module, batches: _Batches, loss: LossFunction, optimizer
             out, states = model(x, states)
             value, dout = loss(out, y)
         else:
+            _check_layout(model, loss)
             out, states = model(x, states, lengths=lengths)
             value, dout = loss(out, y, lengths=lengths)
         if optimizer is not None:
@@ -301,7 +316,13 @@ def _training_state(epoch: int, optimizer: _Optimizer, scheduler: Union[_LRSched
     return {"epoch": epoch, "optimizer_class": type(optimizer).__name__, "optimizer": optimizer.state_dict(),
             "scheduler_class": None if scheduler is None else type(scheduler).__name__,
             "scheduler": None if scheduler is None else scheduler.state_dict(),
-            "history": history.as_dict(), "rng": model.rng_state()}
+            "history": _history_arrays(history), "rng": model.rng_state()}
+
+
+def _history_arrays(history: History) -> dict[str, Any]:
+    """History.as_dict with its lists as float64 arrays: a checkpoint keeps arrays as they are, where JSON has no NaN
+    or inf (a diverged step's loss must not stop the run at its checkpoint)."""
+    return {k: np.asarray(v, np.float64) if isinstance(v, list) else v for k, v in history.as_dict().items()}
 
 
 def _resume(path: PathLike, model: Module, optimizer: _Optimizer,

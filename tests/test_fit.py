@@ -10,9 +10,11 @@
 * sample: reproducible with a seed, top_k=1 is the greedy choice, checked arguments;
 * the command line end to end on a small file, and its one-line errors.
 """
+import functools
 import json
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -119,6 +121,42 @@ def test_fit_on_padded_minibatches_with_lengths():
     tokens = sum(int(l.sum()) for _, _, l in batches)
     np.testing.assert_allclose(history.epoch_loss[0],
                                sum(v * int(l.sum()) for v, (_, _, l) in zip(want, batches)) / tokens)
+
+
+def test_fit_with_lengths_refuses_a_time_major_loss_after_batch_first_layers():
+    """After batch_first layers, cross_entropy as it is would mask the lengths across the wrong axis, silently so when
+    B == T: fit refuses it, and trains with the loss told the layout."""
+    rng = np.random.default_rng(1)
+    x, y, lengths = rng.integers(0, len(VOCAB), (4, 4)), rng.integers(0, len(VOCAB), (4, 4)), np.array([4, 3, 1, 2])
+    net = pylstm.Sequential(pylstm.Embedding(len(VOCAB), 8, seed=0), pylstm.GRU(8, 16, batch_first=True, seed=1),
+                            pylstm.Linear(16, len(VOCAB), seed=2))
+    opt = pylstm.optim.SGD(net, lr=0.0)
+    with pytest.raises(ValueError, match=r"loss: .*batch_first.*functools.partial"):
+        pylstm.fit(net, [(x, y, lengths)], pylstm.losses.cross_entropy, opt, epochs=1, progress=False)
+    loss = functools.partial(pylstm.losses.cross_entropy, batch_first=True)
+    history = pylstm.fit(net, [(x, y, lengths)], loss, opt, epochs=1, progress=False)
+    net.eval()
+    logits, _ = net(x, lengths=lengths)
+    logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    picked = [logp[b, t, y[b, t]] for b in range(4) for t in range(lengths[b])]
+    np.testing.assert_allclose(history.epoch_loss[0], -np.mean(picked), rtol=1e-5)
+
+
+def test_a_diverged_loss_is_checkpointed_and_resumed(tmp_path):
+    """A NaN loss (JSON has none) neither stops the run at its checkpoint nor is lost in it; a history as lists, as
+    as_dict gives it, still loads."""
+    net = model()
+    net.params["2.bias"][0] = np.nan
+    path = tmp_path / "nan.npz"
+    history = pylstm.fit(net, STREAMS, pylstm.losses.cross_entropy, pylstm.optim.Adam(net, lr=1e-3), epochs=1,
+                         bptt=50, checkpoint=path, progress=False)
+    assert np.isnan(history.epoch_loss[0]) and np.isnan(history.loss).all()
+    again = model()
+    resumed = pylstm.fit(again, STREAMS, pylstm.losses.cross_entropy, pylstm.optim.Adam(again, lr=1e-3), epochs=1,
+                         bptt=50, checkpoint=path, resume=path, progress=False)
+    assert resumed.epochs == 1 and len(resumed.loss) == len(history.loss) and np.isnan(resumed.loss).all()
+    listed = pylstm.History.from_dict(history.as_dict())
+    assert len(listed.loss) == len(history.loss) and np.isnan(listed.epoch_loss[0])
 
 
 def run(path, epochs, resume=None, callbacks=(), dropout=0.3):
@@ -264,6 +302,23 @@ def test_sample_argument_errors():
         pylstm.sample(net, VOCAB, "", 5)
     with pytest.raises(ValueError, match=r"prompt: character 'Z' .* not in the vocabulary"):
         pylstm.sample(net, VOCAB, "the Z", 5)
+
+
+def test_sample_at_a_tiny_temperature_is_greedy():
+    """At a temperature whose quotients overflow, the draw is still the most likely character (the limit)."""
+    net = model(dtype="float64")
+    greedy = pylstm.sample(net, VOCAB, "the ", 20, top_k=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert pylstm.sample(net, VOCAB, "the ", 20, temperature=1e-310, seed=0) == greedy
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_sample_refuses_non_finite_logits(value):
+    net = model()
+    net.params["2.bias"][0] = value
+    with pytest.raises(ValueError, match=r"model: expected finite logits, got (NaN|inf) at character 0"):
+        pylstm.sample(net, VOCAB, "the ", 5, seed=0)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
