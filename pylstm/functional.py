@@ -3,9 +3,11 @@
 
 Every function here has the same signature and contract as its twin in ``pylstm.reference`` (read that module for
 the equations and shapes): forward returns the outputs and, in training mode, a saved record (``pylstm.saved``),
-with ``out`` read-only because the record refers to it; backward returns the input and initial-state gradients and
-accumulates the parameter gradients into the arrays passed as ``dweight_ih``, ``dweight_hh``, ``dbias_ih``,
-``dbias_hh`` (and ``dweight_hr``, ``dpeepholes`` for an LSTM with a projection or peepholes).
+with ``out`` read-only because the record refers to it (and to ``x`` and the initial states, which must not change
+before the backward: nothing here copies them; the layers copy their states); backward returns the input and
+initial-state gradients and accumulates the parameter gradients into the arrays passed as ``dweight_ih``,
+``dweight_hh``, ``dbias_ih``, ``dbias_hh`` (and ``dweight_hr``, ``dpeepholes`` for an LSTM with a projection or
+peepholes).
 
 Sequences come in one of two layouts: (T, B, .) when ``batch_sizes`` is None, or PyTorch's packed layout: rows
 (N, .) of sequences sorted longest first, step t running the first ``batch_sizes[t]`` of them (int64 (T,),
