@@ -17,17 +17,18 @@ runs it):
 - batch-4 and batch-16 loops: per step, each core streams its half of W_hh (from L3 when it outgrows L2).
 
 Gate math, packing and scheduling are left out, so each floor is optimistic: a case at its floor would spend nothing
-on them. For the two training cases the floors do not exclude, a second figure adds what the issue's design asks
-of every call besides (weights prepared once per call, as parameters may change between calls) and the gate math the
-first leaves out, each timed alone with the library's own routines on two threads. A third figure for LSTM
-1,256,256,150 training counts its GEMMs (input projection, dx, weight gradients) at the best rate that the library,
-NumPy or torch reaches at the GEMMs' own shapes instead of the 2048^3 matmul's, and the same run times pylstm and
-torch on the case itself, so that floor, target and result come from one run; for LSTM 16,512,512,25 training the
-pieces and the matmul are also timed in pairs, one right after the other (a percentage of a peak measured at another
-moment moves with the machine). LSTM 64,512,512,100 inference, a case of GEMMs, gets the roofline floor: its
-arithmetic at the cores' FMA peak (floors.cpp `fma`, two threads of register-only FMAs), beside pylstm's and ONNX
-Runtime's times on the case in the same run. Prints one line per case (more for those two): its floor and what the
-pieces took.
+on them. For the three training cases the floors do not exclude (LSTM 1,256,256,150, LSTM 16,512,512,25 and RNN
+16,1760,1760,50), a second figure adds what the library's design asks of every call besides (weights prepared once
+per call, as parameters may change between calls) and, for the LSTMs, the gate math the first leaves out, each timed
+alone with the library's own routines on two threads. A third figure for LSTM 1,256,256,150 training counts its GEMMs
+(input projection, dx, weight gradients) at the best rate that the library, NumPy or torch reaches at the GEMMs' own
+shapes instead of the 2048^3 matmul's. For LSTM 1,256,256,150 and RNN 16,1760,1760,50 training the same run times
+pylstm and torch on the case itself, so that floor, target and result come from one run; for LSTM 16,512,512,25
+training the pieces and the matmul are also timed in pairs, one right after the other (a percentage of a peak
+measured at another moment moves with the machine). LSTM 64,512,512,100 inference, a case of GEMMs, gets the
+roofline floor: its arithmetic at the cores' FMA peak (floors.cpp `fma`, two threads of register-only FMAs), beside
+pylstm's and ONNX Runtime's times on the case in the same run. Prints one line per case (more for those four): its
+floor and what the pieces took.
 """
 import os
 import subprocess
@@ -119,6 +120,7 @@ def ort_case_times(case, seconds=6.0):
 PAIRS = 5
 LSTM16 = C.Case("LSTM", 16, 512, 512, 25, "tr")
 LSTM64 = C.Case("LSTM", 64, 512, 512, 100, "inf")
+RNN16 = C.Case("RNN", 16, 1760, 1760, 50, "tr")
 
 
 def lstm16_pieces(exe):
@@ -158,6 +160,32 @@ def lstm16_percentages(exe):
         sys.exit("bench/floors.py: NumPy's matmul did not run")
     _, floor, design = lstm16_floors(pieces, peak[0])
     return lstm16_share(floor, peak[0]), lstm16_share(design, peak[0])
+
+
+def rnn_training_lines(exe, peak, case=RNN16, seconds=4.0):
+    """The floor of an RNN training case with batch-16 loops (RNN 16,1760,1760,50), and the case timed in the same
+    run (side by side with torch for `seconds`): its loops' step products (the forward's and the backward's have one
+    shape, B rows against each core's half of W_hh, which streams from L3 at every step once it outgrows L2), its
+    GEMMs at the peak or at the library's own rate where faster, and the weights' preparation; the tanh of the units
+    is left out."""
+    T, B, I, H = case.T, case.B, case.I, case.H
+    (step,) = run(exe, "panels", B, H, H, T)
+    (prepare,) = run(exe, "prepare", B, H, T, 1)
+    library = sum(run(exe, "gemms", B, I, H, T, 1))
+    gemms = min((C.flops(case) - 2 * 2 * T * B * H * H) / peak / 1e6, library)
+    floor = 2 * T * step / 1e3 + gemms
+    times = case_times(case, seconds)
+    half_mb = H * H * 4 / 2 / 1e6
+    lines = [f"{case.cell} {B},{I},{H},{T} training >= {floor:.1f} ms: {T} steps x 2 x {step:.1f} us (the forward's "
+             f"and the backward's step products, {B} rows against each core's {half_mb:.1f} MB half of W_hh) + the "
+             f"projection, dx and weight gradients {gemms:.1f} ms (at the peak, or at the library's own rate when "
+             f"faster: {library:.1f} ms)",
+             f"  with the weights prepared once per call: >= {floor + prepare:.1f} ms (W_hh packed for the forward "
+             f"and the backward, W_ih for dx, {prepare:.2f} ms; the units' tanh left out)"]
+    line = f"  this run, the case itself: pylstm {times['pylstm']:.1f} ms"
+    if "torch" in times:
+        line += f", torch {times['torch']:.1f} ms (2x torch: {times['torch'] / 2:.1f} ms)"
+    return lines + [line]
 
 
 def main():
@@ -250,6 +278,9 @@ def main():
             values = sorted(p[k] for p in pairs)
             print(f"  {name}, the pieces and the matmul timed in turns ({PAIRS} pairs): {values[0]:.1%}-"
                   f"{values[-1]:.1%} of the peak, median {values[len(values) // 2]:.1%}")
+
+        for line in rnn_training_lines(exe, peak):
+            print(line)
 
         # The roofline: no schedule runs a product faster than the cores' FMA units (the higher of two measurements
         # around the case's timing, so the lower floor).

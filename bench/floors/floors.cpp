@@ -20,11 +20,13 @@
 //                                  the backward's dot products where the library transposes it, BackwardWeight::
 //                                  transposes), then the gate math of the T steps forward (saved gates written) and
 //                                  backward. Prints ms for the three (medians).
-//   floors gemms B I H T           the GEMMs of an LSTM training call (batch B, input I, H units, T steps) with the
-//                                  library's own gemm and weight_gradients, each alone on the library's threads: the
-//                                  input projection (T*B x I against W_ih^T), dx (T*B x 4H against W_ih) and the weight
-//                                  and bias gradients (dW_ih, dW_hh and db from one pass over dpre). Prints ms for
-//                                  the three (medians).
+//   floors prepare B H T GATES     extras' first figure alone, for a cell of GATES gate blocks (1: the RNN, 3: the
+//                                  GRU, 4: the LSTM): the weights' preparation of its training call. Prints ms.
+//   floors gemms B I H T [GATES]   the GEMMs of a training call (batch B, input I, H units, T steps) of a cell of
+//                                  GATES gate blocks (default 4, the LSTM) with the library's own gemm and
+//                                  weight_gradients, each alone on the library's threads: the input projection (T*B x I
+//                                  against W_ih^T), dx (T*B x GATES*H against W_ih) and the weight and bias gradients
+//                                  (dW_ih, dW_hh and db from one pass over dpre). Prints ms for the three (medians).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -203,15 +205,72 @@ PackedB<float> packed_layout(int64_t K, int64_t cols, int64_t blocks) {
   return b;
 }
 
+// What a training call (batch B, T steps) of a cell with `gates` gate blocks of H units (I = H) prepares of its
+// weights once per call, as the library does it, each of two threads its half (run(me)): B > 4, W_hh packed
+// transposed for the forward and W_hh and W_ih packed as they are for the backward's products; B <= 4, W_ih packed
+// for dx, and W_hh transposed for the backward's dot products where the library transposes it
+// (BackwardWeight::transposes; else W_hh is read in place: nothing to prepare).
+struct Preparation {
+  int64_t B, T, H, G;
+  float* w_hh;
+  float* w_ih;
+  float* transposed;
+  PackedB<float> forward, backward, dx;
+
+  Preparation(int64_t b, int64_t t, int64_t h, int64_t gates)
+      : B(b), T(t), H(h), G(gates * h), w_hh(aligned_floats(G * H, 0.f)), w_ih(aligned_floats(G * H, 0.f)),
+        transposed(aligned_floats(H * G, 0.f)), forward(packed_layout(H, H, gates)), backward(packed_layout(G, H, 1)),
+        dx(packed_layout(G, H, 1)) {
+    random_fill(w_hh, G * H, 1e-4f);
+    random_fill(w_ih, G * H, 1e-4f);
+  }
+  ~Preparation() {
+    for (float* p : {w_hh, w_ih, transposed, forward.data, backward.data, dx.data}) std::free(p);
+  }
+  Preparation(const Preparation&) = delete;
+  Preparation& operator=(const Preparation&) = delete;
+
+  void run(int me) const {
+    const Ops<float>& kernels = ops<float>();
+    auto half = [&](int64_t n) { return std::pair<int64_t, int64_t>{n * me / 2, n * (me + 1) / 2}; };
+    if (B > 4) {
+      const auto [f0, f1] = half(forward.panels());
+      kernels.pack_b_transposed(w_hh, H, forward, f0, f1);
+      const auto [b0, b1] = half(backward.panels());
+      pack_b(w_hh, H, backward, b0, b1);
+    } else if (BackwardWeight<float>::transposes(B, T, G * H * int64_t(sizeof(float)))) {
+      const auto [j0, j1] = half(H);
+      kernels.transpose(G, j1 - j0, w_hh + j0, H, transposed + j0 * G, G);
+    }
+    const auto [d0, d1] = half(dx.panels());
+    pack_b(w_ih, H, dx, d0, d1);
+  }
+};
+
+// ms of a Preparation on two threads (the median of 11 runs).
+double prepare(int64_t B, int64_t H, int64_t T, int64_t gates) {
+  const Preparation weights(B, T, H, gates);
+  std::vector<double> times;
+  for (int run = 0; run < 11; ++run) {
+    SpinBarrier barrier;
+    double t0 = 0;
+#pragma omp parallel num_threads(2)
+    {
+      DenormalsAreZero daz;
+      const int me = omp_get_thread_num();
+      barrier.wait(0, 2);
+      if (me == 0) t0 = now();
+      weights.run(me);
+      barrier.wait(1, 2);
+      if (me == 0) times.push_back((now() - t0) * 1e3);
+    }
+  }
+  return median(times);
+}
+
 void extras(int64_t B, int64_t H, int64_t T, double* prepare_ms, double* forward_ms, double* backward_ms) {
-  const Ops<float>& kernels = ops<float>();
   const int64_t G = 4 * H, R = T * B, ldp = G + 16;  // ldp: the library's unaliased stride for dpre
-  float* w_hh = aligned_floats(G * H, 0.f);
-  float* w_ih = aligned_floats(G * H, 0.f);
-  random_fill(w_hh, G * H, 1e-4f);
-  random_fill(w_ih, G * H, 1e-4f);
-  PackedB<float> forward = packed_layout(H, H, 4), backward = packed_layout(G, H, 1), dx = packed_layout(G, H, 1);
-  float* transposed = aligned_floats(H * G, 0.f);
+  const Preparation weights(B, T, H, 4);
   float* pre = aligned_floats(R * G, 0.f);
   random_fill(pre, R * G, 2e-3f);
   float* gates = aligned_floats(R * G, 0.f);
@@ -230,24 +289,13 @@ void extras(int64_t B, int64_t H, int64_t T, double* prepare_ms, double* forward
     {
       DenormalsAreZero daz;
       const int me = omp_get_thread_num();
-      auto half = [&](int64_t n) { return std::pair<int64_t, int64_t>{n * me / 2, n * (me + 1) / 2}; };
       int64_t step = 0;
       barrier.wait(step++, 2);
       if (me == 0) t0 = now();
-      if (B > 4) {
-        const auto [f0, f1] = half(forward.panels());
-        kernels.pack_b_transposed(w_hh, H, forward, f0, f1);
-        const auto [b0, b1] = half(backward.panels());
-        pack_b(w_hh, H, backward, b0, b1);
-      } else if (BackwardWeight<float>::transposes(B, T, G * H * int64_t(sizeof(float)))) {
-        const auto [j0, j1] = half(H);
-        kernels.transpose(G, j1 - j0, w_hh + j0, H, transposed + j0 * G, G);
-      }  // (else W_hh is read in place: nothing to prepare)
-      const auto [d0, d1] = half(dx.panels());
-      pack_b(w_ih, H, dx, d0, d1);
+      weights.run(me);
       barrier.wait(step++, 2);
       if (me == 0) t1 = now();
-      const auto [j0, j1] = half(H);
+      const int64_t j0 = H * me / 2, j1 = H * (me + 1) / 2;
       for (int64_t t = 0; t < T; ++t) {
         for (int64_t b = 0; b < B; ++b) {
           const int64_t row = t * B + b;
@@ -272,16 +320,15 @@ void extras(int64_t B, int64_t H, int64_t T, double* prepare_ms, double* forward
     forward_math.push_back((t2 - t1) * 1e3);
     backward_math.push_back((t3 - t2) * 1e3);
   }
-  for (float* p : {w_hh, w_ih, forward.data, backward.data, dx.data, transposed, pre, gates, cells, hs, dout, dh, dc,
-                   dpre})
-    std::free(p);
+  for (float* p : {pre, gates, cells, hs, dout, dh, dc, dpre}) std::free(p);
   *prepare_ms = median(prepare);
   *forward_ms = median(forward_math);
   *backward_ms = median(backward_math);
 }
 
-void gemms(int64_t B, int64_t I, int64_t H, int64_t T, double* projection_ms, double* dx_ms, double* grads_ms) {
-  const int64_t G = 4 * H, R = T * B, ldp = G + 16;  // ldp: the library's unaliased stride for dpre
+void gemms(int64_t B, int64_t I, int64_t H, int64_t T, int64_t gates, double* projection_ms, double* dx_ms,
+           double* grads_ms) {
+  const int64_t G = gates * H, R = T * B, ldp = G + 16;  // ldp: the library's unaliased stride for dpre
   float* x = aligned_floats(R * I, 0.f);
   float* hs = aligned_floats((R + B) * H, 0.f);  // h0 then every step's h: the previous states of dW_hh
   float* w_ih = aligned_floats(G * I, 0.f);
@@ -369,7 +416,7 @@ double fma_peak() {
 int usage() {
   std::fprintf(stderr,
                "usage: floors lockstep H STEPS | dots ROWS K M PASSES | panels M N K STEPS | extras B H T | "
-               "gemms B I H T | fma\n");
+               "prepare B H T GATES | gemms B I H T [GATES] | fma\n");
   return 2;
 }
 
@@ -401,9 +448,11 @@ int main(int argc, char** argv) {
     double prepare = 0, forward = 0, backward = 0;
     extras(arg(2), arg(3), arg(4), &prepare, &forward, &backward);
     std::printf("%.4f %.4f %.4f\n", prepare, forward, backward);
-  } else if (cmd == "gemms" && argc == 6) {
+  } else if (cmd == "prepare" && argc == 6 && arg(5) >= 1) {
+    std::printf("%.4f\n", prepare(arg(2), arg(3), arg(4), arg(5)));
+  } else if (cmd == "gemms" && (argc == 6 || (argc == 7 && arg(6) >= 1))) {
     double projection = 0, dx = 0, grads = 0;
-    gemms(arg(2), arg(3), arg(4), arg(5), &projection, &dx, &grads);
+    gemms(arg(2), arg(3), arg(4), arg(5), argc == 7 ? arg(6) : 4, &projection, &dx, &grads);
     std::printf("%.4f %.4f %.4f\n", projection, dx, grads);
   } else {
     return usage();

@@ -2,7 +2,7 @@
 
 The floors in the README come from it; this keeps it building as the primitives change, and checks its outputs on
 small sizes: three positive times for the lock step, the extras and the GEMMs, one for the others, the path that
-PYLSTM_ISA names (every ISA the machine runs), and usage errors for bad commands.
+PYLSTM_ISA names (every ISA the machine runs), and usage errors for bad commands (a cell of no gate blocks too).
 """
 import importlib.util
 import math
@@ -36,9 +36,12 @@ def floors(tmp_path_factory):
     (("extras", 16, 40, 3), 3),             # packing (B > 4) and gate math; H = 40: partial panels and registers
     (("extras", 1, 40, 3), 3),              # the batch-1 preparation (W_ih packed; W_hh read in place)
     (("extras", 4, 40, 10), 3),             # batch 4, 10 steps: W_hh transposed for the backward's dot products
+    (("prepare", 16, 40, 3, 1), 1),         # an RNN's preparation (B > 4): one gate block
+    (("prepare", 4, 40, 10, 3), 1),         # a GRU's at batch 4: W_hh transposed for the backward's dot products
     (("fma",), 1),                          # the cores' FMA peak
     (("gemms", 1, 24, 40, 3), 3),           # projection, dx (3 rows: read in place) and the weight gradients
     (("gemms", 4, 24, 40, 5), 3),           # 20 rows: packed
+    (("gemms", 4, 24, 40, 5, 1), 3),        # an RNN's GEMMs: one gate block
 ])
 def test_floors_measure_positive_times(floors, args, count):
     module, exe = floors
@@ -70,7 +73,8 @@ def test_floors_reject_an_unknown_isa(floors):
     assert "PYLSTM_ISA=avx9" in result.stderr and "avx2" in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize("args", [(), ("lockstep", 64), ("nonsense", 1, 2, 3, 4)])
+@pytest.mark.parametrize("args", [(), ("lockstep", 64), ("nonsense", 1, 2, 3, 4), ("prepare", 16, 40, 3),
+                                  ("prepare", 16, 40, 3, 0), ("gemms", 4, 24, 40, 5, 0)])
 def test_floors_reject_bad_commands(floors, args):
     _, exe = floors
     result = subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True)
@@ -86,6 +90,17 @@ def test_gemms_elsewhere_and_case_times_give_positive_times(floors):
     case = module.C.Case("LSTM", 1, 24, 40, 3, "tr")
     measured = module.case_times(case, seconds=0.2)
     assert "pylstm" in measured and all(math.isfinite(v) and v > 0 for v in measured.values()), measured
+
+
+def test_rnn_training_lines_give_a_floor_and_the_case(floors):
+    """The RNN training case's lines on a small RNN: its floor, the floor with the weights prepared (not lower), and
+    the case itself in the same run."""
+    module, exe = floors
+    lines = module.rnn_training_lines(exe, 100.0, module.C.Case("RNN", 16, 64, 256, 20, "tr"), seconds=0.2)
+    assert len(lines) == 3 and lines[0].startswith("RNN 16,64,256,20 training >= "), lines
+    floor, prepared = (float(line.split(">= ")[1].split(" ms")[0]) for line in lines[:2])
+    assert 0 < floor <= prepared, lines
+    assert "pylstm" in lines[2], lines
 
 
 def test_ort_case_times_give_positive_times(floors):
