@@ -2,6 +2,8 @@
 each drawn from the model's next-character distribution and fed back, carrying the state from step to step."""
 from __future__ import annotations
 
+import numbers
+
 from typing import Any, Optional, Protocol
 
 import numpy as np
@@ -42,9 +44,13 @@ def sample(model: LanguageModel, vocab: Vocab, prompt: str, n: int, *, temperatu
         raise ValueError(f"prompt: expected a non-empty str, got {prompt!r}")
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"n: expected an int >= 0, got {n!r}")
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0 \
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not temperature > 0 \
             or not np.isfinite(temperature):
         raise ValueError(f"temperature: expected a finite number > 0, got {temperature!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
+        raise ValueError(f"seed: expected None or an int >= 0, got {seed!r}")
+    if not isinstance(vocab, Vocab):
+        raise TypeError(f"vocab: expected a pylstm.text.Vocab, got {type(vocab).__name__}")
     size = len(vocab)
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer))
                               or not 1 <= top_k <= size):
@@ -70,7 +76,7 @@ def sample(model: LanguageModel, vocab: Vocab, prompt: str, n: int, *, temperatu
             # Shifted by the largest first: at a tiny temperature the quotients then run down to -inf (a weight of
             # 0) instead of up to inf, and the draw tends to the most likely character, as it should.
             with np.errstate(over="ignore"):
-                scaled = (logits.astype(np.float64) - logits.max()) / temperature
+                scaled = (logits.astype(np.float64) - logits.max()) / float(temperature)
             if top_k is not None and top_k < size:
                 cutoff = np.partition(scaled, size - top_k)[size - top_k]
                 scaled = np.where(scaled >= cutoff, scaled, -np.inf)

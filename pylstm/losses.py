@@ -85,10 +85,13 @@ def cross_entropy(logits: npt.ArrayLike, targets: npt.ArrayLike, *, ignore_index
 
 
 def _pair(a: npt.ArrayLike, b: npt.ArrayLike, names: tuple[str, str]) -> tuple[FloatArray, FloatArray]:
+    """The prediction and the target, each in its own dtype: the loss is computed in the wider of the two (as
+    NumPy and torch promote; a float64 target cast to float32 predictions could overflow), its gradient returned in
+    the prediction's."""
     a, b = _float_array(a, names[0]), _float_array(b, names[1])
     if a.shape != b.shape:
         raise ValueError(f"{names[1]}: expected the shape of {names[0]} {a.shape}, got {b.shape}")
-    return a, b.astype(a.dtype, copy=False)
+    return a, b
 
 
 def _reduce(values: FloatArray, reduction: Reduction, dvalues: FloatArray) -> LossAndGrad:
@@ -104,7 +107,8 @@ def mse(pred: npt.ArrayLike, target: npt.ArrayLike, reduction: Reduction = "mean
     """Squared error (pred - target)^2, torch's F.mse_loss -> ``(loss, grad)``, grad like pred."""
     pred, target = _pair(pred, target, ("pred", "target"))
     diff = pred - target
-    return _reduce(diff * diff, _reduction(reduction), 2 * diff)
+    loss, grad = _reduce(diff * diff, _reduction(reduction), 2 * diff)
+    return loss, grad.astype(pred.dtype, copy=False)
 
 
 def binary_cross_entropy_with_logits(logits: npt.ArrayLike, targets: npt.ArrayLike, reduction: Reduction = "mean"
@@ -116,4 +120,5 @@ def binary_cross_entropy_with_logits(logits: npt.ArrayLike, targets: npt.ArrayLi
     e = np.exp(-np.abs(logits))
     values = np.maximum(logits, 0) - logits * targets + np.log1p(e)
     sig = np.where(logits >= 0, 1 / (1 + e), e / (1 + e))
-    return _reduce(values, reduction, sig - targets)
+    loss, grad = _reduce(values, reduction, sig - targets)
+    return loss, grad.astype(logits.dtype, copy=False)

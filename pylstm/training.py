@@ -21,6 +21,7 @@ one of ``pylstm.optim``'s.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import sys
 import time
@@ -103,6 +104,11 @@ class History:
         return f"History(epochs={self.epochs}, steps={len(self.loss)}{last}{val}, stopped={self.stopped!r})"
 
 
+def _lowest(values: Sequence[float]) -> float:
+    """The smallest of the values that are not NaN (inf when there are none)."""
+    return min((v for v in values if not math.isnan(v)), default=math.inf)
+
+
 class EarlyStopping:
     """A callback for ``fit``: stop when ``monitor`` (``"val_loss"``, or ``"epoch_loss"`` for the training loss) has
     not fallen below its best earlier value by more than ``min_delta`` in the last ``patience`` epochs. It reads the
@@ -110,20 +116,23 @@ class EarlyStopping:
 
     def __init__(self, patience: int = 3, min_delta: float = 0.0,
                  monitor: Literal["val_loss", "epoch_loss"] = "val_loss") -> None:
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+        if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) or patience < 1:
             raise ValueError(f"patience: expected an int >= 1, got {patience!r}")
-        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) or not min_delta >= 0:
-            raise ValueError(f"min_delta: expected a number >= 0, got {min_delta!r}")
+        if isinstance(min_delta, bool) or not isinstance(min_delta, numbers.Real) or not 0 <= min_delta < math.inf:
+            raise ValueError(f"min_delta: expected a finite number >= 0, got {min_delta!r}")
         if monitor not in ("val_loss", "epoch_loss"):
             raise ValueError(f"monitor: expected 'val_loss' or 'epoch_loss', got {monitor!r}")
-        self.patience, self.min_delta, self.monitor = patience, float(min_delta), monitor
+        self.patience: int = int(patience)
+        self.min_delta: float = float(min_delta)
+        self.monitor: str = monitor
 
     def on_epoch_end(self, epoch: int, history: History) -> bool:
         values = getattr(history, self.monitor)
         if len(values) <= self.patience:
             return False
-        best_before = min(values[:-self.patience])
-        return not min(values[-self.patience:]) < best_before - self.min_delta
+        # A NaN (a diverged epoch) is no best: before the window, or in it.
+        best_before = _lowest(values[:-self.patience])
+        return not _lowest(values[-self.patience:]) < best_before - self.min_delta
 
     def __repr__(self) -> str:
         return f"EarlyStopping(patience={self.patience}, min_delta={self.min_delta}, monitor={self.monitor!r})"
@@ -305,6 +314,15 @@ class _Progress:
 # fit
 
 
+def _check_writable(path: PathLike) -> None:
+    """Before the first epoch: a checkpoint path that cannot be written (a directory, or in a missing one)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"checkpoint: expected a file's path, got the directory {str(path)!r}")
+    if not os.path.isdir(directory):
+        raise ValueError(f"checkpoint: the directory {directory!r} does not exist")
+
+
 def _positive_int(value: int, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
@@ -386,10 +404,21 @@ def fit(model: Module, data: TrainingData, loss: LossFunction, optimizer: _Optim
     epochs = _positive_int(epochs, "epochs")
     if bptt is not None:
         bptt = _positive_int(bptt, "bptt")
-    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0):
-        raise ValueError(f"clip: expected None or a number > 0, got {clip!r}")
+    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, numbers.Real) or not 0 < clip < math.inf):
+        raise ValueError(f"clip: expected None or a finite number > 0, got {clip!r}")
+    clip = None if clip is None else float(clip)
     if not callable(loss):
         raise TypeError(f"loss: expected a function (out, targets) -> (loss, dout), got {type(loss).__name__}")
+    if not isinstance(optimizer, _Optimizer):
+        raise TypeError(f"optimizer: expected a pylstm.optim optimizer, got {type(optimizer).__name__}")
+    if scheduler is not None and not isinstance(scheduler, (_LRScheduler, ReduceLROnPlateau)):
+        raise TypeError(f"scheduler: expected None or a pylstm.optim scheduler, got {type(scheduler).__name__}")
+    if vocab is not None and not isinstance(vocab, Vocab):
+        raise TypeError(f"vocab: expected None or a pylstm.text.Vocab, got {type(vocab).__name__}")
+    if not isinstance(callbacks, Sequence) or isinstance(callbacks, str):
+        raise TypeError(f"callbacks: expected a sequence of callbacks, got {type(callbacks).__name__}")
+    if checkpoint is not None:
+        _check_writable(checkpoint)
     resume_from: Optional[PathLike]
     if resume is True:
         if checkpoint is None:

@@ -12,6 +12,8 @@
 """
 import functools
 import json
+import math
+import os
 import subprocess
 import sys
 import warnings
@@ -238,6 +240,18 @@ def test_early_stopping():
     assert history.stopped == "early stopping" and history.epochs == 3
     with pytest.raises(ValueError, match="patience"):
         pylstm.EarlyStopping(patience=0)
+    with pytest.raises(ValueError, match="min_delta: expected a finite number"):
+        pylstm.EarlyStopping(min_delta=math.inf)
+
+
+def test_early_stopping_counts_no_nan_as_a_best():
+    """A diverged (NaN) epoch is never the best: an improving run goes on, a run of NaNs stops."""
+    stopper = pylstm.EarlyStopping(patience=np.int64(2), monitor="epoch_loss")
+    history = pylstm.History()
+    for values, stops in [([math.nan, 0.5, 0.4], False), ([0.5, math.nan, 0.4], False), ([0.3, 0.5, math.nan], True),
+                          ([math.nan, math.nan, math.nan], True), ([0.5, 0.6, 0.7], True)]:
+        history.epoch_loss[:] = values
+        assert stopper.on_epoch_end(len(values) - 1, history) is stops, values
 
 
 def test_progress_prints_plain_lines_when_not_on_a_terminal(capsys):
@@ -253,6 +267,19 @@ def test_fit_argument_errors():
     net = model(layers=1)
     opt = pylstm.optim.Adam(net)
     ce = pylstm.losses.cross_entropy
+    for kwargs, error, match in [({"optimizer": None}, TypeError, "optimizer: expected a pylstm.optim optimizer"),
+                                 ({"scheduler": "x"}, TypeError, "scheduler: expected None or a pylstm.optim"),
+                                 ({"vocab": "abc"}, TypeError, "vocab: expected None or a pylstm.text.Vocab"),
+                                 ({"callbacks": None}, TypeError, "callbacks: expected a sequence"),
+                                 ({"clip": math.inf}, ValueError, "clip: expected None or a finite number"),
+                                 ({"checkpoint": "/nonexistent-dir/a.npz"}, ValueError, "checkpoint: the directory"),
+                                 ({"checkpoint": os.path.dirname(__file__)}, ValueError, "checkpoint: expected a file")]:
+        args = {"optimizer": opt, **kwargs}
+        with pytest.raises(error, match=match):  # before any training
+            pylstm.fit(net, STREAMS, ce, args.pop("optimizer"), epochs=1, progress=False, **args)
+    assert net.grads["0.weight"].any() == False  # noqa: E712 (nothing ran)
+    history = pylstm.fit(net, STREAMS[:60], ce, opt, epochs=1, bptt=20, clip=np.float32(1.0), progress=False)
+    assert history.epochs == 1  # a NumPy scalar is a number
     with pytest.raises(ValueError, match="epochs"):
         pylstm.fit(net, STREAMS, ce, opt, epochs=0)
     with pytest.raises(ValueError, match="bptt: applies to parallel streams"):
@@ -300,6 +327,12 @@ def test_sample_argument_errors():
             pylstm.sample(net, VOCAB, args.pop("prompt"), args.pop("n"), **args)
     with pytest.raises(ValueError, match="prompt"):
         pylstm.sample(net, VOCAB, "", 5)
+    for seed in (-1, "x", 1.5):
+        with pytest.raises(ValueError, match="seed: expected None or an int >= 0"):
+            pylstm.sample(net, VOCAB, "the", 5, seed=seed)
+    with pytest.raises(TypeError, match="vocab: expected a pylstm.text.Vocab, got str"):
+        pylstm.sample(net, "abc", "the", 5)
+    assert len(pylstm.sample(net, VOCAB, "the", 5, temperature=np.float32(0.5), seed=np.int64(1))) == 5
     with pytest.raises(ValueError, match=r"prompt: character 'Z' .* not in the vocabulary"):
         pylstm.sample(net, VOCAB, "the Z", 5)
 

@@ -183,6 +183,26 @@ def test_binary_cross_entropy_with_logits_is_stable():
     np.testing.assert_allclose(grad, [1.0, -1.0])
 
 
+@pytest.mark.parametrize("name", ["mse", "binary_cross_entropy_with_logits"])
+def test_elementwise_losses_promote_a_wider_target(name):
+    """A float64 target against float32 predictions is not cast down (1e39 would overflow float32): the loss is
+    computed in float64, as NumPy and torch promote, and the gradient comes in the predictions' dtype. mse's values
+    are then those of float64 predictions; the logistic loss computes its sigmoid in the predictions' dtype."""
+    rng = np.random.default_rng(3)
+    pred, target = rng.standard_normal(6).astype(np.float32), rng.random(6)
+    target[0] = 1e20 if name == "mse" else 1e39  # beyond float32: its square, or itself
+    fn = getattr(pylstm.losses, name)
+    loss, grad = fn(pred, target)
+    wide_loss, wide_grad = fn(pred.astype(np.float64), target)
+    assert grad.dtype == np.float32 and np.isfinite(loss)
+    if name == "mse":
+        assert loss == wide_loss
+        np.testing.assert_array_equal(grad, wide_grad.astype(np.float32))
+    else:
+        np.testing.assert_allclose(loss, wide_loss, rtol=1e-6)
+        np.testing.assert_allclose(grad, wide_grad, rtol=1e-6, atol=1e-7)
+
+
 def test_loss_argument_errors():
     logits = np.zeros((3, 4))
     with pytest.raises(ValueError, match=r"targets: expected class indices in \[0, 4\).*got 4 at flat index 1"):
