@@ -4,6 +4,7 @@ Errors in what the user gives (a missing or empty file, a checkpoint that is no 
 stderr and exit status 2, not a traceback.
 """
 import argparse
+import math
 import os
 import sys
 
@@ -62,9 +63,15 @@ def train_char(args):
     print(f"{args.file}: {len(text):,} characters, a vocabulary of {len(vocab)}; training {args.cell.upper()} "
           f"{args.layers} x {args.hidden} on {data.shape[1]} streams of {data.shape[0]:,} steps, chunks of "
           f"{args.bptt}; checkpoints to {args.out}", flush=True)
-    history = pylstm.fit(model, data, pylstm.losses.cross_entropy, optimizer, epochs=args.epochs, bptt=args.bptt,
-                         clip=args.clip, val_data=val_data, checkpoint=args.out, resume=True if args.resume else None,
-                         vocab=vocab, progress=True)
+    try:
+        history = pylstm.fit(model, data, pylstm.losses.cross_entropy, optimizer, epochs=args.epochs,
+                             bptt=args.bptt, clip=args.clip, val_data=val_data, checkpoint=args.out,
+                             resume=True if args.resume else None, vocab=vocab, progress=True)
+    except ValueError as exc:  # fit checks its checkpoint path and what it resumes from before training
+        for start, option in (("checkpoint: ", "--out"), ("resume=", "--resume")):
+            if str(exc).startswith(start):
+                raise UsageError(f"{option}: {exc}") from None
+        raise
     if history.stopped == "interrupted":
         return 130
     if args.sample > 0:
@@ -112,10 +119,29 @@ def _positive(kind):
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a {'number' if kind is float else 'whole number'}, got "
                                              f"{value!r}") from None
-        if not v > 0:
-            raise argparse.ArgumentTypeError(f"expected a value > 0, got {value!r}")
+        if not 0 < v < math.inf:
+            raise argparse.ArgumentTypeError(f"expected a finite value > 0, got {value!r}")
         return v
     return parse
+
+
+def _seed(value):
+    try:
+        v = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value!r}")
+    return v
+
+
+def _writable_directory(path):
+    """Whether `path` is, or could be made as, a directory that this process may write to: checked before a run
+    that writes there at its end."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    return os.path.isdir(path) and os.access(path, os.W_OK)
 
 
 def _with_help(parser):
@@ -138,7 +164,7 @@ def parser():
                       help="Run tiny versions, in seconds; their numbers show little.")
     size.add_argument("--full", action="store_true", help="Run longer and larger versions.")
     run_demo.add_argument("--only", choices=demo.NAMES, help="Run this experiment only.")
-    run_demo.add_argument("--seed", type=int, default=0, help="The first of the seeds (default 0).")
+    run_demo.add_argument("--seed", type=_seed, default=0, help="The first of the seeds (default 0).")
     run_demo.add_argument("--plots", default="demo-plots",
                           help="The directory for the PNG plots, written when matplotlib is installed "
                                "(default demo-plots).")
@@ -171,7 +197,7 @@ def parser():
                    help="The fraction at the end of the text kept for validation (default 0.05).")
     t.add_argument("--out", default="model.npz", help="The checkpoint's path (default model.npz).")
     t.add_argument("--resume", action="store_true", help="Continue from the checkpoint at --out if it exists.")
-    t.add_argument("--seed", type=int, default=0, help="The random seed of the weights (default 0).")
+    t.add_argument("--seed", type=_seed, default=0, help="The random seed of the weights (default 0).")
     t.add_argument("--sample", type=int, default=200,
                    help="The number of characters to sample after training (default 200).")
 
@@ -187,7 +213,7 @@ def parser():
                    help="The softmax temperature: below 1 sharper, above 1 more varied (default 1).")
     s.add_argument("--top-k", type=_positive(int), default=None,
                    help="Draw from the k most likely characters only (default: from all).")
-    s.add_argument("--seed", type=int, default=None, help="The random seed of the draws (default: fresh).")
+    s.add_argument("--seed", type=_seed, default=None, help="The random seed of the draws (default: fresh).")
     return p
 
 
@@ -195,6 +221,8 @@ def main(argv=None):
     args = parser().parse_args(argv)
     try:
         if args.command == "demo":
+            if not args.no_plots and not _writable_directory(args.plots):
+                raise UsageError(f"--plots: {args.plots} is not a directory that can be written (or made)")
             preset = "quick" if args.quick else "full" if args.full else "default"
             demo.run(preset, only=args.only, seed=args.seed, plots=None if args.no_plots else args.plots)
             return 0

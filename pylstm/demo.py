@@ -300,8 +300,11 @@ def run(preset="default", only=None, seed=0, plots="demo-plots", out=print):
         table, conclusion = report(name, result)
         out(table)
         out(textwrap.fill(f"=> {conclusion}", WIDTH, subsequent_indent="   "))
-        path = _plot(name, result, plots) if plots else None
-        out(f"({result['seconds']:.1f} s" + (f"; plot: {path})" if path else ")"))
+        try:  # a plot that cannot be written loses nothing of the run
+            note = f"; plot: {path}" if plots and (path := _plot(name, result, plots)) else ""
+        except OSError as exc:
+            note = f"; no plot, {plots} cannot be written: {exc.strerror or exc}"
+        out(f"({result['seconds']:.1f} s{note})")
         results[name] = result
     out(f"\nTotal {time.perf_counter() - started:.0f} s.")
     return results

@@ -151,6 +151,16 @@ def test_demo_only_and_errors():
         demo.run("huge")
 
 
+def test_demo_goes_on_when_its_plot_cannot_be_written(tmp_path):
+    """The run's results are not lost to a plot directory that cannot be made: the line says so."""
+    pytest.importorskip("matplotlib")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    lines = []
+    results = demo.run("quick", only="memory", plots=str(blocker / "plots"), out=lines.append)
+    assert "memory" in results and any("no plot, " in line and "cannot be written" in line for line in lines), lines
+
+
 def test_fresh_batches_are_a_sequence_with_sequence_methods():
     """FreshBatches is a Sequence, so its mixin methods (count, index) work: no attribute hides them."""
     make_batch = E.memory_batch(3)

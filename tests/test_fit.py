@@ -427,23 +427,43 @@ def test_cli_trains_and_samples_end_to_end(tmp_path):
                   "--batch-size", 4, "--bptt", 20, "--out", out, "--sample", 0, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert "epoch 1/4" not in resumed.stdout and "epoch 4/4: loss" in resumed.stdout
+    other = cli("train-char", text, "--hidden", 16, "--layers", 1, "--embedding", 8, "--epochs", 5,
+                "--batch-size", 4, "--bptt", 20, "--out", out, "--sample", 0, "--resume")
+    assert other.returncode == 2 and "Traceback" not in other.stderr, other.stderr
+    assert other.stderr.strip().splitlines()[-1].startswith("python -m pylstm train-char: error: --resume: ")
 
 
 def test_cli_errors_are_one_line(tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("")
+    text_file = tmp_path / "text.txt"
+    text_file.write_text("hello world " * 20)
     layer = tmp_path / "layer.npz"
     pylstm.save(layer, pylstm.LSTM(2, 3))
     cases = [(("train-char", tmp_path / "missing.txt"), "no such file"),
              (("train-char", empty), "the file is empty"),
              (("sample", tmp_path / "missing.npz"), "no such file"),
              (("sample", layer), "not a character model"),
-             (("sample", empty), "not a valid pylstm checkpoint")]
+             (("sample", empty), "not a valid pylstm checkpoint"),
+             (("train-char", text_file, "--out", tmp_path / "missing" / "m.npz"), "--out: checkpoint: the directory"),
+             (("train-char", text_file, "--out", tmp_path), "--out: checkpoint: expected a file's path"),
+             (("demo", "--quick", "--plots", text_file / "plots"), "--plots: ")]
     for args, message in cases:
         result = cli(*args)
         assert result.returncode == 2, (args, result.stderr)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr, (args, result.stderr)
+
+
+@pytest.mark.parametrize("args, option", [(("train-char", "t.txt", "--seed", "-1"), "--seed"),
+                                          (("train-char", "t.txt", "--lr", "inf"), "--lr"),
+                                          (("train-char", "t.txt", "--clip", "nan"), "--clip"),
+                                          (("sample", "m.npz", "--seed", "-2"), "--seed"),
+                                          (("demo", "--seed", "-1"), "--seed")])
+def test_cli_refuses_bad_option_values_before_running(args, option):
+    result = cli(*args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert f"argument {option}: expected a" in result.stderr.strip().splitlines()[-1], result.stderr
 
 
 def test_cli_help():
