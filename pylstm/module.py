@@ -162,7 +162,7 @@ class Module:
             probe = type(g.bit_generator)()
             try:
                 probe.state = state
-            except (TypeError, ValueError, KeyError) as exc:
+            except (TypeError, ValueError, KeyError, OverflowError) as exc:
                 raise ValueError(f"states[{k}]: not a state of a {type(g.bit_generator).__name__} ({exc})") from None
             checked.append(probe.state)
         for g, state in zip(generators, checked):

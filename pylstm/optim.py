@@ -87,20 +87,30 @@ def _number(value: Any, name: str, where: str = "", *, minimum: Optional[float] 
         wanted = "a finite number"
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{label}: expected {wanted}, got {type(value).__name__}")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # an int beyond any float
+        v = math.inf
     if not (math.isfinite(v) and (minimum is None or v >= minimum) and (above is None or v > above)
             and (below is None or v < below) and (maximum is None or v <= maximum)):
         raise ValueError(f"{label}: expected {wanted}, got {value!r}")
     return v
 
 
+#: The largest count a state may hold: the kernels take int64, and a step adds one (2**62: beyond any run).
+_INT_MAX = 2 ** 62
+
+
 def _int(value: Any, name: str, where: str = "", *, minimum: int) -> int:
     label = _label(name, where)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{label}: expected an int >= {minimum}, got {type(value).__name__}")
-    if value < minimum:
+    n = int(value)
+    if n < minimum:
         raise ValueError(f"{label}: expected an int >= {minimum}, got {value!r}")
-    return int(value)
+    if n > _INT_MAX:
+        raise ValueError(f"{label}: expected an int <= 2**62, got {value!r}")
+    return n
 
 
 def _bool(value: Any, name: str, where: str = "") -> bool:

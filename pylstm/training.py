@@ -91,7 +91,10 @@ class History:
                 v = v.tolist()
             if not isinstance(v, list) or not all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in v):
                 raise ValueError(f"history[{name!r}]: expected a list of numbers")
-            setattr(history, name, [float(e) for e in v])
+            try:
+                setattr(history, name, [float(e) for e in v])
+            except OverflowError:  # an int beyond any float
+                raise ValueError(f"history[{name!r}]: expected a list of numbers within float range") from None
         if values["stopped"] not in (None, "early stopping", "interrupted"):
             raise ValueError(f"history['stopped']: expected None, 'early stopping' or 'interrupted', got "
                              f"{values['stopped']!r}")
@@ -370,7 +373,7 @@ def _resume(path: PathLike, model: Module, optimizer: _Optimizer,
             scheduler.load_state_dict(t.get("scheduler"))
         model.set_rng_state(t.get("rng"))
         model.load_state_dict(saved.module.state_dict())
-    except (TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
         raise ValueError(f"{where}: {exc}") from exc
     return epoch, history
 

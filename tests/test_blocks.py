@@ -9,6 +9,7 @@
 * ``params`` entries cannot be replaced, for every kind of module (they are the arrays the kernels use);
 * save/load of every block and of a Sequential, and a doctored header refused before allocating.
 """
+import copy
 import json
 
 import numpy as np
@@ -470,3 +471,15 @@ def test_load_refuses_a_sequential_header_asking_for_more_than_the_file_holds(tm
             np.savez(f, **arrays)
         with pytest.raises(ValueError, match="do not fit the declared"):
             pylstm.load(path)
+
+
+def test_set_rng_state_refuses_a_forged_state_naming_it():
+    """Generator states read from a file: an integer out of the generator's range is a ValueError naming the entry,
+    and nothing changes (NumPy raises OverflowError)."""
+    model = pylstm.Sequential(pylstm.Dropout(0.5), pylstm.Linear(2, 2))
+    before = model.rng_state()
+    forged = copy.deepcopy(before)
+    forged[0]["state"]["state"] = -1
+    with pytest.raises(ValueError, match=r"states\[0\]: not a state of a PCG64"):
+        model.set_rng_state(forged)
+    assert model.rng_state() == before

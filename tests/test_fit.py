@@ -159,6 +159,8 @@ def test_a_diverged_loss_is_checkpointed_and_resumed(tmp_path):
     assert resumed.epochs == 1 and len(resumed.loss) == len(history.loss) and np.isnan(resumed.loss).all()
     listed = pylstm.History.from_dict(history.as_dict())
     assert len(listed.loss) == len(history.loss) and np.isnan(listed.epoch_loss[0])
+    with pytest.raises(ValueError, match=r"history\['loss'\]: expected a list of numbers within float range"):
+        pylstm.History.from_dict({**history.as_dict(), "loss": [10 ** 400]})  # a forged file's JSON int
 
 
 def run(path, epochs, resume=None, callbacks=(), dropout=0.3):

@@ -227,6 +227,8 @@ def test_loss_argument_errors():
         losses.mse(np.zeros(3), np.zeros(4))
     with pytest.raises(TypeError, match="ignore_index: expected an int"):
         losses.cross_entropy(logits, np.array([0, 1, 2]), ignore_index=1.0)
+    with pytest.raises(ValueError, match="ignore_index: expected an int64"):
+        losses.cross_entropy(logits, np.array([0, 1, 2]), ignore_index=2 ** 70)
 
 
 def test_pylstm_exposes_losses():

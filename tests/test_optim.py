@@ -655,6 +655,8 @@ ERRORS = [
     (lambda: optim.clip_grad_norm(small(), -1.0), ValueError, "max_norm"),
     (lambda: optim.clip_grad_norm(small(), 1.0, norm_type=0), ValueError, "norm_type"),
     (lambda: optim.clip_grad_value(small(), "1"), TypeError, "clip_value"),
+    (lambda: optim.SGD(small(), lr=10 ** 400), ValueError, "lr: expected a finite number >= 0"),
+    (lambda: optim.StepLR(optim.SGD(small()), step_size=2 ** 70), ValueError, "step_size: expected an int <= 2**62"),
 ]
 
 
@@ -749,6 +751,7 @@ BAD_STATE_DICTS = [
      "state_dict['state'][1]['exp_avg_sq']: expected dtype float64"),
     (edited(lambda s: pop_key(s["state"][1], "max_exp_avg_sq")), ValueError, "missing keys ['max_exp_avg_sq']"),
     (edited(lambda s: s["state"][0].update(step=0)), ValueError, "['step']: expected an int >= 1, got 0"),
+    (edited(lambda s: s["state"][0].update(step=2 ** 70)), ValueError, "['step']: expected an int <= 2**62"),
     (edited(lambda s: s["state"].update({5: {}})), ValueError, "expected parameter numbers in [0, 2)"),
     (edited(lambda s: s["param_groups"][0].update(amsgrad=False)), ValueError, "unexpected keys ['max_exp_avg_sq']"),
     (lambda: [1, 2], TypeError, "state_dict: expected a dict, got list"),
