@@ -318,7 +318,12 @@ def _arrays_out(tree, arrays):
         arrays[key] = tree
         return {"__array__": key}
     if isinstance(tree, dict):
-        return {str(k): _arrays_out(v, arrays) for k, v in tree.items()}
+        keys = [str(k) for k in tree]
+        if len(set(keys)) < len(keys):  # JSON keys are strings: {1: a, "1": b} would keep one of the two
+            raise ValueError(f"training: keys that are the same as strings, {sorted(tree, key=str)!r}")
+        if keys == ["__array__"]:
+            raise ValueError("training: a dict whose only key is '__array__' stands for an array in the file")
+        return {k: _arrays_out(v, arrays) for k, v in zip(keys, tree.values())}
     if isinstance(tree, (list, tuple)):
         return [_arrays_out(v, arrays) for v in tree]
     if isinstance(tree, np.generic):

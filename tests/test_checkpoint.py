@@ -581,3 +581,13 @@ def test_error_names_pathlike_and_str(tmp_path):
 
 def test_save_load_module_api_exports():
     assert pylstm.save is checkpoint.save and pylstm.load is checkpoint.load
+
+
+@pytest.mark.parametrize("training, match", [({1: "a", "1": "b"}, "keys that are the same as strings"),
+                                             ({"x": {"__array__": "foo"}}, "only key is '__array__'")])
+def test_save_refuses_a_training_state_that_would_not_read_back(tmp_path, training, match):
+    """A training state that JSON would lose part of (keys equal as strings) or that read would take for an array
+    reference is refused when saving, not found out when reading."""
+    with pytest.raises(ValueError, match=match):
+        pylstm.checkpoint.save(tmp_path / "m.npz", pylstm.Linear(2, 2), training=training)
+    assert not (tmp_path / "m.npz").exists()
