@@ -3,7 +3,6 @@ each drawn from the model's next-character distribution and fed back, carrying t
 from __future__ import annotations
 
 import numbers
-
 from typing import Any, Optional, Protocol
 
 import numpy as np
