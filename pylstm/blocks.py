@@ -26,8 +26,9 @@ from ._types import DTypeLike, FloatArray, IntArray, State, StateLike
 
 
 def _no_forward(name: str) -> RuntimeError:
-    mode = "a training-mode forward"
-    return RuntimeError(f"backward: needs {mode} of this {name} first (it is in eval mode, or was never called)")
+    return RuntimeError(f"backward: needs a training-mode forward of this {name} whose backward has not run yet (it "
+                        f"runs once per forward, as the gradients would be added again; or the module is in eval "
+                        f"mode, or was never called)")
 
 
 class Linear(Module):
@@ -79,8 +80,10 @@ class Linear(Module):
             raise _no_forward("Linear")
         x = self._x
         dout = self._checked(dout, "dout", x.shape[:-1] + (self.out_features,), "the shape of the last forward's y")
-        return F.linear_backward(x, self.params["weight"], dout, dweight=self.grads["weight"],
-                                 dbias=self.grads.get("bias"))
+        dx = F.linear_backward(x, self.params["weight"], dout, dweight=self.grads["weight"],
+                               dbias=self.grads.get("bias"))
+        self._x = None  # used up: a second backward would add the gradients again
+        return dx
 
 
 class Embedding(Module):
@@ -149,6 +152,7 @@ class Embedding(Module):
         ids = self._ids
         dout = self._checked(dout, "dout", ids.shape + (self.embedding_dim,), "the shape of the last forward's out")
         F.embedding_backward(ids, dout, dweight=self.grads["weight"], padding_idx=self.padding_idx)
+        self._ids = None  # used up, as Linear's
         return None
 
 
@@ -177,8 +181,8 @@ class Dropout(Module):
     def __call__(self, x: npt.ArrayLike) -> FloatArray:
         """x (any shape, float32 or float64) -> x with elements dropped (training mode) or x itself (eval mode)."""
         x = np.asarray(x)
-        if x.dtype.kind != "f":
-            raise TypeError(f"x: expected an array of floats, got dtype {x.dtype}")
+        if x.dtype not in (np.float32, np.float64):
+            raise TypeError(f"x: expected dtype float32 or float64, got {x.dtype}")
         if not self.training:
             self._mask = None
             return x
@@ -193,7 +197,11 @@ class Dropout(Module):
         if dout.shape != self._mask.shape:
             raise ValueError(f"dout: expected shape {self._mask.shape} (the shape of the last forward's output), "
                              f"got {dout.shape}")
-        return dout * self._mask
+        if dout.dtype != self._mask.dtype:
+            raise TypeError(f"dout: expected dtype {self._mask.dtype} (the last forward's), got {dout.dtype}")
+        dx = dout * self._mask
+        self._mask = None  # used up, as Linear's
+        return dx
 
 
 _CELLS = (LSTMCell, GRUCell, RNNCell)
@@ -243,6 +251,11 @@ class Sequential(Module):
         self.params = Parameters({f"{k}.{name}": a for k, m in enumerate(self.modules) for name, a in m.params.items()})
         self.grads = Parameters({f"{k}.{name}": a for k, m in enumerate(self.modules) for name, a in m.grads.items()})
         self.training = all(m.training for m in self.modules)
+
+    @property
+    def batch_first(self) -> bool:
+        """Whether its recurrent layers take and give (B, T, .) rather than (T, B, .) (their batch_first)."""
+        return any(getattr(m, "batch_first", False) for m in self.modules)
 
     def __len__(self) -> int:
         return len(self.modules)

@@ -18,6 +18,8 @@ reverse direction of a bidirectional layer: out[t] is still the output at time t
 Arrays go to the kernel as they are: all must be C-contiguous NumPy arrays of one dtype (float32 or float64, that of
 ``weight_hh``); anything else raises a ValueError or TypeError naming the argument. Nothing is converted or copied.
 """
+import numpy as np
+
 from . import _core
 from .saved import GRUSaved, LSTMSaved, RNNSaved
 
@@ -128,7 +130,15 @@ def embedding_forward(ids, weight):
 
 def embedding_backward(ids, dout, *, dweight, padding_idx=None):
     """dout (..., D) -> accumulates dweight[ids[r]] += dout[r] for every id but padding_idx (duplicates summed in
-    order); only the rows looked up are touched."""
+    order); only the rows looked up are touched. padding_idx is None or a row of dweight, in [0, V) (Embedding
+    turns torch's negative index into one)."""
+    if padding_idx is not None:
+        if isinstance(padding_idx, (bool, np.bool_)) or not isinstance(padding_idx, (int, np.integer)):
+            raise TypeError(f"padding_idx: expected None or an int, got {type(padding_idx).__name__}")
+        rows = dweight.shape[0] if getattr(dweight, "ndim", 0) == 2 else None
+        if padding_idx < 0 or (rows is not None and padding_idx >= rows):
+            raise ValueError(f"padding_idx: expected None or a row of dweight, an int in [0, "
+                             f"{'V' if rows is None else rows}), got {padding_idx!r}")
     _core.embedding_backward(ids, dout, dweight, -1 if padding_idx is None else int(padding_idx))
 
 

@@ -13,7 +13,8 @@ from .text import Vocab
 
 class LanguageModel(Protocol):
     """What ``sample`` needs of a model (a Sequential(Embedding, LSTM/GRU/RNN, Linear) is one): a call
-    ``model(ids (T, B), states) -> (logits (T, B, V), states)`` and the training flag with train()/eval()."""
+    ``model(ids (T, B), states) -> (logits (T, B, V), states)`` (or (B, T) and (B, T, V) when its ``batch_first``
+    attribute is true) and the training flag with train()/eval()."""
 
     training: bool
 
@@ -25,7 +26,11 @@ class LanguageModel(Protocol):
 
 
 def _logits_row(model: Any, ids: np.ndarray, states: Any) -> tuple[np.ndarray, Any]:
-    """Run ids (T,) through the model as one sequence of batch 1 -> (the last step's logits (V,), the states)."""
+    """Run ids (T,) through the model as one sequence of batch 1 -> (the last step's logits (V,), the states); as
+    (1, T) for a model whose recurrent layers are batch_first."""
+    if getattr(model, "batch_first", False):
+        out, states = model(ids.reshape(1, -1), states)
+        return out[0, -1], states
     out, states = model(ids.reshape(-1, 1), states)
     return out[-1, 0], states
 

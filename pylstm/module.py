@@ -133,7 +133,11 @@ class Module:
                            f"expected exactly {list(self.params)}")
         values = {}
         for name, p in self.params.items():
-            v = np.asarray(state_dict[name])
+            try:
+                v = np.asarray(state_dict[name])
+            except (TypeError, ValueError, RuntimeError) as exc:  # e.g. torch: a tensor that requires grad, bfloat16
+                raise TypeError(f"state_dict[{name!r}]: expected an array of real numbers; it cannot be read as one "
+                                f"({exc}) (a torch tensor: pass .detach().float())") from None
             if v.shape != p.shape:
                 raise ValueError(f"state_dict[{name!r}]: expected shape {p.shape}, got {v.shape}")
             if v.dtype.kind not in "fiu":

@@ -10,6 +10,7 @@ per sequence.
 """
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable
 from typing import Any
 
@@ -71,6 +72,8 @@ def pad_sequences(sequences: Iterable[npt.ArrayLike], batch_first: bool = False,
     t_max = int(lengths.max())
     batch = len(arrays)
     shape = (batch, t_max) + first.shape[1:] if batch_first else (t_max, batch) + first.shape[1:]
+    if isinstance(padding_value, (bool, np.bool_)) or not isinstance(padding_value, numbers.Real):
+        raise TypeError(f"padding_value: expected a real number, got {padding_value!r}")
     try:
         padded = np.full(shape, padding_value, dtype=first.dtype)
     except (TypeError, ValueError) as exc:

@@ -198,7 +198,7 @@ def _check_layout(model: Module, loss: LossFunction) -> None:
     """With lengths, the loss must read them along the model's layout: pylstm.losses.cross_entropy as it is reads
     (T, B, V) logits, and after batch_first layers (B, T, V) ones would be masked across the wrong axis (silently so
     when B == T)."""
-    if loss is losses.cross_entropy and any(getattr(m, "batch_first", False) for m in getattr(model, "modules", ())):
+    if loss is losses.cross_entropy and getattr(model, "batch_first", False):
         raise ValueError("loss: the model's recurrent layers are batch_first, and pylstm.losses.cross_entropy takes "
                          "the lengths along (T, B) unless told otherwise: pass functools.partial("
                          "pylstm.losses.cross_entropy, batch_first=True)")

@@ -483,3 +483,54 @@ def test_set_rng_state_refuses_a_forged_state_naming_it():
     with pytest.raises(ValueError, match=r"states\[0\]: not a state of a PCG64"):
         model.set_rng_state(forged)
     assert model.rng_state() == before
+
+
+@pytest.mark.parametrize("make, x", [(lambda: pylstm.Linear(3, 2, seed=0), np.ones((4, 3), np.float32)),
+                                     (lambda: pylstm.Embedding(5, 3, seed=0), np.array([1, 1, 4])),
+                                     (lambda: pylstm.Dropout(0.5, seed=0), np.ones((4, 3), np.float32))])
+def test_a_blocks_backward_runs_once_per_forward(make, x):
+    """As the recurrent layers': a second backward of one forward would add the gradients again."""
+    block = make()
+    out = block(x)
+    dout = np.ones_like(out)
+    block.backward(dout)
+    grads = {name: g.copy() for name, g in block.grads.items()}
+    with pytest.raises(RuntimeError, match="whose backward has not run yet"):
+        block.backward(dout)
+    for name, g in block.grads.items():
+        np.testing.assert_array_equal(g, grads[name])
+    block(x)
+    block.backward(dout)  # a new forward, a new backward
+
+
+def test_a_second_sequential_backward_changes_no_gradient():
+    model = pylstm.Sequential(pylstm.LSTM(3, 4, seed=0), pylstm.Dropout(0.2, seed=1), pylstm.Linear(4, 2, seed=2))
+    y, _ = model(np.ones((5, 1, 3), np.float32))
+    model.backward(np.ones_like(y))
+    grads = {name: g.copy() for name, g in model.grads.items()}
+    with pytest.raises(RuntimeError, match="Linear whose backward has not run yet"):
+        model.backward(np.ones_like(y))
+    for name, g in model.grads.items():
+        np.testing.assert_array_equal(g, grads[name], err_msg=name)
+
+
+def test_dropout_checks_dtypes():
+    drop = pylstm.Dropout(0.5, seed=0)
+    with pytest.raises(TypeError, match="x: expected dtype float32 or float64, got float16"):
+        drop(np.ones(3, np.float16))
+    drop(np.ones(4, np.float32))
+    with pytest.raises(TypeError, match="dout: expected dtype float32 .the last forward's., got float64"):
+        drop.backward(np.ones(4))
+
+
+def test_functional_embedding_backward_refuses_a_padding_idx_outside_the_rows():
+    """-1 was the kernel's "no padding" and 100 was ignored: both silently excluded nothing."""
+    ids, dout, dweight = np.array([1, 4]), np.ones((2, 3), np.float32), np.zeros((5, 3), np.float32)
+    for bad in (-1, 5, 100):
+        with pytest.raises(ValueError, match=r"padding_idx: expected None or a row of dweight, an int in \[0, 5\)"):
+            F.embedding_backward(ids, dout, dweight=dweight, padding_idx=bad)
+    with pytest.raises(TypeError, match="padding_idx: expected None or an int"):
+        F.embedding_backward(ids, dout, dweight=dweight, padding_idx=1.0)
+    assert not dweight.any()
+    F.embedding_backward(ids, dout, dweight=dweight, padding_idx=4)
+    assert dweight[1].all() and not dweight[4].any()

@@ -339,6 +339,16 @@ def test_sample_argument_errors():
         pylstm.sample(net, VOCAB, "the Z", 5)
 
 
+def test_sample_from_a_batch_first_model_draws_what_the_time_major_one_does():
+    """A batch_first model gets the prompt as one sequence (1, T): the same draws as the same weights time-major."""
+    time_major, batch_first = model(layers=1), pylstm.Sequential(
+        pylstm.Embedding(len(VOCAB), 8, dtype="float64", seed=0),
+        pylstm.LSTM(8, 24, batch_first=True, dtype="float64", seed=1),
+        pylstm.Linear(24, len(VOCAB), dtype="float64", seed=2))
+    assert batch_first.batch_first and not time_major.batch_first
+    assert pylstm.sample(batch_first, VOCAB, "the ", 30, seed=5) == pylstm.sample(time_major, VOCAB, "the ", 30, seed=5)
+
+
 def test_sample_at_a_tiny_temperature_is_greedy():
     """At a temperature whose quotients overflow, the draw is still the most likely character (the limit)."""
     net = model(dtype="float64")

@@ -44,6 +44,9 @@ def test_padding_value(batch_first):
     np.testing.assert_array_equal(column(padded, 1, batch_first), xs[1])
     padded, _ = pad_sequences(xs, padding_value=np.nan)
     assert np.isnan(padded[2:, 0]).all() and not np.isnan(padded[:2, 0]).any()
+    for bad in (None, 1j, True, np.array([1.0, 2.0])):  # None gave NaN padding, the others a cast or a broadcast
+        with pytest.raises(TypeError, match="padding_value: expected a real number"):
+            pad_sequences(xs, padding_value=bad)
 
 
 def test_order_is_kept_not_sorted():

@@ -140,3 +140,17 @@ def test_eval_mode_matches_torch_no_grad(kind):
     with torch.no_grad():
         tout, _ = module(torch.tensor(x))
     np.testing.assert_allclose(out, tout.numpy(), **F64_TOL)
+
+
+def test_load_state_dict_names_the_key_of_a_torch_tensor_it_cannot_read():
+    """torch's own state_dict() loads; parameters that require grad, or bfloat16 tensors, are a TypeError naming the
+    key and the way out (torch's messages named none)."""
+    module = torch.nn.LSTM(3, 4)
+    layer = pylstm.LSTM(3, 4, seed=0)
+    before = {k: v.copy() for k, v in layer.params.items()}
+    for state in (dict(module.named_parameters()), {k: v.bfloat16() for k, v in module.state_dict().items()}):
+        with pytest.raises(TypeError, match=r"state_dict\['weight_ih_l0'\]: .*\.detach\(\)\.float\(\)"):
+            layer.load_state_dict(state)
+        assert all((layer.params[k] == v).all() for k, v in before.items())
+    layer.load_state_dict(module.state_dict())
+    np.testing.assert_array_equal(layer.params["weight_hh_l0"], module.weight_hh_l0.detach().numpy())
