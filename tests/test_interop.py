@@ -70,3 +70,28 @@ def test_keras_tensors_convert_back_to_a_layer_with_the_same_outputs(conv, kind,
     copy.load_state_dict(conv["from_keras"](kernel, recurrent, bias, kind=kind))
     x = np.random.default_rng(1).standard_normal((5, 2, 4))
     np.testing.assert_allclose(copy(x)[0], m(x)[0], rtol=1e-12, atol=1e-13)
+
+
+def test_conversions_refuse_what_the_target_cannot_hold(conv):
+    """Keras has neither peepholes nor a projection and ONNX no projection: exporting such a layer is an error, not
+    a layer that computes something else; a GRU's export needs its reset_after (the two forms differ)."""
+    with pytest.raises(ValueError, match="Keras has neither peepholes nor a projection"):
+        conv["to_keras"](pylstm.LSTM(3, 4, peepholes=True).state_dict(), "LSTM")
+    with pytest.raises(ValueError, match="Keras has neither peepholes nor a projection"):
+        conv["to_keras"](pylstm.LSTM(3, 4, proj_size=2).state_dict(), "LSTM")
+    with pytest.raises(ValueError, match="an ONNX LSTM has no projection"):
+        conv["to_onnx"](pylstm.LSTM(3, 4, proj_size=2).state_dict(), "LSTM")
+    with pytest.raises(ValueError, match="reset_after: give the pylstm layer's"):
+        conv["to_keras"](pylstm.GRU(3, 4).state_dict(), "GRU")
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_keras_export_of_a_layer_without_biases_has_zero_biases(conv, kind):
+    cls = pylstm.LSTM if kind == "LSTM" else pylstm.GRU
+    m = cls(4, 6, bias=False, dtype="float64", seed=7).eval()
+    kernel, recurrent, bias = conv["to_keras"](m.state_dict(), kind, reset_after=True)
+    assert bias.dtype == np.float64 and not bias.any()
+    copy = cls(4, 6, dtype="float64", seed=8).eval()
+    copy.load_state_dict(conv["from_keras"](kernel, recurrent, bias, kind=kind))
+    x = np.random.default_rng(2).standard_normal((5, 2, 4))
+    np.testing.assert_allclose(copy(x)[0], m(x)[0], rtol=1e-12, atol=1e-13)
