@@ -136,6 +136,8 @@ class Embedding(Module):
                 ids = ids.astype(np.int64)  # [] is float64 to NumPy
         if ids.dtype.kind not in "iu":
             raise TypeError(f"ids: expected an array of integers, got dtype {ids.dtype}")
+        if ids.dtype == np.uint64 and ids.size and ids.max() > np.iinfo(np.int64).max:  # would wrap to negatives
+            raise ValueError(f"ids: expected integers in [0, num_embeddings), got {ids.max()}")
         return np.asarray(ids, dtype=np.int64, order="C")  # not ascontiguousarray: it makes a 0-d array (1,)
 
     def __call__(self, ids: npt.ArrayLike) -> FloatArray:

@@ -389,6 +389,9 @@ def test_block_argument_errors():
         emb(np.array([-1]))
     with pytest.raises(TypeError, match="ids: expected an array of integers, got dtype float64"):
         emb(np.array([1.0]))
+    for huge in (2 ** 63, 2 ** 64 - 1):  # reported as they are, not wrapped to int64's negatives
+        with pytest.raises(ValueError, match=rf"ids: expected integers in \[0, num_embeddings\), got {huge}$"):
+            emb(np.array([1, huge], np.uint64))
     assert emb(np.array([1, 2], np.int32)).shape == (2, 2)  # any integer dtype
     assert emb(3).shape == (2,)  # ids of any shape, a scalar too
 
