@@ -102,6 +102,14 @@ def case_times(case, seconds=4.0):
     return {"pylstm": side["p_s"] * 1e3, "torch": side["q_s"] * 1e3}
 
 
+def case_line(times, decimals):
+    """case_times' result as a line under a floor: pylstm's time, torch's and the 2x-torch target."""
+    line = f"  this run, the case itself: pylstm {times['pylstm']:.{decimals}f} ms"
+    if "torch" in times:
+        line += f", torch {times['torch']:.{decimals}f} ms (2x torch: {times['torch'] / 2:.{decimals}f} ms)"
+    return line
+
+
 def ort_case_times(case, seconds=6.0):
     """(pylstm ms, ONNX Runtime ms) of one call on an inference case, side by side as the suite times them
     (_common.side_by_side); None without onnx and onnxruntime."""
@@ -182,10 +190,7 @@ def rnn_training_lines(exe, peak, case=RNN16, seconds=4.0):
              f"faster: {library:.1f} ms)",
              f"  with the weights prepared once per call: >= {floor + prepare:.1f} ms (W_hh packed for the forward "
              f"and the backward, W_ih for dx, {prepare:.2f} ms; the units' tanh left out)"]
-    line = f"  this run, the case itself: pylstm {times['pylstm']:.1f} ms"
-    if "torch" in times:
-        line += f", torch {times['torch']:.1f} ms (2x torch: {times['torch'] / 2:.1f} ms)"
-    return lines + [line]
+    return lines + [case_line(times, 1)]
 
 
 def main():
@@ -235,10 +240,7 @@ def main():
               f"above the peak): >= {shaped:.3f} ms (input projection {best_gemms[0]:.3f} ms, dx {best_gemms[1]:.3f}, "
               f"weight and bias gradients {best_gemms[2]:.3f}; the library's own {library_gemms[0]:.3f}, "
               f"{library_gemms[1]:.3f}, {library_gemms[2]:.3f})")
-        line = f"  this run, the case itself: pylstm {times['pylstm']:.3f} ms"
-        if "torch" in times:
-            line += f", torch {times['torch']:.3f} ms (2x torch: {times['torch'] / 2:.3f} ms)"
-        print(line)
+        print(case_line(times, 3))
 
         print(f"LSTM 1,256,256,1 inference >= {lstm_single / 1e3:.4f} ms: W_ih and W_hh (2 MB) read once, half on "
               f"each core (from its L2 when the last call left them there), by dot products")
