@@ -8,6 +8,7 @@ from typing import Any, Optional, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from . import _checks as check
 from .text import Vocab
 
 
@@ -51,8 +52,7 @@ def sample(model: LanguageModel, vocab: Vocab, prompt: str, n: int, *, temperatu
     if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not temperature > 0 \
             or not np.isfinite(temperature):
         raise ValueError(f"temperature: expected a finite number > 0, got {temperature!r}")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
-        raise ValueError(f"seed: expected None or an int >= 0, got {seed!r}")
+    seed = check.seed(seed)
     if not isinstance(vocab, Vocab):
         raise TypeError(f"vocab: expected a pylstm.text.Vocab, got {type(vocab).__name__}")
     size = len(vocab)

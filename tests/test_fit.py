@@ -329,8 +329,8 @@ def test_sample_argument_errors():
             pylstm.sample(net, VOCAB, args.pop("prompt"), args.pop("n"), **args)
     with pytest.raises(ValueError, match="prompt"):
         pylstm.sample(net, VOCAB, "", 5)
-    for seed in (-1, "x", 1.5):
-        with pytest.raises(ValueError, match="seed: expected None or an int >= 0"):
+    for seed, error in ((-1, ValueError), ("x", TypeError), (1.5, TypeError)):
+        with pytest.raises(error, match="seed: expected None or a non-negative int"):
             pylstm.sample(net, VOCAB, "the", 5, seed=seed)
     with pytest.raises(TypeError, match="vocab: expected a pylstm.text.Vocab, got str"):
         pylstm.sample(net, "abc", "the", 5)
