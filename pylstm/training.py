@@ -33,6 +33,7 @@ import numpy.typing as npt
 
 from . import checkpoint as ckpt
 from . import losses
+from ._checks import positive_int
 from ._types import FloatArray
 from .module import Module
 from .optim import ReduceLROnPlateau, _LRScheduler, _Optimizer, clip_grad_norm
@@ -326,12 +327,6 @@ def _check_writable(path: PathLike) -> None:
         raise ValueError(f"checkpoint: the directory {directory!r} does not exist")
 
 
-def _positive_int(value: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
-    return int(value)
-
-
 def _training_state(epoch: int, optimizer: _Optimizer, scheduler: Union[_LRScheduler, ReduceLROnPlateau, None],
                     history: History, model: Module) -> dict[str, Any]:
     return {"epoch": epoch, "optimizer_class": type(optimizer).__name__, "optimizer": optimizer.state_dict(),
@@ -404,9 +399,9 @@ def fit(model: Module, data: TrainingData, loss: LossFunction, optimizer: _Optim
     Ctrl-C stops the training, a long forward or backward within milliseconds: fit returns the history with
     ``stopped="interrupted"``, and the last checkpoint holds the last complete epoch.
     """
-    epochs = _positive_int(epochs, "epochs")
+    epochs = positive_int(epochs, "epochs")
     if bptt is not None:
-        bptt = _positive_int(bptt, "bptt")
+        bptt = positive_int(bptt, "bptt")
     if clip is not None and (isinstance(clip, bool) or not isinstance(clip, numbers.Real) or not 0 < clip < math.inf):
         raise ValueError(f"clip: expected None or a finite number > 0, got {clip!r}")
     clip = None if clip is None else float(clip)

@@ -282,8 +282,13 @@ def test_fit_argument_errors():
     assert net.grads["0.weight"].any() == False  # noqa: E712 (nothing ran)
     history = pylstm.fit(net, STREAMS[:60], ce, opt, epochs=1, bptt=20, clip=np.float32(1.0), progress=False)
     assert history.epochs == 1  # a NumPy scalar is a number
-    with pytest.raises(ValueError, match="epochs"):
+    with pytest.raises(ValueError, match="epochs: expected an int >= 1, got 0"):
         pylstm.fit(net, STREAMS, ce, opt, epochs=0)
+    for bad in ("3", 2.0, True):  # the type check every module's sizes get
+        with pytest.raises(TypeError, match="epochs: expected an int >= 1"):
+            pylstm.fit(net, STREAMS, ce, opt, epochs=bad)
+    with pytest.raises(TypeError, match="bptt: expected an int >= 1, got float"):
+        pylstm.fit(net, STREAMS, ce, opt, epochs=1, bptt=20.0)
     with pytest.raises(ValueError, match="bptt: applies to parallel streams"):
         pylstm.fit(net, [(STREAMS[:5], STREAMS[1:6])], ce, opt, epochs=1, bptt=5)
     with pytest.raises(ValueError, match=r"data: expected parallel streams.*\(N, B\) integer"):
