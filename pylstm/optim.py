@@ -22,7 +22,8 @@ and holds only JSON-serialisable scalars, lists and dicts, and NumPy arrays (cop
      "param_groups": [{"lr": 0.001, "betas": [0.9, 0.999], "eps": 1e-08, "weight_decay": 0.0, "amsgrad": False,
                        "params": [0, 1, ...]}]}
 
-A parameter's entry appears after its first step (SGD without momentum keeps none). ``step`` counts the steps taken
+A parameter's entry appears after its first step (SGD without momentum keeps none); a buffer that a hyperparameter
+changed later no longer uses (amsgrad or momentum turned off) stays in it, as in torch. ``step`` counts the steps taken
 (an int; torch keeps a float tensor). State keys may also be the numbers' decimal strings, as JSON leaves them.
 ``load_state_dict`` checks everything (keys, hyperparameters, each array's dtype and shape) before it changes
 anything, adopts the saved hyperparameters (as torch does) and copies the arrays in. A scheduler's state dict holds
@@ -270,9 +271,12 @@ def rmsprop_step(param: np.ndarray, grad: np.ndarray, state: dict[str, Any], *, 
 class _Optimizer:
     """What the optimizers share. A subclass names its hyperparameters (``_names``) and its update (``_update``, one
     of the functions above), checks the hyperparameters (``_checked``) and says which state entries a parameter has
-    after its first step (``_state_names``)."""
+    after its first step (``_state_names``) and every buffer it can hold (``_buffers``)."""
 
     _names: tuple[str, ...] = ()
+    #: Every array a parameter's state can hold. A state keeps a buffer that a hyperparameter changed after the first
+    #: step no longer uses (amsgrad turned off, momentum set to 0): it is saved and loaded with the rest, as torch does.
+    _buffers: tuple[str, ...] = ()
 
     def __init__(self, model: Model, **hyperparameters: Any) -> None:
         self._params, self._grads = _parameters(model)
@@ -345,6 +349,7 @@ class _Optimizer:
             raise TypeError(f"state_dict['state']: expected a dict, got {type(state).__name__}")
         has_step, names = self._state_names(group)
         expected = (["step"] if has_step else []) + list(names)
+        unused = [name for name in self._buffers if name not in names]
         result = {}
         for key, entry in state.items():
             k = _param_number(key, len(self._params))
@@ -353,12 +358,12 @@ class _Optimizer:
             where = f"state_dict['state'][{key!r}]"
             if isinstance(entry, Mapping) and not entry:
                 continue
-            _exact_keys(entry, expected, where)
+            _exact_keys(entry, expected, where, optional=unused)
             p = self._params[k]
             s: dict[str, Any] = {}
             if has_step:
                 s["step"] = _int(entry["step"], "step", where, minimum=1)
-            for name in names:
+            for name in list(names) + [name for name in unused if name in entry]:
                 a = entry[name]
                 label = _label(name, where)
                 if not isinstance(a, np.ndarray):
@@ -395,6 +400,7 @@ class SGD(_Optimizer):
     when momentum != 0."""
 
     _names = ("lr", "momentum", "dampening", "weight_decay", "nesterov")
+    _buffers = ("momentum_buffer",)
 
     def __init__(self, model: Model, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
                  weight_decay: float = 0, nesterov: bool = False) -> None:
@@ -420,6 +426,7 @@ class SGD(_Optimizer):
 
 
 _ADAM_NAMES = ("lr", "betas", "eps", "weight_decay", "amsgrad")
+_ADAM_BUFFERS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 
 
 def _adam_checked(values: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -442,6 +449,7 @@ class Adam(_Optimizer):
     ``exp_avg_sq`` (and ``max_exp_avg_sq`` with amsgrad)."""
 
     _names = _ADAM_NAMES
+    _buffers = _ADAM_BUFFERS
 
     def __init__(self, model: Model, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0, amsgrad: bool = False) -> None:
@@ -459,6 +467,7 @@ class AdamW(_Optimizer):
     before the update). State as Adam's."""
 
     _names = _ADAM_NAMES
+    _buffers = _ADAM_BUFFERS
 
     def __init__(self, model: Model, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 1e-2, amsgrad: bool = False) -> None:
@@ -479,6 +488,7 @@ class RMSprop(_Optimizer):
     ``square_avg`` (and ``momentum_buffer`` when momentum > 0, ``grad_avg`` when centered)."""
 
     _names = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered")
+    _buffers = ("square_avg", "momentum_buffer", "grad_avg")
 
     def __init__(self, model: Model, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0,
                  momentum: float = 0, centered: bool = False) -> None:
