@@ -1,5 +1,6 @@
 """Argument checks shared by every module class: each returns the value in its canonical type or raises a
 TypeError/ValueError that names the argument, what was expected and what came."""
+import math
 import os
 import warnings
 from typing import Any
@@ -50,19 +51,26 @@ def float_or_none(value, name):
         return None
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name}: expected None or a number, got {type(value).__name__}")
-    if not np.isfinite(value):
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond any float
+        number = math.inf
+    if not math.isfinite(number):
         raise ValueError(f"{name}: expected a finite number, got {value}")
-    return float(value)
+    return number
 
 
 def probability(value, name):
     """A number in [0, 1] -> float."""
     if value is None:
         raise TypeError(f"{name}: expected a probability in [0, 1], got None")
-    value = float_or_none(value, name)
-    if not 0.0 <= value <= 1.0:
+    try:
+        number = float_or_none(value, name)
+    except ValueError:  # not finite
+        number = math.nan
+    if not 0.0 <= number <= 1.0:
         raise ValueError(f"{name}: expected a probability in [0, 1], got {value}")
-    return value
+    return number
 
 
 def seed(value):

@@ -11,6 +11,7 @@
 """
 import copy
 import json
+import math
 
 import numpy as np
 import pytest
@@ -370,8 +371,9 @@ def test_block_argument_errors():
         pylstm.Embedding(4, 2, padding_idx=4)
     with pytest.raises(TypeError, match="padding_idx"):
         pylstm.Embedding(4, 2, padding_idx=1.0)
-    with pytest.raises(ValueError, match=r"p: expected a probability"):
-        pylstm.Dropout(1.5)
+    for p in (1.5, math.nan, 10 ** 400):  # (an int beyond any float too)
+        with pytest.raises(ValueError, match=r"p: expected a probability in \[0, 1\], got"):
+            pylstm.Dropout(p)
     lin = pylstm.Linear(3, 2)
     with pytest.raises(ValueError, match=r"x: expected shape \(\.\.\., 3\)"):
         lin(np.zeros((4, 2), np.float32))

@@ -254,8 +254,8 @@ def test_constructor_rejects_bad_num_layers(cls, value, exc):
 
 @layers
 @pytest.mark.parametrize("value,exc", [(-0.1, ValueError), (1.5, ValueError), ("a", TypeError), (np.nan, ValueError),
-                                       (np.inf, ValueError), (True, TypeError)],
-                         ids=["negative", "above-one", "str", "nan", "inf", "True"])
+                                       (np.inf, ValueError), (True, TypeError), (10 ** 400, ValueError)],
+                         ids=["negative", "above-one", "str", "nan", "inf", "True", "int-beyond-float"])
 def test_constructor_rejects_bad_dropout(cls, value, exc):
     with pytest.raises(exc, match=names("dropout")) as info:
         cls(3, 4, num_layers=2, dropout=value)
@@ -309,8 +309,9 @@ def test_lstm_only_options_are_refused_by_gru_and_rnn(cls, arg, value):
 
 
 @pytest.mark.parametrize("value,exc", [("x", TypeError), (np.inf, ValueError), (-np.inf, ValueError),
-                                       (np.nan, ValueError), (True, TypeError), ([1.0], TypeError)],
-                         ids=["str", "inf", "-inf", "nan", "True", "list"])
+                                       (np.nan, ValueError), (True, TypeError), ([1.0], TypeError),
+                                       (-10 ** 400, ValueError)],
+                         ids=["str", "inf", "-inf", "nan", "True", "list", "int-beyond-float"])
 def test_lstm_rejects_bad_forget_bias(value, exc):
     with pytest.raises(exc, match=names("forget_bias")) as info:
         pylstm.LSTM(3, 4, forget_bias=value)
