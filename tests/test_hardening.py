@@ -476,6 +476,67 @@ def test_release_memory_while_other_threads_run_kernels():
     assert "bad 0" in out
 
 
+# An index array (ids, targets, batch_sizes) that another thread rewrites during a call: the kernels index with it
+# without the GIL, after it was checked. Each call works on its own checked copy, so a racing writer of out-of-range
+# values gives an error or a result, never reads or writes out of bounds (which crashed: hence a subprocess).
+RACED_INDEX_CALLS = {
+    "embedding": """
+        emb = pylstm.Embedding(4, 64, seed=0)
+        a = np.zeros(1 << 16, np.int64)
+        def call():
+            out = emb(a)
+            emb.backward(np.ones_like(out))
+        big = 1 << 40
+    """,
+    "cross_entropy": """
+        logits = np.zeros((1 << 15, 8), np.float32)
+        a = np.zeros(1 << 15, np.int64)
+        def call():
+            pylstm.losses.cross_entropy(logits, a)
+        big = 1 << 40
+    """,
+    "batch_sizes": """
+        a = np.ones(64, np.int64)
+        x = np.ones((64, 8), np.float32)
+        h0 = np.zeros((64, 32), np.float32)
+        w_ih, w_hh = np.full((32, 8), 0.01, np.float32), np.full((32, 32), 0.01, np.float32)
+        def call():
+            pylstm.functional.rnn_forward(x, h0, w_ih, w_hh, batch_sizes=a, training=False)
+        big = 1 << 30
+    """,
+}
+
+
+@pytest.mark.parametrize("which", list(RACED_INDEX_CALLS))
+def test_an_index_array_rewritten_by_another_thread_during_calls(which):
+    out = run_python(textwrap.dedent("""
+    import threading, time
+    import numpy as np
+    import pylstm
+    """) + textwrap.dedent(RACED_INDEX_CALLS[which]) + textwrap.dedent("""
+    good, stop = a.copy(), threading.Event()
+    def rewrite():
+        while not stop.is_set():
+            a[:] = big
+            a[:] = good
+    writer = threading.Thread(target=rewrite)
+    writer.start()
+    calls, refused, end = 0, 0, time.perf_counter() + 3.0
+    try:
+        while time.perf_counter() < end:
+            try:
+                call()
+                calls += 1
+            except ValueError:
+                refused += 1
+    finally:
+        stop.set()
+        writer.join()
+    print("done", calls, refused)
+    """), timeout=120)
+    assert out.startswith("done"), out
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Writes past the end of a scratch block corrupt the heap without changing any result: a process that runs the
 # backward passes of every layout and direction and then frees everything must exit cleanly (glibc checks its heap

@@ -42,6 +42,8 @@ class ArgChecker {
  public:
   // The first array sets the dtype every other array must have.
   explicit ArgChecker(const char* cell) : cell_(cell) {}
+  ArgChecker(const ArgChecker&) = delete;  // the shapes it gives point into its own copy of batch_sizes
+  ArgChecker& operator=(const ArgChecker&) = delete;
 
   // Any C-contiguous float32/float64 array: sets the dtype.
   py::array any_float(const py::object& obj, const char* name) {
@@ -103,7 +105,11 @@ class ArgChecker {
     py::array h = ndarray(h0, "h0");
     if (h.ndim() != 2) throw py::value_error("h0: expected shape (B, P), got " + shape_str(shape_of(h)));
     const int64_t B = h.shape(0), T_ = bs.shape(0);
-    const int64_t* v = static_cast<const int64_t*>(bs.data());
+    // The call's own copy, checked and then used: the kernels read it without the GIL, and another thread could change
+    // the caller's array after the check (rows past the batch would be read and written out of bounds).
+    const int64_t* given = static_cast<const int64_t*>(bs.data());
+    batch_sizes_copy_.assign(given, given + T_);
+    const int64_t* v = batch_sizes_copy_.data();
     int64_t total = 0;
     for (int64_t k = 0; k < T_; ++k) {
       if (v[k] < 0 || v[k] > B)
@@ -272,7 +278,8 @@ class ArgChecker {
   std::string cell_;
   py::dtype dtype_ = py::dtype::of<float>();
   int64_t steps_ = 0, batch_ = 0, input_ = 0, hidden_ = 0, proj_ = 0, packed_rows_ = 0;
-  const int64_t* batch_sizes_ = nullptr;
+  const int64_t* batch_sizes_ = nullptr;  // batch_sizes_copy_'s values
+  std::vector<int64_t> batch_sizes_copy_;
   std::vector<ByteRange> inputs_;
   std::vector<std::pair<ByteRange, std::string>> outputs_;
 };

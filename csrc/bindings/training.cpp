@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -31,13 +32,17 @@ py::array float_array(const py::object& obj, const char* name, const py::array* 
   return a;
 }
 
-// A C-contiguous aligned int64 array.
+// A C-contiguous aligned int64 array -> the call's own copy of it, which the call then checks and uses. The kernels
+// index tables with these values without the GIL: had they read the caller's array, another thread could change it
+// between the check and the use, and an index past the table would read or write out of bounds.
 py::array index_array(const py::object& obj, const char* name) {
   py::array a = ndarray(obj, name);
   if (!same_dtype(a.dtype(), py::dtype::of<int64_t>()))
     throw py::type_error(std::string(name) + ": expected dtype int64, got " + dtype_str(a));
   check_layout(a, name);
-  return a;
+  py::array_t<int64_t> copy(std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()));
+  if (a.nbytes() > 0) std::memcpy(copy.mutable_data(), a.data(), static_cast<size_t>(a.nbytes()));
+  return copy;
 }
 
 void expect_shape(const py::array& a, const char* name, const std::vector<int64_t>& shape, const char* meaning) {
