@@ -109,7 +109,8 @@ def dropout_layers(dropout, num_layers):
 
 def exact_state(state, shapes, dtype):
     """The streaming fast path (a state the module returned): the parts as they are when state is exactly such arrays
-    (plain C-contiguous ndarrays of these shapes and dtype; a tuple, or for one part the array itself), else None.
+    (plain C-contiguous, aligned ndarrays of these shapes and dtype; a tuple, or for one part the array itself), else
+    None.
     An explicit loop: a generator under all() costs a measurable part of a batch-1 step."""
     n = len(shapes)
     parts = state if type(state) is tuple else (state,) if n == 1 and type(state) is np.ndarray else None
@@ -117,7 +118,7 @@ def exact_state(state, shapes, dtype):
         return None
     for part, shape in zip(parts, shapes):
         if not (type(part) is np.ndarray and part.shape == shape and part.dtype == dtype
-                and part.flags.c_contiguous):
+                and part.flags.c_contiguous and part.flags.aligned):
             return None
     return parts
 

@@ -57,6 +57,7 @@ class _Recurrent(Module):
         self.peepholes = peepholes
         self.training = True
         self._saved = None
+        self._kernels_added = 0  # (backward's count of the kernel calls that added gradients)
         self._names = {}
         self._zero_state_cache = None
         self._single = self.num_layers == 1 and not self.bidirectional
@@ -308,7 +309,7 @@ class _Recurrent(Module):
             if k < self.num_layers - 1 and masks:
                 drows = drows * masks[k]
             w, extras = self._weights(self.params, k, 0)
-            drows, dstart = self._cell.backward(saved[k][0], w, extras, drows,
+            drows, dstart = self._added_backward(saved[k][0], w, extras, drows,
                                                 tuple(None if s is None else s[k] for s in dfinal),
                                                 *self._gradients(k, 0))
             for part, value in zip(dinitial, dstart):
@@ -323,7 +324,8 @@ class _Recurrent(Module):
         sequence's length is ignored (those outputs are constant zeros). Runs once per forward, as torch's: a second
         call raises RuntimeError (the gradients would be added again). Ctrl-C during a long backward raises
         KeyboardInterrupt within milliseconds; ``grads`` then hold the gradients of the layers and directions done so
-        far (zero_grad() before the next step, as usual), and the forward is used up.
+        far (zero_grad() before the next step, as usual), and the forward is used up. So is it by an error raised
+        after some layers had added theirs; an error before that leaves the forward for a corrected call.
         """
         record = self._saved
         if record is None:
@@ -331,6 +333,7 @@ class _Recurrent(Module):
             raise RuntimeError("backward: needs a training-mode forward whose backward has not run yet (it runs once "
                                f"per forward){mode}")
         layout, saved, masks, out_shape, unbatched = record
+        self._kernels_added = 0
         try:
             if layout is None and not unbatched:  # the fast paths' records
                 if len(saved) == 1:
@@ -341,12 +344,20 @@ class _Recurrent(Module):
                 result = self._backward_unbatched(record, dout, dstate)
             else:
                 result = self._backward_layout(layout, saved, masks, out_shape, dout, dstate)
-        except KeyboardInterrupt:
-            # Ctrl-C: the layers and directions whose kernels had finished have added their gradients (a kernel call
-            # cut short adds nothing), so this forward cannot be differentiated again without adding those twice.
-            self._saved = None
+        except BaseException as exc:
+            # Ctrl-C, or an error after some layers and directions had added their gradients (a kernel call that
+            # raises or is cut short adds nothing): this forward cannot be differentiated again without adding those
+            # twice. An error before any was added leaves the forward for a corrected call.
+            if isinstance(exc, KeyboardInterrupt) or self._kernels_added > 0:
+                self._saved = None
             raise
         self._saved = None
+        return result
+
+    def _added_backward(self, *args):
+        """self._cell.backward of one layer and direction of a stack (it adds into grads), counted for backward."""
+        result = self._cell.backward(*args)
+        self._kernels_added += 1
         return result
 
     def _backward_batched(self, record, dout, dstate):
@@ -384,7 +395,7 @@ class _Recurrent(Module):
                 dlast = tuple(None if s is None else layout.sort_state(s[k * D + d]) for s in dfinal)
                 w, extras = self._weights(self.params, k, d)
                 # the saved record knows the direction the kernel ran
-                dx, dstart = self._cell.backward(saved[k][d], w, extras, layout.direction_rows(dout_d, d), dlast,
+                dx, dstart = self._added_backward(saved[k][d], w, extras, layout.direction_rows(dout_d, d), dlast,
                                                  *self._gradients(k, d))
                 dx = layout.direction_rows(dx, d)
                 dx_layer = dx if dx_layer is None else dx_layer + dx

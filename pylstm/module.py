@@ -189,14 +189,16 @@ class Module:
         return f"{type(self).__name__}({head}{', ' if head and rest else ''}{rest})"
 
     def _array(self, value: npt.ArrayLike, name: str) -> FloatArray:
-        """value as a C-contiguous ndarray of the module's dtype: an ndarray of another dtype is an error (no silent
-        casts of large arrays), any other array-like is converted."""
+        """value as a C-contiguous, aligned ndarray of the module's dtype: an ndarray of another dtype is an error (no
+        silent casts of large arrays), any other array-like is converted; a strided or misaligned one is copied (the
+        kernels read whole aligned elements)."""
         if isinstance(value, np.ndarray):
             if value.dtype != self.dtype:
                 raise TypeError(f"{name}: expected dtype {self.dtype.name} (the module's dtype), got {value.dtype}")
-            if type(value) is np.ndarray and value.flags.c_contiguous:
+            if type(value) is np.ndarray and value.flags.c_contiguous and value.flags.aligned:
                 return value  # as np.asarray would return it, without the call (a subclass still goes through it)
-            return np.asarray(value, order="C")  # not ascontiguousarray: it would report a 0-d x as shape (1,)
+            value = np.asarray(value, order="C")  # not ascontiguousarray: it would report a 0-d x as shape (1,)
+            return value if value.flags.aligned else value.copy()
         try:
             return np.asarray(value, dtype=self.dtype, order="C")
         except (TypeError, ValueError) as exc:

@@ -114,9 +114,9 @@ class _StepCell(Module):
         parts = self._states(dstate, batch, "dstate")
         if parts[0] is None:
             raise ValueError("dstate: the gradient of h is required (the step's output), got None")
-        self._steps.pop()
         dx, dstart = self._cell.backward(saved, self._w, (None, None), parts[0][None], (None,) + parts[1:],
                                          self._grad_kwargs, (None, None))
+        self._steps.pop()  # only now: a kernel that raises adds nothing, and the step stays for a corrected call
         if unbatched:
             return dx[0, 0], (dstart[0][0] if len(dstart) == 1 else tuple(part[0] for part in dstart))
         return dx[0], (dstart[0] if len(dstart) == 1 else dstart)

@@ -322,6 +322,58 @@ def test_backward_with_no_step_left_raises(name):
 
 
 @pytest.mark.parametrize("name", list(CELLS))
+def test_a_backward_that_the_kernel_refuses_keeps_its_step(name):
+    """The kernel refuses a dstate that shares memory with the weight_hh gradient it writes: the step stays, and the
+    corrected call differentiates that step (not the one before it)."""
+    x = np.random.default_rng(2).standard_normal((3, 2, I_SIZE))
+    dh = np.random.default_rng(3).standard_normal((2, H_SIZE))
+    cells = []
+    for _ in range(2):
+        cell = make_cell(name)
+        state = None
+        for t in range(3):
+            state = cell(x[t], state)
+        cells.append(cell)
+    cell, clean = cells
+    shared = cell.grads["weight_hh"][:2]
+    with pytest.raises(ValueError, match="must not share memory"):
+        cell.backward((shared, None) if n_states(name) == 2 else shared)
+    results = [c.backward((dh, None) if n_states(name) == 2 else dh) for c in (cell, clean)]
+    for got, expected in zip(results[0][:1] + as_tuple(results[0][1]), results[1][:1] + as_tuple(results[1][1])):
+        np.testing.assert_array_equal(got, expected)
+    for key in clean.grads:
+        np.testing.assert_array_equal(cell.grads[key], clean.grads[key], err_msg=key)
+
+
+@pytest.mark.parametrize("name", list(CELLS))
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_misaligned_states_are_taken_as_strided_ones_are(name, training):
+    """A state or dstate one byte off its element alignment (a view of a byte buffer) is copied, as a strided one is:
+    the same results as the aligned arrays, in either mode."""
+    def misaligned(a):
+        view = np.frombuffer(bytearray(a.nbytes + 1), a.dtype, a.size, 1).reshape(a.shape)
+        view[...] = a
+        assert not view.flags.aligned
+        return view
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, I_SIZE))
+    parts = tuple(rng.standard_normal((2, H_SIZE)) for _ in range(n_states(name)))
+    results = []
+    for convert in (lambda a: a, misaligned):
+        cell = make_cell(name).train(training)
+        state = tuple(convert(p) for p in parts)
+        out = cell(convert(x), state if len(state) == 2 else state[0])
+        result = list(as_tuple(out))
+        if training:
+            dx, dstate = cell.backward(tuple(convert(p) for p in parts) if len(parts) == 2 else convert(parts[0]))
+            result += [dx, *as_tuple(dstate), *cell.grads.values()]
+        results.append(result)
+    for got, expected in zip(*results):
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("name", list(CELLS))
 def test_eval_keeps_nothing_and_backward_raises(name):
     cell = make_cell(name, "float64")
     dh = np.ones((2, H_SIZE))

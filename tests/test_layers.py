@@ -292,6 +292,62 @@ def test_a_second_backward_of_one_forward_raises(kind, call):
 
 
 @kinds
+def test_a_stacks_backward_that_fails_after_a_layer_added_its_gradients_is_used_up(kind):
+    """A stack's backward runs a kernel per layer from the last: an error in layer 0's after layer 1's added its
+    gradients uses the forward up (a retry would add layer 1's twice); an error before any kernel ran leaves it.
+    Layer 0's kernel here refuses a dstate whose layer-0 part shares memory with its own weight_hh gradient."""
+    H = 4
+    B = kind.gates * H // 2  # dstate (2, B, H) then has the size of weight_hh_l0's gradient
+    x = np.random.default_rng(3).standard_normal((5, B, 3))
+
+    def run():
+        layer = kind.make(3, H, num_layers=2, dtype="float64", seed=4)
+        return layer, layer(x)[0]
+
+    clean, out = run()
+    clean.backward(np.ones_like(out))
+    layer, out = run()
+    with pytest.raises(ValueError, match="dout"):  # checked before any kernel runs: the forward stays
+        layer.backward(np.ones(out.shape[:-1] + (out.shape[-1] + 1,)))
+    view = layer.grads["weight_hh_l0"].reshape(2, B, H)
+    with pytest.raises(ValueError, match="must not share memory"):
+        layer.backward(np.ones_like(out), (view, None) if kind.is_lstm else view)
+    with pytest.raises(RuntimeError, match="backward"):
+        layer.backward(np.ones_like(out))
+    for name, g in layer.grads.items():  # layer 1's gradients once, layer 0's none
+        expected = clean.grads[name] if name.endswith("_l1") else np.zeros_like(g)
+        np.testing.assert_array_equal(g, expected, err_msg=name)
+
+
+@kinds
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_misaligned_states_are_taken_as_strided_ones_are(kind, training):
+    """x, a state and a dstate one byte off their element alignment (views of a byte buffer) are copied, as strided
+    ones are (they were refused in eval mode and in backward, under the kernel's names h0 and dh_n)."""
+    def misaligned(a):
+        view = np.frombuffer(bytearray(a.nbytes + 1), a.dtype, a.size, 1).reshape(a.shape)
+        view[...] = a
+        return view
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 2, 3))
+    parts = tuple(rng.standard_normal((1, 2, 4)) for _ in range(2 if kind.is_lstm else 1))
+    results = []
+    for convert in (lambda a: a, misaligned):
+        layer = kind.make(3, 4, dtype="float64", seed=1).train(training)
+        state = tuple(convert(p) for p in parts)
+        out, final = layer(convert(x), state if kind.is_lstm else state[0])
+        result = [out, *as_tuple(final)]
+        if training:
+            dstate = tuple(convert(p) for p in parts)
+            dx, dstate0 = layer.backward(convert(np.ones_like(out)), dstate if kind.is_lstm else dstate[0])
+            result += [dx, *as_tuple(dstate0), *layer.grads.values()]
+        results.append(result)
+    for got, expected in zip(*results):
+        np.testing.assert_array_equal(got, expected)
+
+
+@kinds
 def test_zero_grad_clears_in_place(kind):
     layer = kind.make(3, 4, seed=5)
     out, _ = layer(np.ones((2, 2, 3), np.float32))

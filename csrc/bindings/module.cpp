@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -42,8 +43,6 @@ class ArgChecker {
  public:
   // The first array sets the dtype every other array must have.
   explicit ArgChecker(const char* cell) : cell_(cell) {}
-  ArgChecker(const ArgChecker&) = delete;  // the shapes it gives point into its own copy of batch_sizes
-  ArgChecker& operator=(const ArgChecker&) = delete;
 
   // Any C-contiguous float32/float64 array: sets the dtype.
   py::array any_float(const py::object& obj, const char* name) {
@@ -60,7 +59,7 @@ class ArgChecker {
                             ", got " + shape_str(shape_of(a)));
     hidden_ = a.shape(1);
     check_layout(a, "weight_hh");
-    add_input(a);
+    add_input(a, "weight_hh");
     return a;
   }
 
@@ -79,8 +78,8 @@ class ArgChecker {
                             " (4*H, P with weight_hr of shape (P, H)), got " + shape_str(shape_of(hh)));
     check_layout(hh, "weight_hh");
     check_layout(hr, "weight_hr");
-    add_input(hh);
-    add_input(hr);
+    add_input(hh, "weight_hh");
+    add_input(hr, "weight_hr");
     return {hh, hr};
   }
 
@@ -107,9 +106,10 @@ class ArgChecker {
     const int64_t B = h.shape(0), T_ = bs.shape(0);
     // The call's own copy, checked and then used: the kernels read it without the GIL, and another thread could change
     // the caller's array after the check (rows past the batch would be read and written out of bounds).
-    const int64_t* given = static_cast<const int64_t*>(bs.data());
-    batch_sizes_copy_.assign(given, given + T_);
-    const int64_t* v = batch_sizes_copy_.data();
+    // (new[] of 0 values still gives a pointer: a null batch_sizes_ would mean the uniform layout.)
+    batch_sizes_copy_ = std::make_unique<int64_t[]>(static_cast<size_t>(T_));
+    std::copy_n(static_cast<const int64_t*>(bs.data()), T_, batch_sizes_copy_.get());
+    const int64_t* v = batch_sizes_copy_.get();
     int64_t total = 0;
     for (int64_t k = 0; k < T_; ++k) {
       if (v[k] < 0 || v[k] > B)
@@ -127,8 +127,8 @@ class ArgChecker {
                             " (packed rows: N = sum(batch_sizes), I = weight_ih.shape[1]), got " +
                             shape_str(shape_of(a)));
     check_layout(a, "x");
-    add_input(a);
-    add_input(bs);
+    add_input(a, "x");
+    add_input(bs, "batch_sizes");
     steps_ = T_;
     batch_ = B;
     batch_sizes_ = v;
@@ -152,7 +152,7 @@ class ArgChecker {
                             shape_str(shape_of(a)));
     input_ = a.shape(1);
     check_layout(a, "weight_ih");
-    add_input(a);
+    add_input(a, "weight_ih");
     return a;
   }
 
@@ -166,14 +166,14 @@ class ArgChecker {
     steps_ = a.shape(0);
     batch_ = a.shape(1);
     check_layout(a, name);
-    add_input(a);
+    add_input(a, name);
     return a;
   }
 
   // An input of a fixed shape.
   py::array input(const py::object& obj, const char* name, const std::vector<int64_t>& shape) {
     py::array a = shaped(obj, name, shape);
-    add_input(a);
+    add_input(a, name);
     return a;
   }
 
@@ -197,9 +197,10 @@ class ArgChecker {
     for (const auto& [other, other_name] : outputs_)
       if (overlap(r, other))
         throw py::value_error(std::string(name) + ": must not share memory with " + other_name);
-    for (const auto& in : inputs_)
+    for (const auto& [in, in_name] : inputs_)
       if (overlap(r, in))
-        throw py::value_error(std::string(name) + ": must not share memory with an input array of this call");
+        throw py::value_error(std::string(name) + ": must not share memory with " + in_name +
+                              ", an input of this call (it is written while " + in_name + " is read)");
     outputs_.push_back({r, name});
     return a;
   }
@@ -273,14 +274,14 @@ class ArgChecker {
                            " (the dtype of weight_hh), got " + dtype_str(a));
   }
 
-  void add_input(const py::array& a) { inputs_.push_back(byte_range(a)); }
+  void add_input(const py::array& a, const std::string& name) { inputs_.push_back({byte_range(a), name}); }
 
   std::string cell_;
   py::dtype dtype_ = py::dtype::of<float>();
   int64_t steps_ = 0, batch_ = 0, input_ = 0, hidden_ = 0, proj_ = 0, packed_rows_ = 0;
   const int64_t* batch_sizes_ = nullptr;  // batch_sizes_copy_'s values
-  std::vector<int64_t> batch_sizes_copy_;
-  std::vector<ByteRange> inputs_;
+  std::unique_ptr<int64_t[]> batch_sizes_copy_;
+  std::vector<std::pair<ByteRange, std::string>> inputs_;
   std::vector<std::pair<ByteRange, std::string>> outputs_;
 };
 
