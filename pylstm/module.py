@@ -143,6 +143,10 @@ class Module:
             if v.dtype.kind not in "fiu":
                 raise TypeError(f"state_dict[{name!r}]: expected real numbers, got dtype {v.dtype}")
             values[name] = v
+        own = list(self.params.values())
+        for name, v in values.items():  # the module's own arrays under other names: their values before any copy
+            if any(np.may_share_memory(v, p) for p in own):
+                values[name] = v.copy()
         for name, v in values.items():
             np.copyto(self.params[name], v, casting="unsafe")
 

@@ -394,6 +394,20 @@ def test_load_state_dict_round_trip_in_place(kind, bias):
 
 
 @kinds
+def test_load_state_dict_of_the_layers_own_arrays_swapped(kind):
+    """A mapping that holds the layer's own live arrays under other names (the two directions swapped) loads the
+    values they had before the call: each array is read before any is overwritten."""
+    layer = kind.make(3, 4, bidirectional=True, dtype="float64", seed=2)
+    before = {name: p.copy() for name, p in layer.params.items()}
+    swapped = {name: layer.params[name[:-len("_reverse")] if name.endswith("_reverse") else name + "_reverse"]
+               for name in layer.params}
+    layer.load_state_dict(swapped)
+    for name, p in layer.params.items():
+        other = name[:-len("_reverse")] if name.endswith("_reverse") else name + "_reverse"
+        np.testing.assert_array_equal(p, before[other], err_msg=name)
+
+
+@kinds
 def test_load_state_dict_casts_to_the_layer_dtype(kind):
     layer = kind.make(3, 4, seed=9)  # float32
     sd64 = {name: v.astype(np.float64) / 3 for name, v in layer.state_dict().items()}
