@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -128,6 +129,64 @@ def test_isa_fixture_restores_the_isa(isa):
 
 def test_isa_after_fixture_is_the_default():
     assert pylstm.isa() == (os.environ.get("PYLSTM_ISA") or pylstm.supported_isas()[-1])
+
+
+@pytest.mark.skipif(len(pylstm.supported_isas()) < 2, reason="one ISA: nothing to switch between")
+def test_set_isa_on_another_thread_during_calls_gives_one_isas_results():
+    """A kernel call reads the active ISA once: while another thread switches between scalar and the best ISA, every
+    forward and backward (whose products after the time loop fetched the table again) equals one ISA's, bitwise."""
+    rng = np.random.default_rng(0)
+    T, B, I, H = 6, 24, 40, 96
+    x, h0, c0 = (0.3 * rng.standard_normal(s).astype(np.float32) for s in ((T, B, I), (B, H), (B, H)))
+    w_ih, w_hh = (0.3 * rng.standard_normal(s).astype(np.float32) for s in ((4 * H, I), (4 * H, H)))
+    dout = rng.standard_normal((T, B, H)).astype(np.float32)
+
+    def forward():
+        return _core.lstm_forward(x, h0, c0, w_ih, w_hh, None, None, None, None, None, None, None, True)
+
+    def backward(out, gates, cells):
+        dw_ih, dw_hh = np.zeros_like(w_ih), np.zeros_like(w_hh)
+        grads = _core.lstm_backward(x, h0, c0, w_ih, w_hh, None, None, None, None, None, out, gates, cells, dout,
+                                    None, None, dw_ih, dw_hh, None, None, None, None, None, None)
+        return [*grads, dw_ih, dw_hh]
+
+    def call():  # -> [forward's results, backward's from the first ISA's forward]
+        return [forward(), backward(*saved)]
+
+    previous = pylstm.isa()
+    switched = ["scalar", pylstm.supported_isas()[-1]]
+    try:
+        expected, saved = [], None
+        for name in switched:
+            _core.set_isa(name)
+            results = forward()
+            saved = saved or (results[0], results[3], results[4])
+            expected.append([results, backward(*saved)])
+        for a, b in zip(*expected):  # (the two ISAs' results differ)
+            assert any(not np.array_equal(u, v) for u, v in zip(a, b))
+        stop = threading.Event()
+
+        def switch():
+            k = 0
+            while not stop.is_set():
+                _core.set_isa(switched[k % 2])
+                k += 1
+                time.sleep(0.0002)
+
+        switcher = threading.Thread(target=switch)
+        switcher.start()
+        try:
+            mixed = 0
+            for _ in range(150):
+                got = call()
+                for part in range(2):  # each call's results one ISA's
+                    mixed += not any(all(np.array_equal(u, v) for u, v in zip(got[part], e[part])) for e in expected)
+        finally:
+            stop.set()
+            switcher.join()
+    finally:
+        _core.set_isa(previous)
+    assert mixed == 0
 
 
 # ----------------------------------------------------------------------------------------------------------------------

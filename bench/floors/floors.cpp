@@ -344,13 +344,14 @@ void gemms(int64_t B, int64_t I, int64_t H, int64_t T, int64_t gates, double* pr
   random_fill(dpre, R * ldp, 1e-3f);
   const GradTerm<float> terms[] = {{x, R, nullptr, I, 0, G, dw_ih, I}, {hs, R, nullptr, H, 0, G, dw_hh, H}};
   std::vector<double> projection, input_grad, grads;
+  const Ops<float>& kernels = ops<float>();
   for (int run = 0; run < 21; ++run) {
     const double t0 = now();
-    gemm(R, G, I, x, I, int64_t(1), w_ih, I, true, pre, G, false);
+    gemm(kernels, R, G, I, x, I, int64_t(1), w_ih, I, true, pre, G, false);
     const double t1 = now();
-    gemm(R, I, G, dpre, ldp, int64_t(1), w_ih, I, false, dx, I, false);
+    gemm(kernels, R, I, G, dpre, ldp, int64_t(1), w_ih, I, false, dx, I, false);
     const double t2 = now();
-    weight_gradients(G, R, dpre, ldp, terms, 2, db, static_cast<float*>(nullptr));
+    weight_gradients(kernels, G, R, dpre, ldp, terms, 2, db, static_cast<float*>(nullptr));
     const double t3 = now();
     projection.push_back((t1 - t0) * 1e3);
     input_grad.push_back((t2 - t1) * 1e3);

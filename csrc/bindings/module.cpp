@@ -609,7 +609,8 @@ PYBIND11_MODULE(_core, m) {
           throw py::value_error(std::string("isa: ") + e.what());
         }
       },
-      py::arg("isa"), "Run the kernels of this instruction set from now on (for tests and comparisons).");
+      py::arg("isa"), "Run the kernels of this instruction set from now on (for tests and comparisons): in calls that "
+        "start after it (a call running meanwhile finishes on the ISA it started with).");
   {  // The cache sizes the kernels' choices follow (primitives/cache_sizes.h), and those choices' thresholds.
     auto as_dict = [](const CacheSizes& c) {
       py::dict d;

@@ -40,11 +40,10 @@ bool FinalRows::wait_until(int64_t row) const {
 constexpr int64_t kElementWork = 8;
 
 template <typename T>
-void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t as_m, int64_t as_k, const T* B, int64_t ldb,
-          bool b_transposed, T* C, int64_t ldc, bool accumulate, const T* start) {
+void gemm(const Ops<T>& kernels, int64_t M, int64_t N, int64_t K, const T* A, int64_t as_m, int64_t as_k, const T* B,
+          int64_t ldb, bool b_transposed, T* C, int64_t ldc, bool accumulate, const T* start) {
   if (M <= 0 || N <= 0) return;
   if (start != nullptr) accumulate = false;
-  const Ops<T>& kernels = ops<T>();
   // A few rows (dx of a short sequence at batch 1-4): B read once, in place, each thread its columns; packing it
   // first would read and write all of B for those rows.
   constexpr int64_t kFewRows = 4;
@@ -96,10 +95,9 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t as_m, int64_t as_
 }
 
 template <typename T>
-void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const GradTerm<T>* terms, int n_terms, T* bias,
-                      T* bias2, const FinalRows* ready) {
+void weight_gradients(const Ops<T>& kernels, int64_t M, int64_t K, const T* dpre, int64_t ld, const GradTerm<T>* terms,
+                      int n_terms, T* bias, T* bias2, const FinalRows* ready) {
   if (M <= 0) return;
-  const Ops<T>& kernels = ops<T>();
   // Row blocks of dpre^T that never straddle a term's boundary, small enough that every thread gets some.
   std::vector<int64_t> cuts = {0, M};
   for (int j = 0; j < n_terms; ++j) cuts.insert(cuts.end(), {terms[j].m_begin, terms[j].m_end});
@@ -252,13 +250,13 @@ void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const Gra
   }
 }
 
-template void gemm<float>(int64_t, int64_t, int64_t, const float*, int64_t, int64_t, const float*, int64_t, bool,
-                          float*, int64_t, bool, const float*);
-template void gemm<double>(int64_t, int64_t, int64_t, const double*, int64_t, int64_t, const double*, int64_t, bool,
-                           double*, int64_t, bool, const double*);
-template void weight_gradients<float>(int64_t, int64_t, const float*, int64_t, const GradTerm<float>*, int,
-                                      float*, float*, const FinalRows*);
-template void weight_gradients<double>(int64_t, int64_t, const double*, int64_t, const GradTerm<double>*, int,
-                                       double*, double*, const FinalRows*);
+template void gemm<float>(const Ops<float>&, int64_t, int64_t, int64_t, const float*, int64_t, int64_t, const float*,
+                          int64_t, bool, float*, int64_t, bool, const float*);
+template void gemm<double>(const Ops<double>&, int64_t, int64_t, int64_t, const double*, int64_t, int64_t,
+                           const double*, int64_t, bool, double*, int64_t, bool, const double*);
+template void weight_gradients<float>(const Ops<float>&, int64_t, int64_t, const float*, int64_t,
+                                      const GradTerm<float>*, int, float*, float*, const FinalRows*);
+template void weight_gradients<double>(const Ops<double>&, int64_t, int64_t, const double*, int64_t,
+                                       const GradTerm<double>*, int, double*, double*, const FinalRows*);
 
 }  // namespace pylstm

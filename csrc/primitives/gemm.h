@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "primitives/ops.h"
 #include "primitives/work_rounds.h"
 
 namespace pylstm {
@@ -28,7 +29,7 @@ class FinalRows {
   const bool may_abandon_;
 };
 
-// C (M, N) = [C +] A (M, K) @ B (K, N), with the active ISA's micro-kernels.
+// C (M, N) = [C +] A (M, K) @ B (K, N), with the micro-kernels of `kernels` (the call's ISA's table, ops<T>()).
 //   A: element (m, k) at A[m * a_row_stride + k * a_col_stride] (so A^T of a stored matrix is just other strides).
 //   B: b_transposed = false: the row-major (K, N) matrix at B with leading dimension ldb;
 //      b_transposed = true:  W^T for the row-major (N, K) matrix W at B with leading dimension ldb.
@@ -39,8 +40,9 @@ class FinalRows {
 // a_col_stride = 1). Threads split C by row blocks or by column panels, never the sum over k, so results are bitwise
 // identical for any thread count.
 template <typename T>
-void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row_stride, int64_t a_col_stride, const T* B,
-          int64_t ldb, bool b_transposed, T* C, int64_t ldc, bool accumulate, const T* start = nullptr);
+void gemm(const Ops<T>& kernels, int64_t M, int64_t N, int64_t K, const T* A, int64_t a_row_stride,
+          int64_t a_col_stride, const T* B, int64_t ldb, bool b_transposed, T* C, int64_t ldc, bool accumulate,
+          const T* start = nullptr);
 
 // One term of a weight gradient: C (rows m_begin..m_end of the gradient, N columns, leading dimension ldc)
 // += dpre[:, m_begin:m_end]^T @ B, with B row-major (K, N): rows [0, split) at head, rows [split, K) at tail.
@@ -60,9 +62,10 @@ struct GradTerm {
 // that covers its rows, and its row sums (the bias gradient, the same for b_ih and b_hh) are added to bias and
 // bias2 (each may be null). Threads split the M rows; results do not depend on their number. The sum over K runs in
 // blocks from the last rows to the first, so that with `ready` (not null: dpre is still being made by a backward
-// loop, from its last row to its first) each block starts once its rows are final, with the same result.
+// loop, from its last row to its first) each block starts once its rows are final, with the same result. With the
+// micro-kernels of `kernels`, as gemm.
 template <typename T>
-void weight_gradients(int64_t M, int64_t K, const T* dpre, int64_t ld, const GradTerm<T>* terms, int n_terms, T* bias,
-                      T* bias2, const FinalRows* ready = nullptr);
+void weight_gradients(const Ops<T>& kernels, int64_t M, int64_t K, const T* dpre, int64_t ld, const GradTerm<T>* terms,
+                      int n_terms, T* bias, T* bias2, const FinalRows* ready = nullptr);
 
 }  // namespace pylstm

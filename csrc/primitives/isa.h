@@ -5,7 +5,9 @@
 // A table is a struct of function pointers and constants over a dtype T (Ops<T> in ops.h; each cell's units table in
 // its folder), filled at compile time once per ISA from code written once over Vec<T>. Whoever defines a kind of
 // table declares its tables with PYLSTM_DECLARE_ISA_TABLES and compiles them with simd/for_isa_inl.h (the file
-// names it in PYLSTM_ISA_BODY); active_table() hands out the table of the ISA that runs.
+// names it in PYLSTM_ISA_BODY); active_table() hands out the table of the ISA that runs. A kernel call reads the
+// active ISA once and takes every table it uses for that ISA: set_active_isa on another thread during the call must
+// not make one result of two ISAs' arithmetic.
 #pragma once
 #include <string>
 #include <vector>
@@ -51,10 +53,10 @@ PYLSTM_FOR_EACH_ISA(PYLSTM_ISA_TABLE_TEMPLATE, )
   }
 #define PYLSTM_DECLARE_ISA_TABLES(Kind) PYLSTM_FOR_EACH_ISA(PYLSTM_DECLARE_ISA_TABLE, Kind)
 
-// The table of kind Table for the ISA that runs.
+// The table of kind Table for `isa` (by default the ISA that runs).
 template <typename Table>
-const Table& active_table() {
-  switch (active_isa()) {
+const Table& active_table(Isa isa = active_isa()) {
+  switch (isa) {
 #define PYLSTM_ISA_CASE(enumerator, ns, name, arg) \
   case Isa::enumerator: return *ns::isa_table<Table>();
     PYLSTM_FOR_EACH_ISA(PYLSTM_ISA_CASE, )

@@ -62,10 +62,10 @@ struct Ops {
 
 PYLSTM_DECLARE_ISA_TABLES(Ops)
 
-// The active ISA's table.
+// The active ISA's table, or `isa`'s.
 template <typename T>
-const Ops<T>& ops() {
-  return active_table<Ops<T>>();
+const Ops<T>& ops(Isa isa = active_isa()) {
+  return active_table<Ops<T>>(isa);
 }
 
 }  // namespace pylstm

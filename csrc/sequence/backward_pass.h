@@ -17,8 +17,9 @@ namespace pylstm {
 //   dpre_ih (R, N) in loop order, leading dimension ld; w_ih (N, I); dx (R, I). The reverse direction's rows come out
 //   in loop order, backwards in time, and are turned around in place.
 template <typename T>
-void input_grad(const SeqShape& s, const StepRows& r, int64_t N, const T* w_ih, const T* dpre_ih, int64_t ld, T* dx) {
-  gemm(r.total(), s.input, N, dpre_ih, ld, int64_t(1), w_ih, s.input, false, dx, s.input, false);
+void input_grad(const Ops<T>& kernels, const SeqShape& s, const StepRows& r, int64_t N, const T* w_ih,
+                const T* dpre_ih, int64_t ld, T* dx) {
+  gemm(kernels, r.total(), s.input, N, dpre_ih, ld, int64_t(1), w_ih, s.input, false, dx, s.input, false);
   if (r.reverse()) {
     const int64_t n = s.batch * s.input;
     for (int64_t t = 0; t < s.steps / 2; ++t)

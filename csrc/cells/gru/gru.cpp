@@ -14,8 +14,9 @@ namespace pylstm {
 template <typename T>
 void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, const GruWeights<T>& w, T* out, T* h_n,
                  T* gates) {
-  const Ops<T>& kernels = ops<T>();
-  const GruUnits<T>& units = gru_units<T>();
+  const Isa isa = active_isa();  // once: every table of this call is this ISA's
+  const Ops<T>& kernels = ops<T>(isa);
+  const GruUnits<T>& units = gru_units<T>(isa);
   DenormalsAreZero daz;
   const StepRows step_rows(s);
   const int64_t steps = s.steps, B = s.batch, I = s.input, H = s.hidden, G = kGruGates * H, nr = kernels.nr;
@@ -102,8 +103,9 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
 template <typename T>
 void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, const GruWeights<T>& w, const T* out,
                   const T* gates, const T* dout, const T* dh_n, T* dx, T* dh0, const GruGrads<T>& grads) {
-  const Ops<T>& kernels = ops<T>();
-  const GruUnits<T>& units = gru_units<T>();
+  const Isa isa = active_isa();  // once: every table of this call is this ISA's
+  const Ops<T>& kernels = ops<T>(isa);
+  const GruUnits<T>& units = gru_units<T>(isa);
   DenormalsAreZero daz;
   const StepRows step_rows(s);
   const int64_t steps = s.steps, B = s.batch, H = s.hidden, G = kGruGates * H, W = gru_saved_width(H, reset_after);
@@ -209,16 +211,16 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
     }
   });
   };
-  auto input_grads = [&] { input_grad(s, step_rows, G, w.w_ih, dgx, ldg, dx); };
+  auto input_grads = [&] { input_grad(kernels, s, step_rows, G, w.w_ih, dgx, ldg, dx); };
   auto weight_grads = [&](const FinalRows* ready) {
     if (reset_after) {
-      weight_gradients(G, R, dgx, ldg, &x_term, 1, grads.db_ih, static_cast<T*>(nullptr), ready);
-      weight_gradients(G, R, dgh, ldg, &h_term, 1, grads.db_hh, static_cast<T*>(nullptr), ready);
+      weight_gradients(kernels, G, R, dgx, ldg, &x_term, 1, grads.db_ih, static_cast<T*>(nullptr), ready);
+      weight_gradients(kernels, G, R, dgh, ldg, &h_term, 1, grads.db_hh, static_cast<T*>(nullptr), ready);
     } else {
       // One gradient for both biases; dW_hn pairs dn with r * h_{t-1} (kept as rh), dW_hr and dW_hz with h_{t-1}.
       const GradTerm<T> terms[] = {x_term, h_term,
                                    GradTerm<T>{rh, R, nullptr, H, 2 * H, G, grads.dw_hh + 2 * H * H, H}};
-      weight_gradients(G, R, dgx, ldg, terms, 3, grads.db_ih, grads.db_hh, ready);
+      weight_gradients(kernels, G, R, dgx, ldg, terms, 3, grads.db_ih, grads.db_hh, ready);
     }
   };
   // Without reset_after, dW_hn's factor r * h_{t-1} (rh) is made by the loop itself, and weight_gradients packs its

@@ -34,8 +34,8 @@ struct GruUnits {
 PYLSTM_DECLARE_ISA_TABLES(GruUnits)
 
 template <typename T>
-const GruUnits<T>& gru_units() {
-  return active_table<GruUnits<T>>();
+const GruUnits<T>& gru_units(Isa isa = active_isa()) {
+  return active_table<GruUnits<T>>(isa);
 }
 
 }  // namespace pylstm

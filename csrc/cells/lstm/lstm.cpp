@@ -14,8 +14,9 @@ namespace pylstm {
 template <typename T>
 void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const LstmWeights<T>& w, T* out, T* h_n,
                   T* c_n, T* gates, T* cells) {
-  const Ops<T>& kernels = ops<T>();
-  const LstmUnits<T>& units = lstm_units<T>();
+  const Isa isa = active_isa();  // once: every table of this call is this ISA's
+  const Ops<T>& kernels = ops<T>(isa);
+  const LstmUnits<T>& units = lstm_units<T>(isa);
   DenormalsAreZero daz;
   const StepRows step_rows(s);
   const int64_t steps = s.steps, B = s.batch, I = s.input, H = s.hidden, P = s.h_width(), G = kLstmGates * H;
@@ -94,8 +95,9 @@ template <typename T>
 void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, const LstmWeights<T>& w, const T* out,
                    const T* gates, const T* cells, const T* dout, const T* dh_n, const T* dc_n, T* dx, T* dh0, T* dc0,
                    const LstmGrads<T>& grads) {
-  const Ops<T>& kernels = ops<T>();
-  const LstmUnits<T>& units = lstm_units<T>();
+  const Isa isa = active_isa();  // once: every table of this call is this ISA's
+  const Ops<T>& kernels = ops<T>(isa);
+  const LstmUnits<T>& units = lstm_units<T>(isa);
   DenormalsAreZero daz;
   const StepRows step_rows(s);
   const int64_t steps = s.steps, B = s.batch, H = s.hidden, P = s.h_width(), G = kLstmGates * H, nr = kernels.nr;
@@ -155,9 +157,9 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
 
   const GradTerm<T> terms[] = {input_term(s, step_rows, x, xs, 0, G, grads.dw_ih),
                                hidden_term(s, step_rows, h0, out, prev, 0, G, grads.dw_hh)};
-  auto input_grads = [&] { input_grad(s, step_rows, G, w.w_ih, dpre, ldp, dx); };
+  auto input_grads = [&] { input_grad(kernels, s, step_rows, G, w.w_ih, dpre, ldp, dx); };
   auto weight_grads = [&](const FinalRows* ready) {
-    weight_gradients(G, R, dpre, ldp, terms, 2, grads.db_ih, grads.db_hh, ready);
+    weight_gradients(kernels, G, R, dpre, ldp, terms, 2, grads.db_ih, grads.db_hh, ready);
   };
   if (!projected) {
     FinalRows final_rows(R);
@@ -201,7 +203,7 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
   }
   if (projected) {
     const GradTerm<T> hr[] = {GradTerm<T>{m, R, nullptr, H, 0, P, grads.dw_hr, H}};
-    weight_gradients(P, R, dh_total, P, hr, 1, static_cast<T*>(nullptr), static_cast<T*>(nullptr));
+    weight_gradients(kernels, P, R, dh_total, P, hr, 1, static_cast<T*>(nullptr), static_cast<T*>(nullptr));
   }
   if (w.peepholes.i != nullptr) {  // dp_i, dp_f += dpre_{i,f} * c_{t-1};  dp_o += dpre_o * c_t (serial)
     for (int64_t t = 0; t < steps; ++t)

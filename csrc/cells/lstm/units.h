@@ -30,8 +30,8 @@ struct LstmUnits {
 PYLSTM_DECLARE_ISA_TABLES(LstmUnits)
 
 template <typename T>
-const LstmUnits<T>& lstm_units() {
-  return active_table<LstmUnits<T>>();
+const LstmUnits<T>& lstm_units(Isa isa = active_isa()) {
+  return active_table<LstmUnits<T>>(isa);
 }
 
 }  // namespace pylstm

@@ -13,8 +13,9 @@ namespace pylstm {
 template <typename T>
 void rnn_forward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, const RnnWeights<T>& w, T* out,
                  T* h_n) {
-  const Ops<T>& kernels = ops<T>();
-  const RnnUnits<T>& units = rnn_units<T>();
+  const Isa isa = active_isa();  // once: every table of this call is this ISA's
+  const Ops<T>& kernels = ops<T>(isa);
+  const RnnUnits<T>& units = rnn_units<T>(isa);
   DenormalsAreZero daz;
   const StepRows step_rows(s);
   const int64_t steps = s.steps, B = s.batch, I = s.input, H = s.hidden, nr = kernels.nr, R = step_rows.total();
@@ -63,8 +64,9 @@ void rnn_forward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, c
 template <typename T>
 void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, const RnnWeights<T>& w, const T* out,
                   const T* dout, const T* dh_n, T* dx, T* dh0, const RnnGrads<T>& grads) {
-  const Ops<T>& kernels = ops<T>();
-  const RnnUnits<T>& units = rnn_units<T>();
+  const Isa isa = active_isa();  // once: every table of this call is this ISA's
+  const Ops<T>& kernels = ops<T>(isa);
+  const RnnUnits<T>& units = rnn_units<T>(isa);
   DenormalsAreZero daz;
   const StepRows step_rows(s);
   const int64_t steps = s.steps, B = s.batch, H = s.hidden, nr = kernels.nr, R = step_rows.total();
@@ -99,9 +101,9 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
   auto loop = [&] {
     step_per_round_loop(kernels, threads, items, step_rows, steps, whh, dpre, ldp, dh, H, final_rows, cell_grad);
   };
-  auto input_grads = [&] { input_grad(s, step_rows, H, w.w_ih, dpre, ldp, dx); };
+  auto input_grads = [&] { input_grad(kernels, s, step_rows, H, w.w_ih, dpre, ldp, dx); };
   auto weight_grads = [&](const FinalRows* ready) {
-    weight_gradients(H, R, dpre, ldp, terms, 2, grads.db_ih, grads.db_hh, ready);
+    weight_gradients(kernels, H, R, dpre, ldp, terms, 2, grads.db_ih, grads.db_hh, ready);
   };
   backward_pass(threads, R * H * (s.input + H), final_rows, loop, input_grads, weight_grads);
 }

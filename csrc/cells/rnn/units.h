@@ -19,8 +19,8 @@ struct RnnUnits {
 PYLSTM_DECLARE_ISA_TABLES(RnnUnits)
 
 template <typename T>
-const RnnUnits<T>& rnn_units() {
-  return active_table<RnnUnits<T>>();
+const RnnUnits<T>& rnn_units(Isa isa = active_isa()) {
+  return active_table<RnnUnits<T>>(isa);
 }
 
 }  // namespace pylstm
