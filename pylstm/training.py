@@ -6,8 +6,9 @@ Two kinds of data:
 
 * parallel streams (language modelling): an (N, B) integer array, e.g. ``pylstm.text.batchify(ids, B)``. Each epoch
   runs chunks of ``bptt`` steps, ``x = data[i:i + bptt]`` and the targets ``y = data[i + 1:i + 1 + bptt]`` (the next
-  token), with the model's states carried from chunk to chunk (truncated backpropagation through time: the gradient
-  stops at each chunk's start) and reset at each epoch's start;
+  token; the last chunk as long as the data leaves), with the model's states carried from chunk to chunk (truncated
+  backpropagation through time: the gradient stops at each chunk's start) and reset at each epoch's start. The chunks
+  are (T, B), and (B, T) (transposed) for a model whose layers are batch_first;
 * a sequence of minibatches ``(x, y)`` or ``(x, y, lengths)`` (a list, or any Sequence, which may make its batches
   on demand), run in order every epoch, each from zero states; ``lengths`` go to the model and to the loss, so
   padded steps neither run nor count.
@@ -20,6 +21,8 @@ one of ``pylstm.optim``'s.
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import numbers
 import os
@@ -51,7 +54,8 @@ class History:
     """What ``fit`` returns (and keeps in its checkpoints).
 
     * ``loss``: the loss of every step;
-    * ``epoch_loss``: per epoch, the training loss averaged over its target tokens;
+    * ``epoch_loss``: per epoch, the training loss averaged over its target tokens (within the lengths, and for
+      ``pylstm.losses.cross_entropy`` not its ``ignore_index``; a batch without any does not count);
     * ``val_loss``: per epoch, the validation loss averaged over its target tokens (empty without ``val_data``);
     * ``tokens_per_s``: per epoch, target tokens trained per second;
     * ``lr``: per epoch, the learning rate it trained with;
@@ -190,9 +194,23 @@ class _Batches:
                 yield batch[0], batch[1], batch[2] if len(batch) == 3 else None, False
 
 
-def _tokens(y: npt.ArrayLike, lengths: Optional[npt.ArrayLike]) -> int:
-    """The target tokens of a batch: those within the lengths, when given."""
-    return int(np.sum(lengths)) if lengths is not None else int(np.size(y))
+# pylstm.losses.cross_entropy's ignore_index when not given.
+_IGNORE_INDEX = inspect.signature(losses.cross_entropy).parameters["ignore_index"].default
+
+
+def _tokens(y: npt.ArrayLike, lengths: Optional[npt.ArrayLike], loss: LossFunction) -> int:
+    """The target tokens a batch's mean loss is over, which weigh it in an epoch's mean: those within the lengths,
+    when given, and for pylstm.losses.cross_entropy (or a functools.partial of it) those not equal to its
+    ignore_index."""
+    func, keywords = (loss.func, loss.keywords) if isinstance(loss, functools.partial) else (loss, {})
+    if func is not losses.cross_entropy:
+        return int(np.sum(lengths)) if lengths is not None else int(np.size(y))
+    counted = np.asarray(y) != keywords.get("ignore_index", _IGNORE_INDEX)
+    if lengths is not None:  # (the loss has checked them: (B,) for (T, B) targets, or (B, T) with batch_first)
+        batch_first = keywords.get("batch_first", False)
+        within = np.arange(counted.shape[1 if batch_first else 0])[:, None] < np.asarray(lengths)[None, :]
+        counted &= within.T if batch_first else within
+    return int(np.count_nonzero(counted))
 
 
 def _check_layout(model: Module, loss: LossFunction) -> None:
@@ -209,11 +227,14 @@ def _run_batches(model: Module, batches: _Batches, loss: LossFunction, optimizer
                  clip: Optional[float] = None, on_step: Optional[Callable[[float, int], None]] = None
                  ) -> tuple[float, int]:
     """One pass over the batches -> (the loss summed over target tokens, tokens); it trains when given the
-    optimizer."""
+    optimizer. Streams' chunks come (T, B): a batch_first model gets them (B, T)."""
     states, total, tokens = None, 0.0, 0
+    batch_first = bool(getattr(model, "batch_first", False))
     for x, y, lengths, carry in batches:
         if not carry:
             states = None
+        elif batch_first:
+            x, y = x.T, y.T
         if optimizer is not None:
             optimizer.zero_grad()
         if lengths is None:
@@ -228,9 +249,10 @@ def _run_batches(model: Module, batches: _Batches, loss: LossFunction, optimizer
             if clip is not None:
                 clip_grad_norm(model, clip)
             optimizer.step()
-        n = _tokens(y, lengths)
-        total += float(value) * n
-        tokens += n
+        n = _tokens(y, lengths, loss)
+        if n > 0:  # (a batch of no target tokens has a NaN mean loss, and no weight)
+            total += float(value) * n
+            tokens += n
         if on_step is not None:
             on_step(float(value), n)
     return total, tokens
@@ -286,12 +308,13 @@ class _Progress:
                                  leave=True, dynamic_ncols=True)
 
     def step(self, value: float, tokens: int) -> None:
-        self.tokens += tokens
-        self.loss_sum += value * tokens
+        if tokens > 0:  # (no target tokens: a NaN mean, and no weight)
+            self.tokens += tokens
+            self.loss_sum += value * tokens
         if self.bar is not None:
             self.bar.update(1)
             now = time.perf_counter()
-            if now - self.last_postfix >= self._POSTFIX_EVERY_S:
+            if self.tokens > 0 and now - self.last_postfix >= self._POSTFIX_EVERY_S:
                 self.last_postfix = now
                 rate = self.tokens / max(now - self.started, 1e-9)
                 self.bar.set_postfix_str(f"loss {self.loss_sum / self.tokens:.4f}, {rate:,.0f} tokens/s",
@@ -342,15 +365,23 @@ def _history_arrays(history: History) -> dict[str, Any]:
 
 
 def _resume(path: PathLike, model: Module, optimizer: _Optimizer,
-            scheduler: Union[_LRScheduler, ReduceLROnPlateau, None]) -> tuple[int, History]:
-    """Load a checkpoint written by fit into the model, optimizer and scheduler -> (epochs done, history)."""
-    saved = ckpt.read(path)
+            scheduler: Union[_LRScheduler, ReduceLROnPlateau, None],
+            vocab: Optional[Vocab]) -> tuple[int, History, Optional[Vocab]]:
+    """Load a checkpoint written by fit into the model, optimizer and scheduler -> (epochs done, history, the
+    vocabulary: the one given, which must be the checkpoint's, or else the checkpoint's)."""
     where = f"resume={str(path)!r}"
+    try:
+        saved = ckpt.read(path)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
     if saved.training is None:
         raise ValueError(f"{where}: the file holds a model but no training state (not written by fit)")
     if type(saved.module) is not type(model) or saved.module.config() != model.config():
         raise ValueError(f"{where}: the checkpoint's model ({type(saved.module).__name__}) has another "
                          f"configuration than the model given")
+    if vocab is not None and saved.vocab is not None and vocab != saved.vocab:
+        raise ValueError(f"{where}: the checkpoint's vocabulary {saved.vocab.chars!r} is not the vocab given "
+                         f"{vocab.chars!r} (the model's ids would stand for other characters)")
     t: Any = saved.training  # read from a file: checked below
     try:
         if t.get("optimizer_class") != type(optimizer).__name__:
@@ -370,7 +401,7 @@ def _resume(path: PathLike, model: Module, optimizer: _Optimizer,
         model.load_state_dict(saved.module.state_dict())
     except (TypeError, ValueError, KeyError, OverflowError) as exc:
         raise ValueError(f"{where}: {exc}") from exc
-    return epoch, history
+    return epoch, history, vocab if vocab is not None else saved.vocab
 
 
 def fit(model: Module, data: TrainingData, loss: LossFunction, optimizer: _Optimizer, *, epochs: int,
@@ -386,15 +417,16 @@ def fit(model: Module, data: TrainingData, loss: LossFunction, optimizer: _Optim
     * ``scheduler``: a ``pylstm.optim`` scheduler, stepped once after each epoch (``ReduceLROnPlateau`` with the
       validation loss, or the training loss without ``val_data``).
     * ``callbacks``: objects with ``on_epoch_end(epoch, history)`` (returning true stops the training after this
-      epoch, as ``EarlyStopping`` does) and/or ``on_step_end(step, loss)``.
-    * ``progress``: True: a tqdm bar with the loss and tokens/s when stderr is a terminal (and tqdm is installed),
+      epoch, as ``EarlyStopping`` does) and/or ``on_step_end(step, loss)``. An ``EarlyStopping`` that monitors
+      ``"val_loss"`` needs ``val_data``.
+    * ``progress``: True: a tqdm bar with the loss and tokens/s when stderr is a terminal,
       else a plain line per epoch on stdout; ``"bar"`` or ``"lines"``: that one; False: silent.
     * ``checkpoint``: a path; after every epoch the model, the optimizer's and scheduler's states, the epoch, the
       history, the random generators' states (and ``vocab``, if given) are saved there atomically.
     * ``resume``: a path of such a checkpoint (or True: ``checkpoint``'s; None or False: none): the model, optimizer,
       scheduler and history continue from it, and the remaining epochs run as they would have without the stop (bit
       for bit: the kernels give the same results for any thread count). A missing file with ``resume=True`` starts
-      afresh.
+      afresh. A ``vocab`` given must be the checkpoint's; without one, the checkpoint's is kept in the next ones.
 
     Ctrl-C stops the training, a long forward or backward within milliseconds: fit returns the history with
     ``stopped="interrupted"``, and the last checkpoint holds the last complete epoch.
@@ -428,9 +460,16 @@ def fit(model: Module, data: TrainingData, loss: LossFunction, optimizer: _Optim
         if not (hasattr(cb, "on_epoch_end") or hasattr(cb, "on_step_end")):
             raise TypeError(f"callbacks[{k}]: expected an object with on_epoch_end and/or on_step_end, got "
                             f"{type(cb).__name__}")
+    for k, cb in enumerate(callbacks):
+        if isinstance(cb, EarlyStopping) and cb.monitor == "val_loss" and val_data is None:
+            raise ValueError(f"callbacks[{k}]: {cb!r} monitors the validation loss, which needs val_data (or "
+                             f"monitor='epoch_loss' for the training loss)")
     train_batches = _Batches(data, bptt, "data")
     val_batches = None if val_data is None else _Batches(val_data, bptt, "val_data")
-    start, history = (0, History()) if resume_from is None else _resume(resume_from, model, optimizer, scheduler)
+    if resume_from is None:
+        start, history = 0, History()
+    else:
+        start, history, vocab = _resume(resume_from, model, optimizer, scheduler, vocab)
     history.stopped = None  # a resumed run goes on to `epochs` even if the one before stopped early
     step_callbacks = [cb.on_step_end for cb in callbacks if hasattr(cb, "on_step_end")]
     epoch_callbacks = [cb.on_epoch_end for cb in callbacks if hasattr(cb, "on_epoch_end")]
@@ -450,11 +489,13 @@ def fit(model: Module, data: TrainingData, loss: LossFunction, optimizer: _Optim
             started = time.perf_counter()
             total, tokens = _run_batches(model, train_batches, loss, optimizer, clip, on_step)
             elapsed = time.perf_counter() - started
+            val_loss = None if val_batches is None else _evaluate(model, val_batches, loss)
+            # An epoch enters the history whole, after its validation (Ctrl-C there leaves the epochs before it).
             history.epoch_loss.append(total / tokens if tokens else float("nan"))
             history.tokens_per_s.append(tokens / elapsed if elapsed > 0 else float("inf"))
             history.lr.append(float(lr))
-            if val_batches is not None:
-                history.val_loss.append(_evaluate(model, val_batches, loss))
+            if val_loss is not None:
+                history.val_loss.append(val_loss)
             if scheduler is not None:
                 if isinstance(scheduler, ReduceLROnPlateau):
                     scheduler.step(history.val_loss[-1] if val_batches is not None else history.epoch_loss[-1])

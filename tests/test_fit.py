@@ -70,6 +70,68 @@ def test_fit_equals_the_hand_written_loop():
     assert history.stopped is None
 
 
+def batch_first_model():
+    return pylstm.Sequential(pylstm.Embedding(len(VOCAB), 8, dtype="float64", seed=0),
+                             pylstm.LSTM(8, 24, 2, batch_first=True, dtype="float64", seed=1),
+                             pylstm.Linear(24, len(VOCAB), dtype="float64", seed=2))
+
+
+def test_fit_feeds_streams_to_a_batch_first_model_as_the_time_major_one_gets_them():
+    """Streams' chunks are (T, B); a batch_first model gets them transposed (it trained across the streams instead
+    of along time, silently, and failed at a shorter last chunk): the same steps as the same weights time-major,
+    evaluate too. 299 steps in chunks of 40 end in a shorter one."""
+    time_major, batch_first = model(), batch_first_model()
+    runs = []
+    for net in (time_major, batch_first):
+        history = pylstm.fit(net, STREAMS, pylstm.losses.cross_entropy, pylstm.optim.Adam(net, lr=3e-3), epochs=2,
+                             bptt=40, progress=False)
+        runs.append(history.loss + [pylstm.training.evaluate(net, STREAMS[:90], pylstm.losses.cross_entropy,
+                                                             bptt=40)])
+    # (the same sums over (B, T) rather than (T, B) rows: the last bits differ)
+    np.testing.assert_allclose(runs[1], runs[0], rtol=1e-12)
+    for a, b in zip(time_major.params.values(), batch_first.params.values()):
+        np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12)
+
+
+def test_epoch_losses_weigh_batches_by_the_tokens_their_mean_is_over():
+    """An epoch's loss is the mean over its counted tokens: a batch with none (all lengths 0) does not make it NaN,
+    and targets at cross_entropy's ignore_index (its default, or a partial's) weigh nothing."""
+    net = model(layers=1)
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, len(VOCAB), (5, 2)), rng.integers(0, len(VOCAB), (5, 2))
+    ce = pylstm.losses.cross_entropy
+    net.eval()
+
+    def summed(batches, **kw):  # the loss summed over the counted tokens, and their count
+        total = count = 0
+        for b in batches:
+            lengths = b[2] if len(b) == 3 else None
+            out = net(b[0], lengths=lengths)[0]
+            total += ce(out, b[1], reduction="sum", lengths=lengths, **kw)[0]
+            count += ce(np.zeros(out.shape), b[1], reduction="sum", lengths=lengths, **kw)[0] / math.log(len(VOCAB))
+        return total / count
+
+    batches = [(x, y, np.array([5, 3])), (x, y, np.array([0, 0]))]
+    assert pylstm.training.evaluate(net, batches, ce) == pytest.approx(summed(batches), rel=1e-12)
+    history = pylstm.fit(net, batches, ce, pylstm.optim.SGD(net, lr=0.0), epochs=1, val_data=batches,
+                         progress=False)
+    assert math.isfinite(history.epoch_loss[0]) and history.epoch_loss == history.val_loss
+    ignored = y.copy()
+    ignored[1:] = -100  # cross_entropy's default ignore_index
+    partial = functools.partial(ce, ignore_index=7)
+    ignored7 = np.where(ignored == -100, 7, y)
+    for loss, batches, kw in [(ce, [(x, y), (x, ignored)], {}), (partial, [(x, y), (x, ignored7)], {"ignore_index": 7}),
+                              (partial, [(x, ignored7, np.array([4, 1]))], {"ignore_index": 7})]:
+        assert pylstm.training.evaluate(net, batches, loss) == pytest.approx(summed(batches, **kw), rel=1e-12)
+
+
+def test_early_stopping_on_the_validation_loss_needs_val_data():
+    net = model(layers=1)
+    with pytest.raises(ValueError, match=r"callbacks\[1\]: EarlyStopping.*val_data"):
+        pylstm.fit(net, STREAMS, pylstm.losses.cross_entropy, pylstm.optim.SGD(net, lr=0.0), epochs=3, bptt=100,
+                   callbacks=[pylstm.EarlyStopping(monitor="epoch_loss"), pylstm.EarlyStopping()], progress=False)
+
+
 def test_tiny_model_overfits_tiny_text_through_fit():
     net = model(hidden=48, dtype="float32")
     history = pylstm.fit(net, STREAMS, pylstm.losses.cross_entropy, pylstm.optim.Adam(net, lr=1e-2), epochs=25,
@@ -213,6 +275,51 @@ def test_resume_after_ctrl_c_in_an_epoch_equals_an_unbroken_run(tmp_path):
     assert saved.training["epoch"] == 2 and saved.vocab == VOCAB
     resumed, _, history2 = run(tmp_path / "b.npz", 4, resume=True)
     assert params_equal(unbroken, resumed) and history2.loss == history.loss
+
+
+def test_ctrl_c_during_validation_leaves_the_complete_epochs(tmp_path, capsys):
+    """An epoch enters the history after its validation: Ctrl-C there leaves the epochs before it, as the checkpoint
+    does, and the message names the epoch it stopped in."""
+    net = model(layers=1)
+    calls = []
+
+    def loss(out, y):
+        if not net.training:
+            calls.append(1)
+            if len(calls) == 2:  # in the second epoch's validation
+                raise KeyboardInterrupt
+        return pylstm.losses.cross_entropy(out, y)
+
+    history = pylstm.fit(net, STREAMS, loss, pylstm.optim.Adam(net), epochs=4, bptt=100, val_data=STREAMS[:60],
+                         checkpoint=tmp_path / "a.npz", progress="lines")
+    assert history.stopped == "interrupted"
+    assert history.epochs == len(history.val_loss) == len(history.lr) == len(history.tokens_per_s) == 1
+    assert checkpoint.read(tmp_path / "a.npz").training["epoch"] == 1
+    assert "interrupted in epoch 2;" in capsys.readouterr().out
+
+
+def test_resume_checks_the_vocabulary_and_keeps_the_checkpoints(tmp_path):
+    """A vocab given on resume must be the checkpoint's (the same size, other characters: the model's ids would
+    mean other things); without one, the checkpoint's stays in the next checkpoints. A file that is no checkpoint
+    is named as resume's."""
+    path = tmp_path / "a.npz"
+    run(path, 1)
+    other = Vocab("".join(chr(ord(c) + 1) for c in VOCAB.chars))
+    assert len(other) == len(VOCAB) and other != VOCAB
+    net = model(dropout=0.3)
+    opt = pylstm.optim.Adam(net, lr=3e-3)
+    sched = pylstm.optim.StepLR(opt, step_size=2, gamma=0.5)
+    with pytest.raises(ValueError, match="resume=.*vocabulary.*is not the vocab given"):
+        pylstm.fit(net, STREAMS, pylstm.losses.cross_entropy, opt, epochs=2, bptt=50, val_data=STREAMS[:60],
+                   scheduler=sched, checkpoint=path, resume=True, vocab=other, progress=False)
+    pylstm.fit(net, STREAMS, pylstm.losses.cross_entropy, opt, epochs=2, bptt=50, val_data=STREAMS[:60],
+               scheduler=sched, checkpoint=path, resume=True, progress=False)
+    saved = checkpoint.read(path)
+    assert saved.training["epoch"] == 2 and saved.vocab == VOCAB
+    (tmp_path / "junk.npz").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="^resume='.*junk.npz': "):
+        pylstm.fit(net, STREAMS, pylstm.losses.cross_entropy, opt, epochs=2, resume=tmp_path / "junk.npz",
+                   progress=False)
 
 
 def test_resume_true_without_a_checkpoint_starts_afresh(tmp_path):
