@@ -20,7 +20,7 @@ class UsageError(Exception):
 
 def _read_text(path):
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # (a byte order mark is no character of the text)
             text = f.read()
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file") from None
@@ -53,8 +53,9 @@ def train_char(args):
     n_val = int(len(ids) * args.val_fraction)
     train_ids, val_ids = ids[:len(ids) - n_val], ids[len(ids) - n_val:]
     if len(train_ids) < 2 * args.batch_size:
-        raise UsageError(f"{args.file}: {len(text)} characters are too few for --batch-size {args.batch_size} (each "
-                         f"of the {args.batch_size} streams needs at least 2 characters to train on)")
+        raise UsageError(f"{args.file}: {len(train_ids)} characters to train on ({len(text)} in all, {n_val} kept "
+                         f"for validation by --val-fraction {args.val_fraction}) are too few for --batch-size "
+                         f"{args.batch_size} (each of the {args.batch_size} streams needs at least 2)")
     data = batchify(train_ids, args.batch_size)
     val_data = batchify(val_ids, min(args.batch_size, len(val_ids) // 2)) if len(val_ids) >= 2 else None
     model = char_model(len(vocab), cell=args.cell, embedding=args.embedding, hidden=args.hidden, layers=args.layers,
@@ -106,7 +107,7 @@ def sample_command(args):
     try:
         text = pylstm.sample(model, vocab, prompt, args.n, temperature=args.temperature, top_k=args.top_k,
                              seed=args.seed)
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:  # e.g. a checkpoint with a vocabulary of a model of no character ids
         raise UsageError(f"{args.checkpoint}: {exc}") from None
     print(prompt + text)
     return 0
@@ -196,7 +197,8 @@ def parser():
     t.add_argument("--val-fraction", type=float, default=0.05,
                    help="The fraction at the end of the text kept for validation (default 0.05).")
     t.add_argument("--out", default="model.npz", help="The checkpoint's path (default model.npz).")
-    t.add_argument("--resume", action="store_true", help="Continue from the checkpoint at --out if it exists.")
+    t.add_argument("--resume", action="store_true", help="Continue from the checkpoint at --out if it exists (with "
+                   "its optimizer's state and learning rate: --lr is for a new run).")
     t.add_argument("--seed", type=_seed, default=0, help="The random seed of the weights (default 0).")
     t.add_argument("--sample", type=int, default=200,
                    help="The number of characters to sample after training (default 200).")

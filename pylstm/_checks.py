@@ -18,6 +18,21 @@ def positive_int(value, name, minimum=1):
     return int(value)
 
 
+def array(value: Any, name: str) -> np.ndarray:
+    """np.asarray(value), or a TypeError naming the argument where NumPy cannot make an array of it (or torch refuses:
+    a tensor that requires grad raises RuntimeError)."""
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise TypeError(f"{name}: expected an array, got {type(value).__name__} ({exc})") from exc
+
+
+def aligned(a):
+    """a, or an aligned copy of it where its data is not aligned to its element size (a view of a byte buffer at an
+    odd offset): the kernels read whole aligned elements, and a strided array is copied anyway."""
+    return a if a.flags.aligned else a.copy()
+
+
 def memory_bytes():
     """The machine's physical memory in bytes (int64's largest value where the OS does not say)."""
     try:

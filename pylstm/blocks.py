@@ -130,15 +130,16 @@ class Embedding(Module):
         if not isinstance(ids, np.ndarray):
             try:
                 ids = np.asarray(ids)
-            except (TypeError, ValueError) as exc:
-                raise TypeError(f"ids: expected an array of integers, got {type(ids).__name__}") from exc
+            except (TypeError, ValueError, RuntimeError) as exc:  # (RuntimeError: a torch tensor that requires grad)
+                raise TypeError(f"ids: expected an array of integers, got {type(ids).__name__} ({exc})") from exc
             if ids.size == 0 and ids.dtype.kind == "f":
                 ids = ids.astype(np.int64)  # [] is float64 to NumPy
         if ids.dtype.kind not in "iu":
             raise TypeError(f"ids: expected an array of integers, got dtype {ids.dtype}")
         if ids.dtype == np.uint64 and ids.size and ids.max() > np.iinfo(np.int64).max:  # would wrap to negatives
             raise ValueError(f"ids: expected integers in [0, num_embeddings), got {ids.max()}")
-        return np.asarray(ids, dtype=np.int64, order="C")  # not ascontiguousarray: it makes a 0-d array (1,)
+        # not ascontiguousarray: it makes a 0-d array (1,)
+        return check.aligned(np.asarray(ids, dtype=np.int64, order="C"))
 
     def __call__(self, ids: npt.ArrayLike) -> FloatArray:
         """ids (...) integers in [0, num_embeddings) -> out (..., embedding_dim)."""
@@ -182,7 +183,7 @@ class Dropout(Module):
 
     def __call__(self, x: npt.ArrayLike) -> FloatArray:
         """x (any shape, float32 or float64) -> x with elements dropped (training mode) or x itself (eval mode)."""
-        x = np.asarray(x)
+        x = check.array(x, "x")
         if x.dtype not in (np.float32, np.float64):
             raise TypeError(f"x: expected dtype float32 or float64, got {x.dtype}")
         if not self.training:
@@ -195,7 +196,7 @@ class Dropout(Module):
         """dout like the last training forward's output -> dx = dout * mask."""
         if self._mask is None:
             raise _no_forward("Dropout")
-        dout = np.asarray(dout)
+        dout = check.array(dout, "dout")
         if dout.shape != self._mask.shape:
             raise ValueError(f"dout: expected shape {self._mask.shape} (the shape of the last forward's output), "
                              f"got {dout.shape}")

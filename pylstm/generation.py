@@ -67,7 +67,11 @@ def sample(model: LanguageModel, vocab: Vocab, prompt: str, n: int, *, temperatu
     was_training = model.training
     model.eval()
     try:
-        logits, states = _logits_row(model, prompt_ids, None)
+        try:
+            logits, states = _logits_row(model, prompt_ids, None)
+        except (TypeError, ValueError) as exc:  # not a model of character ids (a layer alone, a cell, ...)
+            raise type(exc)(f"model: expected a model of (T, B) character ids such as Sequential(Embedding, LSTM, "
+                            f"Linear); on the prompt's ids it raised {type(exc).__name__}: {exc}") from exc
         if logits.shape != (size,):
             raise ValueError(f"model: expected logits over the {size} characters of the vocabulary, got "
                              f"{logits.shape[0]} per step")

@@ -35,18 +35,22 @@ def _float_array(value: npt.ArrayLike, name: str) -> FloatArray:
     if isinstance(value, np.ndarray):
         if value.dtype not in check.DTYPES:
             raise TypeError(f"{name}: expected dtype float32 or float64, got {value.dtype}")
-        return np.ascontiguousarray(value)
+        return check.aligned(np.ascontiguousarray(value))
     try:
-        return np.ascontiguousarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name}: expected an array of floats, got {type(value).__name__}") from exc
+        return check.aligned(np.ascontiguousarray(value, dtype=np.float64))
+    except (TypeError, ValueError, RuntimeError) as exc:  # (RuntimeError: a torch tensor that requires grad)
+        raise TypeError(f"{name}: expected an array of floats, got {type(value).__name__} ({exc})") from exc
 
 
 def _int_array(value: npt.ArrayLike, name: str) -> npt.NDArray[np.int64]:
-    arr = np.asarray(value)
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise TypeError(f"{name}: expected an array of integer class indices, got {type(value).__name__} ({exc})") \
+            from exc
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name}: expected an array of integer class indices, got dtype {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=np.int64)
+    return check.aligned(np.ascontiguousarray(arr, dtype=np.int64))
 
 
 def cross_entropy(logits: npt.ArrayLike, targets: npt.ArrayLike, *, ignore_index: int = -100,

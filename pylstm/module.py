@@ -13,6 +13,7 @@ from typing import Any, Callable, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from . import _checks as check
 from ._types import DTypeLike, FloatArray
 
 _M = TypeVar("_M", bound="Module")
@@ -202,11 +203,13 @@ class Module:
             if type(value) is np.ndarray and value.flags.c_contiguous and value.flags.aligned:
                 return value  # as np.asarray would return it, without the call (a subclass still goes through it)
             value = np.asarray(value, order="C")  # not ascontiguousarray: it would report a 0-d x as shape (1,)
-            return value if value.flags.aligned else value.copy()
+            return check.aligned(value)
         try:
-            return np.asarray(value, dtype=self.dtype, order="C")
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{name}: expected an array of {self.dtype.name}, got {type(value).__name__}") from exc
+            value = np.asarray(value, dtype=self.dtype, order="C")
+        except (TypeError, ValueError, RuntimeError) as exc:  # (RuntimeError: a torch tensor that requires grad)
+            raise TypeError(f"{name}: expected an array of {self.dtype.name}, got {type(value).__name__} ({exc})") \
+                from exc
+        return check.aligned(value)
 
     def _checked(self, value: npt.ArrayLike, name: str, shape: tuple[int, ...], meaning: str) -> FloatArray:
         value = self._array(value, name)

@@ -50,7 +50,7 @@ def pad_sequences(sequences: Iterable[npt.ArrayLike], batch_first: bool = False,
     for k, seq in enumerate(sequences):
         try:
             a = np.asarray(seq)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RuntimeError) as exc:  # (RuntimeError: a torch tensor that requires grad)
             raise TypeError(f"sequences[{k}]: not convertible to an array ({exc})") from exc
         if a.dtype.kind != "f":
             raise TypeError(f"sequences[{k}]: expected a floating-point array, got dtype {a.dtype} "

@@ -159,6 +159,8 @@ class _Batches:
 
     def __init__(self, data: TrainingData, bptt: Optional[int], name: str) -> None:
         self.name = name
+        if isinstance(data, memoryview):  # (a Sequence to Python, but its rows are no batches)
+            data = np.asarray(data)
         if isinstance(data, np.ndarray):
             if data.ndim != 2 or data.dtype.kind not in "iu":
                 raise ValueError(f"{name}: expected parallel streams, an (N, B) integer array (pylstm.text.batchify), "

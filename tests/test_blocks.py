@@ -539,3 +539,45 @@ def test_functional_embedding_backward_refuses_a_padding_idx_outside_the_rows():
     assert not dweight.any()
     F.embedding_backward(ids, dout, dweight=dweight, padding_idx=4)
     assert dweight[1].all() and not dweight[4].any()
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Unusual inputs: torch tensors that require grad, misaligned arrays.
+
+
+TENSOR_CALLS = {
+    "layer x": (lambda t: pylstm.LSTM(3, 4)(t((5, 2, 3))), "x"),
+    "cell x": (lambda t: pylstm.GRUCell(3, 4)(t((2, 3))), "x"),
+    "linear x": (lambda t: pylstm.Linear(3, 4)(t((2, 3))), "x"),
+    "dropout x": (lambda t: pylstm.Dropout(0.5)(t((2, 3))), "x"),
+    "mse pred": (lambda t: pylstm.losses.mse(t((2, 3)), np.zeros((2, 3))), "pred"),
+    "cross_entropy logits": (lambda t: pylstm.losses.cross_entropy(t((2, 3)), np.zeros(2, np.int64)), "logits"),
+    "pad_sequences": (lambda t: pylstm.pad_sequences([t((2, 3))]), r"sequences\[0\]"),
+}
+
+
+@pytest.mark.parametrize("call", list(TENSOR_CALLS))
+def test_a_torch_tensor_that_requires_grad_is_a_type_error_naming_the_argument(call):
+    """np.asarray of such a tensor raises torch's RuntimeError: it was let through."""
+    run, name = TENSOR_CALLS[call]
+    with pytest.raises(TypeError, match=f"^{name}: .*requires grad"):
+        run(lambda shape: torch.zeros(shape, requires_grad=True))
+
+
+def misaligned(a):
+    view = np.frombuffer(bytearray(a.nbytes + 1), a.dtype, a.size, 1).reshape(a.shape)
+    view[...] = a
+    assert not view.flags.aligned
+    return view
+
+
+def test_embedding_and_cross_entropy_copy_misaligned_arrays_as_the_other_blocks_do():
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 5, (4, 3))
+    emb = pylstm.Embedding(5, 2, seed=0)
+    np.testing.assert_array_equal(emb(misaligned(ids)), emb(ids))
+    logits = rng.standard_normal((4, 3, 5)).astype(np.float32)
+    for got, want in zip(pylstm.losses.cross_entropy(misaligned(logits), misaligned(ids)),
+                         pylstm.losses.cross_entropy(logits, ids)):
+        np.testing.assert_array_equal(got, want)
+

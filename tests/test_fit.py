@@ -125,6 +125,14 @@ def test_epoch_losses_weigh_batches_by_the_tokens_their_mean_is_over():
         assert pylstm.training.evaluate(net, batches, loss) == pytest.approx(summed(batches, **kw), rel=1e-12)
 
 
+def test_fit_takes_streams_in_a_memoryview():
+    a, b = model(layers=1), model(layers=1)
+    for net, data in ((a, STREAMS), (b, memoryview(STREAMS))):
+        pylstm.fit(net, data, pylstm.losses.cross_entropy, pylstm.optim.SGD(net, lr=0.1), epochs=1, bptt=100,
+                   progress=False)
+    assert params_equal(a, b)
+
+
 def test_early_stopping_on_the_validation_loss_needs_val_data():
     net = model(layers=1)
     with pytest.raises(ValueError, match=r"callbacks\[1\]: EarlyStopping.*val_data"):
@@ -461,6 +469,13 @@ def test_sample_from_a_batch_first_model_draws_what_the_time_major_one_does():
     assert pylstm.sample(batch_first, VOCAB, "the ", 30, seed=5) == pylstm.sample(time_major, VOCAB, "the ", 30, seed=5)
 
 
+@pytest.mark.parametrize("make", [lambda: pylstm.LSTM(4, 4), lambda: pylstm.Embedding(len(VOCAB), 4),
+                                  lambda: pylstm.LSTMCell(4, 4)], ids=["layer", "embedding", "cell"])
+def test_sample_names_a_model_of_no_character_ids(make):
+    with pytest.raises(TypeError, match=r"^model: expected a model of \(T, B\) character ids"):
+        pylstm.sample(make(), VOCAB, "the", 5)
+
+
 def test_sample_at_a_tiny_temperature_is_greedy():
     """At a temperature whose quotients overflow, the draw is still the most likely character (the limit)."""
     net = model(dtype="float64")
@@ -564,7 +579,16 @@ def test_cli_errors_are_one_line(tmp_path):
     text_file.write_text("hello world " * 20)
     layer = tmp_path / "layer.npz"
     pylstm.save(layer, pylstm.LSTM(2, 3))
+    with_vocab = tmp_path / "with_vocab.npz"  # a vocabulary, but no model of character ids
+    checkpoint.save(with_vocab, pylstm.Embedding(4, 4), vocab=Vocab("abcd"))
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(b"garbage")
     cases = [(("train-char", tmp_path / "missing.txt"), "no such file"),
+             (("sample", with_vocab), "with_vocab.npz: model: expected a model of (T, B) character ids"),
+             (("train-char", text_file, "--batch-size", "2", "--out", corrupt, "--resume"),
+              "--resume: resume='"),
+             (("train-char", text_file, "--batch-size", "16", "--val-fraction", "0.9"),
+              "24 characters to train on (240 in all, 216 kept for validation by --val-fraction 0.9)"),
              (("train-char", empty), "the file is empty"),
              (("sample", tmp_path / "missing.npz"), "no such file"),
              (("sample", layer), "not a character model"),
@@ -577,6 +601,16 @@ def test_cli_errors_are_one_line(tmp_path):
         assert result.returncode == 2, (args, result.stderr)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr, (args, result.stderr)
+
+
+def test_cli_reads_a_text_without_its_byte_order_mark(tmp_path):
+    text_file = tmp_path / "bom.txt"
+    text_file.write_bytes("\ufeff".encode() + ("ab " * 40).encode())
+    result = cli("train-char", text_file, "--hidden", "4", "--layers", "1", "--epochs", "1", "--batch-size", "2",
+                 "--sample", "0", "--out", tmp_path / "m.npz")
+    assert result.returncode == 0, result.stderr
+    assert "120 characters, a vocabulary of 3" in result.stdout
+    assert checkpoint.read(tmp_path / "m.npz").vocab == Vocab(" ab")
 
 
 @pytest.mark.parametrize("args, option", [(("train-char", "t.txt", "--seed", "-1"), "--seed"),
