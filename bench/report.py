@@ -1,6 +1,7 @@
 """Run the benchmark suite (or read a result file) and print it as a markdown table.
 
-    python bench/report.py                          # runs python -m pytest bench/ (~5-15 min on 2 cores), then prints
+    python bench/report.py                          # runs python -m pytest bench/test_suite.py (~5-15 min on 2
+                                                    # cores), then prints
     python bench/report.py --json results.json      # only prints, from an earlier run's --benchmark-json file
     python bench/report.py --save results.json      # runs, keeps the JSON there, prints
     python bench/report.py -- -k "LSTM-64"          # arguments after -- go to pytest (here: a subset of the cases)

@@ -159,7 +159,8 @@ def parser():
     commands = p.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
     run_demo = _with_help(commands.add_parser(
         "demo", add_help=False, description=demo.__doc__,
-        help="Run the experiments behind gated recurrent networks, training them now (a few minutes)."))
+        help="Run the experiments behind gated recurrent networks, training them now (about a minute and a half on "
+             "2 cores)."))
     size = run_demo.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true",
                       help="Run tiny versions, in seconds; their numbers show little.")

@@ -1,14 +1,14 @@
 """Types of pylstm's compiled kernels (csrc/bindings/*.cpp; tests/test_typing.py checks that the names here are the
-module's). Array arguments are converted with the bindings' own checks: float32/float64, C-contiguous; the results
-have the dtype of the inputs."""
+module's). Array arguments must be numpy.ndarrays, which the bindings check (dtype, shape, C-contiguous, aligned) but
+never convert; the results have the dtype of the inputs."""
 from typing import Any, Literal, Optional
 
 import numpy as np
 import numpy.typing as npt
 
 _Floats = npt.NDArray[np.floating[Any]]
-_Array = npt.ArrayLike
-_OptArray = Optional[npt.ArrayLike]
+_Array = npt.NDArray[Any]
+_OptArray = Optional[npt.NDArray[Any]]
 
 has_openmp: bool
 

@@ -2,8 +2,9 @@
 a GRU remember (pylstm.experiments).
 
 Each experiment prints a table (the mean over seeds with its spread) and a conclusion computed from its numbers, and
-writes a PNG plot when matplotlib is installed (pip install "pylstm[plot]"). The default run takes a few minutes on 2
-cores; --quick runs tiny versions in seconds (their numbers show little), --full longer and larger ones, --only one.
+writes a PNG plot when matplotlib is installed (pip install "pylstm[plot]"). The default run takes about a minute and
+a half on 2 cores; --quick runs tiny versions in seconds (their numbers show little), --full longer and larger ones,
+--only one.
 """
 import math
 import os
