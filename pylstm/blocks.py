@@ -249,6 +249,13 @@ class Sequential(Module):
         if len(set(every)) != len(every):
             raise ValueError("modules: the same module object appears twice, here or inside a nested Sequential (its "
                              "saved forward state would be shared)")
+        recurrent = [(k, m) for k, m in enumerate(modules) if isinstance(m, _Recurrent)]
+        for k, m in recurrent[1:]:
+            if m.batch_first != recurrent[0][1].batch_first:
+                j = recurrent[0][0]
+                raise ValueError(f"modules[{k}]: batch_first={m.batch_first}, after modules[{j}] with batch_first="
+                                 f"{recurrent[0][1].batch_first}: one's outputs would be read with batch and time "
+                                 f"swapped; give the recurrent layers one layout")
         self.modules: list[Any] = list(modules)  # Any: each is called as its own class is
         self._recurrent: list[bool] = [isinstance(m, _Recurrent) for m in self.modules]
         self.params = Parameters({f"{k}.{name}": a for k, m in enumerate(self.modules) for name, a in m.params.items()})
@@ -259,6 +266,12 @@ class Sequential(Module):
     def batch_first(self) -> bool:
         """Whether its recurrent layers take and give (B, T, .) rather than (T, B, .) (their batch_first)."""
         return any(getattr(m, "batch_first", False) for m in self.modules)
+
+    @property
+    def bidirectional(self) -> bool:
+        """Whether one of its recurrent layers reads the sequence backwards too (each step's output then depends on
+        the steps after it)."""
+        return any(getattr(m, "bidirectional", False) for m in self.modules)
 
     def __len__(self) -> int:
         return len(self.modules)

@@ -63,6 +63,9 @@ def sample(model: LanguageModel, vocab: Vocab, prompt: str, n: int, *, temperatu
         prompt_ids = vocab.encode(prompt)
     except ValueError as exc:
         raise ValueError(f"prompt: {str(exc).removeprefix('text: ')}") from None
+    if getattr(model, "bidirectional", False):
+        raise ValueError("model: has bidirectional layers, whose reverse direction would need the characters not "
+                         "drawn yet: a model that writes one character at a time reads forwards only")
     rng = np.random.default_rng(seed)
     was_training = model.training
     model.eval()

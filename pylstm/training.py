@@ -462,12 +462,18 @@ def fit(model: Module, data: TrainingData, loss: LossFunction, optimizer: _Optim
         if not (hasattr(cb, "on_epoch_end") or hasattr(cb, "on_step_end")):
             raise TypeError(f"callbacks[{k}]: expected an object with on_epoch_end and/or on_step_end, got "
                             f"{type(cb).__name__}")
+    if model.params and not {id(a) for a in model.params.values()} & {id(p) for p in optimizer._params}:
+        raise ValueError("optimizer: holds none of the model's parameters (was it made for another model?)")
     for k, cb in enumerate(callbacks):
         if isinstance(cb, EarlyStopping) and cb.monitor == "val_loss" and val_data is None:
             raise ValueError(f"callbacks[{k}]: {cb!r} monitors the validation loss, which needs val_data (or "
                              f"monitor='epoch_loss' for the training loss)")
     train_batches = _Batches(data, bptt, "data")
     val_batches = None if val_data is None else _Batches(val_data, bptt, "val_data")
+    if train_batches.streams is not None and getattr(model, "bidirectional", False):
+        raise ValueError("model: has bidirectional layers, and on streams the targets are the next tokens, which "
+                         "their reverse direction reads: the model would learn to copy them (use minibatches (x, y) "
+                         "for tasks that may look ahead)")
     if resume_from is None:
         start, history = 0, History()
     else:

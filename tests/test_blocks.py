@@ -581,3 +581,11 @@ def test_embedding_and_cross_entropy_copy_misaligned_arrays_as_the_other_blocks_
                          pylstm.losses.cross_entropy(logits, ids)):
         np.testing.assert_array_equal(got, want)
 
+
+def test_sequential_refuses_recurrent_layers_of_two_layouts():
+    """A batch_first layer's (B, T, H) output read as (T, B, H) by the next one: refused, naming both."""
+    with pytest.raises(ValueError, match=r"modules\[2\]: batch_first=False, after modules\[1\] with batch_first=True"):
+        pylstm.Sequential(pylstm.Embedding(5, 3), pylstm.LSTM(3, 4, batch_first=True), pylstm.GRU(4, 4),
+                          pylstm.Linear(4, 5))
+    assert pylstm.Sequential(pylstm.LSTM(3, 4, batch_first=True), pylstm.GRU(4, 4, batch_first=True)).batch_first
+

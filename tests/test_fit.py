@@ -133,6 +133,25 @@ def test_fit_takes_streams_in_a_memoryview():
     assert params_equal(a, b)
 
 
+def test_fit_refuses_what_cannot_train_the_model():
+    """An optimizer of another model's parameters (nothing would train); bidirectional layers on streams, whose
+    targets (the next tokens) their reverse direction reads. Minibatches may look ahead."""
+    net = model(layers=1)
+    with pytest.raises(ValueError, match="optimizer: holds none of the model's parameters"):
+        pylstm.fit(net, STREAMS, pylstm.losses.cross_entropy, pylstm.optim.SGD(model(layers=1)), epochs=1,
+                   progress=False)
+    both = pylstm.Sequential(pylstm.Embedding(len(VOCAB), 4), pylstm.GRU(4, 6, bidirectional=True),
+                             pylstm.Linear(12, len(VOCAB)))
+    assert both.bidirectional and not net.bidirectional
+    with pytest.raises(ValueError, match="model: has bidirectional layers.*next tokens"):
+        pylstm.fit(both, STREAMS, pylstm.losses.cross_entropy, pylstm.optim.SGD(both), epochs=1, progress=False)
+    with pytest.raises(ValueError, match="model: has bidirectional layers.*not drawn yet"):
+        pylstm.sample(both, VOCAB, "the", 5)
+    history = pylstm.fit(both, [(STREAMS[:20], STREAMS[1:21])], pylstm.losses.cross_entropy, pylstm.optim.SGD(both),
+                         epochs=1, progress=False)
+    assert history.epochs == 1
+
+
 def test_early_stopping_on_the_validation_loss_needs_val_data():
     net = model(layers=1)
     with pytest.raises(ValueError, match=r"callbacks\[1\]: EarlyStopping.*val_data"):
