@@ -200,7 +200,7 @@ class ArgChecker {
     for (const auto& [in, in_name] : inputs_)
       if (overlap(r, in))
         throw py::value_error(std::string(name) + ": must not share memory with " + in_name +
-                              ", an input of this call (it is written while " + in_name + " is read)");
+                              ", an input of this call (it is written while " + std::string(in_name) + " is read)");
     outputs_.push_back({r, name});
     return a;
   }
@@ -274,14 +274,15 @@ class ArgChecker {
                            " (the dtype of weight_hh), got " + dtype_str(a));
   }
 
-  void add_input(const py::array& a, const std::string& name) { inputs_.push_back({byte_range(a), name}); }
+  // `name`: a string literal (kept as a pointer: no allocation per argument of a batch-1 step).
+  void add_input(const py::array& a, const char* name) { inputs_.push_back({byte_range(a), name}); }
 
   std::string cell_;
   py::dtype dtype_ = py::dtype::of<float>();
   int64_t steps_ = 0, batch_ = 0, input_ = 0, hidden_ = 0, proj_ = 0, packed_rows_ = 0;
   const int64_t* batch_sizes_ = nullptr;  // batch_sizes_copy_'s values
   std::unique_ptr<int64_t[]> batch_sizes_copy_;
-  std::vector<std::pair<ByteRange, std::string>> inputs_;
+  std::vector<std::pair<ByteRange, const char*>> inputs_;
   std::vector<std::pair<ByteRange, std::string>> outputs_;
 };
 
