@@ -61,6 +61,22 @@ def boolean(value, name):
     return bool(value)
 
 
+def int64(value, name):
+    """An int (not a bool) within int64's range -> int."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    if not -2 ** 63 <= value < 2 ** 63:
+        raise ValueError(f"{name}: expected an int64, got {value}")
+    return int(value)
+
+
+def text(value, name, choices):
+    """A str, one of `choices` (checked here, or by the kernel that reads it) -> itself."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {type(value).__name__}")
+    return value
+
+
 def float_or_none(value, name):
     if value is None:
         return None

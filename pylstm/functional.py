@@ -20,6 +20,7 @@ Arrays go to the kernel as they are: all must be C-contiguous NumPy arrays of on
 """
 import numpy as np
 
+from . import _checks as check
 from . import _core
 from .saved import GRUSaved, LSTMSaved, RNNSaved
 
@@ -49,10 +50,9 @@ def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
                  batch_sizes=None, training=True, reverse=False):
     """x (T, B, I) or packed (N, I), h0 (B, P), c0 (B, H) -> out (T, B, P) or (N, P), h_n (B, P), c_n (B, H),
     saved (LSTMSaved or None). P = H, or weight_hr.shape[0] with a projection."""
-    reverse = bool(reverse)
+    training, reverse = check.boolean(training, "training"), check.boolean(reverse, "reverse")
     out, h_n, c_n, gates, cells = _core.lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr,
-                                                     *_triple(peepholes, "peepholes"), batch_sizes, bool(training),
-                                                     reverse)
+                                                     *_triple(peepholes, "peepholes"), batch_sizes, training, reverse)
     if not training:
         return out, h_n, c_n, None
     return _freeze(out), h_n, c_n, LSTMSaved(x, h0, c0, out, gates, cells, batch_sizes, reverse)
@@ -66,18 +66,20 @@ def lstm_backward(saved, weight_ih, weight_hh, dout, dh_n=None, dc_n=None, *, we
     x, h0, c0, out, gates, cells, batch_sizes, reverse = saved
     return _core.lstm_backward(x, h0, c0, weight_ih, weight_hh, weight_hr, *_triple(peepholes, "peepholes"),
                                batch_sizes, out, gates, cells, dout, dh_n, dc_n, dweight_ih, dweight_hh, dbias_ih,
-                               dbias_hh, dweight_hr, *_triple(dpeepholes, "dpeepholes"), reverse)
+                               dbias_hh, dweight_hr, *_triple(dpeepholes, "dpeepholes"),
+                               check.boolean(reverse, "saved.reverse"))
 
 
 def gru_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_after=True, batch_sizes=None,
                 training=True, reverse=False):
     """x (T, B, I) or packed (N, I), h0 (B, H) -> out (T, B, H) or (N, H), h_n (B, H), saved (GRUSaved or None)."""
-    reverse = bool(reverse)
-    out, h_n, gates = _core.gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, bool(reset_after),
-                                        batch_sizes, bool(training), reverse)
+    reset_after = check.boolean(reset_after, "reset_after")
+    training, reverse = check.boolean(training, "training"), check.boolean(reverse, "reverse")
+    out, h_n, gates = _core.gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, reset_after, batch_sizes,
+                                        training, reverse)
     if not training:
         return out, h_n, None
-    return _freeze(out), h_n, GRUSaved(x, h0, out, gates, bool(reset_after), batch_sizes, reverse)
+    return _freeze(out), h_n, GRUSaved(x, h0, out, gates, reset_after, batch_sizes, reverse)
 
 
 def gru_backward(saved, weight_ih, weight_hh, dout, dh_n=None, *,
@@ -85,14 +87,16 @@ def gru_backward(saved, weight_ih, weight_hh, dout, dh_n=None, *,
     """dout like out, dh_n (B, H) or None -> dx like x, dh0 (B, H); accumulates dweight_*."""
     _check_saved(saved, GRUSaved)
     x, h0, out, gates, reset_after, batch_sizes, reverse = saved
-    return _core.gru_backward(x, h0, weight_ih, weight_hh, batch_sizes, out, gates, reset_after, dout, dh_n,
-                              dweight_ih, dweight_hh, dbias_ih, dbias_hh, reverse)
+    return _core.gru_backward(x, h0, weight_ih, weight_hh, batch_sizes, out, gates,
+                              check.boolean(reset_after, "saved.reset_after"), dout, dh_n, dweight_ih, dweight_hh,
+                              dbias_ih, dbias_hh, check.boolean(reverse, "saved.reverse"))
 
 
 def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, nonlinearity="tanh", batch_sizes=None,
                 training=True, reverse=False):
     """x (T, B, I) or packed (N, I), h0 (B, H) -> out (T, B, H) or (N, H), h_n (B, H), saved (RNNSaved or None)."""
-    reverse = bool(reverse)
+    nonlinearity = check.text(nonlinearity, "nonlinearity", ("tanh", "relu"))
+    training, reverse = check.boolean(training, "training"), check.boolean(reverse, "reverse")
     out, h_n = _core.rnn_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, batch_sizes,
                                  reverse)
     if not training:
@@ -105,8 +109,9 @@ def rnn_backward(saved, weight_ih, weight_hh, dout, dh_n=None, *,
     """dout like out, dh_n (B, H) or None -> dx like x, dh0 (B, H); accumulates dweight_*."""
     _check_saved(saved, RNNSaved)
     x, h0, out, nonlinearity, batch_sizes, reverse = saved
-    return _core.rnn_backward(x, h0, weight_ih, weight_hh, batch_sizes, out, nonlinearity, dout, dh_n,
-                              dweight_ih, dweight_hh, dbias_ih, dbias_hh, reverse)
+    return _core.rnn_backward(x, h0, weight_ih, weight_hh, batch_sizes, out,
+                              check.text(nonlinearity, "saved.nonlinearity", ("tanh", "relu")), dout, dh_n,
+                              dweight_ih, dweight_hh, dbias_ih, dbias_hh, check.boolean(reverse, "saved.reverse"))
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -120,7 +125,7 @@ def linear_forward(x, weight, bias=None):
 
 def linear_backward(x, weight, dy, *, dweight, dbias=None, need_dx=True):
     """dy (..., O) -> dx (..., I) = dy W (None unless need_dx); accumulates dweight += dy^T x, dbias += sum of dy."""
-    return _core.linear_backward(x, weight, dy, dweight, dbias, bool(need_dx))
+    return _core.linear_backward(x, weight, dy, dweight, dbias, check.boolean(need_dx, "need_dx"))
 
 
 def embedding_forward(ids, weight):
@@ -145,5 +150,7 @@ def embedding_backward(ids, dout, *, dweight, padding_idx=None):
 def cross_entropy(logits, targets, *, ignore_index=-100, label_smoothing=0.0, reduction="mean", need_grad=True):
     """logits (..., C), targets (...) int64 -> (loss, grad); see pylstm.reference.cross_entropy for the definition.
     Log-softmax, loss and gradient in one pass over each row."""
-    return _core.cross_entropy(logits, targets, int(ignore_index), float(label_smoothing), reduction,
-                               bool(need_grad))
+    return _core.cross_entropy(logits, targets, check.int64(ignore_index, "ignore_index"),
+                               check.probability(label_smoothing, "label_smoothing"),
+                               check.text(reduction, "reduction", ("mean", "sum", "none")),
+                               check.boolean(need_grad, "need_grad"))

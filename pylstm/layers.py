@@ -325,7 +325,9 @@ class _Recurrent(Module):
         call raises RuntimeError (the gradients would be added again). Ctrl-C during a long backward raises
         KeyboardInterrupt within milliseconds; ``grads`` then hold the gradients of the layers and directions done so
         far (zero_grad() before the next step, as usual), and the forward is used up. So is it by an error raised
-        after some layers had added theirs; an error before that leaves the forward for a corrected call.
+        after some layers had added theirs; an error before that leaves the forward for a corrected call. x and
+        ``params`` must be as the forward had them (it kept the gates it computed from them, not copies of them): an
+        optimizer step in between gives the gradient of neither set of weights.
         """
         record = self._saved
         if record is None:
@@ -406,8 +408,10 @@ class _Recurrent(Module):
         return dx, self._state_result(dinitial)
 
     def saved_bytes_per_step(self) -> int:
-        """Bytes the last training-mode forward keeps per time step for backward, beyond x and out, summed over
-        layers and directions (dropout masks not counted); 0 when nothing is kept."""
+        """Bytes the kernels' records of the last training-mode forward keep per time step for backward (their
+        gates and cell states), summed over layers and directions; 0 when nothing is kept. Not counted: dropout
+        masks, and what a layout keeps beside them (with lengths, batch_first or both directions: its own copies of
+        x and of each direction's and layer's out, up to about half as much again)."""
         if self._saved is None:
             return 0
         return sum(saved_bytes_per_step(rec) for layer in self._saved.records for rec in layer)

@@ -72,10 +72,7 @@ def cross_entropy(logits: npt.ArrayLike, targets: npt.ArrayLike, *, ignore_index
     targets = _int_array(targets, "targets")
     if targets.shape != logits.shape[:-1]:
         raise ValueError(f"targets: expected shape {logits.shape[:-1]} (logits.shape[:-1]), got {targets.shape}")
-    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index, (int, np.integer)):
-        raise TypeError(f"ignore_index: expected an int, got {type(ignore_index).__name__}")
-    if not -2 ** 63 <= ignore_index < 2 ** 63:
-        raise ValueError(f"ignore_index: expected an int64, got {ignore_index}")
+    ignore_index = check.int64(ignore_index, "ignore_index")
     smoothing = check.probability(label_smoothing, "label_smoothing")
     reduction = _reduction(reduction)
     check.boolean(batch_first, "batch_first")

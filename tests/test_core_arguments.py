@@ -387,3 +387,29 @@ def test_functional_backward_rejects_wrong_saved(family):
 def test_functional_saved_types_are_distinct(record):
     """The three record types are different classes (what the saved check relies on)."""
     assert sum(issubclass(record, other) for other in (LSTMSaved, GRUSaved, RNNSaved)) == 1
+
+
+# pylstm.functional's arguments that are no arrays: each checked, named (they reached pybind11's signature dump, or
+# were read by bool(), so that reset_after="False" chose the reset-after form).
+_X, _H = np.zeros((2, 1, 3)), np.zeros((1, 4))
+FLAG_AND_NAME_CALLS = [
+    (lambda: F.rnn_forward(_X, _H, np.zeros((4, 3)), np.zeros((4, 4)), nonlinearity=None), TypeError, "nonlinearity"),
+    (lambda: F.rnn_forward(_X, _H, np.zeros((4, 3)), np.zeros((4, 4)), training="yes"), TypeError, "training"),
+    (lambda: F.gru_forward(_X, _H, np.zeros((12, 3)), np.zeros((12, 4)), reset_after="False"), TypeError,
+     "reset_after"),
+    (lambda: F.lstm_forward(_X, _H, _H, np.zeros((16, 3)), np.zeros((16, 4)), reverse=1), TypeError, "reverse"),
+    (lambda: F.cross_entropy(np.zeros((2, 3)), np.zeros(2, np.int64), reduction=None), TypeError, "reduction"),
+    (lambda: F.cross_entropy(np.zeros((2, 3)), np.zeros(2, np.int64), ignore_index=2 ** 70), ValueError,
+     "ignore_index"),
+    (lambda: F.cross_entropy(np.zeros((2, 3)), np.zeros(2, np.int64), label_smoothing="a"), TypeError,
+     "label_smoothing"),
+    (lambda: F.linear_backward(np.zeros((2, 3)), np.zeros((4, 3)), np.zeros((2, 4)), dweight=np.zeros((4, 3)),
+                               need_dx=None), TypeError, "need_dx"),
+]
+
+
+@pytest.mark.parametrize("call, error, name", FLAG_AND_NAME_CALLS, ids=[c[2] for c in FLAG_AND_NAME_CALLS])
+def test_functional_checks_its_flags_and_names(call, error, name):
+    with pytest.raises(error, match=f"^{name}: expected"):
+        call()
+
