@@ -247,6 +247,45 @@ def test_set_num_threads_takes_numpy_ints(num_threads):
     assert pylstm.get_num_threads() == 2
 
 
+@pytest.mark.parametrize("value", ["99999", "9999999999999", "abc", "0"])
+def test_omp_num_threads_beyond_the_limit_or_unreadable_gives_the_processors(value, monkeypatch):
+    """OMP_NUM_THREADS=99999 was taken as is (and 9999999999999 wrapped to 1316134911): a call then started
+    thousands of threads. Out of [1, 4096], or not a number: the processors, as without it."""
+    monkeypatch.setenv("OMP_NUM_THREADS", value)  # (the subprocess's environment)
+    out = run_python("""
+    import os
+    import pylstm
+    print(pylstm.get_num_threads(), len(os.sched_getaffinity(0)))
+    """)
+    threads, processors = map(int, out.split())
+    assert threads == processors
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="counts threads in /proc")
+def test_a_call_starts_no_more_threads_than_processors():
+    """set_num_threads(64) on a machine of fewer processors: the calls start no more than the processors (more
+    only waited for one another: 8 threads on 2 cores trained at half one thread's speed), with the same results."""
+    out = run_python("""
+    import os
+    import numpy as np
+    import pylstm
+    pylstm._core.set_adaptive_threads(False)
+    m = pylstm.LSTM(256, 256, seed=0)
+    x = np.random.default_rng(0).standard_normal((50, 16, 256)).astype(np.float32)
+    pylstm.set_num_threads(1)
+    expected = m(x)[0].copy(), m.backward(np.ones((50, 16, 256), np.float32))[0]
+    pylstm.set_num_threads(64)
+    got = m(x)[0].copy(), m.backward(np.ones((50, 16, 256), np.float32))[0]
+    status = open("/proc/self/status").read()
+    threads = int(status.split("Threads:")[1].split()[0])
+    same = all(np.array_equal(a, b) for a, b in zip(got, expected))
+    print(pylstm.get_num_threads(), threads, len(os.sched_getaffinity(0)), same)
+    """)
+    setting, threads, processors, same = out.split()
+    assert setting == "64" and same == "True"
+    assert int(threads) <= int(processors) + 2, out  # (the Python thread and OpenBLAS's own, at most)
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Ctrl-C during a long call raises KeyboardInterrupt promptly (the time loop stops at its next step), and the module
 # then works as before. The call is sized to take several seconds from a measured step time.

@@ -289,7 +289,6 @@ class ArgChecker {
 // set_num_threads' argument: an int (or an integer type with __index__, as NumPy's), not a bool, in
 // [1, kMaxThreads]; TypeError or ValueError naming n otherwise (also for ints beyond C++'s range).
 int thread_count(const py::object& n) {
-  constexpr long long kMaxThreads = 4096;
   const std::string expected = "n: expected an int in [1, " + std::to_string(kMaxThreads) + "]";
   const bool is_bool = PyBool_Check(n.ptr()) || type_name(n) == "bool" || type_name(n) == "bool_";
   if (is_bool || !PyIndex_Check(n.ptr())) throw py::type_error(expected + ", got " + type_name(n));
@@ -674,7 +673,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("independent_loops", &independent_loops,
         "Time loops so far whose work items were slices of the batch rows, run without a wait per step (for tests).");
   m.def("set_num_threads", [](const py::object& n) { set_num_threads(thread_count(n)); }, py::arg("n"),
-        "Set the number of threads the kernels may use (an int in [1, 4096]). Results are the same for any number. "
+        "Set the number of threads the kernels may use (an int in [1, 4096]; a call starts no more than the "
+        "processors this process may run on). Results are the same for any number. "
         "In a process forked after a kernel of its parent ran threaded, the kernels run on one thread (the OpenMP "
         "threads do not survive fork); set_num_threads is accepted there and changes nothing.");
   m.def(

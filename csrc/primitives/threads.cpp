@@ -1,6 +1,8 @@
 #include "primitives/threads.h"
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
 #include <mutex>
 
@@ -15,11 +17,15 @@ namespace pylstm {
 
 namespace {
 
+// OMP_NUM_THREADS's first number ("2,1" gives each nesting level's count) when it is one in [1, kMaxThreads], else
+// the processors (libgomp warns of a value it cannot read).
 int default_num_threads() {
 #ifdef _OPENMP
   if (const char* env = std::getenv("OMP_NUM_THREADS")) {
-    const int n = std::atoi(env);
-    if (n >= 1) return n;
+    char* end = nullptr;
+    errno = 0;
+    const long n = std::strtol(env, &end, 10);
+    if (end != env && errno == 0 && n >= 1 && n <= kMaxThreads) return static_cast<int>(n);
   }
   return omp_get_num_procs();
 #else
@@ -72,10 +78,18 @@ int get_num_threads() {
 
 void set_num_threads(int n) { num_threads_setting().store(n < 1 ? 1 : n, std::memory_order_relaxed); }
 
+int team_threads() {
+#ifdef _OPENMP
+  return std::max(1, std::min(get_num_threads(), omp_get_num_procs()));
+#else
+  return 1;
+#endif
+}
+
 int threads_for(int64_t work) {
   // About 30 microseconds of single-core work per extra thread.
   constexpr int64_t kMinWorkPerThread = int64_t(1) << 20;
-  const int n = get_num_threads();
+  const int n = team_threads();
   if (n <= 1 || work < 2 * kMinWorkPerThread || busy_machine()) return 1;
   const int64_t useful = work / kMinWorkPerThread;
   note_team_started();  // (also for the regions that are not parallel_region's: backward_pass)

@@ -12,7 +12,11 @@ namespace pylstm {
 // True when the extension was compiled with OpenMP.
 bool has_openmp();
 
-// Threads the kernels may use: set_num_threads(n) (n >= 1), else OMP_NUM_THREADS, else the number of processors.
+// The most threads set_num_threads or OMP_NUM_THREADS may ask for.
+constexpr int kMaxThreads = 4096;
+
+// Threads the kernels may use: set_num_threads(n) (n in [1, kMaxThreads]), else OMP_NUM_THREADS (when a whole number
+// in that range), else the number of processors.
 // Always 1 without OpenMP, and in a process forked from one that had started a team of threads (a kernel that ran
 // threaded): GNU libgomp's thread pool does not survive fork, and the child's first team of two or more threads
 // would wait forever for threads that do not exist. set_num_threads there is accepted and changes nothing. Results do
@@ -24,9 +28,14 @@ void set_num_threads(int n);
 // first stops other libraries' idle BLAS threads, which would hold the cores the team needs (blas_pools.h).
 void note_team_started();
 
+// The threads a call may start: get_num_threads(), but no more than the processors this process may run on. More
+// threads than processors only wait for one another at every round and barrier (8 threads on 2 cores trained at
+// half one thread's speed); the results are the same for any number.
+int team_threads();
+
 // Threads worth using for a parallel loop of `work` multiply-adds: 1 below the point where waking a second thread
 // (a few microseconds) costs more than it saves, or while the machine is busy (busy_machine()), else
-// get_num_threads().
+// team_threads().
 int threads_for(int64_t work);
 
 // This thread's number and the team size inside a parallel region (0 and 1 outside one, or without OpenMP).

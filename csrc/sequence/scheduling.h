@@ -133,7 +133,7 @@ inline int loop_threads(int64_t steps, int64_t step_work, int64_t weight_bytes, 
   constexpr int64_t kMinCallWork = int64_t(1) << 18;
   if (busy_machine() || steps * step_work < kMinCallWork) return 1;
   if (step_work < kComputeStep && weight_bytes < split_bytes()) return 1;
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(get_num_threads(), panels_per_gate(H, nr))));
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(team_threads(), panels_per_gate(H, nr))));
 }
 
 // The time loop's parallel region: the rounds of `items` work items over `threads` threads (WorkRounds), each
