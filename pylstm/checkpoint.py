@@ -111,7 +111,11 @@ def save(path: Union[str, os.PathLike[str]], module: Module, *, vocab: Optional[
     _remove_stale_temporaries(directory, os.path.basename(path))
     writer = f"{os.getpid()}-{_HOST}."
     fd: Optional[int]
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=_temporary_prefix(os.path.basename(path)) + writer, suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=_temporary_prefix(os.path.basename(path)) + writer,
+                                   suffix=".tmp")
+    except OSError as exc:  # a missing or unwritable directory: named by the path asked for, not the temporary's
+        raise type(exc)(exc.errno, f"save: cannot write {str(path)!r} ({exc.strerror})", str(path)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             fd = None  # the file object owns it now

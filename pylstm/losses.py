@@ -80,7 +80,7 @@ def cross_entropy(logits: npt.ArrayLike, targets: npt.ArrayLike, *, ignore_index
         if logits.ndim != 3:
             raise ValueError(f"lengths: needs logits of shape (T, B, V) or (B, T, V), got {logits.shape}")
         steps, batch = (targets.shape[1], targets.shape[0]) if batch_first else targets.shape
-        checked_lengths = check_lengths(lengths, batch, steps)
+        checked_lengths = check_lengths(lengths, batch, steps, "logits")
         past = np.arange(steps)[:, None] >= checked_lengths[None, :]  # (T, B): steps past each length
         targets = np.where(past.T if batch_first else past, ignore_index, targets)
     return F.cross_entropy(logits, targets, ignore_index=int(ignore_index), label_smoothing=smoothing,

@@ -18,8 +18,9 @@ the same gathers serve the gradients in backward.
 import numpy as np
 
 
-def check_lengths(lengths, batch, steps):
-    """lengths: None or B integers in [0, T] -> None or an int64 array (B,)."""
+def check_lengths(lengths, batch, steps, sequence="x"):
+    """lengths: None or B integers in [0, T] (T the steps of the array named `sequence`) -> None or an int64 array
+    (B,)."""
     if lengths is None:
         return None
     try:
@@ -33,7 +34,7 @@ def check_lengths(lengths, batch, steps):
     if arr.shape != (batch,):
         raise ValueError(f"lengths: expected shape ({batch},) (one length per sequence of the batch), got {arr.shape}")
     if batch and (arr.min() < 0 or arr.max() > steps):
-        raise ValueError(f"lengths: expected values in [0, {steps}] (T = {steps} steps in x), "
+        raise ValueError(f"lengths: expected values in [0, {steps}] (T = {steps} steps in {sequence}), "
                          f"got values in [{arr.min()}, {arr.max()}]")
     return arr.astype(np.int64)
 

@@ -21,12 +21,15 @@ one of ``pylstm.optim``'s.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import math
 import numbers
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any, Callable, Literal, Optional, Union
@@ -352,6 +355,25 @@ def _check_writable(path: PathLike) -> None:
         raise ValueError(f"checkpoint: the directory {directory!r} does not exist")
 
 
+@contextlib.contextmanager
+def _interrupt_after() -> Iterator[None]:
+    """Ctrl-C (SIGINT) during the block takes effect at its end, as KeyboardInterrupt: a checkpoint is written whole,
+    so the history fit returns and the checkpoint hold the same epochs. Only in the main thread (where Python runs
+    signal handlers) and while SIGINT has Python's own handler (another is left alone)."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
+
+
 def _training_state(epoch: int, optimizer: _Optimizer, scheduler: Union[_LRScheduler, ReduceLROnPlateau, None],
                     history: History, model: Module) -> dict[str, Any]:
     return {"epoch": epoch, "optimizer_class": type(optimizer).__name__, "optimizer": optimizer.state_dict(),
@@ -512,10 +534,11 @@ def fit(model: Module, data: TrainingData, loss: LossFunction, optimizer: _Optim
             stop = any([bool(cb(epoch, history)) for cb in epoch_callbacks])
             if stop:
                 history.stopped = "early stopping"
-            if checkpoint is not None:
-                ckpt.save(checkpoint, model, vocab=vocab,
-                          training=_training_state(epoch + 1, optimizer, scheduler, history, model))
             bar.end_epoch(epoch, history)
+            if checkpoint is not None:
+                with _interrupt_after():
+                    ckpt.save(checkpoint, model, vocab=vocab,
+                              training=_training_state(epoch + 1, optimizer, scheduler, history, model))
             if stop:
                 break
     except KeyboardInterrupt:

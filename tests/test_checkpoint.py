@@ -591,3 +591,12 @@ def test_save_refuses_a_training_state_that_would_not_read_back(tmp_path, traini
     with pytest.raises(ValueError, match=match):
         pylstm.checkpoint.save(tmp_path / "m.npz", pylstm.Linear(2, 2), training=training)
     assert not (tmp_path / "m.npz").exists()
+
+
+def test_save_into_a_missing_directory_names_the_path(tmp_path):
+    """(It named the hidden temporary file that the atomic write makes beside the path.)"""
+    path = tmp_path / "missing" / "m.npz"
+    with pytest.raises(FileNotFoundError) as info:
+        pylstm.save(path, pylstm.Linear(2, 2))
+    assert info.value.filename == str(path) and ".tmp" not in str(info.value)
+

@@ -14,6 +14,7 @@ import functools
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import warnings
@@ -323,6 +324,28 @@ def test_ctrl_c_during_validation_leaves_the_complete_epochs(tmp_path, capsys):
     assert history.epochs == len(history.val_loss) == len(history.lr) == len(history.tokens_per_s) == 1
     assert checkpoint.read(tmp_path / "a.npz").training["epoch"] == 1
     assert "interrupted in epoch 2;" in capsys.readouterr().out
+
+
+def test_ctrl_c_while_a_checkpoint_is_written_takes_effect_after_it(tmp_path, monkeypatch, capsys):
+    """SIGINT in the middle of the second epoch's checkpoint write: the write finishes, then the run stops, so the
+    history returned and the checkpoint hold the same two epochs (the checkpoint lagged by one)."""
+    write = np.savez
+    calls = []
+
+    def interrupted_write(file, **arrays):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        write(file, **arrays)
+
+    monkeypatch.setattr(checkpoint.np, "savez", interrupted_write)
+    net = model(layers=1)
+    history = pylstm.fit(net, STREAMS, pylstm.losses.cross_entropy, pylstm.optim.Adam(net), epochs=5, bptt=100,
+                         checkpoint=tmp_path / "a.npz", progress="lines")
+    assert history.stopped == "interrupted" and history.epochs == 2
+    assert checkpoint.read(tmp_path / "a.npz").training["epoch"] == 2
+    assert "epoch 2/5: loss" in capsys.readouterr().out
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_resume_checks_the_vocabulary_and_keeps_the_checkpoints(tmp_path):

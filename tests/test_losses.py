@@ -221,7 +221,7 @@ def test_loss_argument_errors():
         losses.cross_entropy(np.zeros((3, 4), np.int32), np.array([0, 1, 2]))
     with pytest.raises(ValueError, match="lengths: needs logits of shape"):
         losses.cross_entropy(logits, np.array([0, 1, 2]), lengths=[1, 2, 3])
-    with pytest.raises(ValueError, match=r"lengths: expected values in \[0, 3\]"):
+    with pytest.raises(ValueError, match=r"lengths: expected values in \[0, 3\] \(T = 3 steps in logits\)"):
         losses.cross_entropy(np.zeros((3, 2, 4)), np.zeros((3, 2), int), lengths=[1, 4])
     with pytest.raises(ValueError, match="target: expected the shape of pred"):
         losses.mse(np.zeros(3), np.zeros(4))
