@@ -18,13 +18,13 @@ def positive_int(value, name, minimum=1):
     return int(value)
 
 
-def array(value: Any, name: str) -> np.ndarray:
-    """np.asarray(value), or a TypeError naming the argument where NumPy cannot make an array of it (or torch refuses:
-    a tensor that requires grad raises RuntimeError)."""
+def array(value: Any, name: str, expected: str = "an array", **asarray: Any) -> np.ndarray:
+    """np.asarray(value, **asarray), or a TypeError naming the argument (`expected` what) where NumPy cannot make
+    such an array of it, or torch refuses (a tensor that requires grad raises RuntimeError)."""
     try:
-        return np.asarray(value)
+        return np.asarray(value, **asarray)
     except (TypeError, ValueError, RuntimeError) as exc:
-        raise TypeError(f"{name}: expected an array, got {type(value).__name__} ({exc})") from exc
+        raise TypeError(f"{name}: expected {expected}, got {type(value).__name__} ({exc})") from exc
 
 
 def aligned(a):

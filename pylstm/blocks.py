@@ -128,10 +128,7 @@ class Embedding(Module):
     def _ids_array(ids: npt.ArrayLike) -> IntArray:
         """ids as a C-contiguous int64 array (any integer dtype is accepted; other dtypes are an error)."""
         if not isinstance(ids, np.ndarray):
-            try:
-                ids = np.asarray(ids)
-            except (TypeError, ValueError, RuntimeError) as exc:  # (RuntimeError: a torch tensor that requires grad)
-                raise TypeError(f"ids: expected an array of integers, got {type(ids).__name__} ({exc})") from exc
+            ids = check.array(ids, "ids", "an array of integers")
             if ids.size == 0 and ids.dtype.kind == "f":
                 ids = ids.astype(np.int64)  # [] is float64 to NumPy
         if ids.dtype.kind not in "iu":

@@ -36,18 +36,11 @@ def _float_array(value: npt.ArrayLike, name: str) -> FloatArray:
         if value.dtype not in check.DTYPES:
             raise TypeError(f"{name}: expected dtype float32 or float64, got {value.dtype}")
         return check.aligned(np.ascontiguousarray(value))
-    try:
-        return check.aligned(np.ascontiguousarray(value, dtype=np.float64))
-    except (TypeError, ValueError, RuntimeError) as exc:  # (RuntimeError: a torch tensor that requires grad)
-        raise TypeError(f"{name}: expected an array of floats, got {type(value).__name__} ({exc})") from exc
+    return check.aligned(np.ascontiguousarray(check.array(value, name, "an array of floats", dtype=np.float64)))
 
 
 def _int_array(value: npt.ArrayLike, name: str) -> npt.NDArray[np.int64]:
-    try:
-        arr = np.asarray(value)
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise TypeError(f"{name}: expected an array of integer class indices, got {type(value).__name__} ({exc})") \
-            from exc
+    arr = check.array(value, name, "an array of integer class indices")
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name}: expected an array of integer class indices, got dtype {arr.dtype}")
     return check.aligned(np.ascontiguousarray(arr, dtype=np.int64))

@@ -204,12 +204,7 @@ class Module:
                 return value  # as np.asarray would return it, without the call (a subclass still goes through it)
             value = np.asarray(value, order="C")  # not ascontiguousarray: it would report a 0-d x as shape (1,)
             return check.aligned(value)
-        try:
-            value = np.asarray(value, dtype=self.dtype, order="C")
-        except (TypeError, ValueError, RuntimeError) as exc:  # (RuntimeError: a torch tensor that requires grad)
-            raise TypeError(f"{name}: expected an array of {self.dtype.name}, got {type(value).__name__} ({exc})") \
-                from exc
-        return check.aligned(value)
+        return check.aligned(check.array(value, name, f"an array of {self.dtype.name}", dtype=self.dtype, order="C"))
 
     def _checked(self, value: npt.ArrayLike, name: str, shape: tuple[int, ...], meaning: str) -> FloatArray:
         value = self._array(value, name)

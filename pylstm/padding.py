@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from . import _checks as check
 from ._types import IntArray
 
 
@@ -48,10 +49,7 @@ def pad_sequences(sequences: Iterable[npt.ArrayLike], batch_first: bool = False,
 
     arrays: list[np.ndarray] = []
     for k, seq in enumerate(sequences):
-        try:
-            a = np.asarray(seq)
-        except (TypeError, ValueError, RuntimeError) as exc:  # (RuntimeError: a torch tensor that requires grad)
-            raise TypeError(f"sequences[{k}]: not convertible to an array ({exc})") from exc
+        a = check.array(seq, f"sequences[{k}]")
         if a.dtype.kind != "f":
             raise TypeError(f"sequences[{k}]: expected a floating-point array, got dtype {a.dtype} "
                             f"(convert it first, e.g. np.asarray(seq, dtype=np.float32))")
