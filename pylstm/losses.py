@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from . import _checks as check
 from . import functional as F
-from .sequence import check_lengths
+from .sequence import check_lengths, steps_past
 from ._types import FloatArray, Reduction
 
 #: What a loss returns: (the loss, a float or per element with reduction="none"; its gradient).
@@ -74,8 +74,7 @@ def cross_entropy(logits: npt.ArrayLike, targets: npt.ArrayLike, *, ignore_index
             raise ValueError(f"lengths: needs logits of shape (T, B, V) or (B, T, V), got {logits.shape}")
         steps, batch = (targets.shape[1], targets.shape[0]) if batch_first else targets.shape
         checked_lengths = check_lengths(lengths, batch, steps, "logits")
-        past = np.arange(steps)[:, None] >= checked_lengths[None, :]  # (T, B): steps past each length
-        targets = np.where(past.T if batch_first else past, ignore_index, targets)
+        targets = np.where(steps_past(checked_lengths, steps, batch_first), ignore_index, targets)
     return F.cross_entropy(logits, targets, ignore_index=int(ignore_index), label_smoothing=smoothing,
                            reduction=reduction)
 

@@ -39,6 +39,13 @@ def check_lengths(lengths, batch, steps, sequence="x"):
     return arr.astype(np.int64)
 
 
+def steps_past(lengths, steps, batch_first=False):
+    """The steps past each sequence's length: a bool array (T, B), or (B, T) with batch_first, for checked lengths
+    (B,)."""
+    past = np.arange(steps)[:, None] >= np.asarray(lengths)[None, :]
+    return past.T if batch_first else past
+
+
 class Layout:
     """The row layout of one batch: ``Layout(T, B, lengths)``; lengths None means every sequence runs all T steps.
 

@@ -43,6 +43,7 @@ from ._checks import positive_int
 from ._types import FloatArray
 from .module import Module
 from .optim import ReduceLROnPlateau, _LRScheduler, _Optimizer, clip_grad_norm
+from .sequence import steps_past
 from .text import Vocab
 
 #: fit's data: (N, B) integer streams, or a sequence of minibatches (x, y) or (x, y, lengths).
@@ -213,8 +214,7 @@ def _tokens(y: npt.ArrayLike, lengths: Optional[npt.ArrayLike], loss: LossFuncti
     counted = np.asarray(y) != keywords.get("ignore_index", _IGNORE_INDEX)
     if lengths is not None:  # (the loss has checked them: (B,) for (T, B) targets, or (B, T) with batch_first)
         batch_first = keywords.get("batch_first", False)
-        within = np.arange(counted.shape[1 if batch_first else 0])[:, None] < np.asarray(lengths)[None, :]
-        counted &= within.T if batch_first else within
+        counted &= ~steps_past(lengths, counted.shape[1 if batch_first else 0], batch_first)
     return int(np.count_nonzero(counted))
 
 
