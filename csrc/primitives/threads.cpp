@@ -80,7 +80,10 @@ void set_num_threads(int n) { num_threads_setting().store(n < 1 ? 1 : n, std::me
 
 int team_threads() {
 #ifdef _OPENMP
-  return std::max(1, std::min(get_num_threads(), omp_get_num_procs()));
+  // The processors as at the first call: omp_get_num_procs asks the kernel for the affinity mask every time (a
+  // system call, a noticeable part of a batch-1 step's few microseconds).
+  static const int processors = std::max(1, omp_get_num_procs());
+  return std::max(1, std::min(get_num_threads(), processors));
 #else
   return 1;
 #endif

@@ -28,9 +28,9 @@ void set_num_threads(int n);
 // first stops other libraries' idle BLAS threads, which would hold the cores the team needs (blas_pools.h).
 void note_team_started();
 
-// The threads a call may start: get_num_threads(), but no more than the processors this process may run on. More
-// threads than processors only wait for one another at every round and barrier (8 threads on 2 cores trained at
-// half one thread's speed); the results are the same for any number.
+// The threads a call may start: get_num_threads(), but no more than the processors this process may run on (as at
+// the first call). More threads than processors only wait for one another at every round and barrier (8 threads on
+// 2 cores trained at half one thread's speed); the results are the same for any number.
 int team_threads();
 
 // Threads worth using for a parallel loop of `work` multiply-adds: 1 below the point where waking a second thread
