@@ -148,8 +148,10 @@ def exact_state(state, shapes, dtype):
     if parts is None or len(parts) != n:
         return None
     for part, shape in zip(parts, shapes):
-        if not (type(part) is np.ndarray and part.shape == shape and part.dtype == dtype
-                and part.flags.c_contiguous and part.flags.aligned):
+        if not (type(part) is np.ndarray and part.shape == shape and part.dtype == dtype):
+            return None
+        flags = part.flags  # (made anew at each access)
+        if not (flags.c_contiguous and flags.aligned):
             return None
     return parts
 

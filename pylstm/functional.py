@@ -50,7 +50,8 @@ def lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
                  batch_sizes=None, training=True, reverse=False):
     """x (T, B, I) or packed (N, I), h0 (B, P), c0 (B, H) -> out (T, B, P) or (N, P), h_n (B, P), c_n (B, H),
     saved (LSTMSaved or None). P = H, or weight_hr.shape[0] with a projection."""
-    training, reverse = check.boolean(training, "training"), check.boolean(reverse, "reverse")
+    if type(training) is not bool or type(reverse) is not bool:  # (bools skip the calls: a batch-1 step is short)
+        training, reverse = check.boolean(training, "training"), check.boolean(reverse, "reverse")
     out, h_n, c_n, gates, cells = _core.lstm_forward(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr,
                                                      *_triple(peepholes, "peepholes"), batch_sizes, training, reverse)
     if not training:
@@ -73,8 +74,9 @@ def lstm_backward(saved, weight_ih, weight_hh, dout, dh_n=None, dc_n=None, *, we
 def gru_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, reset_after=True, batch_sizes=None,
                 training=True, reverse=False):
     """x (T, B, I) or packed (N, I), h0 (B, H) -> out (T, B, H) or (N, H), h_n (B, H), saved (GRUSaved or None)."""
-    reset_after = check.boolean(reset_after, "reset_after")
-    training, reverse = check.boolean(training, "training"), check.boolean(reverse, "reverse")
+    if type(training) is not bool or type(reverse) is not bool or type(reset_after) is not bool:  # (as above)
+        training, reverse = check.boolean(training, "training"), check.boolean(reverse, "reverse")
+        reset_after = check.boolean(reset_after, "reset_after")
     out, h_n, gates = _core.gru_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, reset_after, batch_sizes,
                                         training, reverse)
     if not training:
@@ -96,7 +98,8 @@ def rnn_forward(x, h0, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, nonl
                 training=True, reverse=False):
     """x (T, B, I) or packed (N, I), h0 (B, H) -> out (T, B, H) or (N, H), h_n (B, H), saved (RNNSaved or None)."""
     nonlinearity = check.text(nonlinearity, "nonlinearity", ("tanh", "relu"))
-    training, reverse = check.boolean(training, "training"), check.boolean(reverse, "reverse")
+    if type(training) is not bool or type(reverse) is not bool:  # (bools skip the calls: a batch-1 step is short)
+        training, reverse = check.boolean(training, "training"), check.boolean(reverse, "reverse")
     out, h_n = _core.rnn_forward(x, h0, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, batch_sizes,
                                  reverse)
     if not training:

@@ -200,7 +200,8 @@ class Module:
         if isinstance(value, np.ndarray):
             if value.dtype != self.dtype:
                 raise TypeError(f"{name}: expected dtype {self.dtype.name} (the module's dtype), got {value.dtype}")
-            if type(value) is np.ndarray and value.flags.c_contiguous and value.flags.aligned:
+            flags = value.flags  # (made anew at each access)
+            if type(value) is np.ndarray and flags.c_contiguous and flags.aligned:
                 return value  # as np.asarray would return it, without the call (a subclass still goes through it)
             value = np.asarray(value, order="C")  # not ascontiguousarray: it would report a 0-d x as shape (1,)
             return check.aligned(value)
