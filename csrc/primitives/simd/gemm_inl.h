@@ -24,6 +24,12 @@ struct Tiling {
   // stay bitwise the same; kMc sizes the thread buffers and the compiled loops (block_rows_max, the Ops table's mc).
   static constexpr int64_t kKc = 512 * 4 / static_cast<int64_t>(sizeof(T));
   static constexpr int64_t kMc = 20 * kMr;
+  // Values of k per pass of the micro-kernel's loop: four (the loop's own instructions shared by four steps) where
+  // the registers left beside a step's (accumulators, B vectors, A broadcast) hold the next step's B vectors, else
+  // one. With AVX2's 16 (12 + 2 + 1 used), GCC's four-step passes loaded the next B vectors early and spilled two
+  // accumulators to the stack inside the loop: the AVX2 kernel ran at 80-86% of a core's peak, not 92-97%.
+  static constexpr int kStepRegisters = kMr * kNrVecs + kNrVecs + 1;
+  static constexpr int kStepsPerPass = V::kRegisters - kStepRegisters >= kNrVecs ? 4 : 1;
 };
 
 // ------------------------------------------------------------------------------------------------------------ GEMM
@@ -85,18 +91,19 @@ inline void micro_kernel(int64_t kc, const typename V::T* A, int64_t as_m_given,
     for (int r = 0; r < MR; ++r)
       acc[r][v] = start != nullptr || !accumulate || lanes <= 0 ? first : load_n<V>(C + r * ldc + v * L, w);
   }
-  // Four k per pass, then the rest one by one: the loop's own instructions and address updates are shared by four
-  // steps (the same operations in the same order, so the same bits).
+  // kStepsPerPass values of k per pass, then the rest one by one (the same operations in the same order either way,
+  // so the same bits).
   // The first strip of a panel reads the panel's slice from L3 (a recurrent step's weights, each thread's megabytes
   // read once per step) or L2: the hardware prefetchers left its FMAs waiting on the loads. It asks for the lines
   // kPanelPrefetchSteps values of k ahead (8 did as well, 24 and more less well). The same arithmetic.
-  constexpr int kPanelPrefetchSteps = 16, kPassBytes = 4 * NR * static_cast<int>(sizeof(typename V::T));
+  constexpr int kPass = Tiling<V>::kStepsPerPass, kPanelPrefetchSteps = 16,
+                kPassBytes = kPass * NR * static_cast<int>(sizeof(typename V::T));
   int64_t k = 0;
-  for (; k + 4 <= kc; k += 4) {
+  for (; k + kPass <= kc; k += kPass) {
     if (prefetch_panel)
       for (int b = 0; b < kPassBytes; b += 64)
         __builtin_prefetch(reinterpret_cast<const char*>(panel + (k + kPanelPrefetchSteps) * NR) + b, 0, 3);
-    micro_kernel_steps<V, MR, 4, kLayout>(acc, A + k * as_k, as_m, as_k, panel + k * NR);
+    micro_kernel_steps<V, MR, kPass, kLayout>(acc, A + k * as_k, as_m, as_k, panel + k * NR);
   }
   for (; k < kc; ++k) micro_kernel_steps<V, MR, 1, kLayout>(acc, A + k * as_k, as_m, as_k, panel + k * NR);
   for (int r = 0; r < MR; ++r)
