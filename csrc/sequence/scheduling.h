@@ -118,21 +118,30 @@ inline LoopItems loop_items(int threads, int64_t H, int64_t nr, int64_t batch, b
           rows_allowed ? row_slices(threads, batch, dot, step_weight_bytes) : 0};
 }
 
+// Which time loop asks for threads (loop_threads).
+enum class LoopKind { kForward, kBackward };
+
 // Threads for a time loop of `steps` steps that each do `step_work` multiply-adds with `weight_bytes` of weights.
 // A second thread pays when a step has enough arithmetic to hide a round's synchronization (a microsecond or two,
 // and the step's outputs crossing between caches), or when the weights outgrow one core's L2 cache and splitting
 // them keeps each half in a cache; and only when the whole call is worth starting a thread (a few microseconds).
 // Never more threads than panels of units. Below kMinCallWork one thread and two take the same time.
+// "Enough arithmetic": a forward step from kForwardComputeStep multiply-adds (several microseconds on a core of
+// 16 float multiply-adds a cycle, as AVX2 cores and Zen 4's AVX-512 have), a backward step from twice that: a
+// one-thread backward loop has the weight gradients made beside it on the other core (backward_pass), which a split
+// loop gives up.
 // The weights "outgrow" one core's L2 from a quarter of it on (split_bytes): the step's activations and scratch, and
 // the lines the weights evict from one another (W's rows a power of two of lines apart share sets), take the rest.
 // Results do not depend on the thread count, so this may follow the cache sizes.
 inline int64_t split_bytes() { return cache_sizes().l2 / 4; }
 
-inline int loop_threads(int64_t steps, int64_t step_work, int64_t weight_bytes, int64_t H, int64_t nr) {
-  constexpr int64_t kComputeStep = int64_t(1) << 20;
+inline int loop_threads(LoopKind kind, int64_t steps, int64_t step_work, int64_t weight_bytes, int64_t H,
+                        int64_t nr) {
+  constexpr int64_t kForwardComputeStep = int64_t(1) << 19;
   constexpr int64_t kMinCallWork = int64_t(1) << 18;
+  const int64_t compute_step = kind == LoopKind::kForward ? kForwardComputeStep : 2 * kForwardComputeStep;
   if (busy_machine() || steps * step_work < kMinCallWork) return 1;
-  if (step_work < kComputeStep && weight_bytes < split_bytes()) return 1;
+  if (step_work < compute_step && weight_bytes < split_bytes()) return 1;
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(team_threads(), panels_per_gate(H, nr))));
 }
 
