@@ -26,8 +26,8 @@ struct Tiling {
   static constexpr int64_t kMc = 20 * kMr;
   // Values of k per pass of the micro-kernel's loop: four (the loop's own instructions shared by four steps) where
   // the registers left beside a step's (accumulators, B vectors, A broadcast) hold the next step's B vectors, else
-  // one. With AVX2's 16 (12 + 2 + 1 used), GCC's four-step passes loaded the next B vectors early and spilled two
-  // accumulators to the stack inside the loop: the AVX2 kernel ran at 80-86% of a core's peak, not 92-97%.
+  // one. With AVX2's 16 (12 + 2 + 1 used), GCC's four-step passes loaded the next B vectors early and spilled
+  // accumulators to the stack inside the loop; the scalar tile (4 x 8 values) spilled more.
   static constexpr int kStepRegisters = kMr * kNrVecs + kNrVecs + 1;
   static constexpr int kStepsPerPass = V::kRegisters - kStepRegisters >= kNrVecs ? 4 : 1;
 };
