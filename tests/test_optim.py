@@ -614,6 +614,21 @@ def test_clip_grad_norm_nonfinite():
     assert all(np.isnan(g).all() for g in model.grads.values())
 
 
+@pytest.mark.parametrize("norm_type", [2.0, math.inf, 3.0])
+def test_clip_grad_norm_of_float32_gradients_near_their_largest(norm_type):
+    """float32 gradients of total norm about 1e38 clipped to 1: the factor (about 1e-38) is below float32's smallest
+    normal number, which the kernels' threads would read as 0; the gradients are scaled as the reference scales them,
+    not zeroed (products below that number may still be flushed to 0)."""
+    grads = [np.array([1e38, -2.0, 3e37], np.float32), np.array([5.0, 1e20], np.float32)]
+    expected = [g.copy() for g in grads]
+    expected_total = ref.clip_grad_norm(expected, 1.0, norm_type)
+    total = optim.clip_grads_by_norm(grads, 1.0, norm_type)
+    assert total == pytest.approx(expected_total, rel=1e-13)
+    assert 0.9 < abs(float(expected[0][0])) <= 1.0  # the reference keeps the largest element near 1
+    for g, e in zip(grads, expected):
+        np.testing.assert_allclose(g, e, rtol=1e-6, atol=float(np.finfo(np.float32).tiny))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_clip_grad_value_matches_torch(dtype):
     model, ps = clip_pair(dtype)

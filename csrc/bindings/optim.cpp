@@ -191,7 +191,8 @@ void bind_optimizers(py::module_& m) {
           scale<T>(static_cast<int64_t>(a.size()), mptr<T>(a), factor);
         });
       },
-      arg("x"), arg("factor"), "x *= factor in place (factor rounded to x's dtype first).");
+      arg("x"), arg("factor"), "x *= factor in place (factor rounded to x's dtype first; one below the dtype's smallest normal\n"
+      "number multiplies in a wider type, as flush-to-zero would read it as 0).");
   m.def(
       "clamp_",
       [](const py::object& x, double limit) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <type_traits>
 #include <vector>
 
@@ -236,9 +237,17 @@ double max_abs(int64_t n, const T* x) {
 
 template <typename T>
 void scale(int64_t n, T* x, double factor) {
+  // A factor below T's smallest normal number would be read as 0 by the threads' denormals-are-zero (float gradients
+  // of total norm above about 1e38 clipped to 1 would all become 0): such a factor multiplies in a wider type.
+  using Wide = std::conditional_t<std::is_same_v<T, float>, double, long double>;
+  const bool tiny = factor != 0 && std::abs(factor) < static_cast<double>(std::numeric_limits<T>::min());
   const T f = T(factor);
+  const Wide wide_factor = factor;
   for_each_chunk(n, kToolWork, [&](int64_t, int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) x[i] = x[i] * f;
+    if (tiny)
+      for (int64_t i = begin; i < end; ++i) x[i] = T(Wide(x[i]) * wide_factor);
+    else
+      for (int64_t i = begin; i < end; ++i) x[i] = x[i] * f;
   });
 }
 

@@ -98,7 +98,7 @@ double sum_abs_pow(int64_t n, const T* x, double p);
 template <typename T>
 double max_abs(int64_t n, const T* x);
 
-// x[i] = x[i] * T(factor), in place.
+// x[i] = x[i] * T(factor), in place; a factor below T's smallest normal number multiplies in a wider type instead.
 template <typename T>
 void scale(int64_t n, T* x, double factor);
 
