@@ -27,10 +27,22 @@ struct Tiling {
   // Values of k per pass of the micro-kernel's loop: four (the loop's own instructions shared by four steps) where
   // the registers left beside a step's (accumulators, B vectors, A broadcast) hold the next step's B vectors, else
   // one. With AVX2's 16 (12 + 2 + 1 used), GCC's four-step passes loaded the next B vectors early and spilled
-  // accumulators to the stack inside the loop; the scalar tile (4 x 8 values) spilled more.
-  static constexpr int kStepRegisters = kMr * kNrVecs + kNrVecs + 1;
-  static constexpr int kStepsPerPass = V::kRegisters - kStepRegisters >= kNrVecs ? 4 : 1;
+  // accumulators to the stack inside the loop; the scalar tile (4 x 8 values) spilled more. For a tile of NV
+  // registers of columns (kNrVecs, or one on a narrow panel: narrow_panel).
+  template <int NV>
+  static constexpr int steps_per_pass() {
+    return V::kRegisters - (kMr * NV + NV + 1) >= NV ? 4 : 1;
+  }
 };
+
+// Whether a panel of `width` columns takes the micro-kernel's one-register tile: a panel of two registers' width
+// whose columns fit in the first (the last panel of a gate or of a matrix whose width leaves a few columns, as H =
+// 100 does: 3 x 32 + 4), so the FMAs of the second register, all on zero padding, are not done. Each computed
+// element sees the same FMAs in the same order either way.
+template <typename V>
+constexpr bool narrow_panel(int width) {
+  return Tiling<V>::kNrVecs == 2 && width <= V::kLanes;
+}
 
 // ------------------------------------------------------------------------------------------------------------ GEMM
 
@@ -50,15 +62,15 @@ constexpr int64_t a_col_stride(int64_t as_k) {
   return kLayout == ALayout::kRows ? 1 : kLayout == ALayout::kStrips ? Tiling<V>::kMr : as_k;
 }
 
-// acc (MR rows, kNr columns) += A (MR, kSteps) @ panel (kSteps, kNr), A element (r, k) at A[r * as_m + k * as_k]: the
-// micro-kernel's inner loop body for kSteps values of k.
+// acc (MR rows, NV registers of columns) += A (MR, kSteps) @ panel (kSteps, those columns), A element (r, k) at
+// A[r * as_m + k * as_k], the panel's rows kNr values apart: the micro-kernel's inner loop body for kSteps values of k.
 // A's elements are read through one pointer per row, k being a constant displacement from it: written as
 // A[r * as_m + k * as_k], GCC kept an offset register for every (r, k) of a pass, and with AVX2's 16 vector and 16
 // general registers it spilled them and accumulators to the stack inside the loop. The same loads, so the same bits.
-template <typename V, int MR, int kSteps, ALayout kLayout>
-inline void micro_kernel_steps(typename V::Reg (&acc)[MR][Tiling<V>::kNrVecs], const typename V::T* A,
-                               int64_t as_m_given, int64_t as_k_given, const typename V::T* panel) {
-  constexpr int L = V::kLanes, NV = Tiling<V>::kNrVecs, NR = Tiling<V>::kNr;
+template <typename V, int MR, int NV, int kSteps, ALayout kLayout>
+inline void micro_kernel_steps(typename V::Reg (&acc)[MR][NV], const typename V::T* A, int64_t as_m_given,
+                               int64_t as_k_given, const typename V::T* panel) {
+  constexpr int L = V::kLanes, NR = Tiling<V>::kNr;
   const int64_t as_m = a_row_stride<V, kLayout>(as_m_given), as_k = a_col_stride<V, kLayout>(as_k_given);
   const typename V::T* rows[MR];
   for (int r = 0; r < MR; ++r) rows[r] = A + r * as_m;
@@ -72,17 +84,18 @@ inline void micro_kernel_steps(typename V::Reg (&acc)[MR][Tiling<V>::kNrVecs], c
   }
 }
 
-// C (MR, width) = start + A (MR, kc) @ panel (kc, kNr): A element (r, k) at A[r * as_m + k * as_k]; start is the row
-// `start` (width values) in every row when not null, else C itself when accumulating, else zero. With
+// C (MR, width) = start + A (MR, kc) @ panel (kc, kNr), on NV registers of columns (width <= NV * kLanes): A element
+// (r, k) at A[r * as_m + k * as_k]; start is the row `start` (width values) in every row when not null, else C itself
+// when accumulating, else zero. With
 // `prefetch_panel` (the first strip of a panel, which brings the panel's slice in for the strips after it), each pass
 // asks for the panel's lines kPanelPrefetchSteps values of k ahead.
-template <typename V, int MR, ALayout kLayout>
+template <typename V, int MR, int NV, ALayout kLayout>
 inline void micro_kernel(int64_t kc, const typename V::T* A, int64_t as_m_given, int64_t as_k_given,
                          const typename V::T* panel, typename V::T* C, int64_t ldc, int width, bool accumulate,
                          const typename V::T* start, bool prefetch_panel) {
   using Reg = typename V::Reg;
   const int64_t as_m = a_row_stride<V, kLayout>(as_m_given), as_k = a_col_stride<V, kLayout>(as_k_given);
-  constexpr int L = V::kLanes, NV = Tiling<V>::kNrVecs, NR = Tiling<V>::kNr;
+  constexpr int L = V::kLanes, NR = Tiling<V>::kNr;
   Reg acc[MR][NV];
   for (int v = 0; v < NV; ++v) {
     const int lanes = width - v * L;
@@ -91,21 +104,23 @@ inline void micro_kernel(int64_t kc, const typename V::T* A, int64_t as_m_given,
     for (int r = 0; r < MR; ++r)
       acc[r][v] = start != nullptr || !accumulate || lanes <= 0 ? first : load_n<V>(C + r * ldc + v * L, w);
   }
-  // kStepsPerPass values of k per pass, then the rest one by one (the same operations in the same order either way,
+  // steps_per_pass values of k per pass, then the rest one by one (the same operations in the same order either way,
   // so the same bits).
   // The first strip of a panel reads the panel's slice from L3 (a recurrent step's weights, each thread's megabytes
   // read once per step) or L2: the hardware prefetchers left its FMAs waiting on the loads. It asks for the lines
-  // kPanelPrefetchSteps values of k ahead (8 did as well, 24 and more less well). The same arithmetic.
-  constexpr int kPass = Tiling<V>::kStepsPerPass, kPanelPrefetchSteps = 16,
-                kPassBytes = kPass * NR * static_cast<int>(sizeof(typename V::T));
+  // kPanelPrefetchSteps values of k ahead (8 did as well, 24 and more less well), those of the NV registers'
+  // columns it computes. The same arithmetic.
+  constexpr int kPass = Tiling<V>::template steps_per_pass<NV>(), kPanelPrefetchSteps = 16,
+                kStepBytes = NV * L * static_cast<int>(sizeof(typename V::T));
   int64_t k = 0;
   for (; k + kPass <= kc; k += kPass) {
     if (prefetch_panel)
-      for (int b = 0; b < kPassBytes; b += 64)
-        __builtin_prefetch(reinterpret_cast<const char*>(panel + (k + kPanelPrefetchSteps) * NR) + b, 0, 3);
-    micro_kernel_steps<V, MR, kPass, kLayout>(acc, A + k * as_k, as_m, as_k, panel + k * NR);
+      for (int s = 0; s < kPass; ++s)
+        for (int b = 0; b < kStepBytes; b += 64)
+          __builtin_prefetch(reinterpret_cast<const char*>(panel + (k + s + kPanelPrefetchSteps) * NR) + b, 0, 3);
+    micro_kernel_steps<V, MR, NV, kPass, kLayout>(acc, A + k * as_k, as_m, as_k, panel + k * NR);
   }
-  for (; k < kc; ++k) micro_kernel_steps<V, MR, 1, kLayout>(acc, A + k * as_k, as_m, as_k, panel + k * NR);
+  for (; k < kc; ++k) micro_kernel_steps<V, MR, NV, 1, kLayout>(acc, A + k * as_k, as_m, as_k, panel + k * NR);
   for (int r = 0; r < MR; ++r)
     for (int v = 0; v < NV; ++v) {
       const int lanes = width - v * L;
@@ -114,16 +129,16 @@ inline void micro_kernel(int64_t kc, const typename V::T* A, int64_t as_m_given,
     }
 }
 
-template <typename V, int MR, ALayout kLayout>
+template <typename V, int MR, int NV, ALayout kLayout>
 inline void micro_kernel_upto(int rows, int64_t kc, const typename V::T* A, int64_t as_m, int64_t as_k,
                               const typename V::T* panel, typename V::T* C, int64_t ldc, int width, bool accumulate,
                               const typename V::T* start, bool prefetch_panel) {
   if constexpr (MR > 1) {
     if (rows < MR)
-      return micro_kernel_upto<V, MR - 1, kLayout>(rows, kc, A, as_m, as_k, panel, C, ldc, width, accumulate, start,
-                                                   prefetch_panel);
+      return micro_kernel_upto<V, MR - 1, NV, kLayout>(rows, kc, A, as_m, as_k, panel, C, ldc, width, accumulate,
+                                                       start, prefetch_panel);
   }
-  micro_kernel<V, MR, kLayout>(kc, A, as_m, as_k, panel, C, ldc, width, accumulate, start, prefetch_panel);
+  micro_kernel<V, MR, NV, kLayout>(kc, A, as_m, as_k, panel, C, ldc, width, accumulate, start, prefetch_panel);
 }
 
 // Asks for the (rows, kNr) tile of C at C in L1, to be written.
@@ -251,9 +266,13 @@ void gemm_a_block_in(int64_t mc, int64_t kc, const typename V::T* A, int64_t str
           else if (p + 1 < g * ppb + q1) prefetch_tile<V>(C + B.col(p + 1), ldc, strip_rows(0));
         }
         const typename V::T* a = kLayout == ALayout::kRows ? A + m * as_m : A + m / Tl::kMr * strip;
-        micro_kernel_upto<V, Tl::kMr, kLayout>(static_cast<int>(rows), kc, a, as_m, as_k, panel, Cp + m * ldc, ldc,
-                                               width, accumulate, start == nullptr ? nullptr : start + B.col(p),
-                                               m == 0);
+        const typename V::T* row_start = start == nullptr ? nullptr : start + B.col(p);
+        if (narrow_panel<V>(width))
+          micro_kernel_upto<V, Tl::kMr, 1, kLayout>(static_cast<int>(rows), kc, a, as_m, as_k, panel, Cp + m * ldc,
+                                                    ldc, width, accumulate, row_start, m == 0);
+        else
+          micro_kernel_upto<V, Tl::kMr, Tl::kNrVecs, kLayout>(static_cast<int>(rows), kc, a, as_m, as_k, panel,
+                                                              Cp + m * ldc, ldc, width, accumulate, row_start, m == 0);
       }
     }
 }
