@@ -710,6 +710,29 @@ def test_loops_slice_the_batch_rows_where_all_of_w_hh_fits_each_thread(cell, num
     assert row_sliced(cell, T, 15, I, H, np.float32, threads=2) == (False, False)
 
 
+@pytest.mark.skipif(not _core.has_openmp, reason="built without OpenMP: always one thread")
+@cells
+def test_small_step_forward_loops_take_two_threads_by_rows_when_calls_come_back_to_back(cell, two_threads_stay_two):
+    """B = 32, I = 1, H = 50, T = 100: each step far too small to share its units between threads (0.3 M multiply-adds
+    for the LSTM), but 16 rows a thread, and under 32 M multiply-adds a call. Right after another kernel call the
+    forward loop runs by rows on two threads (a try or two, in case the process was held up between the calls); after
+    a pause of 50 ms, longer than the 2 ms a second thread counts as awake, on one thread."""
+    T, B, I, H = 100, 32, 1, 50
+    problem = random_problem(cell, T, B, I, H, np.float32, seed=2)
+    kernel = cell.on(F)
+    pylstm.set_num_threads(2)
+
+    def forward_by_rows():
+        before = _core.independent_loops()
+        kernel.forward(problem["x"], problem["states"], problem["params"])
+        return _core.independent_loops() - before == 1
+
+    forward_by_rows()
+    assert any(forward_by_rows() for _ in range(3))
+    time.sleep(0.05)
+    assert not forward_by_rows()
+
+
 ROW_POLICY_PROBE = """
     import sys
     import numpy as np

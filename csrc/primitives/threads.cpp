@@ -89,6 +89,17 @@ int team_threads() {
 #endif
 }
 
+namespace {
+std::atomic<int64_t> last_region_end_ns{0};
+}  // namespace
+
+void note_region_end() { last_region_end_ns.store(now_ns(), std::memory_order_relaxed); }
+
+bool back_to_back_call() {
+  const int64_t last = last_region_end_ns.load(std::memory_order_relaxed);
+  return last != 0 && now_ns() - last < kBackToBackNs;
+}
+
 int threads_for(int64_t work) {
   // About 30 microseconds of single-core work per extra thread.
   constexpr int64_t kMinWorkPerThread = int64_t(1) << 20;

@@ -33,6 +33,15 @@ void note_team_started();
 // 2 cores trained at half one thread's speed); the results are the same for any number.
 int team_threads();
 
+// Notes that a kernel's parallel region (or its one-thread stand-in) ended: parallel_region and backward_pass call it.
+void note_region_end();
+// Whether the last kernel region ended less than kBackToBackNs ago: calls in quick succession (a training loop, a
+// batch of inferences) find a second thread still spinning from the last, or pay its wake-up once; after a longer
+// pause it sleeps, and waking it cost from tens of microseconds to over a millisecond on a virtual machine (its idle
+// vCPU descheduled), more than a small call can win back.
+bool back_to_back_call();
+constexpr int64_t kBackToBackNs = 2 * 1000 * 1000;
+
 // Threads worth using for a parallel loop of `work` multiply-adds: 1 below the point where waking a second thread
 // (a few microseconds) costs more than it saves, or while the machine is busy (busy_machine()), else
 // team_threads().
@@ -66,11 +75,13 @@ void parallel_region(int threads, Body&& body) {
     if (threads > 1) note_team_started();
 #pragma omp parallel num_threads(threads > 1 ? threads : 1)
     body();
+    note_region_end();
     return;
   }
 #endif
   (void)threads;
   body();
+  note_region_end();
 }
 
 }  // namespace pylstm

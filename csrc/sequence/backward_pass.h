@@ -97,6 +97,7 @@ bool backward_pass(int loop_threads, int64_t weight_work, FinalRows& final_rows,
       weight_grads(&final_rows);
     }
   }
+  note_region_end();
   return !cut_short;
 }
 

@@ -86,6 +86,11 @@ inline int64_t row_slices(int threads, int64_t batch, bool dot, int64_t step_wei
   return threads;
 }
 
+// Whether a time loop would run as slices of the batch rows on all the team's threads (loop_items, row_slices).
+inline bool rows_sliced_at_team(int64_t batch, bool dot, int64_t step_weight_bytes, bool rows_allowed = true) {
+  return rows_allowed && row_slices(team_threads(), batch, dot, step_weight_bytes) > 0;
+}
+
 // Rows [b0, b1) of a batch of B, the slice `item` of `items` (row_slices).
 struct RowSlice {
   int64_t b0, b1;
@@ -132,15 +137,25 @@ enum class LoopKind { kForward, kBackward };
 // loop gives up.
 // The weights "outgrow" one core's L2 from a quarter of it on (split_bytes): the step's activations and scratch, and
 // the lines the weights evict from one another (W's rows a power of two of lines apart share sets), take the rest.
+// A forward loop that would run as slices of the batch rows on the team's threads (`rows_sliced`, from
+// rows_sliced_at_team) has no wait per step: it takes every thread whatever its steps' size, from kMinRowSliceWork
+// multiply-adds a call when the calls come in quick succession (back_to_back_call), else from kMinColdRowSliceWork
+// (waking a second thread after a pause cost up to a millisecond and a half, which smaller calls did not win back).
+// A backward loop keeps the rule above: split by rows, it gives up the weight gradients made beside it too, which
+// took as long as the split saved.
 // Results do not depend on the thread count, so this may follow the cache sizes.
 inline int64_t split_bytes() { return cache_sizes().l2 / 4; }
 
 inline int loop_threads(LoopKind kind, int64_t steps, int64_t step_work, int64_t weight_bytes, int64_t H,
-                        int64_t nr) {
+                        int64_t nr, bool rows_sliced) {
   constexpr int64_t kForwardComputeStep = int64_t(1) << 19;
   constexpr int64_t kMinCallWork = int64_t(1) << 18;
+  constexpr int64_t kMinRowSliceWork = int64_t(1) << 22, kMinColdRowSliceWork = int64_t(1) << 25;
   const int64_t compute_step = kind == LoopKind::kForward ? kForwardComputeStep : 2 * kForwardComputeStep;
   if (busy_machine() || steps * step_work < kMinCallWork) return 1;
+  if (kind == LoopKind::kForward && rows_sliced &&
+      steps * step_work >= (back_to_back_call() ? kMinRowSliceWork : kMinColdRowSliceWork))
+    return team_threads();
   if (step_work < compute_step && weight_bytes < split_bytes()) return 1;
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(team_threads(), panels_per_gate(H, nr))));
 }

@@ -30,8 +30,9 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
   Scratch scratch(0);
   if (!dot_recurrent) scratch.need(&whh.data, whh.size());
   DotWeight<T> whh_dot(w.w_hh, kGruGates, H, H, steps, dot_recurrent, scratch);
-  const int threads = loop_threads(LoopKind::kForward, steps, B * G * (H + I), G * (H + I) * int64_t(sizeof(T)), H, nr);
   const int64_t recurrent_bytes = G * H * int64_t(sizeof(T));
+  const int threads = loop_threads(LoopKind::kForward, steps, B * G * (H + I), G * (H + I) * int64_t(sizeof(T)), H, nr,
+                                   rows_sliced_at_team(B, dot_recurrent, recurrent_bytes));
   const LoopItems items = loop_items(threads, H, nr, B, dot_recurrent, recurrent_bytes);
   const ChunkedProjection<T> projection(kernels, s, step_rows, x, w.w_ih, kGruGates, w.b_ih != nullptr,
                                         items.by_rows(), scratch);
@@ -135,7 +136,8 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
   T* dh = dh0;  // running gradient w.r.t. h_t
   copy_or_zero(dh, dh_n, B * H);
 
-  const int threads = loop_threads(LoopKind::kBackward, steps, B * G * H, weight_bytes, H, nr);
+  const int threads = loop_threads(LoopKind::kBackward, steps, B * G * H, weight_bytes, H, nr,
+                                   rows_sliced_at_team(B, reset_after ? whh.dot : whrz.dot, weight_bytes));
   const LoopItems items = loop_items(threads, H, nr, B, reset_after ? whh.dot : whrz.dot, weight_bytes);
   // (reset_before reads a step's dn back within the step, for d(r * h): its gradients are not streamed)
   const bool stream_dg = reset_after && stream_gradients(threads, 2 * R * ldg * int64_t(sizeof(T)));

@@ -30,11 +30,12 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
   if (!dot_recurrent) scratch.need(&whh.data, whh.size());
   DotWeight<T> whh_dot(w.w_hh, kLstmGates, P, H, steps, dot_recurrent, scratch);
   const int64_t proj_work = projected ? P * H : 0;
-  const int threads = loop_threads(LoopKind::kForward, steps, B * (G * (P + I) + proj_work),
-                                   (G * (P + I) + proj_work) * int64_t(sizeof(T)), H, nr);
   // Slices of the batch rows need each step's h of their own rows only: not with a projection, whose h = W_hr m needs
   // all of m (a round of its own).
   const int64_t recurrent_bytes = (G * P + proj_work) * int64_t(sizeof(T));
+  const int threads = loop_threads(LoopKind::kForward, steps, B * (G * (P + I) + proj_work),
+                                   (G * (P + I) + proj_work) * int64_t(sizeof(T)), H, nr,
+                                   rows_sliced_at_team(B, dot_recurrent, recurrent_bytes, !projected));
   const LoopItems items = loop_items(threads, H, nr, B, dot_recurrent, recurrent_bytes, !projected);
   const ChunkedProjection<T> projection(kernels, s, step_rows, x, w.w_ih, kLstmGates, w.b_ih != nullptr,
                                         items.by_rows(), scratch);
@@ -128,7 +129,8 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
   copy_or_zero(dh, dh_n, B * P);
   copy_or_zero(dc, dc_n, B * H);
 
-  const int threads = loop_threads(LoopKind::kBackward, steps, B * (G * P + 2 * proj_work), weight_bytes, H, nr);
+  const int threads = loop_threads(LoopKind::kBackward, steps, B * (G * P + 2 * proj_work), weight_bytes, H, nr,
+                                   rows_sliced_at_team(B, whh.dot, weight_bytes, !projected));
   const bool stream_dpre = stream_gradients(threads, R * ldp * int64_t(sizeof(T)));
   // As in the forward, slices of the batch rows only without a projection.
   const LoopItems items = loop_items(threads, H, nr, B, whh.dot, weight_bytes, !projected);
