@@ -86,11 +86,6 @@ inline int64_t row_slices(int threads, int64_t batch, bool dot, int64_t step_wei
   return threads;
 }
 
-// Whether a time loop would run as slices of the batch rows on all the team's threads (loop_items, row_slices).
-inline bool rows_sliced_at_team(int64_t batch, bool dot, int64_t step_weight_bytes, bool rows_allowed = true) {
-  return rows_allowed && row_slices(team_threads(), batch, dot, step_weight_bytes) > 0;
-}
-
 // Rows [b0, b1) of a batch of B, the slice `item` of `items` (row_slices).
 struct RowSlice {
   int64_t b0, b1;
@@ -137,8 +132,8 @@ enum class LoopKind { kForward, kBackward };
 // loop gives up.
 // The weights "outgrow" one core's L2 from a quarter of it on (split_bytes): the step's activations and scratch, and
 // the lines the weights evict from one another (W's rows a power of two of lines apart share sets), take the rest.
-// A forward loop that would run as slices of the batch rows on the team's threads (`rows_sliced`, from
-// rows_sliced_at_team) has no wait per step: it takes every thread whatever its steps' size, from kMinRowSliceWork
+// A forward loop that would run as slices of the batch rows on the team's threads (`rows_sliced`) has no wait per
+// step: it takes every thread whatever its steps' size, from kMinRowSliceWork
 // multiply-adds a call when the calls come in quick succession (back_to_back_call), else from kMinColdRowSliceWork
 // (waking a second thread after a pause cost up to a millisecond and a half, which smaller calls did not win back).
 // A backward loop keeps the rule above: split by rows, it gives up the weight gradients made beside it too, which
@@ -158,6 +153,20 @@ inline int loop_threads(LoopKind kind, int64_t steps, int64_t step_work, int64_t
     return team_threads();
   if (step_work < compute_step && weight_bytes < split_bytes()) return 1;
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(team_threads(), panels_per_gate(H, nr))));
+}
+
+// A time loop's threads (loop_threads) and its work items on them (loop_items): steps of `step_work` multiply-adds
+// with `weight_bytes` of weights, of which the `recurrent_bytes` of W_hh are read at every step (by dot products when
+// `dot`); slices of the batch rows where `rows_allowed` and row_slices say so.
+struct LoopPlan {
+  int threads;
+  LoopItems items;
+};
+inline LoopPlan plan_loop(LoopKind kind, int64_t steps, int64_t step_work, int64_t weight_bytes, int64_t H, int64_t nr,
+                          int64_t batch, bool dot, int64_t recurrent_bytes, bool rows_allowed = true) {
+  const bool rows_sliced = rows_allowed && row_slices(team_threads(), batch, dot, recurrent_bytes) > 0;
+  const int threads = loop_threads(kind, steps, step_work, weight_bytes, H, nr, rows_sliced);
+  return {threads, loop_items(threads, H, nr, batch, dot, recurrent_bytes, rows_allowed)};
 }
 
 // The time loop's parallel region: the rounds of `items` work items over `threads` threads (WorkRounds), each

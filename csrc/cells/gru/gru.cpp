@@ -31,9 +31,10 @@ void gru_forward(const SeqShape& s, bool reset_after, const T* x, const T* h0, c
   if (!dot_recurrent) scratch.need(&whh.data, whh.size());
   DotWeight<T> whh_dot(w.w_hh, kGruGates, H, H, steps, dot_recurrent, scratch);
   const int64_t recurrent_bytes = G * H * int64_t(sizeof(T));
-  const int threads = loop_threads(LoopKind::kForward, steps, B * G * (H + I), G * (H + I) * int64_t(sizeof(T)), H, nr,
-                                   rows_sliced_at_team(B, dot_recurrent, recurrent_bytes));
-  const LoopItems items = loop_items(threads, H, nr, B, dot_recurrent, recurrent_bytes);
+  const LoopPlan plan = plan_loop(LoopKind::kForward, steps, B * G * (H + I), G * (H + I) * int64_t(sizeof(T)), H, nr,
+                                  B, dot_recurrent, recurrent_bytes);
+  const int threads = plan.threads;
+  const LoopItems& items = plan.items;
   const ChunkedProjection<T> projection(kernels, s, step_rows, x, w.w_ih, kGruGates, w.b_ih != nullptr,
                                         items.by_rows(), scratch);
   scratch.need(&gh, B * G);  // the recurrent parts of a step: W_hh h (+ b_hn), or W_hr h, W_hz h, W_hn (r * h)
@@ -136,9 +137,10 @@ void gru_backward(const SeqShape& s, bool reset_after, const T* x, const T* h0, 
   T* dh = dh0;  // running gradient w.r.t. h_t
   copy_or_zero(dh, dh_n, B * H);
 
-  const int threads = loop_threads(LoopKind::kBackward, steps, B * G * H, weight_bytes, H, nr,
-                                   rows_sliced_at_team(B, reset_after ? whh.dot : whrz.dot, weight_bytes));
-  const LoopItems items = loop_items(threads, H, nr, B, reset_after ? whh.dot : whrz.dot, weight_bytes);
+  const LoopPlan plan = plan_loop(LoopKind::kBackward, steps, B * G * H, weight_bytes, H, nr, B,
+                                  reset_after ? whh.dot : whrz.dot, weight_bytes);
+  const int threads = plan.threads;
+  const LoopItems& items = plan.items;
   // (reset_before reads a step's dn back within the step, for d(r * h): its gradients are not streamed)
   const bool stream_dg = reset_after && stream_gradients(threads, 2 * R * ldg * int64_t(sizeof(T)));
   // Round 0 packs. Then, for t = T-1 .. 0, each round first finishes these units' dh_t from step t + 1 (whose

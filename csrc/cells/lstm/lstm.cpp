@@ -33,10 +33,11 @@ void lstm_forward(const SeqShape& s, const T* x, const T* h0, const T* c0, const
   // Slices of the batch rows need each step's h of their own rows only: not with a projection, whose h = W_hr m needs
   // all of m (a round of its own).
   const int64_t recurrent_bytes = (G * P + proj_work) * int64_t(sizeof(T));
-  const int threads = loop_threads(LoopKind::kForward, steps, B * (G * (P + I) + proj_work),
-                                   (G * (P + I) + proj_work) * int64_t(sizeof(T)), H, nr,
-                                   rows_sliced_at_team(B, dot_recurrent, recurrent_bytes, !projected));
-  const LoopItems items = loop_items(threads, H, nr, B, dot_recurrent, recurrent_bytes, !projected);
+  const LoopPlan plan = plan_loop(LoopKind::kForward, steps, B * (G * (P + I) + proj_work),
+                                  (G * (P + I) + proj_work) * int64_t(sizeof(T)), H, nr, B, dot_recurrent,
+                                  recurrent_bytes, !projected);
+  const int threads = plan.threads;
+  const LoopItems& items = plan.items;
   const ChunkedProjection<T> projection(kernels, s, step_rows, x, w.w_ih, kLstmGates, w.b_ih != nullptr,
                                         items.by_rows(), scratch);
   if (projected) {
@@ -129,11 +130,12 @@ void lstm_backward(const SeqShape& s, const T* x, const T* h0, const T* c0, cons
   copy_or_zero(dh, dh_n, B * P);
   copy_or_zero(dc, dc_n, B * H);
 
-  const int threads = loop_threads(LoopKind::kBackward, steps, B * (G * P + 2 * proj_work), weight_bytes, H, nr,
-                                   rows_sliced_at_team(B, whh.dot, weight_bytes, !projected));
-  const bool stream_dpre = stream_gradients(threads, R * ldp * int64_t(sizeof(T)));
   // As in the forward, slices of the batch rows only without a projection.
-  const LoopItems items = loop_items(threads, H, nr, B, whh.dot, weight_bytes, !projected);
+  const LoopPlan plan = plan_loop(LoopKind::kBackward, steps, B * (G * P + 2 * proj_work), weight_bytes, H, nr, B,
+                                  whh.dot, weight_bytes, !projected);
+  const int threads = plan.threads;
+  const LoopItems& items = plan.items;
+  const bool stream_dpre = stream_gradients(threads, R * ldp * int64_t(sizeof(T)));
   const UnitChunks& chunks = items.chunks;
   const UnitChunks proj_chunks{P, nr, chunks.items};  // slices of h's P units (the hidden units when P = H)
   // The elementwise backward of step t for hidden units u and rows [b0, min(b1, rows at t)); dh_t is dh (+ dout_t), or

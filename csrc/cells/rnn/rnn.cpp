@@ -34,9 +34,10 @@ void rnn_forward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, c
   if (w.b_ih != nullptr) fold_biases(w.b_ih, w.b_hh, H, H, bias);
 
   const int64_t weight_bytes = H * H * int64_t(sizeof(T));  // W_hh, read at every step
-  const int threads = loop_threads(LoopKind::kForward, steps, B * H * (H + I), H * (H + I) * int64_t(sizeof(T)), H, nr,
-                                   rows_sliced_at_team(B, dot_recurrent, weight_bytes));
-  const LoopItems items = loop_items(threads, H, nr, B, dot_recurrent, weight_bytes);
+  const LoopPlan plan = plan_loop(LoopKind::kForward, steps, B * H * (H + I), H * (H + I) * int64_t(sizeof(T)), H, nr,
+                                  B, dot_recurrent, weight_bytes);
+  const int threads = plan.threads;
+  const LoopItems& items = plan.items;
   const Rounds rounds(1, steps, 1, dot_recurrent || dot_projection, items.by_rows());
   run_rounds(threads, items.count(), rounds, [&](int64_t round, int64_t item) {
     const bool down = rounds.descending(round);
@@ -85,9 +86,9 @@ void rnn_backward(const SeqShape& s, Nonlinearity act, const T* x, const T* h0, 
   T* dh = dh0;
   copy_or_zero(dh, dh_n, B * H);
 
-  const int threads = loop_threads(LoopKind::kBackward, steps, B * H * H, weight_bytes, H, nr,
-                                   rows_sliced_at_team(B, whh.dot, weight_bytes));
-  const LoopItems items = loop_items(threads, H, nr, B, whh.dot, weight_bytes);
+  const LoopPlan plan = plan_loop(LoopKind::kBackward, steps, B * H * H, weight_bytes, H, nr, B, whh.dot, weight_bytes);
+  const int threads = plan.threads;
+  const LoopItems& items = plan.items;
   const bool stream_dpre = stream_gradients(threads, R * ldp * int64_t(sizeof(T)));
   const GradTerm<T> terms[] = {input_term(s, step_rows, x, xs, 0, H, grads.dw_ih),
                                hidden_term(s, step_rows, h0, out, prev, 0, H, grads.dw_hh)};
