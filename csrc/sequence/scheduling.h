@@ -133,9 +133,9 @@ enum class LoopKind { kForward, kBackward };
 // The weights "outgrow" one core's L2 from a quarter of it on (split_bytes): the step's activations and scratch, and
 // the lines the weights evict from one another (W's rows a power of two of lines apart share sets), take the rest.
 // A forward loop that would run as slices of the batch rows on the team's threads (`rows_sliced`) has no wait per
-// step: it takes every thread whatever its steps' size, from kMinRowSliceWork
-// multiply-adds a call when the calls come in quick succession (back_to_back_call), else from kMinColdRowSliceWork
-// (waking a second thread after a pause cost up to a millisecond and a half, which smaller calls did not win back).
+// step: it takes every thread whatever its steps' size, from kMinRowSliceWork multiply-adds a call when the calls
+// come in quick succession (back_to_back_call), else from kMinColdRowSliceWork (waking a second thread after a pause
+// cost up to a millisecond and a half, which smaller calls did not win back).
 // A backward loop keeps the rule above: split by rows, it gives up the weight gradients made beside it too, which
 // took as long as the split saved.
 // Results do not depend on the thread count, so this may follow the cache sizes.

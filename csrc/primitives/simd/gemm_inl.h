@@ -86,9 +86,8 @@ inline void micro_kernel_steps(typename V::Reg (&acc)[MR][NV], const typename V:
 
 // C (MR, width) = start + A (MR, kc) @ panel (kc, kNr), on NV registers of columns (width <= NV * kLanes): A element
 // (r, k) at A[r * as_m + k * as_k]; start is the row `start` (width values) in every row when not null, else C itself
-// when accumulating, else zero. With
-// `prefetch_panel` (the first strip of a panel, which brings the panel's slice in for the strips after it), each pass
-// asks for the panel's lines kPanelPrefetchSteps values of k ahead.
+// when accumulating, else zero. With `prefetch_panel` (the first strip of a panel, which brings the panel's slice in
+// for the strips after it), each pass asks for the panel's lines kPanelPrefetchSteps values of k ahead.
 template <typename V, int MR, int NV, ALayout kLayout>
 inline void micro_kernel(int64_t kc, const typename V::T* A, int64_t as_m_given, int64_t as_k_given,
                          const typename V::T* panel, typename V::T* C, int64_t ldc, int width, bool accumulate,
